@@ -1,0 +1,547 @@
+//! Configuration: built-in defaults < `providers.toml` < `SMSGATE_*` environment < command-line
+//! flags, extracted once into a typed, validated `Settings`. Nothing else reads configuration.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of one smsgate instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub otp: OtpSettings,
+    /// Apps and admins allowed to call the API. None configured: `serve` makes one random token.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    /// SMS providers, tried in `priority` order (lowest first).
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+    #[serde(default)]
+    pub routing: RoutingSettings,
+    #[serde(default)]
+    pub limits: LimitSettings,
+    /// PostgreSQL URL (`DATABASE_URL`). Unset: the in-memory store, nothing durable or shared.
+    #[serde(default)]
+    pub database_url: Option<SecretString>,
+    /// Server secret for OTP HMACs and verification tokens (`SMSGATE_OTP_SECRET`). Unset: a random
+    /// one per process, so codes do not survive a restart and instances cannot share sessions.
+    #[serde(default)]
+    pub otp_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub listen: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` names the end user's IP.
+    pub trusted_proxies: Vec<String>,
+    /// Caller networks (CIDRs) allowed to use the send API; empty allows every network.
+    pub allowed_callers: Vec<String>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 16 * 1024,
+            trusted_proxies: Vec::new(),
+            allowed_callers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtpSettings {
+    /// Digits in a code smsgate makes (4 to 10).
+    pub length: usize,
+    /// How long a session accepts its code.
+    pub ttl_seconds: u64,
+    /// Wrong codes allowed before the session fails.
+    pub max_attempts: u32,
+    /// Calling code given to a bare 10-digit number.
+    pub default_country: String,
+    /// The text of an OTP sent by smsgate; `{code}` and `{minutes}` are filled in.
+    pub message: String,
+    /// Per-purpose overrides (`login`, `step_up`, `phone_change`).
+    pub purposes: BTreeMap<String, OtpPolicy>,
+}
+
+impl Default for OtpSettings {
+    fn default() -> Self {
+        Self {
+            length: 6,
+            ttl_seconds: 300,
+            max_attempts: 5,
+            default_country: "91".into(),
+            message: "Your verification code is {code}. It expires in {minutes} minutes.".into(),
+            purposes: BTreeMap::new(),
+        }
+    }
+}
+
+/// Overrides of the OTP defaults for one purpose; unset fields keep the defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtpPolicy {
+    pub length: Option<usize>,
+    pub ttl_seconds: Option<u64>,
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub name: String,
+    /// SHA-256 (hex) of the bearer token; the token itself is never stored.
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// Several hashes for rotation: any of them is accepted.
+    #[serde(default)]
+    pub token_sha256s: Vec<String>,
+    /// `send`, `admin`, `super_admin`.
+    pub roles: Vec<String>,
+}
+
+/// One provider entry. Keys not used by its `kind` are ignored by that adapter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: String,
+    /// Lower is tried first.
+    #[serde(default = "default_priority")]
+    pub priority: i32,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The provider's API root; point it at a sandbox or at `smsgate sim`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Country calling codes this provider may serve; empty: its kind's default.
+    #[serde(default)]
+    pub countries: Vec<String>,
+    /// Per-attempt timeout for this provider, overriding `routing.attempt_timeout_ms`.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Throughput cap (messages per second) for this provider.
+    #[serde(default)]
+    pub max_per_second: Option<u32>,
+
+    // Names of environment variables holding secrets.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub api_secret_env: Option<String>,
+    #[serde(default)]
+    pub account_sid_env: Option<String>,
+    #[serde(default)]
+    pub auth_token_env: Option<String>,
+    #[serde(default)]
+    pub auth_id_env: Option<String>,
+
+    // Plain settings, by kind.
+    #[serde(default)]
+    pub sender_id: Option<String>,
+    #[serde(default)]
+    pub template: Option<String>,
+    /// 2Factor and Twilio: `autogen`/`verify` (the provider holds the code) or `local`.
+    #[serde(default)]
+    pub otp_mode: Option<String>,
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Twilio Verify service SID (`VA…`), for `otp_mode = "verify"`.
+    #[serde(default)]
+    pub verify_service_sid: Option<String>,
+    /// MSG91 OTP template id / Fast2SMS DLT message id.
+    #[serde(default)]
+    pub template_id: Option<String>,
+    /// Fast2SMS route (`otp`, `dlt`, `q`).
+    #[serde(default)]
+    pub route: Option<String>,
+    /// Generic `http` adapter: request and answer rules.
+    #[serde(default)]
+    pub http: Option<crate::providers::http::HttpSpec>,
+}
+
+fn default_priority() -> i32 {
+    100
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingSettings {
+    /// Whole-request deadline across every attempt.
+    pub deadline_ms: u64,
+    /// Default per-attempt timeout.
+    pub attempt_timeout_ms: u64,
+    /// TCP/TLS connect timeout to a provider.
+    pub connect_timeout_ms: u64,
+    /// Transactional and template messages: fail over after a timeout that may have delivered.
+    pub failover_on_ambiguous_timeout: bool,
+    /// Failover retries allowed as a fraction of first attempts (over the last 10 s).
+    pub retry_budget_ratio: f64,
+    /// Failover retries always allowed per second, whatever the ratio.
+    pub retry_budget_min_per_second: u32,
+    /// First 429 cool-down when the provider gives no `Retry-After` (doubles, with full jitter).
+    pub throttle_backoff_ms: u64,
+    pub throttle_backoff_max_ms: u64,
+    pub breaker: BreakerSettings,
+    /// Per-country provider order: `"91" = ["2factor", "msg91", "twilio"]`; `default` for the rest.
+    pub countries: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for RoutingSettings {
+    fn default() -> Self {
+        Self {
+            deadline_ms: 10_000,
+            attempt_timeout_ms: 4_000,
+            connect_timeout_ms: 1_000,
+            failover_on_ambiguous_timeout: false,
+            retry_budget_ratio: 0.5,
+            retry_budget_min_per_second: 10,
+            throttle_backoff_ms: 1_000,
+            throttle_backoff_max_ms: 60_000,
+            breaker: BreakerSettings::default(),
+            countries: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSettings {
+    /// Sliding window over which the failure rate is measured.
+    pub window_seconds: u64,
+    /// Calls in the window before the failure rate can open the breaker.
+    pub min_calls: u32,
+    /// Failure rate (0 to 1) that opens the breaker.
+    pub failure_rate: f64,
+    /// Consecutive failures that open the breaker whatever the rate.
+    pub consecutive_failures: u32,
+    /// First open wait; doubles on each re-open up to `open_max_ms`.
+    pub open_ms: u64,
+    pub open_max_ms: u64,
+    /// Probes let through while half-open; that many successes close it.
+    pub half_open_probes: u32,
+    /// A call slower than this counts as a failure.
+    pub slow_call_ms: u64,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            window_seconds: 30,
+            min_calls: 10,
+            failure_rate: 0.5,
+            consecutive_failures: 5,
+            open_ms: 5_000,
+            open_max_ms: 300_000,
+            half_open_probes: 1,
+            slow_call_ms: 3_000,
+        }
+    }
+}
+
+/// Abuse limits; every window holds across instances through the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    pub per_phone_per_minute: u32,
+    pub per_phone_per_day: u32,
+    pub per_ip_per_minute: u32,
+    pub per_user_per_day: u32,
+    /// Sends per minute to one destination prefix (country code and `prefix_digits` digits).
+    pub per_prefix_per_minute: u32,
+    pub prefix_digits: usize,
+    /// Requests per minute from one calling app.
+    pub per_client_per_minute: u32,
+    /// First resend cooldown; doubles on each resend to the same phone.
+    pub resend_cooldown_seconds: u64,
+    pub resend_cooldown_max_seconds: u64,
+    /// Countries (calling codes) that may receive SMS; empty: those of the configured providers.
+    pub allowed_countries: Vec<String>,
+    pub blocked_countries: Vec<String>,
+    /// Log and count what the pumping guard would block, but send it.
+    pub record_only: bool,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            per_phone_per_minute: 5,
+            per_phone_per_day: 10,
+            per_ip_per_minute: 20,
+            per_user_per_day: 10,
+            per_prefix_per_minute: 60,
+            prefix_digits: 4,
+            per_client_per_minute: 6_000,
+            resend_cooldown_seconds: 30,
+            resend_cooldown_max_seconds: 3_600,
+            allowed_countries: Vec::new(),
+            blocked_countries: Vec::new(),
+            record_only: false,
+        }
+    }
+}
+
+/// A configuration that cannot be used; `main` prints it and exits with code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("{file}: `{key}` {reason}")]
+    Invalid {
+        file: String,
+        key: String,
+        reason: String,
+    },
+}
+
+impl Settings {
+    /// Loads defaults < `path` (when it exists) < `SMSGATE_*` env < `DATABASE_URL`, then the
+    /// seed variables `SMS_SENDER_ID`, `SMS_TEMPLATE`, `SMS_MODE` for the `two_factor` entry.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let figment = Figment::new()
+            .merge(Serialized::defaults(ServerSettings::default()).key("server"))
+            .merge(Toml::file_exact(path))
+            .merge(
+                Env::prefixed("SMSGATE_")
+                    .split("__")
+                    .ignore(&["config", "log"]),
+            )
+            .merge(Env::raw().only(&["DATABASE_URL"]));
+        let figment = if path.exists() {
+            figment
+        } else {
+            figment.select("none")
+        };
+        let mut settings = Self::from_figment(figment, &path.display().to_string())?;
+        settings.apply_seed_env(&|k| std::env::var(k).ok());
+        settings.validate(&path.display().to_string())?;
+        Ok(settings)
+    }
+
+    /// Extracts settings from a TOML string (tests and `check-config`).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let settings = Self::from_figment(Figment::from(Toml::string(text)), "<inline>")?;
+        settings.validate("<inline>")?;
+        Ok(settings)
+    }
+
+    fn from_figment(figment: Figment, _file: &str) -> Result<Self, ConfigError> {
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))
+    }
+
+    /// The seed deployment configured 2Factor through these variables; they still work.
+    pub fn apply_seed_env(&mut self, env: &dyn Fn(&str) -> Option<String>) {
+        for p in self.providers.iter_mut().filter(|p| p.kind == "two_factor") {
+            if let Some(v) = env("SMS_SENDER_ID").filter(|v| !v.is_empty()) {
+                p.sender_id = Some(v);
+            }
+            if let Some(v) = env("SMS_TEMPLATE").filter(|v| !v.is_empty()) {
+                p.template = Some(v);
+            }
+            if let Some(v) = env("SMS_MODE").filter(|v| !v.is_empty()) {
+                // The seed's `template` mode sent a code made by the app through a template.
+                p.otp_mode = Some(if v == "template" { "local".into() } else { v });
+            }
+        }
+    }
+
+    /// Checks what types alone cannot; the error names the key.
+    pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| ConfigError::Invalid {
+            file: file.to_string(),
+            key: key.to_string(),
+            reason: reason.to_string(),
+        };
+        if !(4..=10).contains(&self.otp.length) {
+            return Err(bad("otp.length", "must be between 4 and 10"));
+        }
+        for (purpose, policy) in &self.otp.purposes {
+            if policy.length.is_some_and(|l| !(4..=10).contains(&l)) {
+                return Err(bad(
+                    &format!("otp.purposes.{purpose}.length"),
+                    "must be between 4 and 10",
+                ));
+            }
+            if policy.ttl_seconds == Some(0) {
+                return Err(bad(
+                    &format!("otp.purposes.{purpose}.ttl_seconds"),
+                    "must be at least 1",
+                ));
+            }
+            if policy.max_attempts == Some(0) {
+                return Err(bad(
+                    &format!("otp.purposes.{purpose}.max_attempts"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        if self.otp.ttl_seconds == 0 {
+            return Err(bad("otp.ttl_seconds", "must be at least 1"));
+        }
+        if self.otp.max_attempts == 0 {
+            return Err(bad("otp.max_attempts", "must be at least 1"));
+        }
+        let cc = &self.otp.default_country;
+        if cc.is_empty()
+            || cc.len() > 3
+            || !cc.bytes().all(|b| b.is_ascii_digit())
+            || cc.starts_with('0')
+        {
+            return Err(bad(
+                "otp.default_country",
+                "must be a calling code such as \"91\"",
+            ));
+        }
+        if !self.otp.message.contains("{code}") {
+            return Err(bad("otp.message", "must contain {code}"));
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            let hashes = c.token_sha256.iter().chain(&c.token_sha256s);
+            let mut any = false;
+            for h in hashes {
+                any = true;
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(bad(
+                        &format!("clients[{i}].token_sha256"),
+                        "must be 64 hex characters (SHA-256 of the token)",
+                    ));
+                }
+            }
+            if !any {
+                return Err(bad(&format!("clients[{i}].token_sha256"), "is required"));
+            }
+            if c.roles.is_empty()
+                || c.roles
+                    .iter()
+                    .any(|r| !matches!(r.as_str(), "send" | "admin" | "super_admin"))
+            {
+                return Err(bad(
+                    &format!("clients[{i}].roles"),
+                    "must list send, admin and/or super_admin",
+                ));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            if p.name.trim().is_empty() {
+                return Err(bad(&format!("providers[{i}].name"), "must not be empty"));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(bad(
+                    &format!("providers[{i}].name"),
+                    &format!("`{}` is used twice", p.name),
+                ));
+            }
+            if !crate::providers::KINDS.contains(&p.kind.as_str()) {
+                return Err(bad(
+                    &format!("providers[{i}].kind"),
+                    &format!(
+                        "`{}` is not one of {}",
+                        p.kind,
+                        crate::providers::KINDS.join(", ")
+                    ),
+                ));
+            }
+            if p.timeout_ms == Some(0) {
+                return Err(bad(
+                    &format!("providers[{i}].timeout_ms"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        for (country, order) in &self.routing.countries {
+            for name in order {
+                if !names.contains(name.as_str()) {
+                    return Err(bad(
+                        &format!("routing.countries.{country}"),
+                        &format!("names unknown provider `{name}`"),
+                    ));
+                }
+            }
+        }
+        let r = &self.routing;
+        if r.deadline_ms == 0 || r.attempt_timeout_ms == 0 || r.connect_timeout_ms == 0 {
+            return Err(bad(
+                "routing",
+                "deadline_ms, attempt_timeout_ms and connect_timeout_ms must be at least 1",
+            ));
+        }
+        if !(0.0..=1.0).contains(&r.breaker.failure_rate) {
+            return Err(bad(
+                "routing.breaker.failure_rate",
+                "must be between 0 and 1",
+            ));
+        }
+        if r.breaker.half_open_probes == 0 || r.breaker.consecutive_failures == 0 {
+            return Err(bad(
+                "routing.breaker",
+                "half_open_probes and consecutive_failures must be at least 1",
+            ));
+        }
+        for (key, list) in [
+            ("server.trusted_proxies", &self.server.trusted_proxies),
+            ("server.allowed_callers", &self.server.allowed_callers),
+        ] {
+            for cidr in list {
+                if crate::net::Cidr::parse(cidr).is_none() {
+                    return Err(bad(key, &format!("`{cidr}` is not an IP address or CIDR")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_an_error_naming_the_key() {
+        let err = Settings::from_toml("[otp]\nlenght = 6\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lenght"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_code_length_names_the_key() {
+        let err = Settings::from_toml("[otp]\nlength = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("otp.length"), "{err}");
+    }
+
+    #[test]
+    fn seed_variables_configure_the_two_factor_entry() {
+        let mut s =
+            Settings::from_toml("[[providers]]\nname = \"2factor\"\nkind = \"two_factor\"\n")
+                .unwrap();
+        s.apply_seed_env(&|k| match k {
+            "SMS_SENDER_ID" => Some("ABCDEF".into()),
+            "SMS_MODE" => Some("template".into()),
+            _ => None,
+        });
+        assert_eq!(s.providers[0].sender_id.as_deref(), Some("ABCDEF"));
+        assert_eq!(s.providers[0].otp_mode.as_deref(), Some("local"));
+    }
+}

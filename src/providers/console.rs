@@ -1,0 +1,61 @@
+//! `console`: a development provider that writes each message to the log instead of sending it.
+//! It is what `serve` falls back to when no real provider has credentials.
+
+use async_trait::async_trait;
+
+use super::{
+    Accepted, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms,
+    Provider, ProviderError,
+};
+
+pub struct Console {
+    name: String,
+    capabilities: Capabilities,
+}
+
+impl Console {
+    pub fn build(ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
+        Ok(Self::new(&ctx.config.name, ctx.config.countries.clone()))
+    }
+
+    pub fn new(name: &str, countries: Vec<String>) -> Self {
+        Self {
+            name: name.to_string(),
+            capabilities: Capabilities {
+                otp: OtpSupport::Local,
+                text: true,
+                template: true,
+                countries,
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for Console {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
+        // Printing the whole number and code is this provider's purpose; it is refused in
+        // configurations that have any real provider (see `routing::Registry::from_settings`).
+        match &sms.body {
+            MessageBody::Otp { text, .. } | MessageBody::Text { text } => {
+                tracing::warn!(target: "smsgate::console", to = %sms.to, id = %sms.id, "console SMS: {text}");
+            }
+            MessageBody::Template { name, vars } => {
+                tracing::warn!(target: "smsgate::console", to = %sms.to, id = %sms.id, template = %name, ?vars, "console SMS (template)");
+            }
+        }
+        Ok(Accepted {
+            reference: Some(sms.id.to_string()),
+            provider_verifies: false,
+            http_status: 0,
+        })
+    }
+}

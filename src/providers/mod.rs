@@ -1,0 +1,344 @@
+//! The provider contract: `trait Provider`, what it is asked to send, and the four classes of
+//! failure the router acts on. One file per adapter below; adapters build the provider's request
+//! and classify its answer. They never retry, sleep, log to the database or know other providers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use crate::config::ProviderConfig;
+use crate::phone::Phone;
+
+pub mod console;
+pub mod fast2sms;
+pub mod http;
+pub mod msg91;
+pub mod plivo;
+pub mod textlocal;
+pub mod twilio;
+pub mod two_factor;
+pub mod vonage;
+mod wire;
+
+pub use wire::{read_body, retry_after, Body};
+
+/// What one message asks of a provider.
+#[derive(Debug, Clone)]
+pub struct OutboundSms {
+    /// smsgate's id for the message (an OTP session id or a message id).
+    pub id: uuid::Uuid,
+    pub to: Phone,
+    pub body: MessageBody,
+}
+
+#[derive(Debug, Clone)]
+pub enum MessageBody {
+    /// A one-time code. `code` is the code smsgate made and `text` the rendered message carrying
+    /// it; a provider that makes and checks its own code (2Factor AUTOGEN, Twilio Verify) ignores
+    /// both and answers with a reference to verify against.
+    Otp { code: String, text: String },
+    /// A plain transactional text.
+    Text { text: String },
+    /// A template registered with the provider, filled with `vars` in order (VAR1, VAR2, …).
+    Template { name: String, vars: Vec<String> },
+}
+
+impl MessageBody {
+    /// `otp`, `text` or `template`: the `kind` label in metrics and attempt rows.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MessageBody::Otp { .. } => "otp",
+            MessageBody::Text { .. } => "text",
+            MessageBody::Template { .. } => "template",
+        }
+    }
+}
+
+/// A provider took the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The provider's id for the message or, when `provider_verifies`, for the verification.
+    pub reference: Option<String>,
+    /// The provider made the code and checks it: verify with `Provider::verify(reference, code)`.
+    pub provider_verifies: bool,
+    /// The HTTP status of the provider's answer (0 for providers that are not HTTP).
+    pub http_status: u16,
+}
+
+/// How an OTP reaches the user through this provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtpSupport {
+    /// Cannot send OTPs.
+    None,
+    /// Sends smsgate's own code as a message; smsgate checks it.
+    Local,
+    /// Makes its own code and checks it (2Factor AUTOGEN, Twilio Verify).
+    ProviderHeld,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    pub otp: OtpSupport,
+    pub text: bool,
+    pub template: bool,
+    /// Country calling codes served (`"91"`); empty means every country.
+    pub countries: Vec<String>,
+}
+
+impl Capabilities {
+    /// Whether this provider can carry `body` to `to`.
+    pub fn can_send(&self, body: &MessageBody, to: &Phone) -> bool {
+        let kind_ok = match body {
+            MessageBody::Otp { .. } => self.otp != OtpSupport::None,
+            MessageBody::Text { .. } => self.text,
+            MessageBody::Template { .. } => self.template,
+        };
+        kind_ok && self.serves_country(to.country_code())
+    }
+
+    pub fn serves_country(&self, code: &str) -> bool {
+        self.countries.is_empty() || self.countries.iter().any(|c| c == code)
+    }
+}
+
+/// The four classes of failure. The router reads only the class, never a vendor code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// 429 or the provider's own throttle code: cool this provider down, the next one serves.
+    #[error("throttled: {details}")]
+    Throttled {
+        retry_after: Option<Duration>,
+        details: String,
+        http_status: Option<u16>,
+    },
+    /// 5xx, timeout, connection error, unreadable body: fail over.
+    #[error("unavailable: {reason}")]
+    Unavailable {
+        reason: String,
+        http_status: Option<u16>,
+    },
+    /// Bad credentials, no balance, unknown template or sender: fail over, open the breaker long.
+    #[error("misconfigured: {reason}")]
+    Misconfigured {
+        reason: String,
+        http_status: Option<u16>,
+    },
+    /// This recipient or this message is bad: never fail over, tell the caller.
+    #[error("rejected ({code}): {details}")]
+    Rejected {
+        code: String,
+        details: String,
+        http_status: Option<u16>,
+    },
+}
+
+impl ProviderError {
+    pub fn throttled(
+        http_status: Option<u16>,
+        retry_after: Option<Duration>,
+        details: impl Into<String>,
+    ) -> Self {
+        Self::Throttled {
+            retry_after,
+            details: details.into(),
+            http_status,
+        }
+    }
+
+    pub fn unavailable(http_status: Option<u16>, reason: impl Into<String>) -> Self {
+        Self::Unavailable {
+            reason: reason.into(),
+            http_status,
+        }
+    }
+
+    pub fn misconfigured(http_status: Option<u16>, reason: impl Into<String>) -> Self {
+        Self::Misconfigured {
+            reason: reason.into(),
+            http_status,
+        }
+    }
+
+    pub fn rejected(
+        http_status: Option<u16>,
+        code: impl Into<String>,
+        details: impl Into<String>,
+    ) -> Self {
+        Self::Rejected {
+            code: code.into(),
+            details: details.into(),
+            http_status,
+        }
+    }
+
+    /// A transport failure from reqwest: connection refused, reset, TLS, or its own timeout.
+    pub fn from_transport(err: &reqwest::Error) -> Self {
+        let what = if err.is_connect() {
+            "connection failed"
+        } else if err.is_timeout() {
+            "timed out"
+        } else {
+            "transport error"
+        };
+        // reqwest's Display names the URL, which may carry a key in its path: keep only the kind.
+        Self::unavailable(None, what)
+    }
+
+    /// `throttled`, `unavailable`, `misconfigured` or `rejected`: the `outcome` label.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Throttled { .. } => "throttled",
+            Self::Unavailable { .. } => "unavailable",
+            Self::Misconfigured { .. } => "misconfigured",
+            Self::Rejected { .. } => "rejected",
+        }
+    }
+
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Self::Throttled { http_status, .. }
+            | Self::Unavailable { http_status, .. }
+            | Self::Misconfigured { http_status, .. }
+            | Self::Rejected { http_status, .. } => *http_status,
+        }
+    }
+}
+
+/// One SMS provider. Implementations own their `reqwest::Client`, base URL and secrets.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The configured name (`2factor`, `twilio-backup`): the `provider` label.
+    fn name(&self) -> &str;
+    fn capabilities(&self) -> &Capabilities;
+    async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError>;
+    /// Checks `code` against a code this provider made (`Accepted::provider_verifies`).
+    /// `Ok(false)` is a wrong or expired code.
+    async fn verify(&self, reference: &str, code: &str) -> Result<bool, ProviderError> {
+        let _ = (reference, code);
+        Err(ProviderError::misconfigured(
+            None,
+            format!("{} does not hold codes", self.name()),
+        ))
+    }
+}
+
+/// Why a configured provider could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// A secret's environment variable is unset or empty: the provider is skipped.
+    #[error("provider `{provider}`: secret environment variable {var} is not set")]
+    MissingSecret { provider: String, var: String },
+    /// A key is missing or wrong: the configuration is refused.
+    #[error("provider `{provider}`: `{key}` {reason}")]
+    Invalid {
+        provider: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// Where adapters read secrets from: the process environment in production, a map in tests.
+pub type SecretLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Everything an adapter needs to build itself.
+pub struct BuildContext<'a> {
+    pub config: &'a ProviderConfig,
+    pub http: reqwest::Client,
+    pub secrets: SecretLookup<'a>,
+}
+
+impl BuildContext<'_> {
+    /// Reads the secret named by the config key `key` (for example `api_key_env`), whose value
+    /// is an environment variable name; `default_var` is used when the key is absent.
+    pub fn secret(
+        &self,
+        key: &str,
+        var: Option<&str>,
+        default_var: &str,
+    ) -> Result<SecretString, BuildError> {
+        let var = var.unwrap_or(default_var);
+        if var.is_empty() {
+            return Err(self.invalid(key, "must name an environment variable"));
+        }
+        match (self.secrets)(var) {
+            Some(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_string())),
+            _ => Err(BuildError::MissingSecret {
+                provider: self.config.name.clone(),
+                var: var.to_string(),
+            }),
+        }
+    }
+
+    /// A required plain (non-secret) key.
+    pub fn required<'v>(&self, key: &str, value: Option<&'v str>) -> Result<&'v str, BuildError> {
+        match value {
+            Some(v) if !v.trim().is_empty() => Ok(v),
+            _ => Err(self.invalid(key, "is required for this kind of provider")),
+        }
+    }
+
+    /// The configured base URL without a trailing slash, or the provider's public one.
+    pub fn base_url(&self, default: &str) -> Result<String, BuildError> {
+        let raw = self.config.base_url.as_deref().unwrap_or(default);
+        let parsed = url::Url::parse(raw)
+            .map_err(|e| self.invalid("base_url", &format!("is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(self.invalid("base_url", "must be an http or https URL"));
+        }
+        Ok(raw.trim_end_matches('/').to_string())
+    }
+
+    pub fn invalid(&self, key: &str, reason: &str) -> BuildError {
+        BuildError::Invalid {
+            provider: self.config.name.clone(),
+            key: key.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The configured countries, or `default` when none are listed.
+    pub fn countries(&self, default: &[&str]) -> Vec<String> {
+        if self.config.countries.is_empty() {
+            default.iter().map(|c| c.to_string()).collect()
+        } else {
+            self.config.countries.clone()
+        }
+    }
+}
+
+/// Builds the adapter named by `config.kind`.
+pub fn build(ctx: &BuildContext<'_>) -> Result<Arc<dyn Provider>, BuildError> {
+    let provider: Arc<dyn Provider> = match ctx.config.kind.as_str() {
+        "two_factor" => Arc::new(two_factor::TwoFactor::build(ctx)?),
+        "twilio" => Arc::new(twilio::Twilio::build(ctx)?),
+        "vonage" => Arc::new(vonage::Vonage::build(ctx)?),
+        "msg91" => Arc::new(msg91::Msg91::build(ctx)?),
+        "textlocal" => Arc::new(textlocal::Textlocal::build(ctx)?),
+        "plivo" => Arc::new(plivo::Plivo::build(ctx)?),
+        "fast2sms" => Arc::new(fast2sms::Fast2Sms::build(ctx)?),
+        "http" => Arc::new(http::HttpProvider::build(ctx)?),
+        "console" => Arc::new(console::Console::build(ctx)?),
+        other => {
+            return Err(ctx.invalid(
+                "kind",
+                &format!("`{other}` is not a provider kind (two_factor, twilio, vonage, msg91, textlocal, plivo, fast2sms, http, console)"),
+            ))
+        }
+    };
+    Ok(provider)
+}
+
+/// Every kind `build` knows.
+pub const KINDS: &[&str] = &[
+    "two_factor",
+    "twilio",
+    "vonage",
+    "msg91",
+    "textlocal",
+    "plivo",
+    "fast2sms",
+    "http",
+    "console",
+];
