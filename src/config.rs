@@ -162,6 +162,9 @@ pub struct ProviderConfig {
     /// Twilio Verify service SID (`VA…`), for `otp_mode = "verify"`.
     #[serde(default)]
     pub verify_service_sid: Option<String>,
+    /// Twilio Verify API root (default `https://verify.twilio.com`).
+    #[serde(default)]
+    pub verify_base_url: Option<String>,
     /// MSG91 OTP template id / Fast2SMS DLT message id.
     #[serde(default)]
     pub template_id: Option<String>,
