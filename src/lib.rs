@@ -2,7 +2,14 @@
 //! list of providers with failover, circuit breakers and a durable log of every attempt.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod app;
 pub mod config;
+pub mod gateway;
+pub mod metrics;
 pub mod net;
+pub mod otp;
 pub mod phone;
 pub mod providers;
+pub mod routing;
+pub mod store;

@@ -1,0 +1,123 @@
+//! Bearer-token authentication: tokens are known only by their SHA-256, and each carries roles.
+
+use std::collections::HashMap;
+use std::future::{ready, Ready};
+use std::sync::Arc;
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::config::ClientConfig;
+
+/// A known token's owner.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+    pub roles: Vec<String>,
+}
+
+impl Caller {
+    pub fn has(&self, role: &str) -> bool {
+        // super_admin holds every role; admin also holds send.
+        self.roles
+            .iter()
+            .any(|r| r == role || r == "super_admin" || (r == "admin" && role == "send"))
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.has("admin")
+    }
+
+    pub fn require(&self, role: &'static str) -> Result<(), ApiError> {
+        if self.has(role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(role))
+        }
+    }
+}
+
+/// The token table, keyed by SHA-256 hex.
+#[derive(Debug, Default)]
+pub struct Clients {
+    by_hash: HashMap<String, Caller>,
+}
+
+impl Clients {
+    pub fn from_config(clients: &[ClientConfig]) -> Self {
+        let mut by_hash = HashMap::new();
+        for c in clients {
+            for h in c.token_sha256.iter().chain(&c.token_sha256s) {
+                by_hash.insert(
+                    h.to_ascii_lowercase(),
+                    Caller {
+                        name: c.name.clone(),
+                        roles: c.roles.clone(),
+                    },
+                );
+            }
+        }
+        Self { by_hash }
+    }
+
+    /// A fresh random token with `send` and `admin` for a gateway configured with no clients;
+    /// returns the token (shown once) and the table.
+    pub fn generated() -> (String, Self) {
+        let token = new_token();
+        let clients = Self::from_config(&[ClientConfig {
+            name: "generated".into(),
+            token_sha256: Some(sha256_hex(&token)),
+            token_sha256s: Vec::new(),
+            roles: vec!["send".into(), "admin".into()],
+        }]);
+        (token, clients)
+    }
+
+    pub fn authenticate(&self, token: &str) -> Option<&Caller> {
+        self.by_hash.get(&sha256_hex(token))
+    }
+}
+
+/// A new token: `sg_` and 32 random bytes in hex.
+pub fn new_token() -> String {
+    let bytes: [u8; 32] = rand::thread_rng().gen();
+    format!("sg_{}", hex::encode(bytes))
+}
+
+pub fn sha256_hex(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or(ApiError::Unauthorized)?;
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::Unauthorized)?;
+    let clients: Arc<Clients> = state.clients.clone();
+    clients
+        .authenticate(token)
+        .cloned()
+        .ok_or(ApiError::Unauthorized)
+}

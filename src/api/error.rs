@@ -1,0 +1,199 @@
+//! `ApiError`: every failure a client can see, mapped to one status and a stable
+//! `{"error": "<snake_case>", "message": "..."}` body.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::gateway::GatewayError;
+use crate::routing::DispatchError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidPhone(String),
+    #[error("{0}")]
+    InvalidOtp(String),
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("send JSON with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("this token may not use this route (needs the {0} role)")]
+    Forbidden(&'static str),
+    #[error("this network may not call the send API")]
+    CallerNotAllowed,
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("no such session")]
+    SessionNotFound,
+    #[error("the session has expired; request a new code")]
+    SessionExpired,
+    #[error("the session is already verified")]
+    AlreadyVerified,
+    #[error("no verification attempts left; request a new code")]
+    AttemptsExhausted,
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_seconds: u64,
+        reason: &'static str,
+    },
+    #[error("this Idempotency-Key was used with a different request body")]
+    IdempotencyConflict,
+    #[error("a request with this Idempotency-Key is still being processed")]
+    IdempotencyInFlight,
+    #[error("{provider} rejected the message: {details}")]
+    Rejected {
+        provider: String,
+        code: String,
+        details: String,
+    },
+    #[error("no configured provider can send {kind} messages to +{country}")]
+    NoRoute { kind: &'static str, country: String },
+    #[error("every provider failed; the message was not sent")]
+    AllProvidersFailed {
+        reasons: Vec<(String, String)>,
+        show_reasons: bool,
+    },
+    #[error("the provider holding this code could not be reached; try again")]
+    VerifyUnavailable,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidJson(_) => "invalid_json",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidPhone(_) => "invalid_phone",
+            Self::InvalidOtp(_) => "invalid_otp",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::CallerNotAllowed => "caller_not_allowed",
+            Self::RouteNotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::SessionNotFound => "session_not_found",
+            Self::SessionExpired => "session_expired",
+            Self::AlreadyVerified => "already_verified",
+            Self::AttemptsExhausted => "attempts_exhausted",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::IdempotencyConflict => "idempotency_key_reused",
+            Self::IdempotencyInFlight => "idempotency_key_in_flight",
+            Self::Rejected { .. } => "message_rejected",
+            Self::NoRoute { .. } => "no_route",
+            Self::AllProvidersFailed { .. } => "all_providers_failed",
+            Self::VerifyUnavailable => "verification_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Turns a gateway failure into what the caller sees; `admin` callers get provider reasons.
+    pub fn from_gateway(err: GatewayError, admin: bool) -> Self {
+        match err {
+            GatewayError::Dispatch(DispatchError::Rejected {
+                provider,
+                code,
+                details,
+            }) => Self::Rejected {
+                provider,
+                code,
+                details,
+            },
+            GatewayError::Dispatch(DispatchError::NoRoute { kind, country }) => {
+                Self::NoRoute { kind, country }
+            }
+            GatewayError::Dispatch(DispatchError::AllFailed { reasons }) => {
+                Self::AllProvidersFailed {
+                    reasons,
+                    show_reasons: admin,
+                }
+            }
+            GatewayError::Dispatch(DispatchError::Ambiguous { .. }) => Self::AllProvidersFailed {
+                reasons: Vec::new(),
+                show_reasons: false,
+            },
+            GatewayError::Store(e) => Self::Internal(anyhow::Error::new(e)),
+            GatewayError::SessionNotFound => Self::SessionNotFound,
+            GatewayError::Expired => Self::SessionExpired,
+            GatewayError::AlreadyVerified => Self::AlreadyVerified,
+            GatewayError::Exhausted => Self::AttemptsExhausted,
+            GatewayError::VerifyUnavailable => Self::VerifyUnavailable,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidJson(_)
+            | Self::InvalidRequest(_)
+            | Self::InvalidPhone(_)
+            | Self::InvalidOtp(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::CallerNotAllowed => StatusCode::FORBIDDEN,
+            Self::RouteNotFound | Self::SessionNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::SessionExpired => StatusCode::GONE,
+            Self::AlreadyVerified | Self::IdempotencyInFlight => StatusCode::CONFLICT,
+            Self::AttemptsExhausted | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::IdempotencyConflict | Self::Rejected { .. } | Self::NoRoute { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::AllProvidersFailed { .. } | Self::VerifyUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({ "error": self.code(), "message": self.to_string() });
+        match self {
+            Self::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                body["message"] = json!("internal error; the cause is in the gateway's log");
+            }
+            Self::RateLimited {
+                retry_after_seconds,
+                reason,
+                ..
+            } => {
+                body["retry_after_seconds"] = json!(retry_after_seconds);
+                body["reason"] = json!(reason);
+            }
+            Self::Rejected { code, .. } => body["provider_code"] = json!(code),
+            Self::AllProvidersFailed {
+                reasons,
+                show_reasons: true,
+            } => {
+                body["providers"] = reasons
+                    .iter()
+                    .map(|(p, r)| json!({"provider": p, "reason": r}))
+                    .collect();
+            }
+            _ => {}
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::RateLimited {
+            retry_after_seconds,
+            ..
+        } = self
+        {
+            response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
+        }
+        response.json(body)
+    }
+}

@@ -1,0 +1,124 @@
+//! `Application`: builds everything `serve` runs (store, registry, router, gateway, HTTP server)
+//! from `Settings`, binds its listener (port 0 in tests), and runs until stopped.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+
+use crate::api::{self, AppState, Clients};
+use crate::config::Settings;
+use crate::gateway::Gateway;
+use crate::metrics::Metrics;
+use crate::otp::OtpKey;
+use crate::routing::{Registry, Router};
+use crate::store::{self, MemoryStore, PostgresStore, Store};
+
+/// Where provider secrets come from: the environment in production, a map in tests.
+pub type Secrets = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    gateway: Arc<Gateway>,
+    /// The token made because no `[[clients]]` were configured, to be shown once.
+    pub generated_token: Option<String>,
+}
+
+impl Application {
+    /// Builds with secrets from the process environment.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, Arc::new(|var| std::env::var(var).ok())).await
+    }
+
+    pub async fn build_with(settings: Settings, secrets: Secrets) -> anyhow::Result<Self> {
+        let metrics = Metrics::new();
+        let store = open_store(&settings, &metrics).await?;
+        let (registry, skipped) =
+            Registry::build(&settings, &*secrets, None).context("provider configuration")?;
+        for s in &skipped {
+            tracing::warn!(provider = %s.provider, reason = %s.reason, "provider skipped");
+        }
+        let router = Arc::new(Router::new(
+            registry,
+            settings.routing.clone(),
+            metrics.clone(),
+        ));
+        let key = match &settings.otp_secret {
+            Some(secret) if !secret.expose_secret().is_empty() => OtpKey::new(secret.clone()),
+            _ => {
+                tracing::warn!("SMSGATE_OTP_SECRET is not set: using a random secret, so sessions do not survive a restart and instances cannot share them");
+                OtpKey::random()
+            }
+        };
+        let (clients, generated_token) = if settings.clients.is_empty() {
+            let (token, clients) = Clients::generated();
+            (clients, Some(token))
+        } else {
+            (Clients::from_config(&settings.clients), None)
+        };
+        let listener = TcpListener::bind(&settings.server.listen)
+            .with_context(|| format!("binding {}", settings.server.listen))?;
+        let port = listener.local_addr()?.port();
+        let max_body = settings.server.max_body_bytes;
+        let settings = Arc::new(settings);
+        let gateway = Arc::new(Gateway {
+            store,
+            router,
+            settings,
+            key,
+            metrics,
+        });
+        let state = web::Data::new(AppState {
+            gateway: Arc::clone(&gateway),
+            clients: Arc::new(clients),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap_fn(api::observe)
+                .configure(|cfg| api::configure(cfg, max_body))
+                .default_service(web::to(api::not_found))
+        })
+        .listen(listener)?
+        .run();
+        Ok(Self {
+            port,
+            server,
+            gateway,
+            generated_token,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// Serves until SIGINT/SIGTERM; requests in flight finish (and their attempts commit) first.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn open_store(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Arc<dyn Store>> {
+    match &settings.database_url {
+        Some(url) if !url.expose_secret().is_empty() => {
+            let pg = PostgresStore::connect(url.expose_secret(), 16, metrics.clone())?;
+            let applied = store::migrate::run(pg.pool())
+                .await
+                .context("applying migrations")?;
+            tracing::info!(applied, "database ready");
+            Ok(Arc::new(pg))
+        }
+        _ => {
+            tracing::warn!("DATABASE_URL is not set: using the in-memory store; nothing is durable or shared between instances");
+            Ok(Arc::new(MemoryStore::new()))
+        }
+    }
+}

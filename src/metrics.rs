@@ -1,0 +1,147 @@
+//! Every Prometheus metric smsgate exports, defined in this one place. Labels are low-cardinality
+//! only (`provider`, `kind`, `outcome`, `reason`, `route`, `status`): never a number or an id.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+const LATENCY_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0];
+
+/// The metrics of one running gateway (each `Application` has its own registry).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Provider calls by provider, message kind and outcome (accepted, throttled, unavailable,
+    /// misconfigured, rejected, timeout).
+    pub provider_requests: IntCounterVec,
+    /// Provider call latency in seconds.
+    pub provider_latency: HistogramVec,
+    /// Failovers from one provider to the next, by the reason the first one failed.
+    pub failovers: IntCounterVec,
+    /// Breaker state per provider: 0 closed, 1 half-open, 2 open.
+    pub breaker_state: IntGaugeVec,
+    /// OTP sends by result (sent, rejected, failed, limited).
+    pub otp_sends: IntCounterVec,
+    /// OTP verifications by result (verified, wrong_code, expired, exhausted, ...).
+    pub otp_verifications: IntCounterVec,
+    /// HTTP requests by route pattern and status code.
+    pub http_requests: IntCounterVec,
+    /// HTTP request latency in seconds by route pattern.
+    pub http_latency: HistogramVec,
+    /// Requests refused by limits and the pumping guard, by reason (`recorded` when record-only).
+    pub blocks: IntCounterVec,
+    /// Attempt rows per group-commit statement.
+    pub log_batch_rows: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("metric registered once");
+            c
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str], buckets: &[f64]| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+                labels,
+            )
+            .expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("metric registered once");
+            h
+        };
+        let provider_requests = counter(
+            "smsgate_provider_requests_total",
+            "Provider calls by provider, kind and outcome.",
+            &["provider", "kind", "outcome"],
+        );
+        let provider_latency = histogram(
+            "smsgate_provider_request_duration_seconds",
+            "Provider call latency.",
+            &["provider", "kind"],
+            LATENCY_BUCKETS,
+        );
+        let failovers = counter(
+            "smsgate_failovers_total",
+            "Failovers from one provider to the next.",
+            &["from", "to", "reason"],
+        );
+        let breaker_state = IntGaugeVec::new(
+            Opts::new(
+                "smsgate_breaker_state",
+                "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+            ),
+            &["provider"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(breaker_state.clone()))
+            .expect("metric registered once");
+        let otp_sends = counter(
+            "smsgate_otp_sends_total",
+            "OTP sends by result.",
+            &["result"],
+        );
+        let otp_verifications = counter(
+            "smsgate_otp_verifications_total",
+            "OTP verifications by result.",
+            &["result"],
+        );
+        let http_requests = counter(
+            "smsgate_http_requests_total",
+            "HTTP requests by route and status.",
+            &["route", "status"],
+        );
+        let http_latency = histogram(
+            "smsgate_http_request_duration_seconds",
+            "HTTP request latency.",
+            &["route"],
+            LATENCY_BUCKETS,
+        );
+        let blocks = counter(
+            "smsgate_blocks_total",
+            "Sends refused by limits or the pumping guard, by reason.",
+            &["reason"],
+        );
+        let log_batch_rows = histogram(
+            "smsgate_attempt_log_batch_rows",
+            "Attempt rows per group commit.",
+            &["store"],
+            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+        );
+        Self {
+            registry,
+            provider_requests,
+            provider_latency,
+            failovers,
+            breaker_state,
+            otp_sends,
+            otp_verifications,
+            http_requests,
+            http_latency,
+            blocks,
+            log_batch_rows,
+        }
+    }
+
+    /// The text exposition format served at `/metrics`.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

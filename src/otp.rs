@@ -1,0 +1,161 @@
+//! OTP rules: codes from a CSPRNG, kept only as an HMAC under the server secret, compared in
+//! constant time; the policy (length, lifetime, attempts) per purpose. No I/O here.
+
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
+use uuid::Uuid;
+
+use crate::config::OtpSettings;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The server secret for code HMACs and verification tokens.
+#[derive(Clone)]
+pub struct OtpKey(SecretString);
+
+impl OtpKey {
+    pub fn new(secret: SecretString) -> Self {
+        Self(secret)
+    }
+
+    /// A random key, for a process that was given none: codes die with the process.
+    pub fn random() -> Self {
+        let bytes: [u8; 32] = rand::thread_rng().gen();
+        Self(SecretString::from(hex::encode(bytes)))
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        HmacSha256::new_from_slice(self.0.expose_secret().as_bytes())
+            .expect("HMAC takes keys of any length")
+    }
+
+    /// HMAC of `code` bound to its session, so a stored value is useless for any other session.
+    pub fn code_hmac(&self, session: Uuid, code: &str) -> Vec<u8> {
+        let mut mac = self.mac();
+        mac.update(session.as_bytes());
+        mac.update(code.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// Whether `code` is the session's code; constant time in the stored value.
+    pub fn code_matches(&self, session: Uuid, code: &str, stored: &[u8]) -> bool {
+        let mut mac = self.mac();
+        mac.update(session.as_bytes());
+        mac.update(code.as_bytes());
+        mac.verify_slice(stored).is_ok()
+    }
+
+    /// HMAC-SHA256 of arbitrary bytes under the key (verification tokens).
+    pub fn sign(&self, data: &[u8]) -> Vec<u8> {
+        let mut mac = self.mac();
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    pub fn verify_signature(&self, data: &[u8], signature: &[u8]) -> bool {
+        let mut mac = self.mac();
+        mac.update(data);
+        mac.verify_slice(signature).is_ok()
+    }
+}
+
+/// The rules one session is opened with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub purpose: String,
+    pub length: usize,
+    pub ttl_seconds: u64,
+    pub max_attempts: u32,
+}
+
+impl Policy {
+    /// The defaults overridden by the purpose's own settings, when it has any.
+    pub fn for_purpose(settings: &OtpSettings, purpose: &str) -> Self {
+        let over = settings.purposes.get(purpose);
+        Self {
+            purpose: purpose.to_string(),
+            length: over.and_then(|o| o.length).unwrap_or(settings.length),
+            ttl_seconds: over
+                .and_then(|o| o.ttl_seconds)
+                .unwrap_or(settings.ttl_seconds),
+            max_attempts: over
+                .and_then(|o| o.max_attempts)
+                .unwrap_or(settings.max_attempts),
+        }
+    }
+}
+
+/// A code of `length` decimal digits, each uniform, from the thread's CSPRNG.
+pub fn generate_code(length: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..length)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .collect()
+}
+
+/// The message text carrying `code`.
+pub fn render(template: &str, code: &str, ttl_seconds: u64) -> String {
+    let minutes = ttl_seconds.div_ceil(60).max(1);
+    template
+        .replace("{code}", code)
+        .replace("{minutes}", &minutes.to_string())
+}
+
+/// Whether `code` looks like an OTP at all (4 to 10 digits): anything else is refused before
+/// it can spend an attempt.
+pub fn is_well_formed(code: &str) -> bool {
+    (4..=10).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_have_the_length_asked_and_vary() {
+        let a = generate_code(6);
+        assert_eq!(a.len(), 6);
+        assert!(a.bytes().all(|b| b.is_ascii_digit()));
+        let distinct: std::collections::HashSet<String> =
+            (0..50).map(|_| generate_code(8)).collect();
+        assert!(distinct.len() > 45);
+    }
+
+    #[test]
+    fn hmac_matches_only_the_code_of_its_session() {
+        let key = OtpKey::random();
+        let s1 = Uuid::new_v4();
+        let stored = key.code_hmac(s1, "123456");
+        assert!(key.code_matches(s1, "123456", &stored));
+        assert!(!key.code_matches(s1, "123457", &stored));
+        assert!(!key.code_matches(Uuid::new_v4(), "123456", &stored));
+        assert!(!OtpKey::random().code_matches(s1, "123456", &stored));
+    }
+
+    #[test]
+    fn purpose_overrides_apply_field_by_field() {
+        let mut s = OtpSettings::default();
+        s.purposes.insert(
+            "step_up".into(),
+            crate::config::OtpPolicy {
+                length: Some(8),
+                ttl_seconds: None,
+                max_attempts: Some(3),
+            },
+        );
+        let p = Policy::for_purpose(&s, "step_up");
+        assert_eq!((p.length, p.ttl_seconds, p.max_attempts), (8, 300, 3));
+        assert_eq!(Policy::for_purpose(&s, "login").length, 6);
+    }
+
+    #[test]
+    fn render_fills_code_and_minutes() {
+        assert_eq!(
+            render("{code} valid {minutes} min", "4711", 90),
+            "4711 valid 2 min"
+        );
+        assert!(is_well_formed("0042") && !is_well_formed("12a4") && !is_well_formed("123"));
+    }
+}

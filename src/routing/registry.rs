@@ -1,0 +1,218 @@
+//! The ordered provider list: built from settings, ordered by priority or by a per-country
+//! order, filtered by what each provider can carry, and swapped whole when configuration changes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::breaker::{Breaker, BreakerState};
+use super::slot::Slot;
+use crate::config::Settings;
+use crate::phone::Phone;
+use crate::providers::{self, BuildContext, BuildError, MessageBody};
+
+pub struct Registry {
+    slots: Vec<Arc<Slot>>,
+    countries: BTreeMap<String, Vec<String>>,
+}
+
+/// A provider left out of the registry at build time, and why.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub provider: String,
+    pub reason: String,
+}
+
+/// One line of a routing explanation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explained {
+    pub provider: String,
+    pub kind: String,
+    pub priority: i32,
+    /// Whether a send now would try this provider (in this order).
+    pub eligible: bool,
+    pub breaker: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cooling_for_ms: Option<u64>,
+    pub reason: String,
+}
+
+impl Registry {
+    /// Builds every enabled provider. A provider whose secret is missing is skipped (and
+    /// returned with its reason); any other build error refuses the configuration. When no real
+    /// provider can be built, the `console` provider stands in, loudly.
+    pub fn build(
+        settings: &Settings,
+        secrets: providers::SecretLookup<'_>,
+        previous: Option<&Registry>,
+    ) -> Result<(Self, Vec<Skipped>), BuildError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(settings.routing.connect_timeout_ms))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("smsgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| BuildError::Invalid {
+                provider: "*".into(),
+                key: "http client".into(),
+                reason: e.to_string(),
+            })?;
+        let mut slots = Vec::new();
+        let mut skipped = Vec::new();
+        for cfg in settings.providers.iter() {
+            if !cfg.enabled {
+                skipped.push(Skipped {
+                    provider: cfg.name.clone(),
+                    reason: "disabled".into(),
+                });
+                continue;
+            }
+            let ctx = BuildContext {
+                config: cfg,
+                http: http.clone(),
+                secrets,
+            };
+            let provider = match providers::build(&ctx) {
+                Ok(p) => p,
+                Err(e @ BuildError::MissingSecret { .. }) => {
+                    skipped.push(Skipped {
+                        provider: cfg.name.clone(),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            // Keep the health of a provider that was already running under the same name.
+            let breaker = previous
+                .and_then(|p| p.slot(&cfg.name))
+                .map(|s| Arc::clone(&s.breaker))
+                .unwrap_or_else(|| Arc::new(Breaker::new(settings.routing.breaker.clone())));
+            let timeout = Duration::from_millis(
+                cfg.timeout_ms
+                    .unwrap_or(settings.routing.attempt_timeout_ms),
+            );
+            slots.push(Arc::new(Slot::new(
+                provider,
+                &cfg.kind,
+                cfg.priority,
+                timeout,
+                breaker,
+                cfg.max_per_second,
+            )));
+        }
+        if slots.is_empty() {
+            tracing::warn!("no SMS provider has credentials: using the console provider, which writes every message (and OTP code) to the log and delivers nothing");
+            let console = Arc::new(providers::console::Console::new("console", Vec::new()));
+            let breaker = Arc::new(Breaker::new(settings.routing.breaker.clone()));
+            slots.push(Arc::new(Slot::new(
+                console,
+                "console",
+                i32::MAX,
+                Duration::from_millis(settings.routing.attempt_timeout_ms),
+                breaker,
+                None,
+            )));
+        }
+        Ok((
+            Self::new(slots, settings.routing.countries.clone()),
+            skipped,
+        ))
+    }
+
+    pub fn new(mut slots: Vec<Arc<Slot>>, countries: BTreeMap<String, Vec<String>>) -> Self {
+        slots.sort_by_key(|s| s.priority);
+        Self { slots, countries }
+    }
+
+    pub fn slots(&self) -> &[Arc<Slot>] {
+        &self.slots
+    }
+
+    pub fn slot(&self, name: &str) -> Option<&Arc<Slot>> {
+        self.slots.iter().find(|s| s.name() == name)
+    }
+
+    /// Whether only the development console provider is configured.
+    pub fn console_only(&self) -> bool {
+        self.slots.iter().all(|s| s.kind == "console")
+    }
+
+    /// The providers that may carry `body` to `to`, in the order to try them: the destination
+    /// country's configured order (or `default`'s), else priority; `preferred` moves to the front.
+    pub fn candidates(
+        &self,
+        body: &MessageBody,
+        to: &Phone,
+        preferred: Option<&str>,
+    ) -> Vec<Arc<Slot>> {
+        let mut out: Vec<Arc<Slot>> = self
+            .ordered(to)
+            .into_iter()
+            .filter(|s| s.provider.capabilities().can_send(body, to))
+            .collect();
+        if let Some(pos) = preferred.and_then(|p| out.iter().position(|s| s.name() == p)) {
+            let slot = out.remove(pos);
+            out.insert(0, slot);
+        }
+        out
+    }
+
+    fn ordered(&self, to: &Phone) -> Vec<Arc<Slot>> {
+        let order = self
+            .countries
+            .get(to.country_code())
+            .or_else(|| self.countries.get("default"));
+        match order {
+            Some(names) => names.iter().filter_map(|n| self.slot(n).cloned()).collect(),
+            None => self.slots.clone(),
+        }
+    }
+
+    /// Every provider with why a send of `body` to `to` would or would not try it now.
+    pub fn explain(&self, body: &MessageBody, to: &Phone, now: Instant) -> Vec<Explained> {
+        let ordered: Vec<String> = self
+            .ordered(to)
+            .iter()
+            .map(|s| s.name().to_string())
+            .collect();
+        let mut lines: Vec<Explained> = Vec::new();
+        let mut in_order: Vec<&Arc<Slot>> = ordered.iter().filter_map(|n| self.slot(n)).collect();
+        in_order.extend(
+            self.slots
+                .iter()
+                .filter(|s| !ordered.iter().any(|n| n == s.name())),
+        );
+        for slot in in_order {
+            let caps = slot.provider.capabilities();
+            let breaker = slot.breaker.state(now);
+            let cooling = slot
+                .cooling_until(now)
+                .map(|u| (u - now).as_millis() as u64);
+            let reason = if !ordered.iter().any(|n| n == slot.name()) {
+                format!("not in the route for +{}", to.country_code())
+            } else if !caps.serves_country(to.country_code()) {
+                format!("does not serve +{}", to.country_code())
+            } else if !caps.can_send(body, to) {
+                format!("cannot send {} messages", body.kind())
+            } else if let BreakerState::Open { .. } = breaker {
+                "circuit open".to_string()
+            } else if cooling.is_some() {
+                "cooling down after 429".to_string()
+            } else {
+                "eligible".to_string()
+            };
+            lines.push(Explained {
+                provider: slot.name().to_string(),
+                kind: slot.kind.clone(),
+                priority: slot.priority,
+                eligible: reason == "eligible",
+                breaker: breaker.label(),
+                cooling_for_ms: cooling,
+                reason,
+            });
+        }
+        lines
+    }
+}

@@ -1,0 +1,148 @@
+//! The in-memory store: zero set-up, nothing durable or shared between instances.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    AttemptRow, OtpEvent, SendLog, Session, SessionStatus, Store, StoreError, VerifyClaim,
+};
+
+/// Rows kept of each log before the oldest are dropped.
+const LOG_CAP: usize = 100_000;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    sessions: HashMap<Uuid, Session>,
+    attempts: VecDeque<AttemptRow>,
+    events: VecDeque<OtpEvent>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn push_capped<T>(q: &mut VecDeque<T>, item: T) {
+    if q.len() == LOG_CAP {
+        q.pop_front();
+    }
+    q.push_back(item);
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        let now = Utc::now();
+        // Expired sessions are of no use to anyone; drop them as new ones arrive.
+        if inner.sessions.len() % 1024 == 0 {
+            inner
+                .sessions
+                .retain(|_, s| s.expires_at + chrono::Duration::hours(1) > now);
+        }
+        inner.sessions.insert(session.id, session.clone());
+        Ok(())
+    }
+
+    async fn get_session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
+        Ok(self.lock().sessions.get(&id).cloned())
+    }
+
+    async fn write_log(&self, log: SendLog) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if let Some(update) = log.session {
+            if let Some(s) = inner.sessions.get_mut(&update.id) {
+                s.provider_refs.extend(update.add_refs);
+                if update.failed && s.status == SessionStatus::Pending {
+                    s.status = SessionStatus::Failed;
+                }
+            }
+        }
+        for a in log.attempts {
+            push_capped(&mut inner.attempts, a);
+        }
+        for e in log.events {
+            push_capped(&mut inner.events, e);
+        }
+        Ok(())
+    }
+
+    async fn claim_verify(&self, id: Uuid, now: DateTime<Utc>) -> Result<VerifyClaim, StoreError> {
+        let mut inner = self.lock();
+        let Some(s) = inner.sessions.get_mut(&id) else {
+            return Ok(VerifyClaim::NotFound);
+        };
+        Ok(match s.status {
+            SessionStatus::Verified => VerifyClaim::AlreadyVerified,
+            SessionStatus::Expired => VerifyClaim::Expired,
+            SessionStatus::Failed => VerifyClaim::Exhausted,
+            SessionStatus::Pending if s.expires_at <= now => {
+                s.status = SessionStatus::Expired;
+                VerifyClaim::Expired
+            }
+            SessionStatus::Pending if s.attempts >= s.max_attempts => VerifyClaim::Exhausted,
+            SessionStatus::Pending => {
+                s.attempts += 1;
+                VerifyClaim::Claimed(s.clone())
+            }
+        })
+    }
+
+    async fn finish_verify(
+        &self,
+        id: Uuid,
+        verified: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let Some(s) = inner.sessions.get_mut(&id) else {
+            return Ok(false);
+        };
+        if s.status != SessionStatus::Pending {
+            return Ok(false);
+        }
+        if verified {
+            s.status = SessionStatus::Verified;
+            s.verified_at = Some(now);
+            Ok(true)
+        } else {
+            if s.attempts >= s.max_attempts {
+                s.status = SessionStatus::Failed;
+            }
+            Ok(false)
+        }
+    }
+
+    async fn recent_attempts(&self, limit: usize) -> Result<Vec<AttemptRow>, StoreError> {
+        Ok(self
+            .lock()
+            .attempts
+            .iter()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}

@@ -1,0 +1,66 @@
+//! Applies `migrations/*.sql` in order, once each, under an advisory lock so that instances
+//! starting together do not race.
+
+use deadpool_postgres::Pool;
+
+use super::StoreError;
+
+/// (version, name, SQL) of every migration, in order.
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "0001_core",
+    include_str!("../../migrations/0001_core.sql"),
+)];
+
+/// Lock id for `pg_advisory_lock`: "smsgate" in ASCII.
+const LOCK_ID: i64 = 0x736d_7367_6174_65;
+
+/// Applies every migration not yet applied; returns how many were.
+pub async fn run(pool: &Pool) -> Result<usize, StoreError> {
+    let mut client = pool.get().await?;
+    client
+        .batch_execute(&format!("SELECT pg_advisory_lock({LOCK_ID})"))
+        .await?;
+    let result = apply(&mut client).await;
+    client
+        .batch_execute(&format!("SELECT pg_advisory_unlock({LOCK_ID})"))
+        .await?;
+    result
+}
+
+async fn apply(client: &mut deadpool_postgres::Object) -> Result<usize, StoreError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS smsgate_migrations (
+                version integer PRIMARY KEY,
+                name text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+    let applied: Vec<i32> = client
+        .query("SELECT version FROM smsgate_migrations", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut count = 0;
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        let tx = client.transaction().await?;
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO smsgate_migrations (version, name) VALUES ($1, $2)",
+            &[version, name],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(migration = name, "applied");
+        count += 1;
+    }
+    client
+        .batch_execute("SELECT smsgate_ensure_log_partitions(2)")
+        .await?;
+    Ok(count)
+}

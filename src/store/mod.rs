@@ -1,0 +1,176 @@
+//! Storage: `trait Store` with a PostgreSQL backend (production) and an in-memory one (the
+//! zero-setup default). Both pass one conformance suite. The store holds no business rules: it
+//! applies the state changes `otp` and `gateway` decide, atomically.
+
+mod memory;
+pub mod migrate;
+mod postgres;
+mod writer;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    Pending,
+    Verified,
+    Expired,
+    Failed,
+}
+
+impl SessionStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Verified => "verified",
+            Self::Expired => "expired",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "verified" => Self::Verified,
+            "expired" => Self::Expired,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// A code a provider made and checks (2Factor AUTOGEN, Twilio Verify): where to verify it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderRef {
+    pub provider: String,
+    pub reference: String,
+}
+
+/// One OTP session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub id: Uuid,
+    /// E.164.
+    pub phone: String,
+    pub user_id: Option<String>,
+    pub purpose: String,
+    /// HMAC-SHA256 of smsgate's own code under the server secret; never the code.
+    pub code_hmac: Vec<u8>,
+    /// Provider-held codes sent for this session, in send order.
+    pub provider_refs: Vec<ProviderRef>,
+    pub status: SessionStatus,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub verified_at: Option<DateTime<Utc>>,
+}
+
+/// One provider attempt: a row of `sms_messages_log`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRow {
+    pub id: Uuid,
+    pub message_id: Uuid,
+    pub session_id: Option<Uuid>,
+    pub user_id: Option<String>,
+    pub to: String,
+    pub kind: String,
+    pub provider: String,
+    pub outcome: String,
+    pub http_status: Option<i32>,
+    pub error: Option<String>,
+    pub provider_ref: Option<String>,
+    pub response_time_ms: i32,
+    pub ambiguous: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An OTP event: a row of `otp_logs` (`autogen`, `local`, `template`, `verify`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtpEvent {
+    pub session_id: Uuid,
+    pub user_id: Option<String>,
+    pub phone: String,
+    pub event: String,
+    pub status: String,
+    pub provider: Option<String>,
+    pub response_time_ms: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a finished send changes in a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionUpdate {
+    pub id: Uuid,
+    /// Provider-held codes to add.
+    pub add_refs: Vec<ProviderRef>,
+    /// The provider that took the message and its reference.
+    pub delivered_by: Option<ProviderRef>,
+    /// No provider took the message: the session cannot be verified.
+    pub failed: bool,
+}
+
+/// Everything written after a send, committed together (group commit in PostgreSQL).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SendLog {
+    pub attempts: Vec<AttemptRow>,
+    pub session: Option<SessionUpdate>,
+    pub events: Vec<OtpEvent>,
+}
+
+/// The result of trying to spend one verification attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VerifyClaim {
+    /// The attempt is counted; the session as it now stands.
+    Claimed(Session),
+    NotFound,
+    Expired,
+    AlreadyVerified,
+    /// No attempts left (or the session failed to send).
+    Exhausted,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error")]
+    Database(#[from] tokio_postgres::Error),
+    #[error("database pool error")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("group-commit batch failed")]
+    Batch(#[source] std::sync::Arc<StoreError>),
+    #[error("the log writer has stopped")]
+    WriterStopped,
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(&'static str),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `postgres` or `memory`.
+    fn kind(&self) -> &'static str;
+    /// Whether the store is reachable.
+    async fn ping(&self) -> Result<(), StoreError>;
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+    async fn get_session(&self, id: Uuid) -> Result<Option<Session>, StoreError>;
+    /// Commits the attempt rows, session update and events of one send; returns once durable.
+    async fn write_log(&self, log: SendLog) -> Result<(), StoreError>;
+    /// Atomically counts one verification attempt if the session is pending, unexpired and has
+    /// attempts left; an expired pending session is marked expired.
+    async fn claim_verify(&self, id: Uuid, now: DateTime<Utc>) -> Result<VerifyClaim, StoreError>;
+    /// Records a claimed attempt's result: verified (only if still pending; false when another
+    /// request won), or wrong (the session fails when it has no attempts left).
+    async fn finish_verify(
+        &self,
+        id: Uuid,
+        verified: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// The newest attempt rows, newest first (admin logs and tests).
+    async fn recent_attempts(&self, limit: usize) -> Result<Vec<AttemptRow>, StoreError>;
+}

@@ -1,0 +1,210 @@
+//! The PostgreSQL store. Each call is one statement; the attempt log goes through the
+//! group-commit writer. No connection is held across a provider call.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+use super::writer::LogWriter;
+use super::{
+    AttemptRow, ProviderRef, SendLog, Session, SessionStatus, Store, StoreError, VerifyClaim,
+};
+use crate::metrics::Metrics;
+
+pub struct PostgresStore {
+    pool: Pool,
+    writer: LogWriter,
+}
+
+const SESSION_COLUMNS: &str =
+    "id, phone, user_id, purpose, code_hmac, provider_refs, status, attempts, max_attempts, created_at, expires_at, verified_at";
+
+impl PostgresStore {
+    /// Connects a pool to `url` (a `postgres://` URL or key=value string) and starts the writer.
+    pub fn connect(url: &str, max_connections: usize, metrics: Metrics) -> anyhow::Result<Self> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a PostgreSQL URL: {e}"))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager).max_size(max_connections).build()?;
+        let writer = LogWriter::spawn(pool.clone(), metrics);
+        Ok(Self { pool, writer })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+fn session_from_row(row: &Row) -> Result<Session, StoreError> {
+    let refs: serde_json::Value = row.get("provider_refs");
+    let provider_refs: Vec<ProviderRef> =
+        serde_json::from_value(refs).map_err(|_| StoreError::Corrupt("provider_refs"))?;
+    let status: String = row.get("status");
+    Ok(Session {
+        id: row.get("id"),
+        phone: row.get("phone"),
+        user_id: row.get("user_id"),
+        purpose: row.get("purpose"),
+        code_hmac: row.get("code_hmac"),
+        provider_refs,
+        status: SessionStatus::parse(&status).ok_or(StoreError::Corrupt("status"))?,
+        attempts: row.get::<_, i32>("attempts").max(0) as u32,
+        max_attempts: row.get::<_, i32>("max_attempts").max(0) as u32,
+        created_at: row.get("created_at"),
+        expires_at: row.get("expires_at"),
+        verified_at: row.get("verified_at"),
+    })
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    async fn insert_session(&self, s: &Session) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO sms_otp_sessions (id, phone, user_id, purpose, code_hmac, provider_refs, status, attempts, max_attempts, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .await?;
+        let refs = serde_json::to_value(&s.provider_refs).unwrap_or_default();
+        client
+            .execute(
+                &stmt,
+                &[
+                    &s.id,
+                    &s.phone,
+                    &s.user_id,
+                    &s.purpose,
+                    &s.code_hmac,
+                    &refs,
+                    &s.status.as_str(),
+                    &(s.attempts as i32),
+                    &(s.max_attempts as i32),
+                    &s.created_at,
+                    &s.expires_at,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn get_session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {SESSION_COLUMNS} FROM sms_otp_sessions WHERE id = $1"
+            ))
+            .await?;
+        client
+            .query_opt(&stmt, &[&id])
+            .await?
+            .as_ref()
+            .map(session_from_row)
+            .transpose()
+    }
+
+    async fn write_log(&self, log: SendLog) -> Result<(), StoreError> {
+        self.writer.write(log).await
+    }
+
+    async fn claim_verify(&self, id: Uuid, now: DateTime<Utc>) -> Result<VerifyClaim, StoreError> {
+        let client = self.pool.get().await?;
+        // The common case is one statement; PostgreSQL re-checks the WHERE clause on the newest
+        // row version, so concurrent verifies never spend more attempts than the session has.
+        let claim = client
+            .prepare_cached(&format!(
+                "UPDATE sms_otp_sessions SET attempts = attempts + 1
+                  WHERE id = $1 AND status = 'pending' AND expires_at > $2 AND attempts < max_attempts
+              RETURNING {SESSION_COLUMNS}"
+            ))
+            .await?;
+        if let Some(row) = client.query_opt(&claim, &[&id, &now]).await? {
+            return Ok(VerifyClaim::Claimed(session_from_row(&row)?));
+        }
+        let expire = client
+            .prepare_cached("UPDATE sms_otp_sessions SET status = 'expired' WHERE id = $1 AND status = 'pending' AND expires_at <= $2")
+            .await?;
+        client.execute(&expire, &[&id, &now]).await?;
+        let status = client
+            .prepare_cached("SELECT status FROM sms_otp_sessions WHERE id = $1")
+            .await?;
+        let Some(row) = client.query_opt(&status, &[&id]).await? else {
+            return Ok(VerifyClaim::NotFound);
+        };
+        let status: String = row.get(0);
+        Ok(
+            match SessionStatus::parse(&status).ok_or(StoreError::Corrupt("status"))? {
+                SessionStatus::Expired => VerifyClaim::Expired,
+                SessionStatus::Verified => VerifyClaim::AlreadyVerified,
+                SessionStatus::Pending | SessionStatus::Failed => VerifyClaim::Exhausted,
+            },
+        )
+    }
+
+    async fn finish_verify(
+        &self,
+        id: Uuid,
+        verified: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        if verified {
+            let stmt = client.prepare_cached("UPDATE sms_otp_sessions SET status = 'verified', verified_at = $2 WHERE id = $1 AND status = 'pending'").await?;
+            Ok(client.execute(&stmt, &[&id, &now]).await? == 1)
+        } else {
+            let stmt = client.prepare_cached("UPDATE sms_otp_sessions SET status = 'failed' WHERE id = $1 AND status = 'pending' AND attempts >= max_attempts").await?;
+            client.execute(&stmt, &[&id]).await?;
+            Ok(false)
+        }
+    }
+
+    async fn recent_attempts(&self, limit: usize) -> Result<Vec<AttemptRow>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                r#"SELECT id, message_id, session_id, user_id, "to", type, provider_name, outcome, status_code, error,
+                          provider_ref, response_time_ms, ambiguous, created_at
+                     FROM sms_messages_log ORDER BY created_at DESC LIMIT $1"#,
+                &[&(limit as i64)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AttemptRow {
+                id: r.get(0),
+                message_id: r.get(1),
+                session_id: r.get(2),
+                user_id: r.get(3),
+                to: r.get(4),
+                kind: r.get(5),
+                provider: r.get(6),
+                outcome: r.get(7),
+                http_status: r.get(8),
+                error: r.get(9),
+                provider_ref: r.get(10),
+                response_time_ms: r.get(11),
+                ambiguous: r.get(12),
+                created_at: r.get(13),
+            })
+            .collect())
+    }
+}

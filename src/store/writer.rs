@@ -1,0 +1,160 @@
+//! Group commit: attempt rows, session updates and OTP events of all concurrent sends are
+//! written by one statement (`INSERT … SELECT FROM UNNEST`), then each waiting send is answered.
+//! While one batch commits the next one gathers, so durability does not cost throughput.
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::{SendLog, StoreError};
+use crate::metrics::Metrics;
+
+/// Largest number of sends in one statement.
+const MAX_BATCH: usize = 512;
+/// Batches committing at once.
+const IN_FLIGHT: usize = 2;
+
+type Reply = oneshot::Sender<Result<(), Arc<StoreError>>>;
+
+#[derive(Clone)]
+pub struct LogWriter {
+    tx: mpsc::Sender<(SendLog, Reply)>,
+}
+
+impl LogWriter {
+    pub fn spawn(pool: Pool, metrics: Metrics) -> Self {
+        let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
+        tokio::spawn(run(pool, rx, metrics));
+        Self { tx }
+    }
+
+    /// Queues `log` and waits until it is committed.
+    pub async fn write(&self, log: SendLog) -> Result<(), StoreError> {
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send((log, reply))
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Batch(e)),
+            Err(_) => Err(StoreError::WriterStopped),
+        }
+    }
+}
+
+async fn run(pool: Pool, mut rx: mpsc::Receiver<(SendLog, Reply)>, metrics: Metrics) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
+        // Take whatever else arrived while waiting for a slot.
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let pool = pool.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let logs: Vec<&SendLog> = batch.iter().map(|(l, _)| l).collect();
+            let rows = logs.iter().map(|l| l.attempts.len()).sum::<usize>();
+            metrics
+                .log_batch_rows
+                .with_label_values(&["postgres"])
+                .observe(rows as f64);
+            let result = commit(&pool, &logs).await;
+            if let Err(e) = &result {
+                tracing::error!(error = ?e, sends = batch.len(), "group commit failed");
+            }
+            let shared = result.map_err(Arc::new);
+            for (_, reply) in batch {
+                let _ = reply.send(shared.clone());
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// One statement for the whole batch: three data-modifying CTEs commit together.
+async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(BATCH_SQL).await?;
+    let a: Vec<_> = logs.iter().flat_map(|l| l.attempts.iter()).collect();
+    let s: Vec<_> = logs.iter().filter_map(|l| l.session.as_ref()).collect();
+    let e: Vec<_> = logs.iter().flat_map(|l| l.events.iter()).collect();
+    let refs: Vec<serde_json::Value> = s
+        .iter()
+        .map(|u| serde_json::to_value(&u.add_refs).unwrap_or_default())
+        .collect();
+    client
+        .execute(
+            &stmt,
+            &[
+                &a.iter().map(|r| r.id).collect::<Vec<_>>(),
+                &a.iter().map(|r| r.message_id).collect::<Vec<_>>(),
+                &a.iter().map(|r| r.session_id).collect::<Vec<_>>(),
+                &a.iter().map(|r| r.user_id.as_deref()).collect::<Vec<_>>(),
+                &a.iter().map(|r| r.to.as_str()).collect::<Vec<_>>(),
+                &a.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
+                &a.iter().map(|r| r.provider.as_str()).collect::<Vec<_>>(),
+                &a.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>(),
+                &a.iter().map(|r| r.http_status).collect::<Vec<_>>(),
+                &a.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>(),
+                &a.iter()
+                    .map(|r| r.provider_ref.as_deref())
+                    .collect::<Vec<_>>(),
+                &a.iter().map(|r| r.response_time_ms).collect::<Vec<_>>(),
+                &a.iter().map(|r| r.ambiguous).collect::<Vec<_>>(),
+                &a.iter().map(|r| r.created_at).collect::<Vec<_>>(),
+                &s.iter().map(|u| u.id).collect::<Vec<_>>(),
+                &refs,
+                &s.iter()
+                    .map(|u| u.delivered_by.as_ref().map(|d| d.provider.as_str()))
+                    .collect::<Vec<_>>(),
+                &s.iter()
+                    .map(|u| u.delivered_by.as_ref().map(|d| d.reference.as_str()))
+                    .collect::<Vec<_>>(),
+                &s.iter().map(|u| u.failed).collect::<Vec<_>>(),
+                &e.iter().map(|r| r.user_id.as_deref()).collect::<Vec<_>>(),
+                &e.iter().map(|r| r.phone.as_str()).collect::<Vec<_>>(),
+                &e.iter().map(|r| r.session_id).collect::<Vec<_>>(),
+                &e.iter().map(|r| r.event.as_str()).collect::<Vec<_>>(),
+                &e.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(),
+                &e.iter().map(|r| r.provider.as_deref()).collect::<Vec<_>>(),
+                &e.iter().map(|r| r.response_time_ms).collect::<Vec<_>>(),
+                &e.iter().map(|r| r.created_at).collect::<Vec<_>>(),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+const BATCH_SQL: &str = r#"
+WITH attempts AS (
+    INSERT INTO sms_messages_log (id, message_id, session_id, user_id, "to", type, provider_name,
+                                  outcome, status_code, error, provider_ref, response_time_ms,
+                                  ambiguous, created_at)
+    SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::text[], $9::int4[], $10::text[], $11::text[], $12::int4[],
+                         $13::bool[], $14::timestamptz[])
+), sessions AS (
+    UPDATE sms_otp_sessions AS s
+       SET provider_refs = s.provider_refs || u.refs,
+           provider_name = COALESCE(u.provider, s.provider_name),
+           provider_session_id = COALESCE(u.reference, s.provider_session_id),
+           status = CASE WHEN u.failed AND s.status = 'pending' THEN 'failed' ELSE s.status END
+      FROM UNNEST($15::uuid[], $16::jsonb[], $17::text[], $18::text[], $19::bool[])
+           AS u(id, refs, provider, reference, failed)
+     WHERE s.id = u.id
+), events AS (
+    INSERT INTO otp_logs (user_id, phone, session_id, type, status, provider, response_time_ms, created_at)
+    SELECT * FROM UNNEST($20::text[], $21::text[], $22::uuid[], $23::text[], $24::text[], $25::text[],
+                         $26::int4[], $27::timestamptz[])
+)
+SELECT 1
+"#;
