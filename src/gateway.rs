@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{Duration as ChronoDuration, Utc};
+use chrono::{Duration as ChronoDuration, SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::config::Settings;
@@ -89,7 +89,8 @@ impl Gateway {
         let policy = Policy::for_purpose(&self.settings.otp, &req.purpose);
         let code = otp::generate_code(policy.length);
         let id = Uuid::new_v4();
-        let now = Utc::now();
+        // PostgreSQL keeps microseconds: round here so the answer and the row agree.
+        let now = Utc::now().trunc_subsecs(6);
         let session = Session {
             id,
             phone: req.phone.e164().to_string(),

@@ -1,0 +1,5 @@
+//! Behaviour tests: the real application on port 0, fake providers from `smsgate::sim` on port
+//! 0, and a fresh PostgreSQL schema per test.
+
+mod db;
+mod store;

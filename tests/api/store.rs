@@ -1,0 +1,226 @@
+//! The `Store` conformance suite: the same checks against the in-memory and PostgreSQL stores.
+
+use std::sync::Arc;
+
+use chrono::{Duration, SubsecRound, Utc};
+use smsgate::metrics::Metrics;
+use smsgate::store::{
+    AttemptRow, MemoryStore, PostgresStore, ProviderRef, SendLog, Session, SessionStatus,
+    SessionUpdate, Store, VerifyClaim,
+};
+use uuid::Uuid;
+
+use crate::db::TestDb;
+
+async fn postgres() -> (Arc<dyn Store>, TestDb) {
+    let db = TestDb::new().await;
+    let store = PostgresStore::connect(&db.url(), 4, Metrics::new()).unwrap();
+    smsgate::store::migrate::run(store.pool()).await.unwrap();
+    (Arc::new(store), db)
+}
+
+fn session(max_attempts: u32, ttl_secs: i64) -> Session {
+    let now = Utc::now().trunc_subsecs(6);
+    Session {
+        id: Uuid::new_v4(),
+        phone: "+919876543210".into(),
+        user_id: Some("u1".into()),
+        purpose: "login".into(),
+        code_hmac: vec![7; 32],
+        provider_refs: Vec::new(),
+        status: SessionStatus::Pending,
+        attempts: 0,
+        max_attempts,
+        created_at: now,
+        expires_at: now + Duration::seconds(ttl_secs),
+        verified_at: None,
+    }
+}
+
+fn attempt(message_id: Uuid, provider: &str, outcome: &str, ms: i32) -> AttemptRow {
+    AttemptRow {
+        id: Uuid::new_v4(),
+        message_id,
+        session_id: Some(message_id),
+        user_id: None,
+        to: "+919876543210".into(),
+        kind: "otp".into(),
+        provider: provider.into(),
+        outcome: outcome.into(),
+        http_status: Some(500),
+        error: Some("boom".into()),
+        provider_ref: None,
+        response_time_ms: ms,
+        ambiguous: false,
+        created_at: Utc::now(),
+    }
+}
+
+async fn sessions_round_trip_with_provider_refs(store: Arc<dyn Store>) {
+    let s = session(3, 60);
+    store.insert_session(&s).await.unwrap();
+    assert_eq!(store.get_session(s.id).await.unwrap().as_ref(), Some(&s));
+    let r = ProviderRef {
+        provider: "2factor".into(),
+        reference: "abc".into(),
+    };
+    let update = SessionUpdate {
+        id: s.id,
+        add_refs: vec![r.clone()],
+        delivered_by: Some(r.clone()),
+        failed: false,
+    };
+    store
+        .write_log(SendLog {
+            attempts: vec![attempt(s.id, "twilio", "unavailable", 12)],
+            session: Some(update),
+            events: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_session(s.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .provider_refs,
+        vec![r]
+    );
+    assert!(store.get_session(Uuid::new_v4()).await.unwrap().is_none());
+    let rows = store.recent_attempts(10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].provider.as_str(), rows[0].response_time_ms),
+        ("twilio", 12)
+    );
+}
+
+async fn verify_claims_stop_at_the_attempt_cap(store: Arc<dyn Store>) {
+    let s = session(2, 60);
+    store.insert_session(&s).await.unwrap();
+    for n in 1..=2 {
+        match store.claim_verify(s.id, Utc::now()).await.unwrap() {
+            VerifyClaim::Claimed(c) => assert_eq!(c.attempts, n),
+            other => panic!("claim {n}: {other:?}"),
+        }
+        assert!(!store.finish_verify(s.id, false, Utc::now()).await.unwrap());
+    }
+    assert_eq!(
+        store.claim_verify(s.id, Utc::now()).await.unwrap(),
+        VerifyClaim::Exhausted
+    );
+    assert_eq!(
+        store.get_session(s.id).await.unwrap().unwrap().status,
+        SessionStatus::Failed
+    );
+    assert_eq!(
+        store
+            .claim_verify(Uuid::new_v4(), Utc::now())
+            .await
+            .unwrap(),
+        VerifyClaim::NotFound
+    );
+}
+
+async fn a_session_verifies_once(store: Arc<dyn Store>) {
+    let s = session(5, 60);
+    store.insert_session(&s).await.unwrap();
+    assert!(matches!(
+        store.claim_verify(s.id, Utc::now()).await.unwrap(),
+        VerifyClaim::Claimed(_)
+    ));
+    assert!(store.finish_verify(s.id, true, Utc::now()).await.unwrap());
+    assert!(
+        !store.finish_verify(s.id, true, Utc::now()).await.unwrap(),
+        "a second win is refused"
+    );
+    assert_eq!(
+        store.claim_verify(s.id, Utc::now()).await.unwrap(),
+        VerifyClaim::AlreadyVerified
+    );
+}
+
+async fn expired_sessions_are_marked_expired(store: Arc<dyn Store>) {
+    let s = session(5, 60);
+    store.insert_session(&s).await.unwrap();
+    let later = Utc::now() + Duration::seconds(61);
+    assert_eq!(
+        store.claim_verify(s.id, later).await.unwrap(),
+        VerifyClaim::Expired
+    );
+    assert_eq!(
+        store.get_session(s.id).await.unwrap().unwrap().status,
+        SessionStatus::Expired
+    );
+}
+
+async fn concurrent_claims_never_exceed_the_cap(store: Arc<dyn Store>) {
+    let s = session(5, 60);
+    store.insert_session(&s).await.unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                matches!(
+                    store.claim_verify(s.id, Utc::now()).await.unwrap(),
+                    VerifyClaim::Claimed(_)
+                )
+            })
+        })
+        .collect();
+    let mut claimed = 0;
+    for t in tasks {
+        claimed += t.await.unwrap() as u32;
+    }
+    assert_eq!(claimed, 5);
+}
+
+async fn a_failed_send_fails_the_session(store: Arc<dyn Store>) {
+    let s = session(5, 60);
+    store.insert_session(&s).await.unwrap();
+    let update = SessionUpdate {
+        id: s.id,
+        add_refs: vec![],
+        delivered_by: None,
+        failed: true,
+    };
+    store
+        .write_log(SendLog {
+            session: Some(update),
+            ..SendLog::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.claim_verify(s.id, Utc::now()).await.unwrap(),
+        VerifyClaim::Exhausted
+    );
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(std::sync::Arc::new(super::MemoryStore::new())).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (store, _db) = super::postgres().await;
+                super::$name(store).await;
+            })*
+        }
+    };
+}
+
+conformance!(
+    sessions_round_trip_with_provider_refs,
+    verify_claims_stop_at_the_attempt_cap,
+    a_session_verifies_once,
+    expired_sessions_are_marked_expired,
+    concurrent_claims_never_exceed_the_cap,
+    a_failed_send_fails_the_session,
+);
