@@ -13,3 +13,4 @@ pub mod phone;
 pub mod providers;
 pub mod routing;
 pub mod store;
+pub mod limits;

@@ -7,6 +7,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::memory_limits::MemoryLimits;
+
 use super::{
     AttemptRow, OtpEvent, SendLog, Session, SessionStatus, Store, StoreError, VerifyClaim,
 };
@@ -17,6 +19,7 @@ const LOG_CAP: usize = 100_000;
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    pub(super) limits: MemoryLimits,
 }
 
 #[derive(Default)]
@@ -146,3 +149,4 @@ impl Store for MemoryStore {
             .collect())
     }
 }
+

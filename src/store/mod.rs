@@ -3,8 +3,10 @@
 //! applies the state changes `otp` and `gateway` decide, atomically.
 
 mod memory;
+mod memory_limits;
 pub mod migrate;
 mod postgres;
+mod postgres_limits;
 mod writer;
 
 use async_trait::async_trait;
@@ -151,7 +153,7 @@ pub enum StoreError {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: LimitStore + Send + Sync {
     /// `postgres` or `memory`.
     fn kind(&self) -> &'static str;
     /// Whether the store is reachable.
@@ -173,4 +175,76 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// The newest attempt rows, newest first (admin logs and tests).
     async fn recent_attempts(&self, limit: usize) -> Result<Vec<AttemptRow>, StoreError>;
+}
+
+/// One fixed-window counter a send takes from: at most `limit` per `window_secs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quota {
+    pub key: String,
+    pub window_secs: u32,
+    pub limit: u32,
+}
+
+/// A resend cooldown: after each send to `key` the next waits `base * 2^resends` (capped at
+/// `max`); `reset_secs` after the last send the count starts again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CooldownSpec {
+    pub key: String,
+    pub base_secs: u32,
+    pub max_secs: u32,
+    pub reset_secs: u32,
+}
+
+/// The answer to an admission: all quotas and the cooldown are taken together or not at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Taken; the next send to the same cooldown key may go after this many seconds.
+    Admitted { resend_after_secs: Option<u64> },
+    /// `key` is spent; nothing was taken.
+    Refused { key: String, retry_after_secs: u64 },
+}
+
+/// What an `Idempotency-Key` claim found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdempotencyClaim {
+    /// First use: go ahead, then complete or release.
+    Claimed,
+    /// Done before with the same body: answer this again.
+    Replay { status: u16, body: serde_json::Value },
+    /// Used before with a different body.
+    Conflict,
+    /// The first request with this key is still running.
+    InFlight,
+}
+
+/// A user's contact settings (`user_contact_settings`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub user_id: String,
+    pub phone: Option<String>,
+    pub otp_enabled: bool,
+    pub preferred_provider: Option<String>,
+}
+
+/// Shared state for limits, idempotency and step-up contacts; part of every `Store`.
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    /// Takes one from every quota and the cooldown, atomically and across instances, or nothing.
+    async fn admit(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Result<Admission, StoreError>;
+    /// Claims `key` within `scope` (the calling client) for a request whose body hashes to `hash`.
+    /// A claim older than `lease_secs` that never completed is taken over; keys live `ttl_secs`.
+    async fn claim_idempotency(&self, scope: &str, key: &str, hash: &[u8], now: DateTime<Utc>, ttl_secs: u32, lease_secs: u32) -> Result<IdempotencyClaim, StoreError>;
+    /// Stores the answer of a claimed key.
+    async fn complete_idempotency(&self, scope: &str, key: &str, status: u16, body: &serde_json::Value) -> Result<(), StoreError>;
+    /// Forgets a claimed key whose request failed in a way worth retrying.
+    async fn release_idempotency(&self, scope: &str, key: &str) -> Result<(), StoreError>;
+    async fn get_contact(&self, user_id: &str) -> Result<Option<Contact>, StoreError>;
+    async fn put_contact(&self, contact: &Contact) -> Result<(), StoreError>;
+    /// Deletes expired counters, cooldowns and idempotency keys.
+    async fn sweep(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// The next cooldown wait after `resends` earlier resends.
+pub fn cooldown_wait(spec: &CooldownSpec, resends: u32) -> u32 {
+    spec.base_secs.saturating_mul(1u32 << resends.min(16)).min(spec.max_secs.max(spec.base_secs))
 }

@@ -2,4 +2,8 @@
 //! 0, and a fresh PostgreSQL schema per test.
 
 mod db;
+mod failover;
+mod garbage;
+mod helpers;
+mod otp;
 mod store;

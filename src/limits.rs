@@ -1,0 +1,202 @@
+//! Abuse limits: per-phone, per-IP, per-user, per-client and per-prefix windows, the resend
+//! cooldown, and the SMS-pumping guard (allowed and blocked countries, prefix velocity,
+//! record-only mode). The counting lives in the store so every limit holds across instances;
+//! this module decides which counters a send takes from. It never sends anything.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::phone::Phone;
+use crate::store::{Admission, CooldownSpec, Quota, Store, StoreError};
+
+const MINUTE: u32 = 60;
+const DAY: u32 = 86_400;
+
+/// Who is sending what, as far as limits care.
+#[derive(Debug, Clone)]
+pub struct SendContext<'a> {
+    pub phone: &'a Phone,
+    /// The end user's IP, when the app passed it.
+    pub client_ip: Option<IpAddr>,
+    pub user_id: Option<&'a str>,
+    /// The calling app's name.
+    pub client: &'a str,
+    /// OTPs take the per-phone windows and the resend cooldown; other messages do not.
+    pub is_otp: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LimitError {
+    /// A window or the cooldown is spent; nothing was sent or counted.
+    #[error("{message}")]
+    Refused { reason: &'static str, retry_after_secs: u64, message: String },
+    /// The destination is not allowed (pumping guard).
+    #[error("{message}")]
+    Blocked { reason: &'static str, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Limits {
+    settings: crate::config::LimitSettings,
+    /// Countries that may receive SMS; `None` allows every country.
+    allowed: Option<BTreeSet<String>>,
+    metrics: Metrics,
+}
+
+impl Limits {
+    /// The allowed countries default to those the configured providers serve; a provider that
+    /// serves every country allows every country.
+    pub fn new(settings: &Settings, metrics: Metrics) -> Self {
+        let l = &settings.limits;
+        let allowed = if !l.allowed_countries.is_empty() {
+            Some(l.allowed_countries.iter().cloned().collect())
+        } else {
+            let enabled: Vec<_> = settings.providers.iter().filter(|p| p.enabled && p.kind != "console").collect();
+            if enabled.is_empty() || enabled.iter().any(|p| p.countries.is_empty()) {
+                None
+            } else {
+                Some(enabled.iter().flat_map(|p| p.countries.iter().cloned()).collect())
+            }
+        };
+        Self { settings: l.clone(), allowed, metrics }
+    }
+
+    /// Admits one send or says why not. Nothing is counted for a refused send.
+    /// Returns the seconds until the next OTP to the same phone may go.
+    pub async fn admit(&self, store: &dyn Store, ctx: &SendContext<'_>, now: DateTime<Utc>) -> Result<Option<u64>, LimitError> {
+        self.pumping_guard(ctx.phone)?;
+        let l = &self.settings;
+        let mut quotas = vec![Quota { key: format!("client:{}", ctx.client), window_secs: MINUTE, limit: l.per_client_per_minute }];
+        if ctx.is_otp {
+            quotas.push(Quota { key: format!("phone:m:{}", ctx.phone), window_secs: MINUTE, limit: l.per_phone_per_minute });
+            quotas.push(Quota { key: format!("phone:d:{}", ctx.phone), window_secs: DAY, limit: l.per_phone_per_day });
+            if let Some(user) = ctx.user_id {
+                quotas.push(Quota { key: format!("user:d:{user}"), window_secs: DAY, limit: l.per_user_per_day });
+            }
+        }
+        if let Some(ip) = ctx.client_ip {
+            quotas.push(Quota { key: format!("ip:m:{ip}"), window_secs: MINUTE, limit: l.per_ip_per_minute });
+        }
+        let prefix = Quota { key: format!("prefix:m:{}", ctx.phone.prefix(l.prefix_digits)), window_secs: MINUTE, limit: l.per_prefix_per_minute };
+        if !l.record_only {
+            quotas.push(prefix.clone());
+        }
+        let cooldown = (ctx.is_otp && l.resend_cooldown_seconds > 0).then(|| CooldownSpec {
+            key: format!("resend:{}", ctx.phone),
+            base_secs: l.resend_cooldown_seconds as u32,
+            max_secs: l.resend_cooldown_max_seconds as u32,
+            reset_secs: DAY,
+        });
+        let resend_after = match store.admit(&quotas, cooldown.as_ref(), now).await? {
+            Admission::Admitted { resend_after_secs } => resend_after_secs,
+            Admission::Refused { key, retry_after_secs } => {
+                let reason = reason_of(&key);
+                self.metrics.blocks.with_label_values(&[reason]).inc();
+                return Err(LimitError::Refused { reason, retry_after_secs, message: message_for(reason, retry_after_secs) });
+            }
+        };
+        if l.record_only {
+            // Counted on its own so that it never refuses; only what it would have done is kept.
+            if let Admission::Refused { .. } = store.admit(std::slice::from_ref(&prefix), None, now).await? {
+                tracing::warn!(prefix = %ctx.phone.prefix(l.prefix_digits), "record-only: prefix velocity exceeded");
+                self.metrics.blocks.with_label_values(&["recorded_prefix_velocity"]).inc();
+            }
+        }
+        Ok(resend_after)
+    }
+
+    /// Countries: blocked ones never, and only allowed ones (record-only mode logs instead).
+    fn pumping_guard(&self, phone: &Phone) -> Result<(), LimitError> {
+        let cc = phone.country_code();
+        let blocked = self.settings.blocked_countries.iter().any(|c| c == cc);
+        let not_allowed = self.allowed.as_ref().is_some_and(|a| !a.contains(cc));
+        if !(blocked || not_allowed) {
+            return Ok(());
+        }
+        let reason = if blocked { "country_blocked" } else { "country_not_allowed" };
+        if self.settings.record_only {
+            tracing::warn!(country = cc, reason, "record-only: would have blocked this destination");
+            self.metrics.blocks.with_label_values(&[&format!("recorded_{reason}")]).inc();
+            return Ok(());
+        }
+        self.metrics.blocks.with_label_values(&[reason]).inc();
+        Err(LimitError::Blocked { reason, message: format!("SMS to +{cc} numbers is not allowed by this gateway") })
+    }
+}
+
+fn reason_of(key: &str) -> &'static str {
+    match key.split(':').take(2).collect::<Vec<_>>().as_slice() {
+        ["client", ..] => "client_rate",
+        ["phone", "m"] => "phone_per_minute",
+        ["phone", "d"] => "phone_per_day",
+        ["user", ..] => "user_per_day",
+        ["ip", ..] => "ip_per_minute",
+        ["prefix", ..] => "prefix_velocity",
+        ["resend", ..] => "resend_cooldown",
+        _ => "rate_limited",
+    }
+}
+
+fn message_for(reason: &str, retry_after: u64) -> String {
+    let what = match reason {
+        "resend_cooldown" => "a code was sent to this number moments ago",
+        "phone_per_minute" | "phone_per_day" => "too many codes were requested for this number",
+        "user_per_day" => "too many codes were requested for this user",
+        "ip_per_minute" => "too many requests from this end user's address",
+        "client_rate" => "this app is over its request quota",
+        "prefix_velocity" => "too many messages to numbers with this prefix",
+        _ => "rate limited",
+    };
+    format!("{what}; try again in {retry_after} s")
+}
+
+/// The end user's IP: `client_ip` from the body, else the first `X-Forwarded-For` address
+/// added by a trusted proxy (read from the right), else none: the connection's own address is
+/// the app server's, not the user's.
+pub fn end_user_ip(body_ip: Option<&str>, forwarded_for: Option<&str>, peer: Option<IpAddr>, trusted: &[crate::net::Cidr]) -> Result<Option<IpAddr>, String> {
+    if let Some(raw) = body_ip {
+        return raw.trim().parse().map(Some).map_err(|_| format!("`client_ip` is not an IP address: {raw:?}"));
+    }
+    let (Some(header), Some(peer)) = (forwarded_for, peer) else { return Ok(None) };
+    if !crate::net::any_contains(trusted, peer) {
+        return Ok(None);
+    }
+    for hop in header.rsplit(',').map(str::trim) {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if crate::net::any_contains(trusted, ip) => continue,
+            Ok(ip) => return Ok(Some(ip)),
+            Err(_) => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Cidr;
+
+    #[test]
+    fn forwarded_for_is_read_only_from_trusted_proxies() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let proxy = Some("10.1.2.3".parse().unwrap());
+        let stranger = Some("203.0.113.9".parse().unwrap());
+        assert_eq!(end_user_ip(None, Some("198.51.100.7, 10.0.0.5"), proxy, &trusted).unwrap(), "198.51.100.7".parse().ok());
+        assert_eq!(end_user_ip(None, Some("198.51.100.7"), stranger, &trusted).unwrap(), None, "spoofable header from an untrusted peer");
+        assert_eq!(end_user_ip(Some("192.0.2.1"), Some("198.51.100.7"), proxy, &trusted).unwrap(), "192.0.2.1".parse().ok());
+        assert!(end_user_ip(Some("nope"), None, None, &trusted).is_err());
+    }
+
+    #[test]
+    fn refusal_reasons_come_from_the_counter_key() {
+        assert_eq!(reason_of("phone:m:+919876543210"), "phone_per_minute");
+        assert_eq!(reason_of("phone:d:+919876543210"), "phone_per_day");
+        assert_eq!(reason_of("resend:+919876543210"), "resend_cooldown");
+        assert_eq!(reason_of("prefix:m:91-9876"), "prefix_velocity");
+    }
+}

@@ -1,0 +1,203 @@
+//! Failover within one request, 429 cool-downs, circuit breakers, and the attempt log.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{config, eventually, spawn_app, spawn_with, Backend, TestApp, ADMIN_TOKEN, PHONE};
+use crate::on_both_stores;
+
+const FAILOVER_2F_TW: &str = r#"smsgate_failovers_total{from="2factor",reason="#;
+
+fn vonage(sim: &smsgate::sim::SimHandle) -> String {
+    format!(
+        "[[providers]]\nname = \"vonage\"\nkind = \"vonage\"\npriority = 3\nbase_url = \"{}\"\nfrom = \"SMSGATE\"\n",
+        sim.url("vonage")
+    )
+}
+
+async fn send_and_verify_via_twilio(app: &TestApp) {
+    let sent = app.send_otp().await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    let msgs = app.sim.state().messages(Some(PHONE));
+    let last = msgs.last().expect("a message was delivered");
+    assert_eq!(last.provider, "twilio");
+    let code = last.code.clone().expect("the OTP text carries the code");
+    let r = app.verify(sent.body["session_id"].as_str().unwrap(), &code).await;
+    assert_eq!(r.body["verified"], true, "{}", r.body);
+}
+
+async fn otp_is_delivered_by_twilio_when_2factor_returns_500(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.fault("2factor", "500");
+    send_and_verify_via_twilio(&app).await;
+    assert_eq!(app.calls("2factor"), 1);
+    let failovers = app.metric(&format!("{FAILOVER_2F_TW}\"unavailable\",to=\"twilio\"}}")).await;
+    assert_eq!(failovers, Some(1.0));
+}
+
+async fn otp_is_delivered_by_twilio_when_2factor_times_out(backend: Backend) {
+    let app = spawn_with(backend, |sim| config(sim, "timeout_ms = 300", "")).await;
+    app.fault("2factor", "timeout");
+    let started = std::time::Instant::now();
+    send_and_verify_via_twilio(&app).await;
+    assert!(started.elapsed() < Duration::from_secs(3), "the attempt timeout bounds the wait");
+    assert_eq!(app.metric(&format!("{FAILOVER_2F_TW}\"timeout\",to=\"twilio\"}}")).await, Some(1.0));
+}
+
+async fn otp_is_delivered_by_twilio_when_2factor_refuses_connections(backend: Backend) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let app = spawn_with(backend, |sim| config(sim, "", "").replacen(&sim.url("2factor"), &dead, 1)).await;
+    send_and_verify_via_twilio(&app).await;
+    assert_eq!(app.metric(&format!("{FAILOVER_2F_TW}\"unavailable\",to=\"twilio\"}}")).await, Some(1.0));
+}
+
+async fn throttled_primary_cools_down_for_retry_after_then_serves_again(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.fault("2factor", "throttle:1");
+    send_and_verify_via_twilio(&app).await;
+    assert_eq!(app.calls("2factor"), 1);
+    // Inside the Retry-After window the throttled provider is not called at all.
+    send_and_verify_via_twilio(&app).await;
+    assert_eq!(app.calls("2factor"), 1, "Retry-After is honoured");
+    app.clear_fault("2factor");
+    let back = eventually(Duration::from_secs(4), || async {
+        let before = app.calls("2factor");
+        app.send_otp().await.status == 200 && app.calls("2factor") > before
+    })
+    .await;
+    assert!(back, "traffic returns to the primary after the cool-down");
+    let last = app.sim.state().messages(Some(PHONE)).last().cloned().unwrap();
+    assert_eq!(last.provider, "2factor");
+}
+
+async fn an_invalid_number_rejection_does_not_fail_over(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.fault("2factor", "error:Invalid Phone Number");
+    let r = app.send_otp().await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.body["error"], "message_rejected");
+    assert_eq!(app.calls("twilio"), 0, "a rejected message is never sent elsewhere");
+}
+
+async fn breaker_opens_after_repeated_failures_then_half_opens_and_recovers(backend: Backend) {
+    let app = spawn_with(backend, |sim| {
+        config(sim, "", "[routing.breaker]\nconsecutive_failures = 3\nopen_ms = 500\nhalf_open_probes = 1\n")
+    })
+    .await;
+    app.fault("2factor", "500");
+    for _ in 0..3 {
+        send_and_verify_via_twilio(&app).await;
+    }
+    assert_eq!(app.calls("2factor"), 3);
+    send_and_verify_via_twilio(&app).await;
+    assert_eq!(app.calls("2factor"), 3, "an open breaker keeps the dead provider out");
+    assert_eq!(app.metric(r#"smsgate_breaker_state{provider="2factor"}"#).await, Some(2.0));
+    app.clear_fault("2factor");
+    let recovered = eventually(Duration::from_secs(5), || async {
+        let before = app.calls("2factor");
+        app.send_otp().await.status == 200 && app.calls("2factor") > before
+    })
+    .await;
+    assert!(recovered, "a half-open probe reaches the provider after the open wait");
+    assert_eq!(app.metric(r#"smsgate_breaker_state{provider="2factor"}"#).await, Some(0.0));
+}
+
+async fn a_code_from_the_first_provider_still_verifies_after_a_failover(backend: Backend) {
+    // 2Factor takes the request and delivers its AUTOGEN code but answers too late: the router
+    // fails over to Twilio, and the user may hold either SMS.
+    let app = spawn_with(backend, |sim| config(sim, "timeout_ms = 300", "")).await;
+    app.fault("2factor", "latency:1000");
+    let sent = app.send_otp().await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    let sid = sent.body["session_id"].as_str().unwrap();
+    let first = eventually(Duration::from_secs(3), || async {
+        app.sim.state().messages(Some(PHONE)).iter().any(|m| m.provider == "2factor")
+    })
+    .await;
+    assert!(first, "the slow provider delivered");
+    let msgs = app.sim.state().messages(Some(PHONE));
+    let two_factor_code = msgs.iter().find(|m| m.provider == "2factor").and_then(|m| m.code.clone()).unwrap();
+    let twilio_code = msgs.iter().find(|m| m.provider == "twilio").and_then(|m| m.code.clone()).unwrap();
+    assert_ne!(two_factor_code, twilio_code);
+    app.clear_fault("2factor");
+    let r = app.verify(sid, &two_factor_code).await;
+    assert_eq!(r.body["verified"], true, "the first provider's code verifies: {}", r.body);
+}
+
+async fn all_providers_failing_is_503_with_reasons_for_admins_only(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.fault("2factor", "500");
+    app.fault("twilio", "503");
+    let r = app.send_otp().await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.body["error"], "all_providers_failed");
+    assert!(r.body.get("providers").is_none(), "apps do not see provider internals");
+    let admin = app.request(reqwest::Method::POST, "/v1/otp/send", Some(ADMIN_TOKEN), Some(json!({"phone": PHONE}).to_string()), &[]).await;
+    assert_eq!(admin.status, 503);
+    let providers = admin.body["providers"].as_array().expect("admins see per-provider reasons");
+    assert_eq!(providers.len(), 2, "{}", admin.body);
+}
+
+async fn transactional_sms_does_not_fail_over_on_an_ambiguous_timeout_unless_configured(backend: Backend) {
+    let app = spawn_with(backend, |sim| format!("{}\n{}", config(sim, "", "").replace("from = \"+15005550006\"", "from = \"+15005550006\"\ntimeout_ms = 300"), vonage(sim))).await;
+    app.fault("twilio", "timeout");
+    let r = app.post("/v1/sms/send", json!({"to": "+14155552671", "text": "hello"})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["status"], "unconfirmed");
+    assert_eq!(app.calls("vonage"), 0, "no second copy of a message that may be on its way");
+
+    let app = spawn_with(backend, |sim| {
+        let base = config(sim, "", "[routing]\nfailover_on_ambiguous_timeout = true\n");
+        format!("{}\n{}", base.replace("from = \"+15005550006\"", "from = \"+15005550006\"\ntimeout_ms = 300"), vonage(sim))
+    })
+    .await;
+    app.fault("twilio", "timeout");
+    let r = app.post("/v1/sms/send", json!({"to": "+14155552671", "text": "hello"})).await;
+    assert_eq!((r.status, r.body["provider"].as_str()), (202, Some("vonage")), "{}", r.body);
+    assert_eq!(r.body["status"], "accepted");
+}
+
+on_both_stores!(
+    otp_is_delivered_by_twilio_when_2factor_returns_500,
+    otp_is_delivered_by_twilio_when_2factor_times_out,
+    otp_is_delivered_by_twilio_when_2factor_refuses_connections,
+    throttled_primary_cools_down_for_retry_after_then_serves_again,
+    an_invalid_number_rejection_does_not_fail_over,
+    breaker_opens_after_repeated_failures_then_half_opens_and_recovers,
+    a_code_from_the_first_provider_still_verifies_after_a_failover,
+    all_providers_failing_is_503_with_reasons_for_admins_only,
+    transactional_sms_does_not_fail_over_on_an_ambiguous_timeout_unless_configured,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_attempt_is_a_row_with_its_response_time_in_postgres() {
+    let app = spawn_app(Backend::Postgres).await;
+    app.fault("2factor", "500");
+    let sent = app.send_otp().await;
+    assert_eq!(sent.status, 200);
+    let sid: uuid::Uuid = sent.body["session_id"].as_str().unwrap().parse().unwrap();
+    // The answer returned only after the rows committed: no waiting here.
+    let db = app.db.as_ref().unwrap().client().await;
+    let rows = db
+        .query("SELECT provider_name, outcome, status_code, response_time_ms, type FROM sms_messages_log WHERE message_id = $1 ORDER BY created_at", &[&sid])
+        .await
+        .unwrap();
+    let got: Vec<(String, String, Option<i32>, String)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(4))).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("2factor".into(), "unavailable".into(), Some(500), "otp".into()),
+            ("twilio".into(), "accepted".into(), Some(201), "otp".into())
+        ]
+    );
+    assert!(rows.iter().all(|r| r.get::<_, i32>(3) >= 0));
+    let session = db.query_one("SELECT status, provider_name, provider_session_id FROM sms_otp_sessions WHERE id = $1", &[&sid]).await.unwrap();
+    assert_eq!(session.get::<_, String>(0), "pending");
+    assert_eq!(session.get::<_, Option<String>>(1).as_deref(), Some("twilio"));
+    assert!(session.get::<_, Option<String>>(2).is_some_and(|r| r.starts_with("SM")));
+    let events: i64 = db.query_one("SELECT count(*) FROM otp_logs WHERE session_id = $1", &[&sid]).await.unwrap().get(0);
+    assert_eq!(events, 1);
+}

@@ -1,0 +1,118 @@
+//! Bad input on every route: always a clear JSON error with the right status, never a panic.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, Backend, ADMIN_TOKEN, SEND_TOKEN};
+
+const POST_ROUTES: &[&str] = &[
+    "/v1/otp/send",
+    "/v1/otp/verify",
+    "/v1/sms/send",
+    "/v1/sms/template",
+    "/api/sms/sendOtp",
+    "/api/sms/verifyOtp",
+    "/api/sms/sendTemplate",
+    "/otp/send",
+    "/otp/verify",
+    "/sms/send-transactional",
+];
+
+fn assert_error_shape(route: &str, input: &str, status: u16, body: &serde_json::Value) {
+    assert!(body["error"].is_string() && body["message"].is_string(), "{route} with {input}: {status} {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_bodies_get_a_clear_400_on_every_route() {
+    let app = spawn_app(Backend::Memory).await;
+    let bodies: Vec<(&str, String)> = vec![
+        ("empty", String::new()),
+        ("not json", "hello".into()),
+        ("truncated", "{\"phone\": \"+9198".into()),
+        ("array", "[1,2,3]".into()),
+        ("null", "null".into()),
+        ("number", "42".into()),
+        ("unknown field", json!({"phone": "+919876543210", "to": "+919876543210", "session_id": "x", "otp": "1234", "text": "t", "template": "t", "bogus": 1}).to_string()),
+        ("wrong types", json!({"phone": 9876543210u64, "to": [], "session_id": 5, "otp": 1234, "text": {}, "template": false}).to_string()),
+        ("bad phone", json!({"phone": "call me maybe"}).to_string()),
+        ("nul bytes", "{\"phone\": \"\u{0000}\"}".into()),
+        ("deep nesting", format!("{}{}", "[".repeat(5000), "]".repeat(5000))),
+    ];
+    for route in POST_ROUTES {
+        for (name, body) in &bodies {
+            let r = app.request(Method::POST, route, Some(SEND_TOKEN), Some(body.clone()), &[]).await;
+            assert_eq!(r.status, 400, "{route} with {name}: {}", r.body);
+            assert_error_shape(route, name, r.status, &r.body);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_bodies_are_413_and_wrong_content_types_415() {
+    let app = spawn_app(Backend::Memory).await;
+    let huge = json!({"phone": "+919876543210", "name": "x".repeat(64 * 1024)}).to_string();
+    for route in POST_ROUTES {
+        let r = app.request(Method::POST, route, Some(SEND_TOKEN), Some(huge.clone()), &[]).await;
+        assert_eq!(r.status, 413, "{route}: {}", r.body);
+        assert_error_shape(route, "huge", r.status, &r.body);
+        let res = app.http.post(format!("{}{route}", app.base)).bearer_auth(SEND_TOKEN).header("content-type", "text/plain").body("{}").send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 415, "{route}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_values_are_checked_with_a_message_naming_the_field() {
+    let app = spawn_app(Backend::Memory).await;
+    let cases = [
+        ("/v1/otp/send", json!({"phone": "12345"}), "invalid_phone"),
+        ("/v1/otp/send", json!({"phone": "+919876543210", "user_id": ""}), "invalid_request"),
+        ("/v1/otp/verify", json!({"session_id": "not-a-uuid", "otp": "123456"}), "invalid_request"),
+        ("/v1/otp/verify", json!({"session_id": uuid::Uuid::new_v4(), "otp": "12ab"}), "invalid_otp"),
+        ("/v1/sms/send", json!({"to": "+14155552671", "text": ""}), "invalid_request"),
+        ("/v1/sms/send", json!({"to": "+14155552671", "text": "x".repeat(1601)}), "invalid_request"),
+        ("/v1/sms/template", json!({"to": "+919876543210", "template": "T", "vars": vec!["v"; 21]}), "invalid_request"),
+    ];
+    for (route, body, code) in cases {
+        let r = app.post(route, body.clone()).await;
+        assert_eq!((r.status, r.body["error"].as_str()), (400, Some(code)), "{route} {body}: {}", r.body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_required_and_roles_enforced() {
+    let app = spawn_app(Backend::Memory).await;
+    let body = Some(json!({"phone": "+919876543210"}).to_string());
+    for route in POST_ROUTES {
+        let none = app.request(Method::POST, route, None, body.clone(), &[]).await;
+        assert_eq!((none.status, none.body["error"].as_str()), (401, Some("unauthorized")), "{route}");
+        let bad = app.request(Method::POST, route, Some("not-a-token"), body.clone(), &[]).await;
+        assert_eq!(bad.status, 401, "{route}");
+    }
+    for route in ["/v1/routing/explain?to=%2B919876543210", "/v1/admin/attempts"] {
+        let r = app.get(route, Some(SEND_TOKEN)).await;
+        assert_eq!((r.status, r.body["error"].as_str()), (403, Some("forbidden")), "{route}");
+        let ok = app.get(route, Some(ADMIN_TOKEN)).await;
+        assert_eq!(ok.status, 200, "{route}: {}", ok.body);
+    }
+    let unknown = app.get("/v1/nope", Some(SEND_TOKEN)).await;
+    assert_eq!((unknown.status, unknown.body["error"].as_str()), (404, Some("not_found")));
+    let wrong_method = app.get("/v1/otp/send", Some(SEND_TOKEN)).await;
+    assert_eq!(wrong_method.status, 405);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_and_metrics_answer() {
+    let app = spawn_app(Backend::Memory).await;
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.body["store"]["kind"], "memory");
+    assert!(ready.body["warnings"][0].as_str().unwrap().contains("durable"));
+    let _ = app.send_otp().await;
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    for name in ["smsgate_provider_requests_total", "smsgate_provider_request_duration_seconds", "smsgate_breaker_state", "smsgate_otp_sends_total", "smsgate_http_requests_total"] {
+        assert!(metrics.contains(name), "{name} missing");
+    }
+    assert!(!metrics.contains("9876543210"), "no phone number in metrics");
+    assert!(!metrics.contains("sim-key"), "no secret in metrics");
+}
