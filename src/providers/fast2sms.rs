@@ -1,19 +1,106 @@
-//! `fast2sms` adapter (to be written).
+//! `fast2sms`: Fast2SMS `dev/bulkV2` with the key in the `authorization` header. Routes: `otp`
+//! (the code alone), `dlt` (a registered DLT template and sender) and `q` (plain text).
+//! Errors are `{"return":false,"status_code":N,"message":…}` with HTTP 200 or 4xx.
 
 use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
 
 use super::{
-    Accepted, BuildContext, BuildError, Capabilities, OutboundSms, Provider, ProviderError,
+    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport,
+    OutboundSms, Provider, ProviderError,
 };
+
+const DEFAULT_BASE: &str = "https://www.fast2sms.com";
+
+/// How an OTP is sent (`route` in the config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OtpRoute {
+    /// Fast2SMS's own OTP message carrying the code.
+    Otp,
+    /// A DLT template (`template_id`) whose one variable is the code.
+    Dlt { template_id: String },
+    /// smsgate's rendered text as a plain message.
+    Quick,
+}
 
 pub struct Fast2Sms {
     name: String,
     capabilities: Capabilities,
+    http: reqwest::Client,
+    base: String,
+    api_key: SecretString,
+    sender_id: Option<String>,
+    otp_route: OtpRoute,
 }
 
 impl Fast2Sms {
     pub fn build(ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
-        Err(ctx.invalid("kind", "is not built yet"))
+        let config = ctx.config;
+        let sender_id = config.sender_id.clone().filter(|s| !s.trim().is_empty());
+        let otp_route = match config.route.as_deref().unwrap_or("otp") {
+            "otp" => OtpRoute::Otp,
+            "q" => OtpRoute::Quick,
+            "dlt" => {
+                ctx.required("sender_id", sender_id.as_deref())?;
+                let template_id = ctx.required("template_id", config.template_id.as_deref())?;
+                OtpRoute::Dlt {
+                    template_id: template_id.to_string(),
+                }
+            }
+            _ => return Err(ctx.invalid("route", "must be `otp`, `dlt` or `q`")),
+        };
+        let base = ctx.base_url(DEFAULT_BASE)?;
+        let api_key = ctx.secret(
+            "api_key_env",
+            config.api_key_env.as_deref(),
+            "FAST2SMS_API_KEY",
+        )?;
+        Ok(Self {
+            name: config.name.clone(),
+            capabilities: Capabilities {
+                otp: OtpSupport::Local,
+                text: true,
+                // DLT templates need an approved sender.
+                template: sender_id.is_some(),
+                countries: ctx.countries(&["91"]),
+            },
+            http: ctx.http.clone(),
+            base,
+            api_key,
+            sender_id,
+            otp_route,
+        })
+    }
+
+    fn request_json(&self, sms: &OutboundSms) -> Result<Value, ProviderError> {
+        let numbers = sms.to.national();
+        let sender = self.sender_id.as_deref().unwrap_or_default();
+        let dlt = |message: &str, values: &str| {
+            json!({"route": "dlt", "sender_id": sender, "message": message,
+                   "variables_values": values, "numbers": numbers})
+        };
+        let quick = |text: &str| json!({"route": "q", "message": text, "numbers": numbers});
+        Ok(match (&sms.body, &self.otp_route) {
+            (MessageBody::Otp { code, .. }, OtpRoute::Otp) => {
+                json!({"route": "otp", "variables_values": code, "numbers": numbers})
+            }
+            (MessageBody::Otp { code, .. }, OtpRoute::Dlt { template_id }) => {
+                dlt(template_id, code)
+            }
+            (MessageBody::Otp { text, .. }, OtpRoute::Quick) | (MessageBody::Text { text }, _) => {
+                quick(text)
+            }
+            (MessageBody::Template { name, vars }, _) => {
+                if self.sender_id.is_none() {
+                    return Err(ProviderError::misconfigured(
+                        None,
+                        "fast2sms templates need `sender_id`",
+                    ));
+                }
+                dlt(name, &vars.join("|"))
+            }
+        })
     }
 }
 
@@ -27,7 +114,72 @@ impl Provider for Fast2Sms {
         &self.capabilities
     }
 
-    async fn send(&self, _sms: &OutboundSms) -> Result<Accepted, ProviderError> {
-        Err(ProviderError::misconfigured(None, "not built"))
+    async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
+        let payload = self.request_json(sms)?;
+        let response = self
+            .http
+            .post(format!("{}/dev/bulkV2", self.base))
+            .header("authorization", self.api_key.expose_secret())
+            .json(&payload)
+            .send()
+            .await
+            .map_err(|e| ProviderError::from_transport(&e))?;
+        let body = read_body(response).await?;
+        let reference = classify(&body)?;
+        Ok(Accepted {
+            reference,
+            provider_verifies: false,
+            http_status: body.status,
+        })
     }
 }
+
+/// Maps an answer to its `request_id` or to the class of its error.
+pub(crate) fn classify(body: &Body) -> Result<Option<String>, ProviderError> {
+    let status = Some(body.status);
+    if body.status == 429 {
+        return Err(ProviderError::throttled(
+            status,
+            body.retry_after,
+            "HTTP 429",
+        ));
+    }
+    if body.status >= 500 {
+        return Err(ProviderError::unavailable(
+            status,
+            format!("HTTP {}", body.status),
+        ));
+    }
+    let json = body.json_or_unavailable()?;
+    if json.get("return") == Some(&Value::Bool(true)) && (200..300).contains(&body.status) {
+        return Ok(json
+            .get("request_id")
+            .and_then(Value::as_str)
+            .map(str::to_string));
+    }
+    let code = match json.get("status_code") {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    // `message` is a string on errors but a list on success; take either.
+    let message = match json.get("message") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items.first().and_then(Value::as_str).unwrap_or("").into(),
+        _ => String::new(),
+    };
+    Err(match code.as_str() {
+        "412" | "413" | "416" | "996" | "997" => {
+            ProviderError::misconfigured(status, format!("fast2sms {code}: {message}"))
+        }
+        "406" | "411" | "995" | "999" => ProviderError::rejected(status, code, message),
+        _ => ProviderError::unavailable(
+            status,
+            format!("fast2sms {code} (HTTP {}): {message}", body.status),
+        ),
+    })
+}
+
+#[cfg(test)]
+#[path = "fast2sms_tests.rs"]
+mod tests;

@@ -16,6 +16,8 @@ pub mod fast2sms;
 pub mod http;
 pub mod msg91;
 pub mod plivo;
+#[cfg(test)]
+mod testing;
 pub mod textlocal;
 pub mod twilio;
 pub mod two_factor;
