@@ -11,6 +11,7 @@ use secrecy::ExposeSecret;
 use crate::api::{self, AppState, Clients};
 use crate::config::Settings;
 use crate::gateway::Gateway;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::otp::OtpKey;
 use crate::routing::{Registry, Router};
@@ -36,16 +37,11 @@ impl Application {
     pub async fn build_with(settings: Settings, secrets: Secrets) -> anyhow::Result<Self> {
         let metrics = Metrics::new();
         let store = open_store(&settings, &metrics).await?;
-        let (registry, skipped) =
-            Registry::build(&settings, &*secrets, None).context("provider configuration")?;
+        let (registry, skipped) = Registry::build(&settings, &*secrets, None).context("provider configuration")?;
         for s in &skipped {
             tracing::warn!(provider = %s.provider, reason = %s.reason, "provider skipped");
         }
-        let router = Arc::new(Router::new(
-            registry,
-            settings.routing.clone(),
-            metrics.clone(),
-        ));
+        let router = Arc::new(Router::new(registry, settings.routing.clone(), metrics.clone()));
         let key = match &settings.otp_secret {
             Some(secret) if !secret.expose_secret().is_empty() => OtpKey::new(secret.clone()),
             _ => {
@@ -53,28 +49,39 @@ impl Application {
                 OtpKey::random()
             }
         };
+        let token_key = match &settings.token_secret {
+            Some(secret) if !secret.expose_secret().is_empty() => OtpKey::new(secret.clone()),
+            _ => OtpKey::new(hex::encode(key.sign(b"smsgate verification token v1")).into()),
+        };
         let (clients, generated_token) = if settings.clients.is_empty() {
             let (token, clients) = Clients::generated();
             (clients, Some(token))
         } else {
             (Clients::from_config(&settings.clients), None)
         };
-        let listener = TcpListener::bind(&settings.server.listen)
-            .with_context(|| format!("binding {}", settings.server.listen))?;
+        let listener = TcpListener::bind(&settings.server.listen).with_context(|| format!("binding {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
         let max_body = settings.server.max_body_bytes;
         let settings = Arc::new(settings);
+        let limits = Limits::new(&settings, metrics.clone());
+        spawn_sweeper(Arc::clone(&store));
         let gateway = Arc::new(Gateway {
             store,
+            limits,
             router,
             settings,
             key,
+            token_key,
             metrics,
         });
+        let cidrs = |list: &[String]| list.iter().filter_map(|c| crate::net::Cidr::parse(c)).collect::<Vec<_>>();
         let state = web::Data::new(AppState {
+            trusted_proxies: cidrs(&gateway.settings.server.trusted_proxies),
+            allowed_callers: cidrs(&gateway.settings.server.allowed_callers),
             gateway: Arc::clone(&gateway),
             clients: Arc::new(clients),
         });
+
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -110,9 +117,7 @@ async fn open_store(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Ar
     match &settings.database_url {
         Some(url) if !url.expose_secret().is_empty() => {
             let pg = PostgresStore::connect(url.expose_secret(), 16, metrics.clone())?;
-            let applied = store::migrate::run(pg.pool())
-                .await
-                .context("applying migrations")?;
+            let applied = store::migrate::run(pg.pool()).await.context("applying migrations")?;
             tracing::info!(applied, "database ready");
             Ok(Arc::new(pg))
         }
@@ -121,4 +126,19 @@ async fn open_store(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Ar
             Ok(Arc::new(MemoryStore::new()))
         }
     }
+}
+
+/// Deletes expired counters and idempotency keys every five minutes.
+fn spawn_sweeper(store: Arc<dyn Store>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+        loop {
+            tick.tick().await;
+            match store.sweep(chrono::Utc::now()).await {
+                Ok(n) if n > 0 => tracing::debug!(deleted = n, "swept expired limit state"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = ?e, "sweeping expired limit state failed"),
+            }
+        }
+    });
 }

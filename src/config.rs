@@ -34,6 +34,11 @@ pub struct Settings {
     /// one per process, so codes do not survive a restart and instances cannot share sessions.
     #[serde(default)]
     pub otp_secret: Option<SecretString>,
+    /// Key of verification tokens (`SMSGATE_TOKEN_SECRET`), shared with apps that check them
+    /// offline. Unset: derived from the OTP secret, and tokens can be checked only by asking
+    /// `GET /v1/otp/sessions/{id}`.
+    #[serde(default)]
+    pub token_secret: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,6 +80,8 @@ pub struct OtpSettings {
     pub message: String,
     /// Per-purpose overrides (`login`, `step_up`, `phone_change`).
     pub purposes: BTreeMap<String, OtpPolicy>,
+    /// Lifetime of the verification token a successful verify returns.
+    pub token_ttl_seconds: u64,
 }
 
 impl Default for OtpSettings {
@@ -86,6 +93,7 @@ impl Default for OtpSettings {
             default_country: "91".into(),
             message: "Your verification code is {code}. It expires in {minutes} minutes.".into(),
             purposes: BTreeMap::new(),
+            token_ttl_seconds: 300,
         }
     }
 }
@@ -307,11 +315,7 @@ pub enum ConfigError {
     #[error("{0}")]
     Parse(#[from] Box<figment::Error>),
     #[error("{file}: `{key}` {reason}")]
-    Invalid {
-        file: String,
-        key: String,
-        reason: String,
-    },
+    Invalid { file: String, key: String, reason: String },
 }
 
 impl Settings {
@@ -321,17 +325,9 @@ impl Settings {
         let figment = Figment::new()
             .merge(Serialized::defaults(ServerSettings::default()).key("server"))
             .merge(Toml::file_exact(path))
-            .merge(
-                Env::prefixed("SMSGATE_")
-                    .split("__")
-                    .ignore(&["config", "log"]),
-            )
+            .merge(Env::prefixed("SMSGATE_").split("__").ignore(&["config", "log"]))
             .merge(Env::raw().only(&["DATABASE_URL"]));
-        let figment = if path.exists() {
-            figment
-        } else {
-            figment.select("none")
-        };
+        let figment = if path.exists() { figment } else { figment.select("none") };
         let mut settings = Self::from_figment(figment, &path.display().to_string())?;
         settings.apply_seed_env(&|k| std::env::var(k).ok());
         settings.validate(&path.display().to_string())?;
@@ -346,9 +342,7 @@ impl Settings {
     }
 
     fn from_figment(figment: Figment, _file: &str) -> Result<Self, ConfigError> {
-        figment
-            .extract()
-            .map_err(|e| ConfigError::Parse(Box::new(e)))
+        figment.extract().map_err(|e| ConfigError::Parse(Box::new(e)))
     }
 
     /// The seed deployment configured 2Factor through these variables; they still work.
@@ -379,22 +373,13 @@ impl Settings {
         }
         for (purpose, policy) in &self.otp.purposes {
             if policy.length.is_some_and(|l| !(4..=10).contains(&l)) {
-                return Err(bad(
-                    &format!("otp.purposes.{purpose}.length"),
-                    "must be between 4 and 10",
-                ));
+                return Err(bad(&format!("otp.purposes.{purpose}.length"), "must be between 4 and 10"));
             }
             if policy.ttl_seconds == Some(0) {
-                return Err(bad(
-                    &format!("otp.purposes.{purpose}.ttl_seconds"),
-                    "must be at least 1",
-                ));
+                return Err(bad(&format!("otp.purposes.{purpose}.ttl_seconds"), "must be at least 1"));
             }
             if policy.max_attempts == Some(0) {
-                return Err(bad(
-                    &format!("otp.purposes.{purpose}.max_attempts"),
-                    "must be at least 1",
-                ));
+                return Err(bad(&format!("otp.purposes.{purpose}.max_attempts"), "must be at least 1"));
             }
         }
         if self.otp.ttl_seconds == 0 {
@@ -404,15 +389,8 @@ impl Settings {
             return Err(bad("otp.max_attempts", "must be at least 1"));
         }
         let cc = &self.otp.default_country;
-        if cc.is_empty()
-            || cc.len() > 3
-            || !cc.bytes().all(|b| b.is_ascii_digit())
-            || cc.starts_with('0')
-        {
-            return Err(bad(
-                "otp.default_country",
-                "must be a calling code such as \"91\"",
-            ));
+        if cc.is_empty() || cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit()) || cc.starts_with('0') {
+            return Err(bad("otp.default_country", "must be a calling code such as \"91\""));
         }
         if !self.otp.message.contains("{code}") {
             return Err(bad("otp.message", "must contain {code}"));
@@ -432,15 +410,8 @@ impl Settings {
             if !any {
                 return Err(bad(&format!("clients[{i}].token_sha256"), "is required"));
             }
-            if c.roles.is_empty()
-                || c.roles
-                    .iter()
-                    .any(|r| !matches!(r.as_str(), "send" | "admin" | "super_admin"))
-            {
-                return Err(bad(
-                    &format!("clients[{i}].roles"),
-                    "must list send, admin and/or super_admin",
-                ));
+            if c.roles.is_empty() || c.roles.iter().any(|r| !matches!(r.as_str(), "send" | "admin" | "super_admin")) {
+                return Err(bad(&format!("clients[{i}].roles"), "must list send, admin and/or super_admin"));
             }
         }
         let mut names = std::collections::HashSet::new();
@@ -449,26 +420,16 @@ impl Settings {
                 return Err(bad(&format!("providers[{i}].name"), "must not be empty"));
             }
             if !names.insert(p.name.as_str()) {
-                return Err(bad(
-                    &format!("providers[{i}].name"),
-                    &format!("`{}` is used twice", p.name),
-                ));
+                return Err(bad(&format!("providers[{i}].name"), &format!("`{}` is used twice", p.name)));
             }
             if !crate::providers::KINDS.contains(&p.kind.as_str()) {
                 return Err(bad(
                     &format!("providers[{i}].kind"),
-                    &format!(
-                        "`{}` is not one of {}",
-                        p.kind,
-                        crate::providers::KINDS.join(", ")
-                    ),
+                    &format!("`{}` is not one of {}", p.kind, crate::providers::KINDS.join(", ")),
                 ));
             }
             if p.timeout_ms == Some(0) {
-                return Err(bad(
-                    &format!("providers[{i}].timeout_ms"),
-                    "must be at least 1",
-                ));
+                return Err(bad(&format!("providers[{i}].timeout_ms"), "must be at least 1"));
             }
         }
         for (country, order) in &self.routing.countries {
@@ -489,10 +450,7 @@ impl Settings {
             ));
         }
         if !(0.0..=1.0).contains(&r.breaker.failure_rate) {
-            return Err(bad(
-                "routing.breaker.failure_rate",
-                "must be between 0 and 1",
-            ));
+            return Err(bad("routing.breaker.failure_rate", "must be between 0 and 1"));
         }
         if r.breaker.half_open_probes == 0 || r.breaker.consecutive_failures == 0 {
             return Err(bad(
@@ -520,25 +478,19 @@ mod tests {
 
     #[test]
     fn unknown_key_is_an_error_naming_the_key() {
-        let err = Settings::from_toml("[otp]\nlenght = 6\n")
-            .unwrap_err()
-            .to_string();
+        let err = Settings::from_toml("[otp]\nlenght = 6\n").unwrap_err().to_string();
         assert!(err.contains("lenght"), "{err}");
     }
 
     #[test]
     fn out_of_range_code_length_names_the_key() {
-        let err = Settings::from_toml("[otp]\nlength = 3\n")
-            .unwrap_err()
-            .to_string();
+        let err = Settings::from_toml("[otp]\nlength = 3\n").unwrap_err().to_string();
         assert!(err.contains("otp.length"), "{err}");
     }
 
     #[test]
     fn seed_variables_configure_the_two_factor_entry() {
-        let mut s =
-            Settings::from_toml("[[providers]]\nname = \"2factor\"\nkind = \"two_factor\"\n")
-                .unwrap();
+        let mut s = Settings::from_toml("[[providers]]\nname = \"2factor\"\nkind = \"two_factor\"\n").unwrap();
         s.apply_seed_env(&|k| match k {
             "SMS_SENDER_ID" => Some("ABCDEF".into()),
             "SMS_MODE" => Some("template".into()),

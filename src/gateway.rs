@@ -8,21 +8,22 @@ use chrono::{Duration as ChronoDuration, SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::config::Settings;
+use crate::limits::{LimitError, Limits, SendContext};
 use crate::metrics::Metrics;
 use crate::otp::{self, OtpKey, Policy};
 use crate::phone::Phone;
 use crate::providers::{MessageBody, OutboundSms};
 use crate::routing::{Attempt, Dispatch, DispatchError, Router};
-use crate::store::{
-    AttemptRow, OtpEvent, ProviderRef, SendLog, Session, SessionStatus, SessionUpdate, Store,
-    StoreError, VerifyClaim,
-};
+use crate::store::{AttemptRow, OtpEvent, ProviderRef, SendLog, Session, SessionStatus, SessionUpdate, Store, StoreError, VerifyClaim};
 
 pub struct Gateway {
     pub store: Arc<dyn Store>,
+    pub limits: Limits,
     pub router: Arc<Router>,
     pub settings: Arc<Settings>,
     pub key: OtpKey,
+    /// Signs verification tokens (`SMSGATE_TOKEN_SECRET`, shared with the apps that check them).
+    pub token_key: OtpKey,
     pub metrics: Metrics,
 }
 
@@ -34,6 +35,20 @@ pub struct OtpRequest {
     pub purpose: String,
     /// A provider to try first (the user's preferred one).
     pub preferred_provider: Option<String>,
+    /// The calling app.
+    pub client: String,
+    /// The end user's IP, for the per-IP limit.
+    pub client_ip: Option<std::net::IpAddr>,
+}
+
+/// A transactional or template message to send.
+#[derive(Debug, Clone)]
+pub struct MessageRequest {
+    pub to: Phone,
+    pub body: MessageBody,
+    pub user_id: Option<String>,
+    pub client: String,
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// A session whose code went out (or may have: `confirmed` false after an unanswered timeout).
@@ -43,6 +58,8 @@ pub struct OtpSent {
     pub provider: Option<String>,
     pub confirmed: bool,
     pub response_time_ms: u64,
+    /// Seconds until another OTP may be sent to this phone.
+    pub resend_after_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +69,8 @@ pub struct Verified {
     pub attempts_left: u32,
     pub session: Session,
     pub response_time_ms: u64,
+    /// A signed, short-lived proof of this verification (on success only).
+    pub token: Option<String>,
 }
 
 /// A transactional or template message that went out.
@@ -80,12 +99,31 @@ pub enum GatewayError {
     Exhausted,
     #[error("the provider holding the code could not be reached")]
     VerifyUnavailable,
+    #[error(transparent)]
+    Limit(LimitError),
+}
+
+impl From<LimitError> for GatewayError {
+    fn from(e: LimitError) -> Self {
+        match e {
+            LimitError::Store(s) => Self::Store(s),
+            other => Self::Limit(other),
+        }
+    }
 }
 
 impl Gateway {
     /// Opens a session and sends its code through the first provider that takes it.
     pub async fn send_otp(&self, req: OtpRequest) -> Result<OtpSent, GatewayError> {
         let started = Instant::now();
+        let ctx = SendContext {
+            phone: &req.phone,
+            client_ip: req.client_ip,
+            user_id: req.user_id.as_deref(),
+            client: &req.client,
+            is_otp: true,
+        };
+        let resend_after_secs = self.limits.admit(&*self.store, &ctx, Utc::now()).await?;
         let policy = Policy::for_purpose(&self.settings.otp, &req.purpose);
         let code = otp::generate_code(policy.length);
         let id = Uuid::new_v4();
@@ -114,17 +152,12 @@ impl Gateway {
         };
         let dispatch = self
             .router
-            .dispatch(
-                &sms,
-                req.preferred_provider.as_deref(),
-                self.router.request_deadline(),
-            )
+            .dispatch(&sms, req.preferred_provider.as_deref(), self.router.request_deadline())
             .await;
 
         // An OTP whose only failure was a timeout after sending may still arrive: keep the
         // session open so that code verifies, and say delivery is unconfirmed.
-        let unconfirmed = matches!(dispatch.result, Err(DispatchError::AllFailed { .. }))
-            && dispatch.attempts.iter().any(|a| a.ambiguous);
+        let unconfirmed = matches!(dispatch.result, Err(DispatchError::AllFailed { .. })) && dispatch.attempts.iter().any(|a| a.ambiguous);
         let (refs, delivered_by) = match &dispatch.result {
             Ok(d) => {
                 let r = d.accepted.reference.clone().map(|reference| ProviderRef {
@@ -180,6 +213,7 @@ impl Gateway {
                     provider: Some(d.provider),
                     confirmed: true,
                     response_time_ms,
+                    resend_after_secs,
                 })
             }
             Err(_) if unconfirmed => Ok(OtpSent {
@@ -187,6 +221,7 @@ impl Gateway {
                 provider: None,
                 confirmed: false,
                 response_time_ms,
+                resend_after_secs,
             }),
             Err(e) => Err(e.into()),
         }
@@ -202,15 +237,10 @@ impl Gateway {
                 let (result, err) = match other {
                     VerifyClaim::NotFound => ("not_found", GatewayError::SessionNotFound),
                     VerifyClaim::Expired => ("expired", GatewayError::Expired),
-                    VerifyClaim::AlreadyVerified => {
-                        ("already_verified", GatewayError::AlreadyVerified)
-                    }
+                    VerifyClaim::AlreadyVerified => ("already_verified", GatewayError::AlreadyVerified),
                     _ => ("exhausted", GatewayError::Exhausted),
                 };
-                self.metrics
-                    .otp_verifications
-                    .with_label_values(&[result])
-                    .inc();
+                self.metrics.otp_verifications.with_label_values(&[result]).inc();
                 return Err(err);
             }
         };
@@ -220,11 +250,7 @@ impl Gateway {
             if matched {
                 break;
             }
-            match self
-                .router
-                .verify_with(&r.provider, &r.reference, code)
-                .await
-            {
+            match self.router.verify_with(&r.provider, &r.reference, code).await {
                 Ok(ok) => matched = ok,
                 Err(e) => {
                     tracing::warn!(provider = %r.provider, error = %e, "provider verification failed");
@@ -235,10 +261,7 @@ impl Gateway {
         let now = Utc::now();
         let won = self.store.finish_verify(session.id, matched, now).await?;
         if matched && !won {
-            self.metrics
-                .otp_verifications
-                .with_label_values(&["already_verified"])
-                .inc();
+            self.metrics.otp_verifications.with_label_values(&["already_verified"]).inc();
             return Err(GatewayError::AlreadyVerified);
         }
         let attempts_left = session.max_attempts.saturating_sub(session.attempts);
@@ -256,10 +279,7 @@ impl Gateway {
         } else {
             "wrong_code"
         };
-        self.metrics
-            .otp_verifications
-            .with_label_values(&[result])
-            .inc();
+        self.metrics.otp_verifications.with_label_values(&[result]).inc();
         let event = OtpEvent {
             session_id: session.id,
             user_id: session.user_id.clone(),
@@ -281,35 +301,47 @@ impl Gateway {
         }
         let mut session = session;
         session.status = status;
+        let token = matched.then(|| {
+            let exp = (now + ChronoDuration::seconds(self.settings.otp.token_ttl_seconds as i64)).timestamp();
+            let claims = otp::TokenClaims {
+                sid: session.id,
+                uid: session.user_id.clone(),
+                purpose: session.purpose.clone(),
+                exp,
+            };
+            otp::issue_token(&self.token_key, &claims)
+        });
         Ok(Verified {
             verified: matched,
             status,
             attempts_left,
             session,
             response_time_ms: started.elapsed().as_millis() as u64,
+            token,
         })
     }
 
     /// Sends a transactional text or a template message.
-    pub async fn send_message(
-        &self,
-        to: Phone,
-        body: MessageBody,
-        user_id: Option<String>,
-    ) -> Result<MessageSent, GatewayError> {
+    pub async fn send_message(&self, req: MessageRequest) -> Result<MessageSent, GatewayError> {
         let started = Instant::now();
+        let ctx = SendContext {
+            phone: &req.to,
+            client_ip: req.client_ip,
+            user_id: req.user_id.as_deref(),
+            client: &req.client,
+            is_otp: false,
+        };
+        self.limits.admit(&*self.store, &ctx, Utc::now()).await?;
         let message_id = Uuid::new_v4();
         let sms = OutboundSms {
             id: message_id,
-            to,
-            body,
+            to: req.to,
+            body: req.body,
         };
-        let dispatch = self
-            .router
-            .dispatch(&sms, None, self.router.request_deadline())
-            .await;
+        let dispatch = self.router.dispatch(&sms, None, self.router.request_deadline()).await;
         let log = SendLog {
-            attempts: attempt_rows(&sms, user_id.as_deref(), None, &dispatch),
+            attempts: attempt_rows(&sms, req.user_id.as_deref(), None, &dispatch),
+
             ..SendLog::default()
         };
         self.store.write_log(log).await?;
@@ -332,12 +364,7 @@ impl Gateway {
     }
 }
 
-fn attempt_rows(
-    sms: &OutboundSms,
-    user_id: Option<&str>,
-    session_id: Option<Uuid>,
-    dispatch: &Dispatch,
-) -> Vec<AttemptRow> {
+fn attempt_rows(sms: &OutboundSms, user_id: Option<&str>, session_id: Option<Uuid>, dispatch: &Dispatch) -> Vec<AttemptRow> {
     dispatch
         .attempts
         .iter()

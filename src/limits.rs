@@ -33,7 +33,11 @@ pub struct SendContext<'a> {
 pub enum LimitError {
     /// A window or the cooldown is spent; nothing was sent or counted.
     #[error("{message}")]
-    Refused { reason: &'static str, retry_after_secs: u64, message: String },
+    Refused {
+        reason: &'static str,
+        retry_after_secs: u64,
+        message: String,
+    },
     /// The destination is not allowed (pumping guard).
     #[error("{message}")]
     Blocked { reason: &'static str, message: String },
@@ -63,7 +67,11 @@ impl Limits {
                 Some(enabled.iter().flat_map(|p| p.countries.iter().cloned()).collect())
             }
         };
-        Self { settings: l.clone(), allowed, metrics }
+        Self {
+            settings: l.clone(),
+            allowed,
+            metrics,
+        }
     }
 
     /// Admits one send or says why not. Nothing is counted for a refused send.
@@ -71,18 +79,42 @@ impl Limits {
     pub async fn admit(&self, store: &dyn Store, ctx: &SendContext<'_>, now: DateTime<Utc>) -> Result<Option<u64>, LimitError> {
         self.pumping_guard(ctx.phone)?;
         let l = &self.settings;
-        let mut quotas = vec![Quota { key: format!("client:{}", ctx.client), window_secs: MINUTE, limit: l.per_client_per_minute }];
+        let mut quotas = vec![Quota {
+            key: format!("client:{}", ctx.client),
+            window_secs: MINUTE,
+            limit: l.per_client_per_minute,
+        }];
         if ctx.is_otp {
-            quotas.push(Quota { key: format!("phone:m:{}", ctx.phone), window_secs: MINUTE, limit: l.per_phone_per_minute });
-            quotas.push(Quota { key: format!("phone:d:{}", ctx.phone), window_secs: DAY, limit: l.per_phone_per_day });
+            quotas.push(Quota {
+                key: format!("phone:m:{}", ctx.phone),
+                window_secs: MINUTE,
+                limit: l.per_phone_per_minute,
+            });
+            quotas.push(Quota {
+                key: format!("phone:d:{}", ctx.phone),
+                window_secs: DAY,
+                limit: l.per_phone_per_day,
+            });
             if let Some(user) = ctx.user_id {
-                quotas.push(Quota { key: format!("user:d:{user}"), window_secs: DAY, limit: l.per_user_per_day });
+                quotas.push(Quota {
+                    key: format!("user:d:{user}"),
+                    window_secs: DAY,
+                    limit: l.per_user_per_day,
+                });
             }
         }
         if let Some(ip) = ctx.client_ip {
-            quotas.push(Quota { key: format!("ip:m:{ip}"), window_secs: MINUTE, limit: l.per_ip_per_minute });
+            quotas.push(Quota {
+                key: format!("ip:m:{ip}"),
+                window_secs: MINUTE,
+                limit: l.per_ip_per_minute,
+            });
         }
-        let prefix = Quota { key: format!("prefix:m:{}", ctx.phone.prefix(l.prefix_digits)), window_secs: MINUTE, limit: l.per_prefix_per_minute };
+        let prefix = Quota {
+            key: format!("prefix:m:{}", ctx.phone.prefix(l.prefix_digits)),
+            window_secs: MINUTE,
+            limit: l.per_prefix_per_minute,
+        };
         if !l.record_only {
             quotas.push(prefix.clone());
         }
@@ -97,7 +129,11 @@ impl Limits {
             Admission::Refused { key, retry_after_secs } => {
                 let reason = reason_of(&key);
                 self.metrics.blocks.with_label_values(&[reason]).inc();
-                return Err(LimitError::Refused { reason, retry_after_secs, message: message_for(reason, retry_after_secs) });
+                return Err(LimitError::Refused {
+                    reason,
+                    retry_after_secs,
+                    message: message_for(reason, retry_after_secs),
+                });
             }
         };
         if l.record_only {
@@ -125,7 +161,10 @@ impl Limits {
             return Ok(());
         }
         self.metrics.blocks.with_label_values(&[reason]).inc();
-        Err(LimitError::Blocked { reason, message: format!("SMS to +{cc} numbers is not allowed by this gateway") })
+        Err(LimitError::Blocked {
+            reason,
+            message: format!("SMS to +{cc} numbers is not allowed by this gateway"),
+        })
     }
 }
 
@@ -158,11 +197,22 @@ fn message_for(reason: &str, retry_after: u64) -> String {
 /// The end user's IP: `client_ip` from the body, else the first `X-Forwarded-For` address
 /// added by a trusted proxy (read from the right), else none: the connection's own address is
 /// the app server's, not the user's.
-pub fn end_user_ip(body_ip: Option<&str>, forwarded_for: Option<&str>, peer: Option<IpAddr>, trusted: &[crate::net::Cidr]) -> Result<Option<IpAddr>, String> {
+pub fn end_user_ip(
+    body_ip: Option<&str>,
+    forwarded_for: Option<&str>,
+    peer: Option<IpAddr>,
+    trusted: &[crate::net::Cidr],
+) -> Result<Option<IpAddr>, String> {
     if let Some(raw) = body_ip {
-        return raw.trim().parse().map(Some).map_err(|_| format!("`client_ip` is not an IP address: {raw:?}"));
+        return raw
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("`client_ip` is not an IP address: {raw:?}"));
     }
-    let (Some(header), Some(peer)) = (forwarded_for, peer) else { return Ok(None) };
+    let (Some(header), Some(peer)) = (forwarded_for, peer) else {
+        return Ok(None);
+    };
     if !crate::net::any_contains(trusted, peer) {
         return Ok(None);
     }
@@ -186,9 +236,19 @@ mod tests {
         let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
         let proxy = Some("10.1.2.3".parse().unwrap());
         let stranger = Some("203.0.113.9".parse().unwrap());
-        assert_eq!(end_user_ip(None, Some("198.51.100.7, 10.0.0.5"), proxy, &trusted).unwrap(), "198.51.100.7".parse().ok());
-        assert_eq!(end_user_ip(None, Some("198.51.100.7"), stranger, &trusted).unwrap(), None, "spoofable header from an untrusted peer");
-        assert_eq!(end_user_ip(Some("192.0.2.1"), Some("198.51.100.7"), proxy, &trusted).unwrap(), "192.0.2.1".parse().ok());
+        assert_eq!(
+            end_user_ip(None, Some("198.51.100.7, 10.0.0.5"), proxy, &trusted).unwrap(),
+            "198.51.100.7".parse().ok()
+        );
+        assert_eq!(
+            end_user_ip(None, Some("198.51.100.7"), stranger, &trusted).unwrap(),
+            None,
+            "spoofable header from an untrusted peer"
+        );
+        assert_eq!(
+            end_user_ip(Some("192.0.2.1"), Some("198.51.100.7"), proxy, &trusted).unwrap(),
+            "192.0.2.1".parse().ok()
+        );
         assert!(end_user_ip(Some("nope"), None, None, &trusted).is_err());
     }
 

@@ -9,11 +9,7 @@ use smsgate::app::Application;
 use smsgate::config::Settings;
 
 #[derive(Parser)]
-#[command(
-    name = "smsgate",
-    version,
-    about = "Multi-provider SMS/OTP gateway with failover"
-)]
+#[command(name = "smsgate", version, about = "Multi-provider SMS/OTP gateway with failover")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,10 +39,7 @@ enum Command {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SMSGATE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SMSGATE_LOG").unwrap_or_else(|_| "info".into()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -109,17 +102,12 @@ async fn migrate(config: PathBuf) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let Some(url) = settings
-        .database_url
-        .as_ref()
-        .map(|u| u.expose_secret().to_string())
-    else {
+    let Some(url) = settings.database_url.as_ref().map(|u| u.expose_secret().to_string()) else {
         eprintln!("error: DATABASE_URL is not set");
         return ExitCode::from(2);
     };
     let result = async {
-        let store =
-            smsgate::store::PostgresStore::connect(&url, 2, smsgate::metrics::Metrics::new())?;
+        let store = smsgate::store::PostgresStore::connect(&url, 2, smsgate::metrics::Metrics::new())?;
         anyhow::Ok(smsgate::store::migrate::run(store.pool()).await?)
     }
     .await;
@@ -145,12 +133,7 @@ fn check_config(config: PathBuf) -> ExitCode {
         Ok((registry, skipped)) => {
             println!("{}: valid", config.display());
             for slot in registry.slots() {
-                println!(
-                    "  ok       {} ({}, priority {})",
-                    slot.name(),
-                    slot.kind,
-                    slot.priority
-                );
+                println!("  ok       {} ({}, priority {})", slot.name(), slot.kind, slot.priority);
             }
             for s in &skipped {
                 println!("  skipped  {}: {}", s.provider, s.reason);

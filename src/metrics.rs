@@ -1,9 +1,7 @@
 //! Every Prometheus metric smsgate exports, defined in this one place. Labels are low-cardinality
 //! only (`provider`, `kind`, `outcome`, `reason`, `route`, `status`): never a number or an id.
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 const LATENCY_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0];
 
@@ -39,20 +37,12 @@ impl Metrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("metric registered once");
+            registry.register(Box::new(c.clone())).expect("metric registered once");
             c
         };
         let histogram = |name: &str, help: &str, labels: &[&str], buckets: &[f64]| {
-            let h = HistogramVec::new(
-                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
-                labels,
-            )
-            .expect("valid metric");
-            registry
-                .register(Box::new(h.clone()))
-                .expect("metric registered once");
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels).expect("valid metric");
+            registry.register(Box::new(h.clone())).expect("metric registered once");
             h
         };
         let provider_requests = counter(
@@ -72,26 +62,13 @@ impl Metrics {
             &["from", "to", "reason"],
         );
         let breaker_state = IntGaugeVec::new(
-            Opts::new(
-                "smsgate_breaker_state",
-                "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
-            ),
+            Opts::new("smsgate_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open."),
             &["provider"],
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(breaker_state.clone()))
-            .expect("metric registered once");
-        let otp_sends = counter(
-            "smsgate_otp_sends_total",
-            "OTP sends by result.",
-            &["result"],
-        );
-        let otp_verifications = counter(
-            "smsgate_otp_verifications_total",
-            "OTP verifications by result.",
-            &["result"],
-        );
+        registry.register(Box::new(breaker_state.clone())).expect("metric registered once");
+        let otp_sends = counter("smsgate_otp_sends_total", "OTP sends by result.", &["result"]);
+        let otp_verifications = counter("smsgate_otp_verifications_total", "OTP verifications by result.", &["result"]);
         let http_requests = counter(
             "smsgate_http_requests_total",
             "HTTP requests by route and status.",

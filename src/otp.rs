@@ -27,8 +27,7 @@ impl OtpKey {
     }
 
     fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(self.0.expose_secret().as_bytes())
-            .expect("HMAC takes keys of any length")
+        HmacSha256::new_from_slice(self.0.expose_secret().as_bytes()).expect("HMAC takes keys of any length")
     }
 
     /// HMAC of `code` bound to its session, so a stored value is useless for any other session.
@@ -61,6 +60,41 @@ impl OtpKey {
     }
 }
 
+/// What a verification token vouches for: this session's code was verified.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TokenClaims {
+    /// Session id.
+    pub sid: Uuid,
+    /// The app's user id, when the session had one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub uid: Option<String>,
+    pub purpose: String,
+    /// Expiry, Unix seconds.
+    pub exp: i64,
+}
+
+/// A verification token: `base64url(claims JSON) "." base64url(HMAC-SHA256(key, first part))`.
+/// An app holding the token key checks it offline (see README, "Verification tokens").
+pub fn issue_token(key: &OtpKey, claims: &TokenClaims) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let payload = b64.encode(serde_json::to_vec(claims).expect("claims serialize"));
+    let signature = b64.encode(key.sign(payload.as_bytes()));
+    format!("{payload}.{signature}")
+}
+
+/// Checks a token's signature and expiry.
+pub fn check_token(key: &OtpKey, token: &str, now_unix: i64) -> Option<TokenClaims> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (payload, signature) = token.split_once('.')?;
+    if !key.verify_signature(payload.as_bytes(), &b64.decode(signature).ok()?) {
+        return None;
+    }
+    let claims: TokenClaims = serde_json::from_slice(&b64.decode(payload).ok()?).ok()?;
+    (claims.exp > now_unix).then_some(claims)
+}
+
 /// The rules one session is opened with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -77,12 +111,8 @@ impl Policy {
         Self {
             purpose: purpose.to_string(),
             length: over.and_then(|o| o.length).unwrap_or(settings.length),
-            ttl_seconds: over
-                .and_then(|o| o.ttl_seconds)
-                .unwrap_or(settings.ttl_seconds),
-            max_attempts: over
-                .and_then(|o| o.max_attempts)
-                .unwrap_or(settings.max_attempts),
+            ttl_seconds: over.and_then(|o| o.ttl_seconds).unwrap_or(settings.ttl_seconds),
+            max_attempts: over.and_then(|o| o.max_attempts).unwrap_or(settings.max_attempts),
         }
     }
 }
@@ -90,17 +120,13 @@ impl Policy {
 /// A code of `length` decimal digits, each uniform, from the thread's CSPRNG.
 pub fn generate_code(length: usize) -> String {
     let mut rng = rand::thread_rng();
-    (0..length)
-        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
-        .collect()
+    (0..length).map(|_| char::from(b'0' + rng.gen_range(0..10u8))).collect()
 }
 
 /// The message text carrying `code`.
 pub fn render(template: &str, code: &str, ttl_seconds: u64) -> String {
     let minutes = ttl_seconds.div_ceil(60).max(1);
-    template
-        .replace("{code}", code)
-        .replace("{minutes}", &minutes.to_string())
+    template.replace("{code}", code).replace("{minutes}", &minutes.to_string())
 }
 
 /// Whether `code` looks like an OTP at all (4 to 10 digits): anything else is refused before
@@ -118,8 +144,7 @@ mod tests {
         let a = generate_code(6);
         assert_eq!(a.len(), 6);
         assert!(a.bytes().all(|b| b.is_ascii_digit()));
-        let distinct: std::collections::HashSet<String> =
-            (0..50).map(|_| generate_code(8)).collect();
+        let distinct: std::collections::HashSet<String> = (0..50).map(|_| generate_code(8)).collect();
         assert!(distinct.len() > 45);
     }
 
@@ -151,11 +176,32 @@ mod tests {
     }
 
     #[test]
-    fn render_fills_code_and_minutes() {
-        assert_eq!(
-            render("{code} valid {minutes} min", "4711", 90),
-            "4711 valid 2 min"
+    fn tokens_verify_until_they_expire_and_not_after_tampering() {
+        let key = OtpKey::random();
+        let claims = TokenClaims {
+            sid: Uuid::new_v4(),
+            uid: Some("u1".into()),
+            purpose: "login".into(),
+            exp: 1_000,
+        };
+        let token = issue_token(&key, &claims);
+        assert_eq!(check_token(&key, &token, 999), Some(claims.clone()));
+        assert_eq!(check_token(&key, &token, 1_000), None, "expired");
+        assert_eq!(check_token(&OtpKey::random(), &token, 999), None, "other key");
+        let forged = issue_token(
+            &key,
+            &TokenClaims {
+                uid: Some("u2".into()),
+                ..claims
+            },
         );
+        let spliced = format!("{}.{}", forged.split('.').next().unwrap(), token.split('.').nth(1).unwrap());
+        assert_eq!(check_token(&key, &spliced, 999), None, "payload swapped");
+    }
+
+    #[test]
+    fn render_fills_code_and_minutes() {
+        assert_eq!(render("{code} valid {minutes} min", "4711", 90), "4711 valid 2 min");
         assert!(is_well_formed("0042") && !is_well_formed("12a4") && !is_well_formed("123"));
     }
 }

@@ -4,9 +4,8 @@ use std::fmt;
 
 /// Two-digit country calling codes; every other code that is not `1` or `7` has three digits.
 const TWO_DIGIT_CODES: &[&str] = &[
-    "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47",
-    "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65",
-    "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
+    "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48", "49", "51", "52", "53", "54",
+    "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
 ];
 
 /// A phone number in E.164 form (`+` and 8 to 15 digits, no leading zero).
@@ -21,9 +20,7 @@ pub struct Phone {
 pub enum PhoneError {
     #[error("phone number is empty")]
     Empty,
-    #[error(
-        "phone number may contain only digits, spaces, dashes, dots, parentheses and a leading +"
-    )]
+    #[error("phone number may contain only digits, spaces, dashes, dots, parentheses and a leading +")]
     BadCharacter,
     #[error("phone number must have 8 to 15 digits in international form (E.164), got {0}")]
     BadLength(usize),
@@ -103,11 +100,7 @@ impl Phone {
     /// The country code and the first `n` national digits, for per-prefix limits: `91-98765`.
     pub fn prefix(&self, n: usize) -> String {
         let national = self.national();
-        format!(
-            "{}-{}",
-            self.country_code(),
-            &national[..n.min(national.len())]
-        )
+        format!("{}-{}", self.country_code(), &national[..n.min(national.len())])
     }
 
     /// A form safe for logs: `+9198******10`.
@@ -116,12 +109,7 @@ impl Phone {
         let keep_head = (1 + self.country_len + 2).min(d.len());
         let keep_tail = 2.min(d.len() - keep_head);
         let hidden = d.len() - keep_head - keep_tail;
-        format!(
-            "{}{}{}",
-            &d[..keep_head],
-            "*".repeat(hidden),
-            &d[d.len() - keep_tail..]
-        )
+        format!("{}{}{}", &d[..keep_head], "*".repeat(hidden), &d[d.len() - keep_tail..])
     }
 }
 
@@ -155,28 +143,11 @@ mod tests {
 
     #[test]
     fn international_forms_keep_their_country() {
-        assert_eq!(
-            Phone::parse("+1 (415) 555-2671", "91")
-                .unwrap()
-                .country_code(),
-            "1"
-        );
-        assert_eq!(
-            Phone::parse("0044 20 7946 0958", "91").unwrap().e164(),
-            "+442079460958"
-        );
-        assert_eq!(
-            Phone::parse("+971501234567", "91").unwrap().country_code(),
-            "971"
-        );
-        assert_eq!(
-            Phone::parse("09876543210", "91").unwrap().e164(),
-            "+919876543210"
-        );
-        assert_eq!(
-            Phone::parse("919876543210", "91").unwrap().e164(),
-            "+919876543210"
-        );
+        assert_eq!(Phone::parse("+1 (415) 555-2671", "91").unwrap().country_code(), "1");
+        assert_eq!(Phone::parse("0044 20 7946 0958", "91").unwrap().e164(), "+442079460958");
+        assert_eq!(Phone::parse("+971501234567", "91").unwrap().country_code(), "971");
+        assert_eq!(Phone::parse("09876543210", "91").unwrap().e164(), "+919876543210");
+        assert_eq!(Phone::parse("919876543210", "91").unwrap().e164(), "+919876543210");
     }
 
     #[test]
@@ -184,14 +155,8 @@ mod tests {
         assert_eq!(Phone::parse("", "91"), Err(PhoneError::Empty));
         assert_eq!(Phone::parse("+91abc", "91"), Err(PhoneError::BadCharacter));
         assert_eq!(Phone::parse("+1234", "91"), Err(PhoneError::BadLength(4)));
-        assert_eq!(
-            Phone::parse("+0123456789", "91"),
-            Err(PhoneError::LeadingZero)
-        );
-        assert!(matches!(
-            Phone::parse("12345", "91"),
-            Err(PhoneError::NoCountryCode(_))
-        ));
+        assert_eq!(Phone::parse("+0123456789", "91"), Err(PhoneError::LeadingZero));
+        assert!(matches!(Phone::parse("12345", "91"), Err(PhoneError::NoCountryCode(_))));
         assert!(Phone::parse("+1234567890123456", "91").is_err());
     }
 

@@ -31,9 +31,7 @@ fn secret(var: &str) -> Option<String> {
 
 fn config(kind: &str, settings: Value) -> ProviderConfig {
     let mut full = json!({"name": kind, "kind": kind});
-    full.as_object_mut()
-        .unwrap()
-        .extend(settings.as_object().unwrap().clone());
+    full.as_object_mut().unwrap().extend(settings.as_object().unwrap().clone());
     serde_json::from_value(full).unwrap()
 }
 
@@ -112,12 +110,7 @@ fn assert_form_fits(request: &Captured, properties: &BTreeSet<String>, required:
 
 fn assert_fits_openapi_json(spec: &Value, request: &Captured) {
     let schema = form_schema(spec, request);
-    let properties = schema["properties"]
-        .as_object()
-        .expect("properties")
-        .keys()
-        .cloned()
-        .collect();
+    let properties = schema["properties"].as_object().expect("properties").keys().cloned().collect();
     let required: Vec<String> = schema["required"]
         .as_array()
         .map(|r| r.iter().map(|v| v.as_str().unwrap().to_string()).collect())
@@ -170,11 +163,7 @@ async fn twilio_verify_requests_fit_the_verify_v2_api() {
     let twilio = Twilio::build(&context(&config)).unwrap();
     assert!(twilio.verify("VE01", "482913").await.unwrap());
     let request = server.single();
-    assert!(
-        request.path.ends_with("/VerificationCheck"),
-        "{}",
-        request.path
-    );
+    assert!(request.path.ends_with("/VerificationCheck"), "{}", request.path);
     assert_fits_openapi_json(&spec, &request);
 }
 
@@ -214,7 +203,9 @@ async fn vonage_requests_fit_the_sms_api() {
     // The one operation: POST {server}/{format} with the server `.../sms` and format `json`.
     assert!(yaml.contains("  - url: https://rest.nexmo.com/sms\n"));
     assert!(yaml.contains("\n  /{format}:\n    post:\n"));
-    assert!(yaml.contains(&format!("          {FORM}:\n            schema:\n              $ref: \"#/components/schemas/NewMessage\"")));
+    assert!(yaml.contains(&format!(
+        "          {FORM}:\n            schema:\n              $ref: \"#/components/schemas/NewMessage\""
+    )));
     let (properties, required) = yaml_schema_fields(&yaml, "NewMessage");
     assert!(
         properties.contains("text") && required.contains(&"api_key".to_string()),
@@ -224,25 +215,14 @@ async fn vonage_requests_fit_the_sms_api() {
     for text in ["Your code is 482913", "आपका कोड 482913 है"] {
         let answer = r#"{"message-count":"1","messages":[{"message-id":"m1","status":"0"}]}"#;
         let server = CaptureServer::start(200, answer, &[]).await;
-        let config = config(
-            "vonage",
-            json!({"from": "SMSGATE", "base_url": server.base_url}),
-        );
+        let config = config("vonage", json!({"from": "SMSGATE", "base_url": server.base_url}));
         let vonage = Vonage::build(&context(&config)).unwrap();
         let message = sms(MessageBody::Text { text: text.into() });
         vonage.send(&message).await.unwrap();
         let request = server.single();
-        assert_eq!(
-            (request.method.as_str(), request.path.as_str()),
-            ("POST", "/sms/json")
-        );
+        assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/sms/json"));
         assert_form_fits(&request, &properties, &required);
-        let to = request
-            .form()
-            .into_iter()
-            .find(|(k, _)| k == "to")
-            .unwrap()
-            .1;
+        let to = request.form().into_iter().find(|(k, _)| k == "to").unwrap().1;
         assert!(
             (7..=15).contains(&to.len()) && to.bytes().all(|b| b.is_ascii_digit()),
             "`to` must match \\d{{7,15}}: {to}"

@@ -101,23 +101,21 @@ impl FromRequest for Caller {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or(ApiError::Unauthorized)?;
+    let state = req.app_data::<web::Data<AppState>>().ok_or(ApiError::Unauthorized)?;
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(ApiError::Unauthorized)?;
+    if !state.allowed_callers.is_empty() {
+        let peer = req.peer_addr().map(|a| a.ip());
+        if !peer.is_some_and(|ip| crate::net::any_contains(&state.allowed_callers, ip)) {
+            return Err(ApiError::CallerNotAllowed);
+        }
+    }
     let clients: Arc<Clients> = state.clients.clone();
-    clients
-        .authenticate(token)
-        .cloned()
-        .ok_or(ApiError::Unauthorized)
+    clients.authenticate(token).cloned().ok_or(ApiError::Unauthorized)
 }

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::gateway::GatewayError;
+use crate::limits::LimitError;
 use crate::routing::DispatchError;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,12 +51,12 @@ pub enum ApiError {
     IdempotencyConflict,
     #[error("a request with this Idempotency-Key is still being processed")]
     IdempotencyInFlight,
+    #[error("{0}")]
+    DestinationBlocked(String),
+    #[error("{0}")]
+    NoPhone(String),
     #[error("{provider} rejected the message: {details}")]
-    Rejected {
-        provider: String,
-        code: String,
-        details: String,
-    },
+    Rejected { provider: String, code: String, details: String },
     #[error("no configured provider can send {kind} messages to +{country}")]
     NoRoute { kind: &'static str, country: String },
     #[error("every provider failed; the message was not sent")]
@@ -90,6 +91,8 @@ impl ApiError {
             Self::RateLimited { .. } => "rate_limited",
             Self::IdempotencyConflict => "idempotency_key_reused",
             Self::IdempotencyInFlight => "idempotency_key_in_flight",
+            Self::DestinationBlocked(_) => "destination_not_allowed",
+            Self::NoPhone(_) => "no_phone",
             Self::Rejected { .. } => "message_rejected",
             Self::NoRoute { .. } => "no_route",
             Self::AllProvidersFailed { .. } => "all_providers_failed",
@@ -101,24 +104,12 @@ impl ApiError {
     /// Turns a gateway failure into what the caller sees; `admin` callers get provider reasons.
     pub fn from_gateway(err: GatewayError, admin: bool) -> Self {
         match err {
-            GatewayError::Dispatch(DispatchError::Rejected {
-                provider,
-                code,
-                details,
-            }) => Self::Rejected {
-                provider,
-                code,
-                details,
+            GatewayError::Dispatch(DispatchError::Rejected { provider, code, details }) => Self::Rejected { provider, code, details },
+            GatewayError::Dispatch(DispatchError::NoRoute { kind, country }) => Self::NoRoute { kind, country },
+            GatewayError::Dispatch(DispatchError::AllFailed { reasons }) => Self::AllProvidersFailed {
+                reasons,
+                show_reasons: admin,
             },
-            GatewayError::Dispatch(DispatchError::NoRoute { kind, country }) => {
-                Self::NoRoute { kind, country }
-            }
-            GatewayError::Dispatch(DispatchError::AllFailed { reasons }) => {
-                Self::AllProvidersFailed {
-                    reasons,
-                    show_reasons: admin,
-                }
-            }
             GatewayError::Dispatch(DispatchError::Ambiguous { .. }) => Self::AllProvidersFailed {
                 reasons: Vec::new(),
                 show_reasons: false,
@@ -129,6 +120,17 @@ impl ApiError {
             GatewayError::AlreadyVerified => Self::AlreadyVerified,
             GatewayError::Exhausted => Self::AttemptsExhausted,
             GatewayError::VerifyUnavailable => Self::VerifyUnavailable,
+            GatewayError::Limit(LimitError::Refused {
+                reason,
+                retry_after_secs,
+                message,
+            }) => Self::RateLimited {
+                message,
+                retry_after_seconds: retry_after_secs,
+                reason,
+            },
+            GatewayError::Limit(LimitError::Blocked { message, .. }) => Self::DestinationBlocked(message),
+            GatewayError::Limit(LimitError::Store(e)) => Self::Internal(anyhow::Error::new(e)),
         }
     }
 }
@@ -136,34 +138,40 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::InvalidJson(_)
-            | Self::InvalidRequest(_)
-            | Self::InvalidPhone(_)
-            | Self::InvalidOtp(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidJson(_) | Self::InvalidRequest(_) | Self::InvalidPhone(_) | Self::InvalidOtp(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::CallerNotAllowed => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::CallerNotAllowed | Self::DestinationBlocked(_) => StatusCode::FORBIDDEN,
             Self::RouteNotFound | Self::SessionNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::SessionExpired => StatusCode::GONE,
             Self::AlreadyVerified | Self::IdempotencyInFlight => StatusCode::CONFLICT,
             Self::AttemptsExhausted | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::IdempotencyConflict | Self::Rejected { .. } | Self::NoRoute { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            Self::AllProvidersFailed { .. } | Self::VerifyUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::IdempotencyConflict | Self::Rejected { .. } | Self::NoRoute { .. } | Self::NoPhone(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::AllProvidersFailed { .. } | Self::VerifyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Self::Internal(cause) = self {
+            tracing::error!(error = ?cause, "internal error");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::RateLimited { retry_after_seconds, .. } = self {
+            response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
+        }
+        response.json(self.body())
+    }
+}
+
+impl ApiError {
+    /// The JSON body: `{error, message}` and the context this error carries.
+    pub fn body(&self) -> serde_json::Value {
         let mut body = json!({ "error": self.code(), "message": self.to_string() });
         match self {
-            Self::Internal(cause) => {
-                tracing::error!(error = ?cause, "internal error");
+            Self::Internal(_) => {
                 body["message"] = json!("internal error; the cause is in the gateway's log");
             }
             Self::RateLimited {
@@ -179,21 +187,10 @@ impl ResponseError for ApiError {
                 reasons,
                 show_reasons: true,
             } => {
-                body["providers"] = reasons
-                    .iter()
-                    .map(|(p, r)| json!({"provider": p, "reason": r}))
-                    .collect();
+                body["providers"] = reasons.iter().map(|(p, r)| json!({"provider": p, "reason": r})).collect();
             }
             _ => {}
         }
-        let mut response = HttpResponse::build(self.status_code());
-        if let Self::RateLimited {
-            retry_after_seconds,
-            ..
-        } = self
-        {
-            response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
-        }
-        response.json(body)
+        body
     }
 }

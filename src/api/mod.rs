@@ -3,9 +3,11 @@
 
 mod auth;
 mod error;
+mod idempotency;
 mod ops;
 mod otp;
 mod sms;
+mod users;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,18 +20,29 @@ pub use auth::{new_token, sha256_hex, Caller, Clients};
 pub use error::ApiError;
 
 use crate::gateway::Gateway;
+use crate::net::Cidr;
 use crate::phone::Phone;
 
 /// What every handler can reach.
 pub struct AppState {
     pub gateway: Arc<Gateway>,
     pub clients: Arc<Clients>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Networks allowed to call the API; empty allows all.
+    pub allowed_callers: Vec<Cidr>,
 }
 
 impl AppState {
+    /// The end user's IP from the body's `client_ip` or a trusted proxy's `X-Forwarded-For`.
+    pub fn client_ip(&self, req: &HttpRequest, body_ip: Option<&str>) -> Result<Option<std::net::IpAddr>, ApiError> {
+        let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let peer = req.peer_addr().map(|a| a.ip());
+        crate::limits::end_user_ip(body_ip, forwarded, peer, &self.trusted_proxies).map_err(ApiError::InvalidRequest)
+    }
+
     pub fn parse_phone(&self, raw: &str) -> Result<Phone, ApiError> {
-        Phone::parse(raw, &self.gateway.settings.otp.default_country)
-            .map_err(|e| ApiError::InvalidPhone(e.to_string()))
+        Phone::parse(raw, &self.gateway.settings.otp.default_country).map_err(|e| ApiError::InvalidPhone(e.to_string()))
     }
 }
 
@@ -44,21 +57,18 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .route("/v1/otp/verify", web::post().to(otp::verify_v1))
         .route("/v1/sms/send", web::post().to(sms::send_text_v1))
         .route("/v1/sms/template", web::post().to(sms::send_template_v1))
+        .route("/v1/otp/sessions/{id}", web::get().to(otp::session_status))
+        .route("/v1/users/{user_id}/contact", web::get().to(users::get_contact))
+        .route("/v1/users/{user_id}/contact", web::put().to(users::put_contact))
         .route("/v1/routing/explain", web::get().to(ops::explain))
         .route("/v1/admin/attempts", web::get().to(ops::recent_attempts))
         // The seed deployment's contracts, on the same handlers.
         .route("/api/sms/sendOtp", web::post().to(otp::send_seed))
         .route("/api/sms/verifyOtp", web::post().to(otp::verify_seed))
-        .route(
-            "/api/sms/sendTemplate",
-            web::post().to(sms::send_template_seed),
-        )
+        .route("/api/sms/sendTemplate", web::post().to(sms::send_template_seed))
         .route("/otp/send", web::post().to(otp::send_seed))
         .route("/otp/verify", web::post().to(otp::verify_seed))
-        .route(
-            "/sms/send-transactional",
-            web::post().to(sms::send_text_seed),
-        )
+        .route("/sms/send-transactional", web::post().to(sms::send_text_seed))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics));
@@ -83,7 +93,8 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         "/readyz",
         "/metrics",
     ];
-    if known.contains(&req.path()) {
+    let templated = ["/v1/otp/sessions/", "/v1/users/"].iter().any(|p| req.path().starts_with(p));
+    if known.contains(&req.path()) || templated {
         Err(ApiError::MethodNotAllowed)
     } else {
         Err(ApiError::RouteNotFound)
@@ -92,14 +103,10 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
     match err {
-        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::PayloadTooLarge(limit)
-        }
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => ApiError::PayloadTooLarge(limit),
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
         JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::InvalidRequest(e.to_string()),
-        JsonPayloadError::Deserialize(e) => {
-            ApiError::InvalidJson(format!("request body is not valid JSON: {e}"))
-        }
+        JsonPayloadError::Deserialize(e) => ApiError::InvalidJson(format!("request body is not valid JSON: {e}")),
         other => ApiError::InvalidJson(other.to_string()),
     }
 }
@@ -110,27 +117,17 @@ pub fn observe<S, B>(
     srv: &S,
 ) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>>
 where
-    S: Service<
-        actix_web::dev::ServiceRequest,
-        Response = ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
+    S: Service<actix_web::dev::ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
     let started = Instant::now();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let metrics = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.gateway.metrics.clone());
+    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.gateway.metrics.clone());
     let fut = srv.call(req);
     async move {
         let res = fut.await?;
         if let Some(m) = metrics {
-            m.http_requests
-                .with_label_values(&[&route, res.status().as_str()])
-                .inc();
-            m.http_latency
-                .with_label_values(&[&route])
-                .observe(started.elapsed().as_secs_f64());
+            m.http_requests.with_label_values(&[&route, res.status().as_str()]).inc();
+            m.http_latency.with_label_values(&[&route]).observe(started.elapsed().as_secs_f64());
         }
         Ok(res)
     }
@@ -140,14 +137,10 @@ where
 fn bounded<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str, ApiError> {
     let v = value.trim();
     if v.is_empty() {
-        return Err(ApiError::InvalidRequest(format!(
-            "`{field}` must not be empty"
-        )));
+        return Err(ApiError::InvalidRequest(format!("`{field}` must not be empty")));
     }
     if v.chars().count() > max {
-        return Err(ApiError::InvalidRequest(format!(
-            "`{field}` is longer than {max} characters"
-        )));
+        return Err(ApiError::InvalidRequest(format!("`{field}` is longer than {max} characters")));
     }
     Ok(v)
 }

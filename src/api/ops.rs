@@ -20,12 +20,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let usable = registry
         .slots()
         .iter()
-        .filter(|s| {
-            !matches!(
-                s.breaker.state(now),
-                crate::routing::BreakerState::Open { .. }
-            )
-        })
+        .filter(|s| !matches!(s.breaker.state(now), crate::routing::BreakerState::Open { .. }))
         .count();
     let mut warnings = Vec::new();
     if gw.store.kind() == "memory" {
@@ -69,18 +64,14 @@ pub async fn explain(
     query: Result<web::Query<ExplainQuery>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require("admin")?;
-    let query = query
-        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?
-        .into_inner();
+    let query = query.map_err(|e| ApiError::InvalidRequest(e.to_string()))?.into_inner();
     let to = state.parse_phone(&query.to)?;
     let body = match query.kind.as_deref().unwrap_or("otp") {
         "otp" => MessageBody::Otp {
             code: String::new(),
             text: String::new(),
         },
-        "text" => MessageBody::Text {
-            text: String::new(),
-        },
+        "text" => MessageBody::Text { text: String::new() },
         "template" => MessageBody::Template {
             name: String::new(),
             vars: Vec::new(),
@@ -92,8 +83,7 @@ pub async fn explain(
         }
     };
     let candidates = state.gateway.router.explain(&body, &to);
-    Ok(HttpResponse::Ok()
-        .json(json!({ "to": to.masked(), "kind": body.kind(), "candidates": candidates })))
+    Ok(HttpResponse::Ok().json(json!({ "to": to.masked(), "kind": body.kind(), "candidates": candidates })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,20 +1,24 @@
-//! OTP routes: `POST /v1/otp/send`, `POST /v1/otp/verify`, and the seed aliases
-//! (`/api/sms/sendOtp`, `/api/sms/verifyOtp`, `/otp/send`, `/otp/verify`) with the seed shapes.
+//! OTP routes: `POST /v1/otp/send`, `POST /v1/otp/verify`, `GET /v1/otp/sessions/{id}`, and the
+//! seed aliases (`/api/sms/sendOtp`, `/api/sms/verifyOtp`, `/otp/send`, `/otp/verify`) with the
+//! seed shapes.
 
-use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::idempotency::{self, Answer};
 use super::{bounded, ApiError, AppState, Caller};
 use crate::gateway::{OtpRequest, OtpSent, Verified};
 use crate::otp;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendOtpBody {
-    #[serde(alias = "phone_number", alias = "mobile")]
-    phone: String,
+    /// Destination; may be left out when `user_id` has a stored phone.
+    #[serde(default, alias = "phone_number", alias = "mobile")]
+    phone: Option<String>,
     #[serde(default)]
     user_id: Option<String>,
     /// The user's name, for the caller's own records; not sent to providers.
@@ -26,9 +30,12 @@ pub struct SendOtpBody {
     /// A provider to try first.
     #[serde(default, alias = "provider_hint")]
     provider: Option<String>,
+    /// The end user's IP address, for the per-IP limit.
+    #[serde(default)]
+    client_ip: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyOtpBody {
     session_id: String,
@@ -36,9 +43,15 @@ pub struct VerifyOtpBody {
     otp: String,
 }
 
-async fn send(state: &AppState, caller: &Caller, body: SendOtpBody) -> Result<OtpSent, ApiError> {
+/// Which response shape a route speaks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    V1,
+    Seed,
+}
+
+async fn send(state: &AppState, caller: &Caller, req: &HttpRequest, body: &SendOtpBody) -> Result<OtpSent, ApiError> {
     caller.require("send")?;
-    let phone = state.parse_phone(&body.phone)?;
     let user_id = body
         .user_id
         .as_deref()
@@ -49,117 +62,168 @@ async fn send(state: &AppState, caller: &Caller, body: SendOtpBody) -> Result<Ot
         bounded("name", n, 128)?;
     }
     let purpose = bounded("purpose", body.purpose.as_deref().unwrap_or("login"), 32)?.to_string();
-    let preferred_provider = body
+    let mut preferred_provider = body
         .provider
         .as_deref()
         .map(|p| bounded("provider", p, 64))
         .transpose()?
         .map(str::to_string);
-    let req = OtpRequest {
+    let phone = match (&body.phone, &user_id) {
+        (Some(raw), _) => state.parse_phone(raw)?,
+        (None, Some(uid)) => {
+            // Step-up: the user's stored phone, and their preferred provider first.
+            let contact = state
+                .gateway
+                .store
+                .get_contact(uid)
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?;
+            let contact = contact
+                .filter(|c| c.phone.is_some())
+                .ok_or_else(|| ApiError::NoPhone("this user has no stored phone; send `phone`".into()))?;
+            preferred_provider = preferred_provider.or(contact.preferred_provider);
+            state.parse_phone(contact.phone.as_deref().unwrap_or_default())?
+        }
+        (None, None) => {
+            return Err(ApiError::InvalidRequest(
+                "`phone` (or a `user_id` with a stored phone) is required".into(),
+            ))
+        }
+    };
+    let client_ip = state.client_ip(req, body.client_ip.as_deref())?;
+    let otp_req = OtpRequest {
         phone,
         user_id,
         purpose,
         preferred_provider,
+        client: caller.name.clone(),
+        client_ip,
     };
     state
         .gateway
-        .send_otp(req)
+        .send_otp(otp_req)
         .await
         .map_err(|e| ApiError::from_gateway(e, caller.is_admin()))
 }
 
-async fn verify(
-    state: &AppState,
-    caller: &Caller,
-    body: VerifyOtpBody,
-) -> Result<Verified, ApiError> {
+fn sent_json(sent: &OtpSent, shape: Shape) -> Value {
+    let message = if sent.confirmed {
+        "OTP sent"
+    } else {
+        "OTP sent; the provider did not confirm delivery, so it may be delayed"
+    };
+    let mut out = json!({ "session_id": sent.session.id, "status": sent.session.status, "message": message });
+    match shape {
+        Shape::Seed => out["response_time_ms"] = json!(sent.response_time_ms),
+        Shape::V1 => {
+            out["created_at"] = json!(sent.session.created_at);
+            out["expires_at"] = json!(sent.session.expires_at);
+            out["resend_after_seconds"] = json!(sent.resend_after_secs.unwrap_or(0));
+            if !sent.confirmed {
+                out["delivery"] = json!("unconfirmed");
+            }
+        }
+    }
+    out
+}
+
+async fn verify(state: &AppState, caller: &Caller, body: &VerifyOtpBody, shape: Shape) -> Answer {
     caller.require("send")?;
-    let id = Uuid::parse_str(body.session_id.trim())
-        .map_err(|_| ApiError::InvalidRequest("`session_id` must be a UUID".into()))?;
+    let id = Uuid::parse_str(body.session_id.trim()).map_err(|_| ApiError::InvalidRequest("`session_id` must be a UUID".into()))?;
     let code = body.otp.trim();
     if !otp::is_well_formed(code) {
         return Err(ApiError::InvalidOtp("`otp` must be 4 to 10 digits".into()));
     }
-    state
+    let v: Verified = state
         .gateway
         .verify_otp(id, code)
         .await
-        .map_err(|e| ApiError::from_gateway(e, caller.is_admin()))
-}
-
-fn sent_message(sent: &OtpSent) -> &'static str {
-    if sent.confirmed {
-        "OTP sent"
-    } else {
-        "OTP sent; the provider did not confirm delivery, so it may be delayed"
-    }
-}
-
-fn verified_message(v: &Verified) -> &'static str {
-    match (v.verified, v.attempts_left) {
+        .map_err(|e| ApiError::from_gateway(e, caller.is_admin()))?;
+    let message = match (v.verified, v.attempts_left) {
         (true, _) => "OTP verified",
         (false, 0) => "wrong code; no attempts left",
         (false, _) => "wrong code",
+    };
+    let mut out = json!({ "verified": v.verified, "status": v.status, "message": message });
+    match shape {
+        Shape::Seed => out["response_time_ms"] = json!(v.response_time_ms),
+        Shape::V1 => {
+            out["attempts_left"] = json!(v.attempts_left);
+            if let Some(token) = v.token {
+                out["verification_token"] = json!(token);
+            }
+        }
     }
+    Ok((StatusCode::OK, out))
+}
+
+async fn send_route(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Json<SendOtpBody>,
+    shape: Shape,
+) -> Result<HttpResponse, ApiError> {
+    idempotency::once(&state, &caller, &req, &*body, || async {
+        let sent = send(&state, &caller, &req, &body).await?;
+        Ok((StatusCode::OK, sent_json(&sent, shape)))
+    })
+    .await
 }
 
 pub async fn send_v1(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     body: web::Json<SendOtpBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let sent = send(&state, &caller, body.into_inner()).await?;
-    let mut out = json!({
-        "session_id": sent.session.id,
-        "status": sent.session.status,
-        "message": sent_message(&sent),
-        "created_at": sent.session.created_at,
-        "expires_at": sent.session.expires_at,
-    });
-    if !sent.confirmed {
-        out["delivery"] = json!("unconfirmed");
-    }
-    Ok(HttpResponse::Ok().json(out))
+    send_route(state, caller, req, body, Shape::V1).await
 }
 
 pub async fn send_seed(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     body: web::Json<SendOtpBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let sent = send(&state, &caller, body.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "session_id": sent.session.id,
-        "status": sent.session.status,
-        "message": sent_message(&sent),
-        "response_time_ms": sent.response_time_ms,
-    })))
+    send_route(state, caller, req, body, Shape::Seed).await
 }
 
-pub async fn verify_v1(
-    state: web::Data<AppState>,
-    caller: Caller,
-    body: web::Json<VerifyOtpBody>,
-) -> Result<HttpResponse, ApiError> {
-    let v = verify(&state, &caller, body.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "verified": v.verified,
-        "status": v.status,
-        "message": verified_message(&v),
-        "attempts_left": v.attempts_left,
-    })))
+pub async fn verify_v1(state: web::Data<AppState>, caller: Caller, body: web::Json<VerifyOtpBody>) -> Result<HttpResponse, ApiError> {
+    let (status, json) = verify(&state, &caller, &body, Shape::V1).await?;
+    Ok(HttpResponse::build(status).json(json))
 }
 
-pub async fn verify_seed(
-    state: web::Data<AppState>,
-    caller: Caller,
-    body: web::Json<VerifyOtpBody>,
-) -> Result<HttpResponse, ApiError> {
-    let v = verify(&state, &caller, body.into_inner()).await?;
+pub async fn verify_seed(state: web::Data<AppState>, caller: Caller, body: web::Json<VerifyOtpBody>) -> Result<HttpResponse, ApiError> {
+    let (status, json) = verify(&state, &caller, &body, Shape::Seed).await?;
+    Ok(HttpResponse::build(status).json(json))
+}
+
+/// `GET /v1/otp/sessions/{id}`: the session's status, for an app that lost track of it.
+pub async fn session_status(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    caller.require("send")?;
+    let id = Uuid::parse_str(path.trim()).map_err(|_| ApiError::InvalidRequest("the session id must be a UUID".into()))?;
+    let session = state
+        .gateway
+        .store
+        .get_session(id)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .ok_or(ApiError::SessionNotFound)?;
+    let expired = session.status == crate::store::SessionStatus::Pending && session.expires_at <= chrono::Utc::now();
+    let status = if expired {
+        crate::store::SessionStatus::Expired
+    } else {
+        session.status
+    };
     Ok(HttpResponse::Ok().json(json!({
-        "verified": v.verified,
-        "status": v.status,
-        "message": verified_message(&v),
-        "response_time_ms": v.response_time_ms,
+        "session_id": session.id,
+        "status": status,
+        "purpose": session.purpose,
+        "user_id": session.user_id,
+        "attempts_left": session.max_attempts.saturating_sub(session.attempts),
+        "created_at": session.created_at,
+        "expires_at": session.expires_at,
+        "verified_at": session.verified_at,
     })))
 }

@@ -1,19 +1,21 @@
 //! Message routes: `POST /v1/sms/send` (transactional text), `POST /v1/sms/template`, and the
 //! seed aliases `/sms/send-transactional` and `/api/sms/sendTemplate`.
 
-use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
+use super::idempotency;
 use super::{bounded, ApiError, AppState, Caller};
-use crate::gateway::MessageSent;
+use crate::gateway::{MessageRequest, MessageSent};
 use crate::providers::MessageBody;
 
 /// Longest text accepted (Twilio's limit; about ten SMS parts).
 const MAX_TEXT: usize = 1600;
 const MAX_VARS: usize = 20;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TextBody {
     #[serde(alias = "phone")]
@@ -21,9 +23,11 @@ pub struct TextBody {
     text: String,
     #[serde(default)]
     user_id: Option<String>,
+    #[serde(default)]
+    client_ip: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateBody {
     #[serde(alias = "phone")]
@@ -34,118 +38,150 @@ pub struct TemplateBody {
     vars: Vec<String>,
     #[serde(default)]
     user_id: Option<String>,
+    #[serde(default)]
+    client_ip: Option<String>,
 }
 
-async fn send_text(
-    state: &AppState,
-    caller: &Caller,
-    body: TextBody,
-) -> Result<MessageSent, ApiError> {
-    caller.require("send")?;
-    let to = state.parse_phone(&body.to)?;
-    let text = bounded("text", &body.text, MAX_TEXT)?.to_string();
-    let user_id = body
-        .user_id
-        .as_deref()
-        .map(|u| bounded("user_id", u, 128))
-        .transpose()?
-        .map(str::to_string);
-    state
-        .gateway
-        .send_message(to, MessageBody::Text { text }, user_id)
-        .await
-        .map_err(|e| ApiError::from_gateway(e, caller.is_admin()))
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    V1,
+    Seed,
 }
 
-async fn send_template(
+/// Validates what every message shares and sends it.
+async fn send(
     state: &AppState,
     caller: &Caller,
-    body: TemplateBody,
-) -> Result<MessageSent, ApiError> {
+    req: &HttpRequest,
+    to: &str,
+    body: MessageBody,
+    user_id: Option<&str>,
+    client_ip: Option<&str>,
+    shape: Shape,
+) -> idempotency::Answer {
     caller.require("send")?;
-    let to = state.parse_phone(&body.to)?;
-    let name = bounded("template", &body.template, 100)?.to_string();
-    if body.vars.len() > MAX_VARS {
-        return Err(ApiError::InvalidRequest(format!(
-            "`vars` may hold at most {MAX_VARS} values"
-        )));
-    }
-    if body.vars.iter().any(|v| v.chars().count() > 500) {
-        return Err(ApiError::InvalidRequest(
-            "each of `vars` must be at most 500 characters".into(),
-        ));
-    }
-    let user_id = body
-        .user_id
-        .as_deref()
-        .map(|u| bounded("user_id", u, 128))
-        .transpose()?
-        .map(str::to_string);
-    let body = MessageBody::Template {
-        name,
-        vars: body.vars,
+    let to = state.parse_phone(to)?;
+    let user_id = user_id.map(|u| bounded("user_id", u, 128)).transpose()?.map(str::to_string);
+    let client_ip = state.client_ip(req, client_ip)?;
+    let request = MessageRequest {
+        to,
+        body,
+        user_id,
+        client: caller.name.clone(),
+        client_ip,
     };
-    state
+    let sent = state
         .gateway
-        .send_message(to, body, user_id)
+        .send_message(request)
         .await
-        .map_err(|e| ApiError::from_gateway(e, caller.is_admin()))
+        .map_err(|e| ApiError::from_gateway(e, caller.is_admin()))?;
+    Ok((StatusCode::ACCEPTED, accepted_json(&sent, shape)))
 }
 
-fn accepted_v1(sent: &MessageSent) -> HttpResponse {
-    HttpResponse::Accepted().json(json!({
-        "message_id": sent.message_id,
-        "status": if sent.confirmed { "accepted" } else { "unconfirmed" },
-        "provider": sent.provider,
-    }))
+fn accepted_json(sent: &MessageSent, shape: Shape) -> Value {
+    let status = if sent.confirmed { "accepted" } else { "unconfirmed" };
+    let mut out = json!({ "message_id": sent.message_id, "status": status, "provider": sent.provider });
+    if shape == Shape::Seed {
+        out["message"] = json!(if sent.confirmed {
+            "message accepted by the provider"
+        } else {
+            "the provider did not confirm; the message may still be delivered"
+        });
+        out["response_time_ms"] = json!(sent.response_time_ms);
+    }
+    out
 }
 
-fn accepted_seed(sent: &MessageSent) -> HttpResponse {
-    HttpResponse::Accepted().json(json!({
-        "message_id": sent.message_id,
-        "status": if sent.confirmed { "accepted" } else { "unconfirmed" },
-        "message": if sent.confirmed { "message accepted by the provider" } else { "the provider did not confirm; the message may still be delivered" },
-        "provider": sent.provider,
-        "response_time_ms": sent.response_time_ms,
-    }))
+async fn text_route(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Json<TextBody>,
+    shape: Shape,
+) -> Result<HttpResponse, ApiError> {
+    idempotency::once(&state, &caller, &req, &*body, || async {
+        let text = bounded("text", &body.text, MAX_TEXT)?.to_string();
+        send(
+            &state,
+            &caller,
+            &req,
+            &body.to,
+            MessageBody::Text { text },
+            body.user_id.as_deref(),
+            body.client_ip.as_deref(),
+            shape,
+        )
+        .await
+    })
+    .await
+}
+
+async fn template_route(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Json<TemplateBody>,
+    shape: Shape,
+) -> Result<HttpResponse, ApiError> {
+    idempotency::once(&state, &caller, &req, &*body, || async {
+        let name = bounded("template", &body.template, 100)?.to_string();
+        if body.vars.len() > MAX_VARS {
+            return Err(ApiError::InvalidRequest(format!("`vars` may hold at most {MAX_VARS} values")));
+        }
+        if body.vars.iter().any(|v| v.chars().count() > 500) {
+            return Err(ApiError::InvalidRequest("each of `vars` must be at most 500 characters".into()));
+        }
+        let message = MessageBody::Template {
+            name,
+            vars: body.vars.clone(),
+        };
+        send(
+            &state,
+            &caller,
+            &req,
+            &body.to,
+            message,
+            body.user_id.as_deref(),
+            body.client_ip.as_deref(),
+            shape,
+        )
+        .await
+    })
+    .await
 }
 
 pub async fn send_text_v1(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     body: web::Json<TextBody>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(accepted_v1(
-        &send_text(&state, &caller, body.into_inner()).await?,
-    ))
+    text_route(state, caller, req, body, Shape::V1).await
 }
 
 pub async fn send_text_seed(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     body: web::Json<TextBody>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(accepted_seed(
-        &send_text(&state, &caller, body.into_inner()).await?,
-    ))
+    text_route(state, caller, req, body, Shape::Seed).await
 }
 
 pub async fn send_template_v1(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     body: web::Json<TemplateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(accepted_v1(
-        &send_template(&state, &caller, body.into_inner()).await?,
-    ))
+    template_route(state, caller, req, body, Shape::V1).await
 }
 
 pub async fn send_template_seed(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     body: web::Json<TemplateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(accepted_seed(
-        &send_template(&state, &caller, body.into_inner()).await?,
-    ))
+    template_route(state, caller, req, body, Shape::Seed).await
 }

@@ -22,17 +22,12 @@ pub struct Captured {
 impl Captured {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
     }
 
     /// The body decoded as `application/x-www-form-urlencoded`, in order.
     pub fn form(&self) -> Vec<(String, String)> {
-        url::form_urlencoded::parse(self.body.as_bytes())
-            .into_owned()
-            .collect()
+        url::form_urlencoded::parse(self.body.as_bytes()).into_owned().collect()
     }
 }
 

@@ -3,10 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{
-    Accepted, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms,
-    Provider, ProviderError,
-};
+use super::{Accepted, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError};
 
 pub struct Console {
     name: String,

@@ -7,8 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport,
-    OutboundSms, Provider, ProviderError,
+    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://www.fast2sms.com";
@@ -51,11 +50,7 @@ impl Fast2Sms {
             _ => return Err(ctx.invalid("route", "must be `otp`, `dlt` or `q`")),
         };
         let base = ctx.base_url(DEFAULT_BASE)?;
-        let api_key = ctx.secret(
-            "api_key_env",
-            config.api_key_env.as_deref(),
-            "FAST2SMS_API_KEY",
-        )?;
+        let api_key = ctx.secret("api_key_env", config.api_key_env.as_deref(), "FAST2SMS_API_KEY")?;
         Ok(Self {
             name: config.name.clone(),
             capabilities: Capabilities {
@@ -85,18 +80,11 @@ impl Fast2Sms {
             (MessageBody::Otp { code, .. }, OtpRoute::Otp) => {
                 json!({"route": "otp", "variables_values": code, "numbers": numbers})
             }
-            (MessageBody::Otp { code, .. }, OtpRoute::Dlt { template_id }) => {
-                dlt(template_id, code)
-            }
-            (MessageBody::Otp { text, .. }, OtpRoute::Quick) | (MessageBody::Text { text }, _) => {
-                quick(text)
-            }
+            (MessageBody::Otp { code, .. }, OtpRoute::Dlt { template_id }) => dlt(template_id, code),
+            (MessageBody::Otp { text, .. }, OtpRoute::Quick) | (MessageBody::Text { text }, _) => quick(text),
             (MessageBody::Template { name, vars }, _) => {
                 if self.sender_id.is_none() {
-                    return Err(ProviderError::misconfigured(
-                        None,
-                        "fast2sms templates need `sender_id`",
-                    ));
+                    return Err(ProviderError::misconfigured(None, "fast2sms templates need `sender_id`"));
                 }
                 dlt(name, &vars.join("|"))
             }
@@ -138,24 +126,14 @@ impl Provider for Fast2Sms {
 pub(crate) fn classify(body: &Body) -> Result<Option<String>, ProviderError> {
     let status = Some(body.status);
     if body.status == 429 {
-        return Err(ProviderError::throttled(
-            status,
-            body.retry_after,
-            "HTTP 429",
-        ));
+        return Err(ProviderError::throttled(status, body.retry_after, "HTTP 429"));
     }
     if body.status >= 500 {
-        return Err(ProviderError::unavailable(
-            status,
-            format!("HTTP {}", body.status),
-        ));
+        return Err(ProviderError::unavailable(status, format!("HTTP {}", body.status)));
     }
     let json = body.json_or_unavailable()?;
     if json.get("return") == Some(&Value::Bool(true)) && (200..300).contains(&body.status) {
-        return Ok(json
-            .get("request_id")
-            .and_then(Value::as_str)
-            .map(str::to_string));
+        return Ok(json.get("request_id").and_then(Value::as_str).map(str::to_string));
     }
     let code = match json.get("status_code") {
         Some(Value::Number(n)) => n.to_string(),
@@ -169,14 +147,9 @@ pub(crate) fn classify(body: &Body) -> Result<Option<String>, ProviderError> {
         _ => String::new(),
     };
     Err(match code.as_str() {
-        "412" | "413" | "416" | "996" | "997" => {
-            ProviderError::misconfigured(status, format!("fast2sms {code}: {message}"))
-        }
+        "412" | "413" | "416" | "996" | "997" => ProviderError::misconfigured(status, format!("fast2sms {code}: {message}")),
         "406" | "411" | "995" | "999" => ProviderError::rejected(status, code, message),
-        _ => ProviderError::unavailable(
-            status,
-            format!("fast2sms {code} (HTTP {}): {message}", body.status),
-        ),
+        _ => ProviderError::unavailable(status, format!("fast2sms {code} (HTTP {}): {message}", body.status)),
     })
 }
 

@@ -25,10 +25,7 @@ fn every_documented_error_has_its_class() {
     let err = classify(&body(400, &failure(406))).unwrap_err();
     assert_eq!(err, ProviderError::rejected(Some(400), "406", "m406"));
     assert_eq!(
-        class(
-            401,
-            r#"{"return":false,"status_code":"412","message":"Invalid Authentication"}"#
-        ),
+        class(401, r#"{"return":false,"status_code":"412","message":"Invalid Authentication"}"#),
         "misconfigured"
     );
     for code in [400, 401, 402, 990] {
@@ -63,15 +60,11 @@ async fn sent(extra: &str, sms: OutboundSms) -> testing::Captured {
         "name = \"f2s\"\nkind = \"fast2sms\"\nbase_url = \"{}\"\n{extra}",
         server.base_url
     ));
-    let f2s =
-        testing::build_with(&config, &[("FAST2SMS_API_KEY", "f-key")], Fast2Sms::build).unwrap();
+    let f2s = testing::build_with(&config, &[("FAST2SMS_API_KEY", "f-key")], Fast2Sms::build).unwrap();
     let accepted = f2s.send(&sms).await.unwrap();
     assert_eq!(accepted.reference.as_deref(), Some("r-1"));
     let req = server.request().await;
-    assert_eq!(
-        (req.method.as_str(), req.path.as_str()),
-        ("POST", "/dev/bulkV2")
-    );
+    assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/dev/bulkV2"));
     assert_eq!(req.raw_query, None);
     assert_eq!(req.header("authorization"), Some("f-key"));
     assert_eq!(req.header("content-type"), Some("application/json"));
@@ -109,11 +102,7 @@ async fn text_uses_the_quick_route() {
 
 #[tokio::test]
 async fn template_uses_dlt_with_pipe_joined_values() {
-    let req = sent(
-        "sender_id = \"SMSGTE\"",
-        testing::template("1707160", &["A1", "today"]),
-    )
-    .await;
+    let req = sent("sender_id = \"SMSGTE\"", testing::template("1707160", &["A1", "today"])).await;
     assert_eq!(
         req.json(),
         json!({"route": "dlt", "sender_id": "SMSGTE", "message": "1707160",
@@ -123,9 +112,7 @@ async fn template_uses_dlt_with_pipe_joined_values() {
 
 #[test]
 fn build_checks_route_and_its_keys() {
-    let config = |extra: &str| {
-        testing::provider_config(&format!("name = \"f\"\nkind = \"fast2sms\"\n{extra}"))
-    };
+    let config = |extra: &str| testing::provider_config(&format!("name = \"f\"\nkind = \"fast2sms\"\n{extra}"));
     let env = [("FAST2SMS_API_KEY", "k")];
     let key_of = |extra: &str| match testing::build_with(&config(extra), &env, Fast2Sms::build) {
         Err(BuildError::Invalid { key, .. }) => key,

@@ -11,8 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport,
-    OutboundSms, Provider, ProviderError,
+    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
 pub use spec::HttpSpec;
 use template::{Escape, Placeholder, Template, Values};
@@ -42,9 +41,7 @@ impl HttpProvider {
             .http
             .clone()
             .ok_or_else(|| ctx.invalid("http", "is required for kind `http`"))?;
-        let parse = |key: &str, text: &str| {
-            Template::parse(text).map_err(|reason| ctx.invalid(&format!("http.{key}"), &reason))
-        };
+        let parse = |key: &str, text: &str| Template::parse(text).map_err(|reason| ctx.invalid(&format!("http.{key}"), &reason));
         let method = match spec.method.to_ascii_uppercase().as_str() {
             "GET" => reqwest::Method::GET,
             "POST" => reqwest::Method::POST,
@@ -58,14 +55,12 @@ impl HttpProvider {
         let mut headers = Vec::new();
         for (name, value) in &spec.headers {
             let key = format!("headers.{name}");
-            let header = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| ctx.invalid(&format!("http.{key}"), "is not a header name"))?;
+            let header =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| ctx.invalid(&format!("http.{key}"), "is not a header name"))?;
             headers.push((header, parse(&key, value)?));
         }
         let body = match (&spec.form, &spec.json) {
-            (Some(_), Some(_)) => {
-                return Err(ctx.invalid("http.json", "cannot be combined with http.form"))
-            }
+            (Some(_), Some(_)) => return Err(ctx.invalid("http.json", "cannot be combined with http.form")),
             (Some(form), None) => BodyTemplate::Form(
                 form.iter()
                     .map(|(k, v)| Ok((k.clone(), parse(&format!("form.{k}"), v)?)))
@@ -73,9 +68,7 @@ impl HttpProvider {
             ),
             (None, Some(json)) => {
                 let template = parse("json", json)?;
-                if let Err(e) =
-                    serde_json::from_str::<Value>(&template.render(&sample(), Escape::Json))
-                {
+                if let Err(e) = serde_json::from_str::<Value>(&template.render(&sample(), Escape::Json)) {
                     let reason = format!("is not JSON once filled in: {e}");
                     return Err(ctx.invalid("http.json", &reason));
                 }
@@ -92,11 +85,7 @@ impl HttpProvider {
         if spec.success_value.is_some() && spec.success_field.is_none() {
             return Err(ctx.invalid("http.success_value", "needs http.success_field"));
         }
-        if let Some(s) = spec
-            .rejected_statuses
-            .iter()
-            .find(|s| spec.success_status.contains(s))
-        {
+        if let Some(s) = spec.rejected_statuses.iter().find(|s| spec.success_status.contains(s)) {
             let reason = format!("lists {s}, which is also a success status");
             return Err(ctx.invalid("http.rejected_statuses", &reason));
         }
@@ -133,27 +122,18 @@ impl HttpProvider {
 
     fn request(&self, values: &Values<'_>) -> Result<reqwest::RequestBuilder, ProviderError> {
         // The URL and headers may carry the secret: errors name only the key, never the value.
-        let url = url::Url::parse(&self.url.render(values, Escape::Url)).map_err(|_| {
-            ProviderError::misconfigured(None, "http.url is not a URL once filled in")
-        })?;
+        let url = url::Url::parse(&self.url.render(values, Escape::Url))
+            .map_err(|_| ProviderError::misconfigured(None, "http.url is not a URL once filled in"))?;
         let mut request = self.http.request(self.method.clone(), url);
         for (name, template) in &self.headers {
-            let value =
-                HeaderValue::from_str(&template.render(values, Escape::Raw)).map_err(|_| {
-                    ProviderError::misconfigured(
-                        None,
-                        format!("header {name} has an invalid value"),
-                    )
-                })?;
+            let value = HeaderValue::from_str(&template.render(values, Escape::Raw))
+                .map_err(|_| ProviderError::misconfigured(None, format!("header {name} has an invalid value")))?;
             request = request.header(name, value);
         }
         Ok(match &self.body {
             BodyTemplate::Empty => request,
             BodyTemplate::Form(fields) => {
-                let form: Vec<(&str, String)> = fields
-                    .iter()
-                    .map(|(k, t)| (k.as_str(), t.render(values, Escape::Raw)))
-                    .collect();
+                let form: Vec<(&str, String)> = fields.iter().map(|(k, t)| (k.as_str(), t.render(values, Escape::Raw))).collect();
                 request.form(&form)
             }
             BodyTemplate::Json(template) => request
@@ -187,11 +167,7 @@ impl Provider for HttpProvider {
     }
 
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
-        let secret = self
-            .secret
-            .as_ref()
-            .map(|s| s.expose_secret())
-            .unwrap_or("");
+        let secret = self.secret.as_ref().map(|s| s.expose_secret()).unwrap_or("");
         let (to, to_digits) = (sms.to.e164(), sms.to.digits());
         let values = match &sms.body {
             MessageBody::Otp { code, text } => Values {
@@ -211,10 +187,7 @@ impl Provider for HttpProvider {
             },
             MessageBody::Template { name, vars } => {
                 if !self.spec.templates {
-                    return Err(ProviderError::misconfigured(
-                        None,
-                        "templates are off (http.templates)",
-                    ));
+                    return Err(ProviderError::misconfigured(None, "templates are off (http.templates)"));
                 }
                 Values {
                     to,
@@ -226,11 +199,7 @@ impl Provider for HttpProvider {
                 }
             }
         };
-        let response = self
-            .request(&values)?
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
+        let response = self.request(&values)?.send().await.map_err(|e| ProviderError::from_transport(&e))?;
         let body = read_body(response).await?;
         let reference = classify(&self.spec, &body)?;
         Ok(Accepted {
@@ -246,11 +215,7 @@ impl Provider for HttpProvider {
 pub(crate) fn classify(spec: &HttpSpec, body: &Body) -> Result<Option<String>, ProviderError> {
     let status = body.status;
     if spec.retry_after_statuses.contains(&status) {
-        return Err(ProviderError::throttled(
-            Some(status),
-            body.retry_after,
-            format!("HTTP {status}"),
-        ));
+        return Err(ProviderError::throttled(Some(status), body.retry_after, format!("HTTP {status}")));
     }
     if spec.success_status.contains(&status) {
         if let Some(field) = &spec.success_field {
@@ -258,9 +223,7 @@ pub(crate) fn classify(spec: &HttpSpec, body: &Body) -> Result<Option<String>, P
             let found = lookup(json, field);
             let ok = match (found, &spec.success_value) {
                 (Some(v), Some(expected)) => scalar(v).as_deref() == Some(expected.as_str()),
-                (Some(v), None) => {
-                    !matches!(v, Value::Null | Value::Bool(false)) && v.as_str() != Some("")
-                }
+                (Some(v), None) => !matches!(v, Value::Null | Value::Bool(false)) && v.as_str() != Some(""),
                 (None, _) => false,
             };
             if !ok {
@@ -268,12 +231,10 @@ pub(crate) fn classify(spec: &HttpSpec, body: &Body) -> Result<Option<String>, P
                 return Err(ProviderError::unavailable(Some(status), reason));
             }
         }
-        let reference = spec.reference_field.as_deref().and_then(|field| {
-            body.json
-                .as_ref()
-                .and_then(|j| lookup(j, field))
-                .and_then(scalar)
-        });
+        let reference = spec
+            .reference_field
+            .as_deref()
+            .and_then(|field| body.json.as_ref().and_then(|j| lookup(j, field)).and_then(scalar));
         return Ok(reference);
     }
     let reason = format!("HTTP {status}");

@@ -117,16 +117,10 @@ pub enum ProviderError {
     },
     /// 5xx, timeout, connection error, unreadable body: fail over.
     #[error("unavailable: {reason}")]
-    Unavailable {
-        reason: String,
-        http_status: Option<u16>,
-    },
+    Unavailable { reason: String, http_status: Option<u16> },
     /// Bad credentials, no balance, unknown template or sender: fail over, open the breaker long.
     #[error("misconfigured: {reason}")]
-    Misconfigured {
-        reason: String,
-        http_status: Option<u16>,
-    },
+    Misconfigured { reason: String, http_status: Option<u16> },
     /// This recipient or this message is bad: never fail over, tell the caller.
     #[error("rejected ({code}): {details}")]
     Rejected {
@@ -137,11 +131,7 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
-    pub fn throttled(
-        http_status: Option<u16>,
-        retry_after: Option<Duration>,
-        details: impl Into<String>,
-    ) -> Self {
+    pub fn throttled(http_status: Option<u16>, retry_after: Option<Duration>, details: impl Into<String>) -> Self {
         Self::Throttled {
             retry_after,
             details: details.into(),
@@ -163,11 +153,7 @@ impl ProviderError {
         }
     }
 
-    pub fn rejected(
-        http_status: Option<u16>,
-        code: impl Into<String>,
-        details: impl Into<String>,
-    ) -> Self {
+    pub fn rejected(http_status: Option<u16>, code: impl Into<String>, details: impl Into<String>) -> Self {
         Self::Rejected {
             code: code.into(),
             details: details.into(),
@@ -219,10 +205,7 @@ pub trait Provider: Send + Sync {
     /// `Ok(false)` is a wrong or expired code.
     async fn verify(&self, reference: &str, code: &str) -> Result<bool, ProviderError> {
         let _ = (reference, code);
-        Err(ProviderError::misconfigured(
-            None,
-            format!("{} does not hold codes", self.name()),
-        ))
+        Err(ProviderError::misconfigured(None, format!("{} does not hold codes", self.name())))
     }
 }
 
@@ -234,11 +217,7 @@ pub enum BuildError {
     MissingSecret { provider: String, var: String },
     /// A key is missing or wrong: the configuration is refused.
     #[error("provider `{provider}`: `{key}` {reason}")]
-    Invalid {
-        provider: String,
-        key: String,
-        reason: String,
-    },
+    Invalid { provider: String, key: String, reason: String },
 }
 
 /// Where adapters read secrets from: the process environment in production, a map in tests.
@@ -254,12 +233,7 @@ pub struct BuildContext<'a> {
 impl BuildContext<'_> {
     /// Reads the secret named by the config key `key` (for example `api_key_env`), whose value
     /// is an environment variable name; `default_var` is used when the key is absent.
-    pub fn secret(
-        &self,
-        key: &str,
-        var: Option<&str>,
-        default_var: &str,
-    ) -> Result<SecretString, BuildError> {
+    pub fn secret(&self, key: &str, var: Option<&str>, default_var: &str) -> Result<SecretString, BuildError> {
         let var = var.unwrap_or(default_var);
         if var.is_empty() {
             return Err(self.invalid(key, "must name an environment variable"));
@@ -284,8 +258,7 @@ impl BuildContext<'_> {
     /// The configured base URL without a trailing slash, or the provider's public one.
     pub fn base_url(&self, default: &str) -> Result<String, BuildError> {
         let raw = self.config.base_url.as_deref().unwrap_or(default);
-        let parsed = url::Url::parse(raw)
-            .map_err(|e| self.invalid("base_url", &format!("is not a URL: {e}")))?;
+        let parsed = url::Url::parse(raw).map_err(|e| self.invalid("base_url", &format!("is not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(self.invalid("base_url", "must be an http or https URL"));
         }

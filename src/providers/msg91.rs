@@ -6,8 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport,
-    OutboundSms, Provider, ProviderError,
+    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://control.msg91.com";
@@ -32,23 +31,13 @@ impl Msg91 {
             "autogen" => true,
             _ => return Err(ctx.invalid("otp_mode", "must be `local` or `autogen` for msg91")),
         };
-        let template_id = ctx
-            .required("template_id", config.template_id.as_deref())?
-            .to_string();
+        let template_id = ctx.required("template_id", config.template_id.as_deref())?.to_string();
         let base = ctx.base_url(DEFAULT_BASE)?;
-        let auth_key = ctx.secret(
-            "api_key_env",
-            config.api_key_env.as_deref(),
-            "MSG91_AUTH_KEY",
-        )?;
+        let auth_key = ctx.secret("api_key_env", config.api_key_env.as_deref(), "MSG91_AUTH_KEY")?;
         Ok(Self {
             name: config.name.clone(),
             capabilities: Capabilities {
-                otp: if autogen {
-                    OtpSupport::ProviderHeld
-                } else {
-                    OtpSupport::Local
-                },
+                otp: if autogen { OtpSupport::ProviderHeld } else { OtpSupport::Local },
                 text: false,
                 template: true,
                 countries: ctx.countries(&["91"]),
@@ -94,17 +83,11 @@ impl Provider for Msg91 {
         let digits = sms.to.digits();
         let request = match &sms.body {
             MessageBody::Otp { code, .. } => {
-                let mut query = vec![
-                    ("template_id", self.template_id.as_str()),
-                    ("mobile", digits),
-                ];
+                let mut query = vec![("template_id", self.template_id.as_str()), ("mobile", digits)];
                 if !self.autogen {
                     query.push(("otp", code.as_str()));
                 }
-                self.http
-                    .post(format!("{}/api/v5/otp", self.base))
-                    .query(&query)
-                    .json(&json!({}))
+                self.http.post(format!("{}/api/v5/otp", self.base)).query(&query).json(&json!({}))
             }
             MessageBody::Template { name, vars } => {
                 let mut recipient = Map::new();
@@ -112,11 +95,8 @@ impl Provider for Msg91 {
                 for (i, var) in vars.iter().enumerate() {
                     recipient.insert(format!("var{}", i + 1), var.as_str().into());
                 }
-                let flow =
-                    json!({"template_id": name, "short_url": "0", "recipients": [recipient]});
-                self.http
-                    .post(format!("{}/api/v5/flow/", self.base))
-                    .json(&flow)
+                let flow = json!({"template_id": name, "short_url": "0", "recipients": [recipient]});
+                self.http.post(format!("{}/api/v5/flow/", self.base)).json(&flow)
             }
             MessageBody::Text { .. } => {
                 return Err(ProviderError::misconfigured(
@@ -133,10 +113,7 @@ impl Provider for Msg91 {
             Some(digits.to_string())
         } else {
             let field = if otp { "request_id" } else { "message" };
-            answer
-                .get(field)
-                .and_then(Value::as_str)
-                .map(str::to_string)
+            answer.get(field).and_then(Value::as_str).map(str::to_string)
         };
         Ok(Accepted {
             reference,
@@ -158,17 +135,10 @@ impl Provider for Msg91 {
 pub(crate) fn classify(body: &Body) -> Result<&Value, ProviderError> {
     let status = Some(body.status);
     if body.status == 429 {
-        return Err(ProviderError::throttled(
-            status,
-            body.retry_after,
-            "HTTP 429",
-        ));
+        return Err(ProviderError::throttled(status, body.retry_after, "HTTP 429"));
     }
     if body.status >= 500 {
-        return Err(ProviderError::unavailable(
-            status,
-            format!("HTTP {}", body.status),
-        ));
+        return Err(ProviderError::unavailable(status, format!("HTTP {}", body.status)));
     }
     let json = body.json_or_unavailable()?;
     let kind = json.get("type").and_then(Value::as_str).unwrap_or("");
@@ -186,22 +156,13 @@ pub(crate) fn classify(body: &Body) -> Result<&Value, ProviderError> {
         ProviderError::throttled(status, body.retry_after, message)
     } else if code == "201" || m.contains("authkey") || m.contains("authenticationfailure") {
         ProviderError::misconfigured(status, format!("msg91 authentication failed: {message}"))
-    } else if m.contains("insufficient balance")
-        || (m.contains("template") && (m.contains("not found") || m.contains("invalid")))
-    {
+    } else if m.contains("insufficient balance") || (m.contains("template") && (m.contains("not found") || m.contains("invalid"))) {
         ProviderError::misconfigured(status, format!("msg91: {message}"))
     } else if m.contains("invalid mobile") || m.contains("mobile no. invalid") {
-        let code = if code.is_empty() {
-            "invalid_mobile".into()
-        } else {
-            code
-        };
+        let code = if code.is_empty() { "invalid_mobile".into() } else { code };
         ProviderError::rejected(status, code, message)
     } else {
-        ProviderError::unavailable(
-            status,
-            format!("msg91 error (HTTP {}): {message}", body.status),
-        )
+        ProviderError::unavailable(status, format!("msg91 error (HTTP {}): {message}", body.status))
     })
 }
 

@@ -14,23 +14,14 @@ fn error(message: &str) -> String {
 
 #[test]
 fn every_documented_error_has_its_class() {
-    assert_eq!(
-        class(200, r#"{"type":"success","request_id":"3461"}"#),
-        "accepted"
-    );
+    assert_eq!(class(200, r#"{"type":"success","request_id":"3461"}"#), "accepted");
     assert_eq!(class(200, &error("authkey invalid")), "misconfigured");
     assert_eq!(class(401, &error("AuthenticationFailure")), "misconfigured");
     assert_eq!(
-        class(
-            200,
-            r#"{"type":"error","message":"Unauthorized","code":"201"}"#
-        ),
+        class(200, r#"{"type":"error","message":"Unauthorized","code":"201"}"#),
         "misconfigured"
     );
-    assert_eq!(
-        class(200, r#"{"type":"error","message":"x","code":201}"#),
-        "misconfigured"
-    );
+    assert_eq!(class(200, r#"{"type":"error","message":"x","code":201}"#), "misconfigured");
     assert_eq!(class(400, &error("Invalid mobile number")), "rejected");
     assert_eq!(class(200, &error("Mobile no. invalid")), "rejected");
     assert_eq!(class(200, &error("Insufficient balance")), "misconfigured");
@@ -38,10 +29,7 @@ fn every_documented_error_has_its_class() {
     assert_eq!(class(400, &error("Invalid template id")), "misconfigured");
     assert_eq!(class(200, &error("Too Many Requests")), "throttled");
     assert_eq!(class(429, "slow down"), "throttled");
-    assert_eq!(
-        class(200, &error("Something new went wrong")),
-        "unavailable"
-    );
+    assert_eq!(class(200, &error("Something new went wrong")), "unavailable");
     assert_eq!(class(500, &error("Insufficient balance")), "unavailable");
     assert_eq!(class(503, r#"{"type":"success"}"#), "unavailable");
 }
@@ -51,9 +39,7 @@ fn throttle_keeps_retry_after() {
     let mut answer = body(429, "");
     answer.retry_after = Some(std::time::Duration::from_secs(9));
     let err = classify(&answer).unwrap_err();
-    assert!(
-        matches!(err, ProviderError::Throttled { retry_after: Some(d), .. } if d.as_secs() == 9)
-    );
+    assert!(matches!(err, ProviderError::Throttled { retry_after: Some(d), .. } if d.as_secs() == 9));
 }
 
 #[test]
@@ -72,23 +58,13 @@ fn verify_reads_wrong_and_expired_codes_as_false() {
     let verdict = |status, text: &str| classify_verify(&body(status, text));
     let ok = r#"{"type":"success","message":"OTP verified success"}"#;
     assert_eq!(verdict(200, ok), Ok(true));
-    for m in [
-        "OTP not match",
-        "OTP expired",
-        "Mobile no. already verified",
-    ] {
+    for m in ["OTP not match", "OTP expired", "Mobile no. already verified"] {
         assert_eq!(verdict(200, &error(m)), Ok(false), "{m}");
         assert_eq!(verdict(400, &error(m)), Ok(false), "{m}");
     }
-    assert_eq!(
-        verdict(200, &error("authkey invalid")).unwrap_err().class(),
-        "misconfigured"
-    );
+    assert_eq!(verdict(200, &error("authkey invalid")).unwrap_err().class(), "misconfigured");
     assert_eq!(verdict(429, "").unwrap_err().class(), "throttled");
-    assert_eq!(
-        verdict(500, &error("OTP expired")).unwrap_err().class(),
-        "unavailable"
-    );
+    assert_eq!(verdict(500, &error("OTP expired")).unwrap_err().class(), "unavailable");
     assert_eq!(verdict(200, "<html>").unwrap_err().class(), "unavailable");
 }
 
@@ -103,21 +79,12 @@ fn build(base: &str, extra: &str) -> Msg91 {
 async fn local_otp_sends_smsgates_code() {
     let mut server = CaptureServer::start(200, r#"{"type":"success","request_id":"r-1"}"#).await;
     let msg91 = build(&server.base_url, "");
-    let accepted = msg91
-        .send(&testing::otp("123456", "code 123456"))
-        .await
-        .unwrap();
+    let accepted = msg91.send(&testing::otp("123456", "code 123456")).await.unwrap();
     assert_eq!(accepted.reference.as_deref(), Some("r-1"));
     assert!(!accepted.provider_verifies);
     let req = server.request().await;
-    assert_eq!(
-        (req.method.as_str(), req.path.as_str()),
-        ("POST", "/api/v5/otp")
-    );
-    assert_eq!(
-        req.raw_query.as_deref(),
-        Some("template_id=tpl-1&mobile=919876543210&otp=123456")
-    );
+    assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/api/v5/otp"));
+    assert_eq!(req.raw_query.as_deref(), Some("template_id=tpl-1&mobile=919876543210&otp=123456"));
     assert_eq!(req.header("authkey"), Some("k-secret"));
     assert_eq!(req.header("content-type"), Some("application/json"));
     assert_eq!(req.json(), json!({}));
@@ -132,49 +99,28 @@ async fn autogen_otp_lets_msg91_make_and_check_the_code() {
     assert_eq!(accepted.reference.as_deref(), Some("919876543210"));
     assert!(accepted.provider_verifies);
     let req = server.request().await;
-    assert_eq!(
-        req.raw_query.as_deref(),
-        Some("template_id=tpl-1&mobile=919876543210")
-    );
+    assert_eq!(req.raw_query.as_deref(), Some("template_id=tpl-1&mobile=919876543210"));
 
     assert_eq!(msg91.verify("919876543210", "4321").await, Ok(true));
     let req = server.request().await;
-    assert_eq!(
-        (req.method.as_str(), req.path.as_str()),
-        ("GET", "/api/v5/otp/verify")
-    );
-    assert_eq!(
-        req.raw_query.as_deref(),
-        Some("mobile=919876543210&otp=4321")
-    );
+    assert_eq!((req.method.as_str(), req.path.as_str()), ("GET", "/api/v5/otp/verify"));
+    assert_eq!(req.raw_query.as_deref(), Some("mobile=919876543210&otp=4321"));
     assert_eq!(req.header("authkey"), Some("k-secret"));
 
     msg91.resend("919876543210").await.unwrap();
     let req = server.request().await;
-    assert_eq!(
-        (req.method.as_str(), req.path.as_str()),
-        ("GET", "/api/v5/otp/retry")
-    );
-    assert_eq!(
-        req.raw_query.as_deref(),
-        Some("mobile=919876543210&retrytype=text")
-    );
+    assert_eq!((req.method.as_str(), req.path.as_str()), ("GET", "/api/v5/otp/retry"));
+    assert_eq!(req.raw_query.as_deref(), Some("mobile=919876543210&retrytype=text"));
 }
 
 #[tokio::test]
 async fn template_goes_through_flow() {
     let mut server = CaptureServer::start(200, r#"{"type":"success","message":"f-9"}"#).await;
     let msg91 = build(&server.base_url, "");
-    let accepted = msg91
-        .send(&testing::template("order_shipped", &["A1", "today"]))
-        .await
-        .unwrap();
+    let accepted = msg91.send(&testing::template("order_shipped", &["A1", "today"])).await.unwrap();
     assert_eq!(accepted.reference.as_deref(), Some("f-9"));
     let req = server.request().await;
-    assert_eq!(
-        (req.method.as_str(), req.path.as_str()),
-        ("POST", "/api/v5/flow/")
-    );
+    assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/api/v5/flow/"));
     assert_eq!(req.header("authkey"), Some("k-secret"));
     assert_eq!(
         req.json(),
@@ -197,14 +143,9 @@ async fn provider_errors_never_carry_the_key() {
 
 #[test]
 fn build_checks_mode_template_and_secret() {
-    let config =
-        |extra: &str| testing::provider_config(&format!("name = \"m\"\nkind = \"msg91\"\n{extra}"));
+    let config = |extra: &str| testing::provider_config(&format!("name = \"m\"\nkind = \"msg91\"\n{extra}"));
     let env = [("MSG91_AUTH_KEY", "k")];
-    let err = testing::build_with(
-        &config("template_id = \"t\"\notp_mode = \"verify\""),
-        &env,
-        Msg91::build,
-    );
+    let err = testing::build_with(&config("template_id = \"t\"\notp_mode = \"verify\""), &env, Msg91::build);
     assert!(matches!(err, Err(BuildError::Invalid { key, .. }) if key == "otp_mode"));
     let err = testing::build_with(&config(""), &env, Msg91::build);
     assert!(matches!(err, Err(BuildError::Invalid { key, .. }) if key == "template_id"));

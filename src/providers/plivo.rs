@@ -6,8 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport,
-    OutboundSms, Provider, ProviderError,
+    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://api.plivo.com";
@@ -27,16 +26,8 @@ impl Plivo {
         let config = ctx.config;
         let from = ctx.required("from", config.from.as_deref())?.to_string();
         let base = ctx.base_url(DEFAULT_BASE)?;
-        let auth_id = ctx.secret(
-            "auth_id_env",
-            config.auth_id_env.as_deref(),
-            "PLIVO_AUTH_ID",
-        )?;
-        let auth_token = ctx.secret(
-            "auth_token_env",
-            config.auth_token_env.as_deref(),
-            "PLIVO_AUTH_TOKEN",
-        )?;
+        let auth_id = ctx.secret("auth_id_env", config.auth_id_env.as_deref(), "PLIVO_AUTH_ID")?;
+        let auth_token = ctx.secret("auth_token_env", config.auth_token_env.as_deref(), "PLIVO_AUTH_TOKEN")?;
         Ok(Self {
             name: config.name.clone(),
             capabilities: Capabilities {
@@ -67,12 +58,7 @@ impl Provider for Plivo {
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
         let text = match &sms.body {
             MessageBody::Otp { text, .. } | MessageBody::Text { text } => text,
-            MessageBody::Template { .. } => {
-                return Err(ProviderError::misconfigured(
-                    None,
-                    "plivo sends no provider templates",
-                ))
-            }
+            MessageBody::Template { .. } => return Err(ProviderError::misconfigured(None, "plivo sends no provider templates")),
         };
         let auth_id = self.auth_id.expose_secret();
         let response = self
@@ -110,39 +96,26 @@ pub(crate) fn classify(body: &Body) -> Result<String, ProviderError> {
             json.pointer("/message_uuid/0")
                 .and_then(Value::as_str)
                 .map(str::to_string)
-                .ok_or_else(|| {
-                    ProviderError::unavailable(status, "plivo answer without message_uuid")
-                })
+                .ok_or_else(|| ProviderError::unavailable(status, "plivo answer without message_uuid"))
         }
         400 => {
             let error = error_text();
             let e = error.to_ascii_lowercase();
             if body.json.is_none() {
                 Err(body.json_or_unavailable().unwrap_err())
-            } else if e.contains("dst") || e.contains("destination") || e.contains("invalid number")
-            {
+            } else if e.contains("dst") || e.contains("destination") || e.contains("invalid number") {
                 Err(ProviderError::rejected(status, "400", error))
             } else {
                 // A bad `src` or any other bad parameter is ours to fix, not the recipient's.
-                Err(ProviderError::misconfigured(
-                    status,
-                    format!("plivo: {error}"),
-                ))
+                Err(ProviderError::misconfigured(status, format!("plivo: {error}")))
             }
         }
         401 | 402 | 404 => Err(ProviderError::misconfigured(
             status,
             format!("plivo HTTP {}: {}", body.status, error_text()),
         )),
-        429 => Err(ProviderError::throttled(
-            status,
-            body.retry_after,
-            "HTTP 429",
-        )),
-        other => Err(ProviderError::unavailable(
-            status,
-            format!("plivo HTTP {other}"),
-        )),
+        429 => Err(ProviderError::throttled(status, body.retry_after, "HTTP 429")),
+        other => Err(ProviderError::unavailable(status, format!("plivo HTTP {other}"))),
     }
 }
 
@@ -171,15 +144,9 @@ mod tests {
         assert_eq!(class(400, &error("invalid dst parameter")), "rejected");
         assert_eq!(class(400, &error("Destination number blocked")), "rejected");
         assert_eq!(class(400, &error("invalid number format")), "rejected");
-        assert_eq!(
-            class(400, &error("src parameter not valid")),
-            "misconfigured"
-        );
+        assert_eq!(class(400, &error("src parameter not valid")), "misconfigured");
         assert_eq!(class(400, &error("invalid Source number")), "misconfigured");
-        assert_eq!(
-            class(400, &error("text parameter missing")),
-            "misconfigured"
-        );
+        assert_eq!(class(400, &error("text parameter missing")), "misconfigured");
         assert_eq!(class(402, &error("insufficient credit")), "misconfigured");
         assert_eq!(class(404, &error("not found")), "misconfigured");
         assert_eq!(class(429, ""), "throttled");
@@ -196,10 +163,7 @@ mod tests {
                 assert_eq!(class(status, text), "unavailable", "{status} {text:?}");
             }
         }
-        assert_eq!(
-            class(202, r#"{"api_id":"a","message_uuid":[]}"#),
-            "unavailable"
-        );
+        assert_eq!(class(202, r#"{"api_id":"a","message_uuid":[]}"#), "unavailable");
     }
 
     #[tokio::test]
@@ -220,24 +184,17 @@ mod tests {
         assert_eq!(req.path, "/v1/Account/MA123/Message/");
         assert_eq!(req.basic_auth().as_deref(), Some("MA123:tok"));
         assert_eq!(req.header("content-type"), Some("application/json"));
-        assert_eq!(
-            req.json(),
-            json!({"src": "SMSGTE", "dst": "919876543210", "text": "hello"})
-        );
+        assert_eq!(req.json(), json!({"src": "SMSGTE", "dst": "919876543210", "text": "hello"}));
     }
 
     #[test]
     fn build_requires_from_and_both_secrets() {
-        let config = |extra: &str| {
-            testing::provider_config(&format!("name = \"p\"\nkind = \"plivo\"\n{extra}"))
-        };
+        let config = |extra: &str| testing::provider_config(&format!("name = \"p\"\nkind = \"plivo\"\n{extra}"));
         let both = [("PLIVO_AUTH_ID", "a"), ("PLIVO_AUTH_TOKEN", "t")];
         let err = testing::build_with(&config(""), &both, Plivo::build);
         assert!(matches!(err, Err(BuildError::Invalid { key, .. }) if key == "from"));
         let err = testing::build_with(&config("from = \"x\""), &both[..1], Plivo::build);
-        assert!(
-            matches!(err, Err(BuildError::MissingSecret { var, .. }) if var == "PLIVO_AUTH_TOKEN")
-        );
+        assert!(matches!(err, Err(BuildError::MissingSecret { var, .. }) if var == "PLIVO_AUTH_TOKEN"));
         let plivo = testing::build_with(&config("from = \"x\""), &both, Plivo::build).unwrap();
         assert!(plivo.capabilities().countries.is_empty());
     }

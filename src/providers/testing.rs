@@ -51,9 +51,7 @@ impl Captured {
     pub fn basic_auth(&self) -> Option<String> {
         use base64::Engine as _;
         let encoded = self.header("authorization")?.strip_prefix("Basic ")?;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .ok()?;
+        let raw = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
         String::from_utf8(raw).ok()
     }
 }
@@ -170,10 +168,7 @@ pub fn build_with<P>(
     secrets: &[(&str, &str)],
     build: impl Fn(&BuildContext<'_>) -> Result<P, BuildError>,
 ) -> Result<P, BuildError> {
-    let env: HashMap<String, String> = secrets
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let env: HashMap<String, String> = secrets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let lookup = move |k: &str| env.get(k).cloned();
     let ctx = BuildContext {
         config,

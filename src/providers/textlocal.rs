@@ -6,8 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport,
-    OutboundSms, Provider, ProviderError,
+    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://api.textlocal.in";
@@ -24,15 +23,9 @@ pub struct Textlocal {
 impl Textlocal {
     pub fn build(ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
         let config = ctx.config;
-        let sender = ctx
-            .required("sender_id", config.sender_id.as_deref())?
-            .to_string();
+        let sender = ctx.required("sender_id", config.sender_id.as_deref())?.to_string();
         let base = ctx.base_url(DEFAULT_BASE)?;
-        let api_key = ctx.secret(
-            "api_key_env",
-            config.api_key_env.as_deref(),
-            "TEXTLOCAL_API_KEY",
-        )?;
+        let api_key = ctx.secret("api_key_env", config.api_key_env.as_deref(), "TEXTLOCAL_API_KEY")?;
         Ok(Self {
             name: config.name.clone(),
             capabilities: Capabilities {
@@ -62,12 +55,7 @@ impl Provider for Textlocal {
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
         let text = match &sms.body {
             MessageBody::Otp { text, .. } | MessageBody::Text { text } => text,
-            MessageBody::Template { .. } => {
-                return Err(ProviderError::misconfigured(
-                    None,
-                    "textlocal sends no provider templates",
-                ))
-            }
+            MessageBody::Template { .. } => return Err(ProviderError::misconfigured(None, "textlocal sends no provider templates")),
         };
         let form = [
             ("apikey", self.api_key.expose_secret()),
@@ -96,45 +84,26 @@ impl Provider for Textlocal {
 pub(crate) fn classify(body: &Body) -> Result<Option<String>, ProviderError> {
     let status = Some(body.status);
     if body.status == 429 {
-        return Err(ProviderError::throttled(
-            status,
-            body.retry_after,
-            "HTTP 429",
-        ));
+        return Err(ProviderError::throttled(status, body.retry_after, "HTTP 429"));
     }
     if body.status >= 500 {
-        return Err(ProviderError::unavailable(
-            status,
-            format!("HTTP {}", body.status),
-        ));
+        return Err(ProviderError::unavailable(status, format!("HTTP {}", body.status)));
     }
     let json = body.json_or_unavailable()?;
-    if json.get("status").and_then(Value::as_str) == Some("success")
-        && (200..300).contains(&body.status)
-    {
-        let id = json
-            .pointer("/messages/0/id")
-            .or_else(|| json.get("batch_id"));
+    if json.get("status").and_then(Value::as_str) == Some("success") && (200..300).contains(&body.status) {
+        let id = json.pointer("/messages/0/id").or_else(|| json.get("batch_id"));
         return Ok(id.and_then(scalar));
     }
     let first = json.pointer("/errors/0");
-    let code = first
-        .and_then(|e| e.get("code"))
-        .and_then(scalar)
-        .unwrap_or_default();
+    let code = first.and_then(|e| e.get("code")).and_then(scalar).unwrap_or_default();
     let message = first
         .and_then(|e| e.get("message"))
         .and_then(Value::as_str)
         .unwrap_or("no error given");
     Err(match code.as_str() {
-        "3" | "7" | "43" | "44" | "80" => {
-            ProviderError::misconfigured(status, format!("textlocal error {code}: {message}"))
-        }
+        "3" | "7" | "43" | "44" | "80" => ProviderError::misconfigured(status, format!("textlocal error {code}: {message}")),
         "4" | "5" | "6" | "32" | "51" => ProviderError::rejected(status, code, message),
-        _ => ProviderError::unavailable(
-            status,
-            format!("textlocal error {code} (HTTP {}): {message}", body.status),
-        ),
+        _ => ProviderError::unavailable(status, format!("textlocal error {code} (HTTP {}): {message}", body.status)),
     })
 }
 
@@ -203,12 +172,7 @@ mod tests {
         let config = testing::provider_config(&format!(
             "name = \"tl\"\nkind = \"textlocal\"\nbase_url = \"{base}\"\nsender_id = \"SMSGTE\""
         ));
-        testing::build_with(
-            &config,
-            &[("TEXTLOCAL_API_KEY", "tl-key")],
-            Textlocal::build,
-        )
-        .unwrap()
+        testing::build_with(&config, &[("TEXTLOCAL_API_KEY", "tl-key")], Textlocal::build).unwrap()
     }
 
     #[tokio::test]
@@ -216,18 +180,12 @@ mod tests {
         let ok = r#"{"status":"success","batch_id":7,"messages":[{"id":"m-1","recipient":919876543210}]}"#;
         let mut server = CaptureServer::start(200, ok).await;
         let textlocal = build(&server.base_url);
-        let accepted = textlocal
-            .send(&testing::otp("4321", "Your code is 4321 & more"))
-            .await
-            .unwrap();
+        let accepted = textlocal.send(&testing::otp("4321", "Your code is 4321 & more")).await.unwrap();
         assert_eq!(accepted.reference.as_deref(), Some("m-1"));
         let req = server.request().await;
         assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/send/"));
         assert_eq!(req.raw_query, None);
-        assert_eq!(
-            req.header("content-type"),
-            Some("application/x-www-form-urlencoded")
-        );
+        assert_eq!(req.header("content-type"), Some("application/x-www-form-urlencoded"));
         let form = req.form();
         let expected = [
             ("apikey", "tl-key"),
@@ -243,9 +201,7 @@ mod tests {
 
     #[test]
     fn build_requires_sender_and_key() {
-        let config = |extra: &str| {
-            testing::provider_config(&format!("name = \"tl\"\nkind = \"textlocal\"\n{extra}"))
-        };
+        let config = |extra: &str| testing::provider_config(&format!("name = \"tl\"\nkind = \"textlocal\"\n{extra}"));
         let env = [("TEXTLOCAL_API_KEY", "k")];
         let err = testing::build_with(&config(""), &env, Textlocal::build);
         assert!(matches!(err, Err(BuildError::Invalid { key, .. }) if key == "sender_id"));

@@ -5,8 +5,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport,
-    OutboundSms, Provider, ProviderError,
+    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://api.twilio.com";
@@ -65,16 +64,8 @@ impl Twilio {
             http: ctx.http.clone(),
             base: ctx.base_url(DEFAULT_BASE)?,
             verify_base: verify_base_url(ctx)?,
-            account_sid: ctx.secret(
-                "account_sid_env",
-                config.account_sid_env.as_deref(),
-                "TWILIO_ACCOUNT_SID",
-            )?,
-            auth_token: ctx.secret(
-                "auth_token_env",
-                config.auth_token_env.as_deref(),
-                "TWILIO_AUTH_TOKEN",
-            )?,
+            account_sid: ctx.secret("account_sid_env", config.account_sid_env.as_deref(), "TWILIO_ACCOUNT_SID")?,
+            auth_token: ctx.secret("auth_token_env", config.auth_token_env.as_deref(), "TWILIO_AUTH_TOKEN")?,
             from: from.map(|f| f.trim().to_string()),
             mode,
         })
@@ -84,10 +75,7 @@ impl Twilio {
         let response = self
             .http
             .post(url)
-            .basic_auth(
-                self.account_sid.expose_secret(),
-                Some(self.auth_token.expose_secret()),
-            )
+            .basic_auth(self.account_sid.expose_secret(), Some(self.auth_token.expose_secret()))
             .form(form)
             .send()
             .await
@@ -100,11 +88,7 @@ impl Twilio {
             .from
             .as_deref()
             .ok_or_else(|| ProviderError::misconfigured(None, "Twilio Messages needs `from`"))?;
-        let sender_key = if from.starts_with("MG") {
-            "MessagingServiceSid"
-        } else {
-            "From"
-        };
+        let sender_key = if from.starts_with("MG") { "MessagingServiceSid" } else { "From" };
         let url = format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
             self.base,
@@ -119,15 +103,8 @@ impl Twilio {
         })
     }
 
-    async fn start_verification(
-        &self,
-        sms: &OutboundSms,
-        service_sid: &str,
-    ) -> Result<Accepted, ProviderError> {
-        let url = format!(
-            "{}/v2/Services/{service_sid}/Verifications",
-            self.verify_base
-        );
+    async fn start_verification(&self, sms: &OutboundSms, service_sid: &str) -> Result<Accepted, ProviderError> {
+        let url = format!("{}/v2/Services/{service_sid}/Verifications", self.verify_base);
         let form = [("To", sms.to.e164()), ("Channel", "sms")];
         let body = self.post(url, &form).await?;
         Ok(Accepted {
@@ -140,11 +117,7 @@ impl Twilio {
 
 /// `verify_base_url`, checked as `base_url` is, without a trailing slash.
 fn verify_base_url(ctx: &BuildContext<'_>) -> Result<String, BuildError> {
-    let raw = ctx
-        .config
-        .verify_base_url
-        .as_deref()
-        .unwrap_or(DEFAULT_VERIFY_BASE);
+    let raw = ctx.config.verify_base_url.as_deref().unwrap_or(DEFAULT_VERIFY_BASE);
     match url::Url::parse(raw) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(raw.trim_end_matches('/').into()),
         _ => Err(ctx.invalid("verify_base_url", "must be an http or https URL")),
@@ -164,16 +137,9 @@ impl Provider for Twilio {
     #[tracing::instrument(skip_all, fields(provider = %self.name, kind = sms.body.kind()))]
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
         match (&sms.body, &self.mode) {
-            (MessageBody::Otp { .. }, OtpMode::Verify { service_sid }) => {
-                self.start_verification(sms, service_sid).await
-            }
-            (MessageBody::Otp { text, .. } | MessageBody::Text { text }, _) => {
-                self.send_message(sms, text).await
-            }
-            (MessageBody::Template { .. }, _) => Err(ProviderError::misconfigured(
-                None,
-                "Twilio has no provider templates",
-            )),
+            (MessageBody::Otp { .. }, OtpMode::Verify { service_sid }) => self.start_verification(sms, service_sid).await,
+            (MessageBody::Otp { text, .. } | MessageBody::Text { text }, _) => self.send_message(sms, text).await,
+            (MessageBody::Template { .. }, _) => Err(ProviderError::misconfigured(None, "Twilio has no provider templates")),
         }
     }
 
@@ -182,19 +148,11 @@ impl Provider for Twilio {
         let OtpMode::Verify { service_sid } = &self.mode else {
             return Err(ProviderError::misconfigured(
                 None,
-                format!(
-                    "{} does not hold codes (otp_mode is not `verify`)",
-                    self.name
-                ),
+                format!("{} does not hold codes (otp_mode is not `verify`)", self.name),
             ));
         };
-        let url = format!(
-            "{}/v2/Services/{service_sid}/VerificationCheck",
-            self.verify_base
-        );
-        let body = self
-            .post(url, &[("VerificationSid", reference), ("Code", code)])
-            .await?;
+        let url = format!("{}/v2/Services/{service_sid}/VerificationCheck", self.verify_base);
+        let body = self.post(url, &[("VerificationSid", reference), ("Code", code)]).await?;
         classify_check(&body)
     }
 }
@@ -239,8 +197,7 @@ pub(crate) fn classify_check(body: &Body) -> Result<bool, ProviderError> {
 /// Twilio's numeric `code`, as a number or a numeric string.
 fn error_code(body: &Body) -> Option<i64> {
     let code = body.json.as_ref()?.get("code")?;
-    code.as_i64()
-        .or_else(|| code.as_str().and_then(|s| s.trim().parse().ok()))
+    code.as_i64().or_else(|| code.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
 /// The class of a non-2xx answer from the Messages or Verify APIs.
@@ -255,9 +212,7 @@ fn classify_error(body: &Body) -> ProviderError {
     let Some(code) = error_code(body) else {
         return match body.json_or_unavailable() {
             Err(e) => e,
-            Ok(_) => {
-                ProviderError::unavailable(status, format!("HTTP {} without a code", body.status))
-            }
+            Ok(_) => ProviderError::unavailable(status, format!("HTTP {} without a code", body.status)),
         };
     };
     let message = body.str_field("message").unwrap_or_default();
@@ -265,13 +220,9 @@ fn classify_error(body: &Body) -> ProviderError {
     match code {
         20429 | 60203 => ProviderError::throttled(status, body.retry_after, details),
         // Bad credentials or unknown account/service; sender or region not set up; trial limits.
-        20003 | 20404 | 21408 | 21606 | 21212 | 21659 | 21219 | 60223 => {
-            ProviderError::misconfigured(status, details)
-        }
+        20003 | 20404 | 21408 | 21606 | 21212 | 21659 | 21219 | 60223 => ProviderError::misconfigured(status, details),
         // This recipient or this message is bad.
-        21211 | 21214 | 21610 | 21612 | 21614 | 21602 | 21617 | 60200 | 60410 => {
-            ProviderError::rejected(status, code.to_string(), message)
-        }
+        21211 | 21214 | 21610 | 21612 | 21614 | 21602 | 21617 | 60200 | 60410 => ProviderError::rejected(status, code.to_string(), message),
         _ => ProviderError::unavailable(status, details),
     }
 }
@@ -318,9 +269,7 @@ mod tests {
 
     fn build(config: serde_json::Value) -> Result<Twilio, BuildError> {
         let mut full = serde_json::json!({"name": "twilio", "kind": "twilio"});
-        full.as_object_mut()
-            .unwrap()
-            .extend(config.as_object().unwrap().clone());
+        full.as_object_mut().unwrap().extend(config.as_object().unwrap().clone());
         let config: ProviderConfig = serde_json::from_value(full).unwrap();
         let secrets = |var: &str| match var {
             "TWILIO_ACCOUNT_SID" => Some(SID.to_string()),
@@ -351,17 +300,12 @@ mod tests {
     }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn basic_auth() -> String {
         let raw = format!("{SID}:{TOKEN}");
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        )
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
     }
 
     #[test]
@@ -406,11 +350,7 @@ mod tests {
 
     #[test]
     fn http_429_is_throttled_with_retry_after_whatever_the_body() {
-        for text in [
-            r#"{"code":20429,"message":"Too Many Requests"}"#,
-            "",
-            "<html/>",
-        ] {
+        for text in [r#"{"code":20429,"message":"Too Many Requests"}"#, "", "<html/>"] {
             let mut b = body(429, text);
             b.retry_after = Some(Duration::from_secs(4));
             match classify(&b).unwrap_err() {
@@ -459,8 +399,7 @@ mod tests {
     #[tokio::test]
     async fn text_is_a_messages_post_with_basic_auth_and_e164() {
         let server = CaptureServer::start(201, CREATED, &[]).await;
-        let p = build(serde_json::json!({"base_url": server.base_url, "from": "+15005550006"}))
-            .unwrap();
+        let p = build(serde_json::json!({"base_url": server.base_url, "from": "+15005550006"})).unwrap();
         let accepted = p
             .send(&sms(MessageBody::Text {
                 text: "Order shipped & on its way".into(),
@@ -477,15 +416,9 @@ mod tests {
         );
         let req = server.single();
         assert_eq!(req.method, "POST");
-        assert_eq!(
-            req.path,
-            format!("/2010-04-01/Accounts/{SID}/Messages.json")
-        );
+        assert_eq!(req.path, format!("/2010-04-01/Accounts/{SID}/Messages.json"));
         assert_eq!(req.header("authorization"), Some(basic_auth().as_str()));
-        assert_eq!(
-            req.header("content-type"),
-            Some("application/x-www-form-urlencoded")
-        );
+        assert_eq!(req.header("content-type"), Some("application/x-www-form-urlencoded"));
         let expected = [
             ("To", "+919876543210"),
             ("From", "+15005550006"),
@@ -522,22 +455,13 @@ mod tests {
         assert_eq!(p.capabilities().otp, OtpSupport::ProviderHeld);
         assert!(!p.capabilities().text, "no `from`: no plain texts");
         let accepted = p.send(&otp()).await.unwrap();
-        assert_eq!(
-            accepted.reference.as_deref(),
-            Some("VE0123456789abcdef0123456789abcdef")
-        );
+        assert_eq!(accepted.reference.as_deref(), Some("VE0123456789abcdef0123456789abcdef"));
         assert!(accepted.provider_verifies);
         let req = server.single();
         assert_eq!(req.method, "POST");
-        assert_eq!(
-            req.path,
-            "/v2/Services/VA0123456789abcdef0123456789abcdef/Verifications"
-        );
+        assert_eq!(req.path, "/v2/Services/VA0123456789abcdef0123456789abcdef/Verifications");
         assert_eq!(req.header("authorization"), Some(basic_auth().as_str()));
-        assert_eq!(
-            req.form(),
-            pairs(&[("To", "+919876543210"), ("Channel", "sms")])
-        );
+        assert_eq!(req.form(), pairs(&[("To", "+919876543210"), ("Channel", "sms")]));
 
         let server = CaptureServer::start(200, r#"{"status":"approved","valid":true}"#, &[]).await;
         let p = build(serde_json::json!({
@@ -548,14 +472,8 @@ mod tests {
         .unwrap();
         assert_eq!(p.verify("VE42", "123456").await, Ok(true));
         let req = server.single();
-        assert_eq!(
-            req.path,
-            "/v2/Services/VA0123456789abcdef0123456789abcdef/VerificationCheck"
-        );
-        assert_eq!(
-            req.form(),
-            pairs(&[("VerificationSid", "VE42"), ("Code", "123456")])
-        );
+        assert_eq!(req.path, "/v2/Services/VA0123456789abcdef0123456789abcdef/VerificationCheck");
+        assert_eq!(req.form(), pairs(&[("VerificationSid", "VE42"), ("Code", "123456")]));
     }
 
     #[test]
@@ -566,32 +484,18 @@ mod tests {
             Ok(_) => panic!("built"),
         };
         assert_eq!(key_of(build(serde_json::json!({}))), "from");
-        assert_eq!(
-            key_of(build(serde_json::json!({"otp_mode": "verify"}))),
-            "verify_service_sid"
-        );
-        assert_eq!(
-            key_of(build(serde_json::json!({"otp_mode": "sometimes"}))),
-            "otp_mode"
-        );
+        assert_eq!(key_of(build(serde_json::json!({"otp_mode": "verify"}))), "verify_service_sid");
+        assert_eq!(key_of(build(serde_json::json!({"otp_mode": "sometimes"}))), "otp_mode");
     }
 
     #[tokio::test]
     async fn templates_are_refused_and_local_mode_holds_no_codes() {
-        let p =
-            build(serde_json::json!({"from": "+15005550006", "base_url": "http://127.0.0.1:9"}))
-                .unwrap();
+        let p = build(serde_json::json!({"from": "+15005550006", "base_url": "http://127.0.0.1:9"})).unwrap();
         let template = sms(MessageBody::Template {
             name: "t".into(),
             vars: vec![],
         });
-        assert_eq!(
-            p.send(&template).await.unwrap_err().class(),
-            "misconfigured"
-        );
-        assert_eq!(
-            p.verify("VE1", "1").await.unwrap_err().class(),
-            "misconfigured"
-        );
+        assert_eq!(p.send(&template).await.unwrap_err().class(), "misconfigured");
+        assert_eq!(p.verify("VE1", "1").await.unwrap_err().class(), "misconfigured");
     }
 }

@@ -7,8 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport,
-    OutboundSms, Provider, ProviderError,
+    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://2factor.in";
@@ -43,8 +42,7 @@ impl TwoFactor {
             Some("local") => OtpMode::Local,
             Some(_) => return Err(ctx.invalid("otp_mode", "must be `autogen` or `local`")),
         };
-        let base = Url::parse(&ctx.base_url(DEFAULT_BASE)?)
-            .map_err(|e| ctx.invalid("base_url", &format!("is not a URL: {e}")))?;
+        let base = Url::parse(&ctx.base_url(DEFAULT_BASE)?).map_err(|e| ctx.invalid("base_url", &format!("is not a URL: {e}")))?;
         let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
         Ok(Self {
             name: config.name.clone(),
@@ -59,11 +57,7 @@ impl TwoFactor {
             },
             http: ctx.http.clone(),
             base,
-            api_key: ctx.secret(
-                "api_key_env",
-                config.api_key_env.as_deref(),
-                "TWO_FACTOR_API_KEY",
-            )?,
+            api_key: ctx.secret("api_key_env", config.api_key_env.as_deref(), "TWO_FACTOR_API_KEY")?,
             mode,
             template: non_empty(&config.template),
             sender_id: non_empty(&config.sender_id),
@@ -82,10 +76,7 @@ impl TwoFactor {
     }
 
     async fn call(&self, request: reqwest::RequestBuilder) -> Result<Body, ProviderError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
+        let response = request.send().await.map_err(|e| ProviderError::from_transport(&e))?;
         read_body(response).await
     }
 
@@ -113,33 +104,22 @@ impl Provider for TwoFactor {
     #[tracing::instrument(skip_all, fields(provider = %self.name, kind = sms.body.kind()))]
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
         let (request, provider_verifies) = match &sms.body {
-            MessageBody::Otp { code, .. } => (
-                self.http.get(self.otp_url(sms, code)),
-                self.mode == OtpMode::Autogen,
-            ),
+            MessageBody::Otp { code, .. } => (self.http.get(self.otp_url(sms, code)), self.mode == OtpMode::Autogen),
             MessageBody::Template { name, vars } => {
-                let sender_id = self.sender_id.as_deref().ok_or_else(|| {
-                    ProviderError::misconfigured(None, "TSMS templates need `sender_id`")
-                })?;
+                let sender_id = self
+                    .sender_id
+                    .as_deref()
+                    .ok_or_else(|| ProviderError::misconfigured(None, "TSMS templates need `sender_id`"))?;
                 let mut form = vec![
                     ("From".to_string(), sender_id.to_string()),
                     ("To".to_string(), sms.to.digits().to_string()),
                     ("TemplateName".to_string(), name.clone()),
                 ];
-                form.extend(
-                    vars.iter()
-                        .enumerate()
-                        .map(|(i, v)| (format!("VAR{}", i + 1), v.clone())),
-                );
+                form.extend(vars.iter().enumerate().map(|(i, v)| (format!("VAR{}", i + 1), v.clone())));
                 let url = self.url(&["ADDON_SERVICES", "SEND", "TSMS"]);
                 (self.http.post(url).form(&form), false)
             }
-            MessageBody::Text { .. } => {
-                return Err(ProviderError::misconfigured(
-                    None,
-                    "2Factor does not send plain text",
-                ))
-            }
+            MessageBody::Text { .. } => return Err(ProviderError::misconfigured(None, "2Factor does not send plain text")),
         };
         let body = self.call(request).await?;
         let reference = classify_send(&body)?;
@@ -168,16 +148,11 @@ enum Answer {
 fn parse(body: &Body) -> Result<Answer, ProviderError> {
     let status = Some(body.status);
     if body.status >= 500 {
-        return Err(ProviderError::unavailable(
-            status,
-            format!("HTTP {}", body.status),
-        ));
+        return Err(ProviderError::unavailable(status, format!("HTTP {}", body.status)));
     }
     let details = body.str_field("Details").unwrap_or_default().to_string();
     match body.str_field("Status") {
-        Some(s) if s.eq_ignore_ascii_case("success") && body.status < 300 => {
-            Ok(Answer::Success(details))
-        }
+        Some(s) if s.eq_ignore_ascii_case("success") && body.status < 300 => Ok(Answer::Success(details)),
         Some(s) if s.eq_ignore_ascii_case("error") => Ok(Answer::Error(details)),
         _ if body.status == 429 => Err(classify_error(body, "HTTP 429")),
         _ => {
@@ -217,31 +192,21 @@ fn classify_error(body: &Body, details: &str) -> ProviderError {
 pub(crate) fn classify_send(body: &Body) -> Result<String, ProviderError> {
     match parse(body)? {
         Answer::Success(id) if !id.is_empty() => Ok(id),
-        Answer::Success(_) => Err(ProviderError::unavailable(
-            Some(body.status),
-            "success without Details",
-        )),
+        Answer::Success(_) => Err(ProviderError::unavailable(Some(body.status), "success without Details")),
         Answer::Error(details) => Err(classify_error(body, &details)),
     }
 }
 
 /// A VERIFY answer: matched, a wrong / expired / unknown session's code, or a failure.
 pub(crate) fn classify_verify(body: &Body) -> Result<bool, ProviderError> {
-    const NOT_VALID: &[&str] = &[
-        "otp mismatch",
-        "otp expired",
-        "invalid session",
-        "session expired",
-    ];
+    const NOT_VALID: &[&str] = &["otp mismatch", "otp expired", "invalid session", "session expired"];
     match parse(body)? {
         Answer::Success(d) if d.eq_ignore_ascii_case("otp matched") => Ok(true),
         Answer::Success(d) => Err(ProviderError::unavailable(
             Some(body.status),
             format!("2Factor VERIFY success with unexpected Details: {d}"),
         )),
-        Answer::Error(d) if NOT_VALID.contains(&d.trim().to_ascii_lowercase().as_str()) => {
-            Ok(false)
-        }
+        Answer::Error(d) if NOT_VALID.contains(&d.trim().to_ascii_lowercase().as_str()) => Ok(false),
         Answer::Error(d) => Err(classify_error(body, &d)),
     }
 }
@@ -273,19 +238,12 @@ mod tests {
     }
 
     fn error(status: u16, details: &str) -> Body {
-        body(
-            status,
-            &serde_json::json!({"Status": "Error", "Details": details}).to_string(),
-        )
+        body(status, &serde_json::json!({"Status": "Error", "Details": details}).to_string())
     }
 
     fn provider(base_url: &str, extra: serde_json::Value) -> TwoFactor {
-        let mut config =
-            serde_json::json!({"name": "2factor", "kind": "two_factor", "base_url": base_url});
-        config
-            .as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
+        let mut config = serde_json::json!({"name": "2factor", "kind": "two_factor", "base_url": base_url});
+        config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         let config: ProviderConfig = serde_json::from_value(config).unwrap();
         let secrets = |var: &str| (var == "TWO_FACTOR_API_KEY").then(|| KEY.to_string());
         let ctx = BuildContext {
@@ -341,11 +299,7 @@ mod tests {
 
     #[test]
     fn http_429_is_throttled_with_its_retry_after_whatever_the_body() {
-        for text in [
-            r#"{"Status":"Error","Details":"Slow down"}"#,
-            "<html>429</html>",
-            "",
-        ] {
+        for text in [r#"{"Status":"Error","Details":"Slow down"}"#, "<html>429</html>", ""] {
             let mut b = body(429, text);
             b.retry_after = Some(Duration::from_secs(9));
             match classify_send(&b).unwrap_err() {
@@ -369,16 +323,8 @@ mod tests {
             (500, r#"{"Status":"Error","Details":"Invalid API Key"}"#),
             (503, ""),
         ] {
-            assert_eq!(
-                classify_send(&body(status, text)).unwrap_err().class(),
-                "unavailable",
-                "{text}"
-            );
-            assert_eq!(
-                classify_verify(&body(status, text)).unwrap_err().class(),
-                "unavailable",
-                "{text}"
-            );
+            assert_eq!(classify_send(&body(status, text)).unwrap_err().class(), "unavailable", "{text}");
+            assert_eq!(classify_verify(&body(status, text)).unwrap_err().class(), "unavailable", "{text}");
         }
     }
 
@@ -386,33 +332,16 @@ mod tests {
     fn verify_answers_map_to_matched_or_not() {
         let matched = r#"{"Status":"Success","Details":"OTP Matched"}"#;
         assert_eq!(classify_verify(&body(200, matched)), Ok(true));
-        for details in [
-            "OTP Mismatch",
-            "OTP Expired",
-            "Invalid Session",
-            "Session Expired",
-        ] {
-            assert_eq!(
-                classify_verify(&error(200, details)),
-                Ok(false),
-                "{details}"
-            );
-            assert_eq!(
-                classify_verify(&error(400, details)),
-                Ok(false),
-                "{details}"
-            );
+        for details in ["OTP Mismatch", "OTP Expired", "Invalid Session", "Session Expired"] {
+            assert_eq!(classify_verify(&error(200, details)), Ok(false), "{details}");
+            assert_eq!(classify_verify(&error(400, details)), Ok(false), "{details}");
         }
         assert_eq!(
-            classify_verify(&error(200, "Invalid API Key"))
-                .unwrap_err()
-                .class(),
+            classify_verify(&error(200, "Invalid API Key")).unwrap_err().class(),
             "misconfigured"
         );
         assert_eq!(
-            classify_verify(&error(200, "Rate Limit Exceeded"))
-                .unwrap_err()
-                .class(),
+            classify_verify(&error(200, "Rate Limit Exceeded")).unwrap_err().class(),
             "throttled"
         );
     }
@@ -420,10 +349,7 @@ mod tests {
     #[tokio::test]
     async fn autogen_otp_is_a_get_with_the_key_in_the_path_and_provider_verifies() {
         let server = CaptureServer::start(200, OK, &[]).await;
-        let p = provider(
-            &server.base_url,
-            serde_json::json!({"template": "LoginOTP"}),
-        );
+        let p = provider(&server.base_url, serde_json::json!({"template": "LoginOTP"}));
         assert_eq!(p.capabilities().otp, OtpSupport::ProviderHeld);
         let accepted = p.send(&otp()).await.unwrap();
         assert_eq!(
@@ -436,45 +362,29 @@ mod tests {
         );
         let req = server.single();
         assert_eq!(req.method, "GET");
-        assert_eq!(
-            req.path,
-            format!("/API/V1/{KEY}/SMS/919876543210/AUTOGEN/LoginOTP")
-        );
+        assert_eq!(req.path, format!("/API/V1/{KEY}/SMS/919876543210/AUTOGEN/LoginOTP"));
     }
 
     #[tokio::test]
     async fn autogen_without_a_template_ends_at_autogen() {
         let server = CaptureServer::start(200, OK, &[]).await;
-        provider(&server.base_url, serde_json::json!({}))
-            .send(&otp())
-            .await
-            .unwrap();
-        assert_eq!(
-            server.single().path,
-            format!("/API/V1/{KEY}/SMS/919876543210/AUTOGEN")
-        );
+        provider(&server.base_url, serde_json::json!({})).send(&otp()).await.unwrap();
+        assert_eq!(server.single().path, format!("/API/V1/{KEY}/SMS/919876543210/AUTOGEN"));
     }
 
     #[tokio::test]
     async fn local_otp_sends_smsgates_code_and_smsgate_verifies() {
         let server = CaptureServer::start(200, OK, &[]).await;
-        let p = provider(
-            &server.base_url,
-            serde_json::json!({"otp_mode": "local", "template": "T1"}),
-        );
+        let p = provider(&server.base_url, serde_json::json!({"otp_mode": "local", "template": "T1"}));
         assert_eq!(p.capabilities().otp, OtpSupport::Local);
         let accepted = p.send(&otp()).await.unwrap();
         assert!(!accepted.provider_verifies);
-        assert_eq!(
-            server.single().path,
-            format!("/API/V1/{KEY}/SMS/919876543210/482913/T1")
-        );
+        assert_eq!(server.single().path, format!("/API/V1/{KEY}/SMS/919876543210/482913/T1"));
     }
 
     #[tokio::test]
     async fn template_is_a_tsms_form_post_with_numbered_vars() {
-        let server =
-            CaptureServer::start(200, r#"{"Status":"Success","Details":"tsms-9"}"#, &[]).await;
+        let server = CaptureServer::start(200, r#"{"Status":"Success","Details":"tsms-9"}"#, &[]).await;
         let p = provider(&server.base_url, serde_json::json!({"sender_id": "SMSGTE"}));
         let msg = sms(MessageBody::Template {
             name: "OrderShipped".into(),
@@ -486,10 +396,7 @@ mod tests {
         let req = server.single();
         assert_eq!(req.method, "POST");
         assert_eq!(req.path, format!("/API/V1/{KEY}/ADDON_SERVICES/SEND/TSMS"));
-        assert_eq!(
-            req.header("content-type"),
-            Some("application/x-www-form-urlencoded")
-        );
+        assert_eq!(req.header("content-type"), Some("application/x-www-form-urlencoded"));
         let expected: Vec<(String, String)> = [
             ("From", "SMSGTE"),
             ("To", "919876543210"),
@@ -517,16 +424,12 @@ mod tests {
 
     #[tokio::test]
     async fn verify_is_a_get_on_the_session() {
-        let server =
-            CaptureServer::start(200, r#"{"Status":"Success","Details":"OTP Matched"}"#, &[]).await;
+        let server = CaptureServer::start(200, r#"{"Status":"Success","Details":"OTP Matched"}"#, &[]).await;
         let p = provider(&server.base_url, serde_json::json!({}));
         assert_eq!(p.verify("2f-session-1", "123456").await, Ok(true));
         let req = server.single();
         assert_eq!(req.method, "GET");
-        assert_eq!(
-            req.path,
-            format!("/API/V1/{KEY}/SMS/VERIFY/2f-session-1/123456")
-        );
+        assert_eq!(req.path, format!("/API/V1/{KEY}/SMS/VERIFY/2f-session-1/123456"));
     }
 
     #[tokio::test]
@@ -540,18 +443,14 @@ mod tests {
 
     #[test]
     fn unknown_otp_mode_is_refused_at_build() {
-        let config: ProviderConfig = serde_json::from_value(
-            serde_json::json!({"name": "2f", "kind": "two_factor", "otp_mode": "voice"}),
-        )
-        .unwrap();
+        let config: ProviderConfig =
+            serde_json::from_value(serde_json::json!({"name": "2f", "kind": "two_factor", "otp_mode": "voice"})).unwrap();
         let secrets = |_: &str| Some(KEY.to_string());
         let ctx = BuildContext {
             config: &config,
             http: reqwest::Client::new(),
             secrets: &secrets,
         };
-        assert!(
-            matches!(TwoFactor::build(&ctx), Err(BuildError::Invalid { key, .. }) if key == "otp_mode")
-        );
+        assert!(matches!(TwoFactor::build(&ctx), Err(BuildError::Invalid { key, .. }) if key == "otp_mode"));
     }
 }

@@ -5,8 +5,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport,
-    OutboundSms, Provider, ProviderError,
+    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://rest.nexmo.com";
@@ -39,20 +38,9 @@ impl Vonage {
             },
             http: ctx.http.clone(),
             base: ctx.base_url(DEFAULT_BASE)?,
-            api_key: ctx.secret(
-                "api_key_env",
-                config.api_key_env.as_deref(),
-                "VONAGE_API_KEY",
-            )?,
-            api_secret: ctx.secret(
-                "api_secret_env",
-                config.api_secret_env.as_deref(),
-                "VONAGE_API_SECRET",
-            )?,
-            from: ctx
-                .required("from", config.from.as_deref())?
-                .trim()
-                .to_string(),
+            api_key: ctx.secret("api_key_env", config.api_key_env.as_deref(), "VONAGE_API_KEY")?,
+            api_secret: ctx.secret("api_secret_env", config.api_secret_env.as_deref(), "VONAGE_API_SECRET")?,
+            from: ctx.required("from", config.from.as_deref())?.trim().to_string(),
         })
     }
 }
@@ -71,12 +59,7 @@ impl Provider for Vonage {
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
         let text = match &sms.body {
             MessageBody::Otp { text, .. } | MessageBody::Text { text } => text,
-            MessageBody::Template { .. } => {
-                return Err(ProviderError::misconfigured(
-                    None,
-                    "Vonage has no provider templates",
-                ))
-            }
+            MessageBody::Template { .. } => return Err(ProviderError::misconfigured(None, "Vonage has no provider templates")),
         };
         let mut form = vec![
             ("api_key", self.api_key.expose_secret()),
@@ -106,8 +89,7 @@ impl Provider for Vonage {
 
 /// Whether every character of `text` has a GSM-7 encoding (otherwise Vonage needs `unicode`).
 pub(crate) fn is_gsm7(text: &str) -> bool {
-    text.chars()
-        .all(|c| GSM7_BASIC.contains(c) || GSM7_EXTENSION.contains(c))
+    text.chars().all(|c| GSM7_BASIC.contains(c) || GSM7_EXTENSION.contains(c))
 }
 
 /// An `/sms/json` answer: the first part's `message-id` when every part has status `0`, else the
@@ -115,17 +97,10 @@ pub(crate) fn is_gsm7(text: &str) -> bool {
 pub(crate) fn classify(body: &Body) -> Result<Option<String>, ProviderError> {
     let http_status = Some(body.status);
     if body.status == 429 {
-        return Err(ProviderError::throttled(
-            http_status,
-            body.retry_after,
-            "HTTP 429",
-        ));
+        return Err(ProviderError::throttled(http_status, body.retry_after, "HTTP 429"));
     }
     if body.status >= 500 {
-        return Err(ProviderError::unavailable(
-            http_status,
-            format!("HTTP {}", body.status),
-        ));
+        return Err(ProviderError::unavailable(http_status, format!("HTTP {}", body.status)));
     }
     let json = body.json_or_unavailable()?;
     let parts = match json.get("messages").and_then(|m| m.as_array()) {
@@ -142,12 +117,7 @@ pub(crate) fn classify(body: &Body) -> Result<Option<String>, ProviderError> {
         let status = match part.get("status") {
             Some(serde_json::Value::String(s)) => s.trim().to_string(),
             Some(serde_json::Value::Number(n)) => n.to_string(),
-            _ => {
-                return Err(ProviderError::unavailable(
-                    http_status,
-                    "message part without status",
-                ))
-            }
+            _ => return Err(ProviderError::unavailable(http_status, "message part without status")),
         };
         if status != "0" {
             let text = part.get("error-text").and_then(|t| t.as_str());
@@ -164,12 +134,8 @@ fn classify_status(body: &Body, status: &str, error_text: &str) -> ProviderError
     let details = format!("Vonage status {status}: {error_text}");
     match status {
         "1" | "10" => ProviderError::throttled(http_status, body.retry_after, details),
-        "3" | "6" | "7" | "12" | "22" | "33" => {
-            ProviderError::rejected(http_status, status, error_text)
-        }
-        "2" | "4" | "8" | "9" | "11" | "14" | "15" | "23" | "29" | "32" => {
-            ProviderError::misconfigured(http_status, details)
-        }
+        "3" | "6" | "7" | "12" | "22" | "33" => ProviderError::rejected(http_status, status, error_text),
+        "2" | "4" | "8" | "9" | "11" | "14" | "15" | "23" | "29" | "32" => ProviderError::misconfigured(http_status, details),
         _ => ProviderError::unavailable(http_status, details),
     }
 }
@@ -210,9 +176,7 @@ mod tests {
 
     fn build(config: serde_json::Value) -> Result<Vonage, BuildError> {
         let mut full = serde_json::json!({"name": "vonage", "kind": "vonage"});
-        full.as_object_mut()
-            .unwrap()
-            .extend(config.as_object().unwrap().clone());
+        full.as_object_mut().unwrap().extend(config.as_object().unwrap().clone());
         let config: ProviderConfig = serde_json::from_value(full).unwrap();
         let secrets = |var: &str| match var {
             "VONAGE_API_KEY" => Some("abcd1234".to_string()),
@@ -279,17 +243,9 @@ mod tests {
         let answer = format!(
             r#"{{"message-count":"3","messages":[{ok_part},{{"status":"4","error-text":"Bad Credentials"}},{{"status":"3","error-text":"Invalid"}}]}}"#
         );
-        assert_eq!(
-            classify(&body(200, &answer)).unwrap_err().class(),
-            "misconfigured"
-        );
-        let all_ok = format!(
-            r#"{{"message-count":"2","messages":[{ok_part},{{"message-id":"part-2","status":"0"}}]}}"#
-        );
-        assert_eq!(
-            classify(&body(200, &all_ok)),
-            Ok(Some("part-1".to_string()))
-        );
+        assert_eq!(classify(&body(200, &answer)).unwrap_err().class(), "misconfigured");
+        let all_ok = format!(r#"{{"message-count":"2","messages":[{ok_part},{{"message-id":"part-2","status":"0"}}]}}"#);
+        assert_eq!(classify(&body(200, &all_ok)), Ok(Some("part-1".to_string())));
     }
 
     #[test]
@@ -311,10 +267,7 @@ mod tests {
             (200, ""),
             (200, r#"{"message-count":"1","messages":[{"status":"0""#),
             (200, r#"{"message-count":"0","messages":[]}"#),
-            (
-                200,
-                r#"{"message-count":"1","messages":[{"message-id":"x"}]}"#,
-            ),
+            (200, r#"{"message-count":"1","messages":[{"message-id":"x"}]}"#),
             (200, r#"{"error":"unexpected"}"#),
             (500, OK),
             (502, "<html/>"),
@@ -326,9 +279,7 @@ mod tests {
 
     #[test]
     fn gsm7_covers_latin_text_and_not_other_scripts() {
-        assert!(is_gsm7(
-            "Your code is 482913. Ça marche, café à 5€ {ok} [x] ~^|\\"
-        ));
+        assert!(is_gsm7("Your code is 482913. Ça marche, café à 5€ {ok} [x] ~^|\\"));
         assert!(!is_gsm7("आपका कोड 482913 है"));
         assert!(!is_gsm7("code 482913 ✅"));
         assert!(!is_gsm7("ça coûte"), "û is not in GSM 03.38");
@@ -348,14 +299,8 @@ mod tests {
             }
         );
         let req = server.single();
-        assert_eq!(
-            (req.method.as_str(), req.path.as_str()),
-            ("POST", "/sms/json")
-        );
-        assert_eq!(
-            req.header("content-type"),
-            Some("application/x-www-form-urlencoded")
-        );
+        assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/sms/json"));
+        assert_eq!(req.header("content-type"), Some("application/x-www-form-urlencoded"));
         assert_eq!(req.header("authorization"), None);
         let expected: Vec<(String, String)> = [
             ("api_key", "abcd1234"),
@@ -376,10 +321,7 @@ mod tests {
         let p = build(serde_json::json!({"base_url": server.base_url, "from": "SMSGATE"})).unwrap();
         p.send(&text("आपका कोड 482913 है")).await.unwrap();
         let form = server.single().form();
-        assert_eq!(
-            form.last(),
-            Some(&("type".to_string(), "unicode".to_string()))
-        );
+        assert_eq!(form.last(), Some(&("type".to_string(), "unicode".to_string())));
         assert!(form.contains(&("text".to_string(), "आपका कोड 482913 है".to_string())));
     }
 
@@ -398,9 +340,6 @@ mod tests {
             },
             ..text("")
         };
-        assert_eq!(
-            p.send(&template).await.unwrap_err().class(),
-            "misconfigured"
-        );
+        assert_eq!(p.send(&template).await.unwrap_err().class(), "misconfigured");
     }
 }

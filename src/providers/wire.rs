@@ -32,10 +32,7 @@ impl Body {
             } else {
                 "a body that is not JSON"
             };
-            ProviderError::unavailable(
-                Some(self.status),
-                format!("HTTP {} with {what}", self.status),
-            )
+            ProviderError::unavailable(Some(self.status), format!("HTTP {} with {what}", self.status))
         })
     }
 }
@@ -44,24 +41,12 @@ impl Body {
 pub async fn read_body(response: reqwest::Response) -> Result<Body, ProviderError> {
     let status = response.status().as_u16();
     let retry_after = retry_after(response.headers());
-    if response
-        .content_length()
-        .is_some_and(|n| n as usize > MAX_BODY_BYTES)
-    {
-        return Err(ProviderError::unavailable(
-            Some(status),
-            "answer body too large",
-        ));
+    if response.content_length().is_some_and(|n| n as usize > MAX_BODY_BYTES) {
+        return Err(ProviderError::unavailable(Some(status), "answer body too large"));
     }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| ProviderError::from_transport(&e))?;
+    let bytes = response.bytes().await.map_err(|e| ProviderError::from_transport(&e))?;
     if bytes.len() > MAX_BODY_BYTES {
-        return Err(ProviderError::unavailable(
-            Some(status),
-            "answer body too large",
-        ));
+        return Err(ProviderError::unavailable(Some(status), "answer body too large"));
     }
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let json = serde_json::from_slice(&bytes).ok();
@@ -90,10 +75,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
+        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&h), None);
         h.insert(RETRY_AFTER, HeaderValue::from_static("-3"));
         assert_eq!(retry_after(&h), None);

@@ -133,9 +133,7 @@ impl Breaker {
                 inner.reopens = inner.reopens.max(3);
                 self.open(&mut inner, now);
             }
-            CallResult::Failure if inner.state == BreakerState::HalfOpen => {
-                self.open(&mut inner, now)
-            }
+            CallResult::Failure if inner.state == BreakerState::HalfOpen => self.open(&mut inner, now),
             CallResult::Success if inner.state == BreakerState::HalfOpen => {
                 inner.probe_successes += 1;
                 if inner.probe_successes >= self.settings.half_open_probes {
@@ -151,27 +149,15 @@ impl Breaker {
                 }
                 let failed = result == CallResult::Failure;
                 let horizon = Duration::from_secs(self.settings.window_seconds);
-                while inner
-                    .window
-                    .front()
-                    .is_some_and(|(t, _)| now.duration_since(*t) > horizon)
-                {
+                while inner.window.front().is_some_and(|(t, _)| now.duration_since(*t) > horizon) {
                     inner.window.pop_front();
                 }
                 inner.window.push_back((now, failed));
-                inner.consecutive_failures = if failed {
-                    inner.consecutive_failures + 1
-                } else {
-                    0
-                };
+                inner.consecutive_failures = if failed { inner.consecutive_failures + 1 } else { 0 };
                 let calls = inner.window.len() as u32;
                 let failures = inner.window.iter().filter(|(_, f)| *f).count() as f64;
-                let rate_trips = calls >= self.settings.min_calls
-                    && failures / calls as f64 >= self.settings.failure_rate;
-                if failed
-                    && (rate_trips
-                        || inner.consecutive_failures >= self.settings.consecutive_failures)
-                {
+                let rate_trips = calls >= self.settings.min_calls && failures / calls as f64 >= self.settings.failure_rate;
+                if failed && (rate_trips || inner.consecutive_failures >= self.settings.consecutive_failures) {
                     self.open(&mut inner, now);
                 }
             }
@@ -211,8 +197,7 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         if !self.recorded && self.probe {
-            self.breaker
-                .record(true, CallResult::Neutral, Instant::now());
+            self.breaker.record(true, CallResult::Neutral, Instant::now());
         }
     }
 }
@@ -258,17 +243,10 @@ mod tests {
         call(&b, CallResult::Failure, t);
         call(&b, CallResult::Success, t);
         call(&b, CallResult::Failure, t);
-        assert_eq!(
-            b.state(t),
-            BreakerState::Closed,
-            "3 calls are under min_calls"
-        );
+        assert_eq!(b.state(t), BreakerState::Closed, "3 calls are under min_calls");
         call(&b, CallResult::Success, t);
         call(&b, CallResult::Failure, t);
-        assert!(
-            matches!(b.state(t), BreakerState::Open { .. }),
-            "3 of 5 failed"
-        );
+        assert!(matches!(b.state(t), BreakerState::Open { .. }), "3 of 5 failed");
     }
 
     #[test]
@@ -308,9 +286,7 @@ mod tests {
         let b = breaker();
         let t = Instant::now();
         call(&b, CallResult::Misconfigured, t);
-        let BreakerState::Open { until } = b.state(t) else {
-            panic!("open")
-        };
+        let BreakerState::Open { until } = b.state(t) else { panic!("open") };
         assert_eq!(until - t, Duration::from_millis(8_000));
     }
 

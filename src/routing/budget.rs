@@ -44,11 +44,8 @@ impl RetryBudget {
             .buckets
             .iter()
             .filter(|(s, _, _)| *s != u64::MAX && second - *s < BUCKETS as u64)
-            .fold((0u64, 0u64), |acc, (_, req, ret)| {
-                (acc.0 + req, acc.1 + ret)
-            });
-        let allowed =
-            (requests as f64 * self.ratio) as u64 + self.min_per_second as u64 * BUCKETS as u64;
+            .fold((0u64, 0u64), |acc, (_, req, ret)| (acc.0 + req, acc.1 + ret));
+        let allowed = (requests as f64 * self.ratio) as u64 + self.min_per_second as u64 * BUCKETS as u64;
         if retries < allowed {
             w.bucket(now).2 += 1;
             true

@@ -49,11 +49,7 @@ pub struct Delivered {
 pub enum DispatchError {
     /// The provider refused this recipient or message; no other provider was tried.
     #[error("{provider} rejected the message ({code}): {details}")]
-    Rejected {
-        provider: String,
-        code: String,
-        details: String,
-    },
+    Rejected { provider: String, code: String, details: String },
     /// A timeout after the request was sent, and this kind of message does not fail over on it.
     #[error("{provider} did not answer in time; the message may still be delivered")]
     Ambiguous { provider: String },
@@ -81,10 +77,7 @@ pub struct Router {
 
 impl Router {
     pub fn new(registry: Registry, settings: RoutingSettings, metrics: Metrics) -> Self {
-        let budget = RetryBudget::new(
-            settings.retry_budget_ratio,
-            settings.retry_budget_min_per_second,
-        );
+        let budget = RetryBudget::new(settings.retry_budget_ratio, settings.retry_budget_min_per_second);
         let router = Self {
             registry: RwLock::new(Arc::new(registry)),
             budget,
@@ -111,12 +104,7 @@ impl Router {
 
     /// Sends `sms` through the first provider that takes it, failing over as the error classes say.
     #[tracing::instrument(skip_all, fields(id = %sms.id, kind = sms.body.kind(), to = %sms.to.masked()))]
-    pub async fn dispatch(
-        &self,
-        sms: &OutboundSms,
-        preferred: Option<&str>,
-        deadline: Instant,
-    ) -> Dispatch {
+    pub async fn dispatch(&self, sms: &OutboundSms, preferred: Option<&str>, deadline: Instant) -> Dispatch {
         let registry = self.registry();
         let kind = sms.body.kind();
         let is_otp = matches!(sms.body, MessageBody::Otp { .. });
@@ -168,10 +156,7 @@ impl Router {
                     };
                 }
                 if let Some((from, why)) = last_failure.take() {
-                    self.metrics
-                        .failovers
-                        .with_label_values(&[&from, slot.name(), why])
-                        .inc();
+                    self.metrics.failovers.with_label_values(&[&from, slot.name(), why]).inc();
                     tracing::info!(from = %from, to = %slot.name(), reason = why, "failing over");
                 }
                 tried.insert(slot.name().to_string());
@@ -194,14 +179,7 @@ impl Router {
                 let slow = slot.breaker.is_slow(elapsed);
                 let stop = match answer {
                     Ok(Ok(accepted)) => {
-                        permit.record(
-                            if slow {
-                                CallResult::Failure
-                            } else {
-                                CallResult::Success
-                            },
-                            done,
-                        );
+                        permit.record(if slow { CallResult::Failure } else { CallResult::Success }, done);
                         slot.reset_cooldown();
                         attempt.http_status = Some(accepted.http_status).filter(|s| *s != 0);
                         attempt.reference = accepted.reference.clone();
@@ -228,8 +206,7 @@ impl Router {
                             ProviderError::Throttled { retry_after, .. } => {
                                 permit.record(CallResult::Neutral, done);
                                 let base = Duration::from_millis(self.settings.throttle_backoff_ms);
-                                let max =
-                                    Duration::from_millis(self.settings.throttle_backoff_max_ms);
+                                let max = Duration::from_millis(self.settings.throttle_backoff_max_ms);
                                 let wait = slot.cool_down(retry_after, base, max, done);
                                 tracing::warn!(provider = %slot.name(), wait_ms = wait.as_millis() as u64, "provider throttled; cooling down");
                                 last_failure = Some((slot.name().to_string(), "throttled"));
@@ -252,8 +229,7 @@ impl Router {
                         permit.record(CallResult::Failure, done);
                         attempt.outcome = "timeout";
                         attempt.ambiguous = true;
-                        attempt.error =
-                            Some(format!("no answer within {} ms", timeout.as_millis()));
+                        attempt.error = Some(format!("no answer within {} ms", timeout.as_millis()));
                         note(&mut reasons, slot.name(), "timed out");
                         last_failure = Some((slot.name().to_string(), "timeout"));
                         if is_otp || self.settings.failover_on_ambiguous_timeout {
@@ -290,19 +266,11 @@ impl Router {
     }
 
     /// Checks a code held by `provider` (2Factor AUTOGEN, Twilio Verify) for `reference`.
-    pub async fn verify_with(
-        &self,
-        provider: &str,
-        reference: &str,
-        code: &str,
-    ) -> Result<bool, ProviderError> {
+    pub async fn verify_with(&self, provider: &str, reference: &str, code: &str) -> Result<bool, ProviderError> {
         let registry = self.registry();
-        let slot = registry.slot(provider).ok_or_else(|| {
-            ProviderError::misconfigured(
-                None,
-                format!("provider `{provider}` is no longer configured"),
-            )
-        })?;
+        let slot = registry
+            .slot(provider)
+            .ok_or_else(|| ProviderError::misconfigured(None, format!("provider `{provider}` is no longer configured")))?;
         let timeout = slot.timeout;
         match tokio::time::timeout(timeout, slot.provider.verify(reference, code)).await {
             Ok(result) => result,

@@ -89,10 +89,7 @@ impl Registry {
                 .and_then(|p| p.slot(&cfg.name))
                 .map(|s| Arc::clone(&s.breaker))
                 .unwrap_or_else(|| Arc::new(Breaker::new(settings.routing.breaker.clone())));
-            let timeout = Duration::from_millis(
-                cfg.timeout_ms
-                    .unwrap_or(settings.routing.attempt_timeout_ms),
-            );
+            let timeout = Duration::from_millis(cfg.timeout_ms.unwrap_or(settings.routing.attempt_timeout_ms));
             slots.push(Arc::new(Slot::new(
                 provider,
                 &cfg.kind,
@@ -115,10 +112,7 @@ impl Registry {
                 None,
             )));
         }
-        Ok((
-            Self::new(slots, settings.routing.countries.clone()),
-            skipped,
-        ))
+        Ok((Self::new(slots, settings.routing.countries.clone()), skipped))
     }
 
     pub fn new(mut slots: Vec<Arc<Slot>>, countries: BTreeMap<String, Vec<String>>) -> Self {
@@ -141,12 +135,7 @@ impl Registry {
 
     /// The providers that may carry `body` to `to`, in the order to try them: the destination
     /// country's configured order (or `default`'s), else priority; `preferred` moves to the front.
-    pub fn candidates(
-        &self,
-        body: &MessageBody,
-        to: &Phone,
-        preferred: Option<&str>,
-    ) -> Vec<Arc<Slot>> {
+    pub fn candidates(&self, body: &MessageBody, to: &Phone, preferred: Option<&str>) -> Vec<Arc<Slot>> {
         let mut out: Vec<Arc<Slot>> = self
             .ordered(to)
             .into_iter()
@@ -160,10 +149,7 @@ impl Registry {
     }
 
     fn ordered(&self, to: &Phone) -> Vec<Arc<Slot>> {
-        let order = self
-            .countries
-            .get(to.country_code())
-            .or_else(|| self.countries.get("default"));
+        let order = self.countries.get(to.country_code()).or_else(|| self.countries.get("default"));
         match order {
             Some(names) => names.iter().filter_map(|n| self.slot(n).cloned()).collect(),
             None => self.slots.clone(),
@@ -172,24 +158,14 @@ impl Registry {
 
     /// Every provider with why a send of `body` to `to` would or would not try it now.
     pub fn explain(&self, body: &MessageBody, to: &Phone, now: Instant) -> Vec<Explained> {
-        let ordered: Vec<String> = self
-            .ordered(to)
-            .iter()
-            .map(|s| s.name().to_string())
-            .collect();
+        let ordered: Vec<String> = self.ordered(to).iter().map(|s| s.name().to_string()).collect();
         let mut lines: Vec<Explained> = Vec::new();
         let mut in_order: Vec<&Arc<Slot>> = ordered.iter().filter_map(|n| self.slot(n)).collect();
-        in_order.extend(
-            self.slots
-                .iter()
-                .filter(|s| !ordered.iter().any(|n| n == s.name())),
-        );
+        in_order.extend(self.slots.iter().filter(|s| !ordered.iter().any(|n| n == s.name())));
         for slot in in_order {
             let caps = slot.provider.capabilities();
             let breaker = slot.breaker.state(now);
-            let cooling = slot
-                .cooling_until(now)
-                .map(|u| (u - now).as_millis() as u64);
+            let cooling = slot.cooling_until(now).map(|u| (u - now).as_millis() as u64);
             let reason = if !ordered.iter().any(|n| n == slot.name()) {
                 format!("not in the route for +{}", to.country_code())
             } else if !caps.serves_country(to.country_code()) {

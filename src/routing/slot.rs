@@ -56,21 +56,13 @@ impl Slot {
 
     /// Starts a cool-down: `Retry-After` when the provider gave one, else exponential backoff
     /// with full jitter (`base * 2^n`, capped) so instances do not return in lockstep.
-    pub fn cool_down(
-        &self,
-        retry_after: Option<Duration>,
-        base: Duration,
-        max: Duration,
-        now: Instant,
-    ) -> Duration {
+    pub fn cool_down(&self, retry_after: Option<Duration>, base: Duration, max: Duration, now: Instant) -> Duration {
         let mut c = self.cooldown.lock().unwrap_or_else(|e| e.into_inner());
         c.consecutive += 1;
         let wait = match retry_after {
             Some(d) => d.min(max.max(d.min(Duration::from_secs(3600)))),
             None => {
-                let ceiling = base
-                    .saturating_mul(1 << (c.consecutive - 1).min(16))
-                    .min(max);
+                let ceiling = base.saturating_mul(1 << (c.consecutive - 1).min(16)).min(max);
                 let ms = rand::thread_rng().gen_range(0..=ceiling.as_millis() as u64);
                 Duration::from_millis(ms.max(base.as_millis() as u64 / 10))
             }

@@ -9,9 +9,7 @@ use uuid::Uuid;
 
 use super::memory_limits::MemoryLimits;
 
-use super::{
-    AttemptRow, OtpEvent, SendLog, Session, SessionStatus, Store, StoreError, VerifyClaim,
-};
+use super::{AttemptRow, OtpEvent, SendLog, Session, SessionStatus, Store, StoreError, VerifyClaim};
 
 /// Rows kept of each log before the oldest are dropped.
 const LOG_CAP: usize = 100_000;
@@ -61,9 +59,7 @@ impl Store for MemoryStore {
         let now = Utc::now();
         // Expired sessions are of no use to anyone; drop them as new ones arrive.
         if inner.sessions.len() % 1024 == 0 {
-            inner
-                .sessions
-                .retain(|_, s| s.expires_at + chrono::Duration::hours(1) > now);
+            inner.sessions.retain(|_, s| s.expires_at + chrono::Duration::hours(1) > now);
         }
         inner.sessions.insert(session.id, session.clone());
         Ok(())
@@ -113,12 +109,7 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn finish_verify(
-        &self,
-        id: Uuid,
-        verified: bool,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    async fn finish_verify(&self, id: Uuid, verified: bool, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let mut inner = self.lock();
         let Some(s) = inner.sessions.get_mut(&id) else {
             return Ok(false);
@@ -139,14 +130,6 @@ impl Store for MemoryStore {
     }
 
     async fn recent_attempts(&self, limit: usize) -> Result<Vec<AttemptRow>, StoreError> {
-        Ok(self
-            .lock()
-            .attempts
-            .iter()
-            .rev()
-            .take(limit)
-            .cloned()
-            .collect())
+        Ok(self.lock().attempts.iter().rev().take(limit).cloned().collect())
     }
 }
-

@@ -55,7 +55,10 @@ impl LimitStore for super::MemoryStore {
             let count = inner.counters.get(&(q.key.clone(), start)).map_or(0, |c| c.0);
             if count >= q.limit {
                 let end = DateTime::<Utc>::from_timestamp(start + q.window_secs as i64, 0).unwrap_or(now);
-                return Ok(Admission::Refused { key: q.key.clone(), retry_after_secs: ceil_secs(end - now) });
+                return Ok(Admission::Refused {
+                    key: q.key.clone(),
+                    retry_after_secs: ceil_secs(end - now),
+                });
             }
         }
         let mut resend_after_secs = None;
@@ -63,14 +66,19 @@ impl LimitStore for super::MemoryStore {
             let mut resends = 0;
             if let Some((last, n, until)) = inner.cooldowns.get(&spec.key) {
                 if *until > now {
-                    return Ok(Admission::Refused { key: spec.key.clone(), retry_after_secs: ceil_secs(*until - now) });
+                    return Ok(Admission::Refused {
+                        key: spec.key.clone(),
+                        retry_after_secs: ceil_secs(*until - now),
+                    });
                 }
                 if *last > now - Duration::seconds(spec.reset_secs as i64) {
                     resends = n + 1;
                 }
             }
             let wait = cooldown_wait(spec, resends);
-            inner.cooldowns.insert(spec.key.clone(), (now, resends, now + Duration::seconds(wait as i64)));
+            inner
+                .cooldowns
+                .insert(spec.key.clone(), (now, resends, now + Duration::seconds(wait as i64)));
             resend_after_secs = Some(wait as u64);
         }
         for q in quotas {
@@ -81,7 +89,15 @@ impl LimitStore for super::MemoryStore {
         Ok(Admission::Admitted { resend_after_secs })
     }
 
-    async fn claim_idempotency(&self, scope: &str, key: &str, hash: &[u8], now: DateTime<Utc>, ttl_secs: u32, lease_secs: u32) -> Result<IdempotencyClaim, StoreError> {
+    async fn claim_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        hash: &[u8],
+        now: DateTime<Utc>,
+        ttl_secs: u32,
+        lease_secs: u32,
+    ) -> Result<IdempotencyClaim, StoreError> {
         let mut inner = self.limits.lock();
         let id = (scope.to_string(), key.to_string());
         if let Some(row) = inner.idempotency.get(&id) {
@@ -90,13 +106,21 @@ impl LimitStore for super::MemoryStore {
                 return Ok(if row.hash != hash {
                     IdempotencyClaim::Conflict
                 } else if let Some((status, body)) = &row.answer {
-                    IdempotencyClaim::Replay { status: *status, body: body.clone() }
+                    IdempotencyClaim::Replay {
+                        status: *status,
+                        body: body.clone(),
+                    }
                 } else {
                     IdempotencyClaim::InFlight
                 });
             }
         }
-        let row = Idem { hash: hash.to_vec(), answer: None, claimed_at: now, expires_at: now + Duration::seconds(ttl_secs as i64) };
+        let row = Idem {
+            hash: hash.to_vec(),
+            answer: None,
+            claimed_at: now,
+            expires_at: now + Duration::seconds(ttl_secs as i64),
+        };
         inner.idempotency.insert(id, row);
         Ok(IdempotencyClaim::Claimed)
     }

@@ -6,11 +6,7 @@ use deadpool_postgres::Pool;
 use super::StoreError;
 
 /// (version, name, SQL) of every migration, in order.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "0001_core",
-    include_str!("../../migrations/0001_core.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "0001_core", include_str!("../../migrations/0001_core.sql"))];
 
 /// Lock id for `pg_advisory_lock`: "smsgate" in ASCII.
 const LOCK_ID: i64 = 0x736d_7367_6174_65;
@@ -18,13 +14,9 @@ const LOCK_ID: i64 = 0x736d_7367_6174_65;
 /// Applies every migration not yet applied; returns how many were.
 pub async fn run(pool: &Pool) -> Result<usize, StoreError> {
     let mut client = pool.get().await?;
-    client
-        .batch_execute(&format!("SELECT pg_advisory_lock({LOCK_ID})"))
-        .await?;
+    client.batch_execute(&format!("SELECT pg_advisory_lock({LOCK_ID})")).await?;
     let result = apply(&mut client).await;
-    client
-        .batch_execute(&format!("SELECT pg_advisory_unlock({LOCK_ID})"))
-        .await?;
+    client.batch_execute(&format!("SELECT pg_advisory_unlock({LOCK_ID})")).await?;
     result
 }
 
@@ -50,17 +42,12 @@ async fn apply(client: &mut deadpool_postgres::Object) -> Result<usize, StoreErr
         }
         let tx = client.transaction().await?;
         tx.batch_execute(sql).await?;
-        tx.execute(
-            "INSERT INTO smsgate_migrations (version, name) VALUES ($1, $2)",
-            &[version, name],
-        )
-        .await?;
+        tx.execute("INSERT INTO smsgate_migrations (version, name) VALUES ($1, $2)", &[version, name])
+            .await?;
         tx.commit().await?;
         tracing::info!(migration = name, "applied");
         count += 1;
     }
-    client
-        .batch_execute("SELECT smsgate_ensure_log_partitions(2)")
-        .await?;
+    client.batch_execute("SELECT smsgate_ensure_log_partitions(2)").await?;
     Ok(count)
 }

@@ -167,12 +167,7 @@ pub trait Store: LimitStore + Send + Sync {
     async fn claim_verify(&self, id: Uuid, now: DateTime<Utc>) -> Result<VerifyClaim, StoreError>;
     /// Records a claimed attempt's result: verified (only if still pending; false when another
     /// request won), or wrong (the session fails when it has no attempts left).
-    async fn finish_verify(
-        &self,
-        id: Uuid,
-        verified: bool,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    async fn finish_verify(&self, id: Uuid, verified: bool, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// The newest attempt rows, newest first (admin logs and tests).
     async fn recent_attempts(&self, limit: usize) -> Result<Vec<AttemptRow>, StoreError>;
 }
@@ -233,7 +228,15 @@ pub trait LimitStore: Send + Sync {
     async fn admit(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Result<Admission, StoreError>;
     /// Claims `key` within `scope` (the calling client) for a request whose body hashes to `hash`.
     /// A claim older than `lease_secs` that never completed is taken over; keys live `ttl_secs`.
-    async fn claim_idempotency(&self, scope: &str, key: &str, hash: &[u8], now: DateTime<Utc>, ttl_secs: u32, lease_secs: u32) -> Result<IdempotencyClaim, StoreError>;
+    async fn claim_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        hash: &[u8],
+        now: DateTime<Utc>,
+        ttl_secs: u32,
+        lease_secs: u32,
+    ) -> Result<IdempotencyClaim, StoreError>;
     /// Stores the answer of a claimed key.
     async fn complete_idempotency(&self, scope: &str, key: &str, status: u16, body: &serde_json::Value) -> Result<(), StoreError>;
     /// Forgets a claimed key whose request failed in a way worth retrying.
@@ -246,5 +249,7 @@ pub trait LimitStore: Send + Sync {
 
 /// The next cooldown wait after `resends` earlier resends.
 pub fn cooldown_wait(spec: &CooldownSpec, resends: u32) -> u32 {
-    spec.base_secs.saturating_mul(1u32 << resends.min(16)).min(spec.max_secs.max(spec.base_secs))
+    spec.base_secs
+        .saturating_mul(1u32 << resends.min(16))
+        .min(spec.max_secs.max(spec.base_secs))
 }

@@ -8,9 +8,7 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use super::writer::LogWriter;
-use super::{
-    AttemptRow, ProviderRef, SendLog, Session, SessionStatus, Store, StoreError, VerifyClaim,
-};
+use super::{AttemptRow, ProviderRef, SendLog, Session, SessionStatus, Store, StoreError, VerifyClaim};
 use crate::metrics::Metrics;
 
 pub struct PostgresStore {
@@ -46,8 +44,7 @@ impl PostgresStore {
 
 fn session_from_row(row: &Row) -> Result<Session, StoreError> {
     let refs: serde_json::Value = row.get("provider_refs");
-    let provider_refs: Vec<ProviderRef> =
-        serde_json::from_value(refs).map_err(|_| StoreError::Corrupt("provider_refs"))?;
+    let provider_refs: Vec<ProviderRef> = serde_json::from_value(refs).map_err(|_| StoreError::Corrupt("provider_refs"))?;
     let status: String = row.get("status");
     Ok(Session {
         id: row.get("id"),
@@ -110,16 +107,9 @@ impl Store for PostgresStore {
     async fn get_session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
         let client = self.pool.get().await?;
         let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {SESSION_COLUMNS} FROM sms_otp_sessions WHERE id = $1"
-            ))
+            .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sms_otp_sessions WHERE id = $1"))
             .await?;
-        client
-            .query_opt(&stmt, &[&id])
-            .await?
-            .as_ref()
-            .map(session_from_row)
-            .transpose()
+        client.query_opt(&stmt, &[&id]).await?.as_ref().map(session_from_row).transpose()
     }
 
     async fn write_log(&self, log: SendLog) -> Result<(), StoreError> {
@@ -144,34 +134,31 @@ impl Store for PostgresStore {
             .prepare_cached("UPDATE sms_otp_sessions SET status = 'expired' WHERE id = $1 AND status = 'pending' AND expires_at <= $2")
             .await?;
         client.execute(&expire, &[&id, &now]).await?;
-        let status = client
-            .prepare_cached("SELECT status FROM sms_otp_sessions WHERE id = $1")
-            .await?;
+        let status = client.prepare_cached("SELECT status FROM sms_otp_sessions WHERE id = $1").await?;
         let Some(row) = client.query_opt(&status, &[&id]).await? else {
             return Ok(VerifyClaim::NotFound);
         };
         let status: String = row.get(0);
-        Ok(
-            match SessionStatus::parse(&status).ok_or(StoreError::Corrupt("status"))? {
-                SessionStatus::Expired => VerifyClaim::Expired,
-                SessionStatus::Verified => VerifyClaim::AlreadyVerified,
-                SessionStatus::Pending | SessionStatus::Failed => VerifyClaim::Exhausted,
-            },
-        )
+        Ok(match SessionStatus::parse(&status).ok_or(StoreError::Corrupt("status"))? {
+            SessionStatus::Expired => VerifyClaim::Expired,
+            SessionStatus::Verified => VerifyClaim::AlreadyVerified,
+            SessionStatus::Pending | SessionStatus::Failed => VerifyClaim::Exhausted,
+        })
     }
 
-    async fn finish_verify(
-        &self,
-        id: Uuid,
-        verified: bool,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    async fn finish_verify(&self, id: Uuid, verified: bool, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let client = self.pool.get().await?;
         if verified {
-            let stmt = client.prepare_cached("UPDATE sms_otp_sessions SET status = 'verified', verified_at = $2 WHERE id = $1 AND status = 'pending'").await?;
+            let stmt = client
+                .prepare_cached("UPDATE sms_otp_sessions SET status = 'verified', verified_at = $2 WHERE id = $1 AND status = 'pending'")
+                .await?;
             Ok(client.execute(&stmt, &[&id, &now]).await? == 1)
         } else {
-            let stmt = client.prepare_cached("UPDATE sms_otp_sessions SET status = 'failed' WHERE id = $1 AND status = 'pending' AND attempts >= max_attempts").await?;
+            let stmt = client
+                .prepare_cached(
+                    "UPDATE sms_otp_sessions SET status = 'failed' WHERE id = $1 AND status = 'pending' AND attempts >= max_attempts",
+                )
+                .await?;
             client.execute(&stmt, &[&id]).await?;
             Ok(false)
         }

@@ -10,7 +10,9 @@ use super::{Admission, Contact, CooldownSpec, IdempotencyClaim, LimitStore, Post
 impl LimitStore for PostgresStore {
     async fn admit(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Result<Admission, StoreError> {
         let client = self.pool().get().await?;
-        let stmt = client.prepare_cached("SELECT refused_key, retry_after_secs, resend_after_secs FROM smsgate_admit($1, $2, $3, $4, $5, $6, $7, $8)").await?;
+        let stmt = client
+            .prepare_cached("SELECT refused_key, retry_after_secs, resend_after_secs FROM smsgate_admit($1, $2, $3, $4, $5, $6, $7, $8)")
+            .await?;
         let keys: Vec<&str> = quotas.iter().map(|q| q.key.as_str()).collect();
         let windows: Vec<i32> = quotas.iter().map(|q| q.window_secs as i32).collect();
         let limits: Vec<i32> = quotas.iter().map(|q| q.limit.min(i32::MAX as u32) as i32).collect();
@@ -31,12 +33,25 @@ impl LimitStore for PostgresStore {
             .await?;
         let refused: Option<String> = row.get(0);
         Ok(match refused {
-            Some(key) => Admission::Refused { key, retry_after_secs: row.get::<_, Option<i64>>(1).unwrap_or(1).max(1) as u64 },
-            None => Admission::Admitted { resend_after_secs: row.get::<_, Option<i64>>(2).map(|s| s as u64) },
+            Some(key) => Admission::Refused {
+                key,
+                retry_after_secs: row.get::<_, Option<i64>>(1).unwrap_or(1).max(1) as u64,
+            },
+            None => Admission::Admitted {
+                resend_after_secs: row.get::<_, Option<i64>>(2).map(|s| s as u64),
+            },
         })
     }
 
-    async fn claim_idempotency(&self, scope: &str, key: &str, hash: &[u8], now: DateTime<Utc>, ttl_secs: u32, lease_secs: u32) -> Result<IdempotencyClaim, StoreError> {
+    async fn claim_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        hash: &[u8],
+        now: DateTime<Utc>,
+        ttl_secs: u32,
+        lease_secs: u32,
+    ) -> Result<IdempotencyClaim, StoreError> {
         let client = self.pool().get().await?;
         // Insert, or take over a row that expired or whose first request died mid-way; either
         // way `claimed` is true only for the one request that wrote the row.
@@ -57,7 +72,10 @@ impl LimitStore for PostgresStore {
             return Ok(IdempotencyClaim::Claimed);
         }
         let row = client
-            .query_opt("SELECT request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2", &[&scope, &key])
+            .query_opt(
+                "SELECT request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2",
+                &[&scope, &key],
+            )
             .await?;
         let Some(row) = row else {
             // Released between the two statements: the caller may try again.
@@ -70,7 +88,10 @@ impl LimitStore for PostgresStore {
             IdempotencyClaim::Conflict
         } else {
             match (status, response) {
-                (Some(status), Some(body)) => IdempotencyClaim::Replay { status: status as u16, body },
+                (Some(status), Some(body)) => IdempotencyClaim::Replay {
+                    status: status as u16,
+                    body,
+                },
                 _ => IdempotencyClaim::InFlight,
             }
         })
@@ -79,23 +100,39 @@ impl LimitStore for PostgresStore {
     async fn complete_idempotency(&self, scope: &str, key: &str, status: u16, body: &serde_json::Value) -> Result<(), StoreError> {
         let client = self.pool().get().await?;
         client
-            .execute("UPDATE idempotency_keys SET status = $3, response = $4 WHERE scope = $1 AND key = $2", &[&scope, &key, &(status as i32), body])
+            .execute(
+                "UPDATE idempotency_keys SET status = $3, response = $4 WHERE scope = $1 AND key = $2",
+                &[&scope, &key, &(status as i32), body],
+            )
             .await?;
         Ok(())
     }
 
     async fn release_idempotency(&self, scope: &str, key: &str) -> Result<(), StoreError> {
         let client = self.pool().get().await?;
-        client.execute("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL", &[&scope, &key]).await?;
+        client
+            .execute(
+                "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL",
+                &[&scope, &key],
+            )
+            .await?;
         Ok(())
     }
 
     async fn get_contact(&self, user_id: &str) -> Result<Option<Contact>, StoreError> {
         let client = self.pool().get().await?;
         let row = client
-            .query_opt("SELECT user_id, phone, otp_enabled, preferred_provider FROM user_contact_settings WHERE user_id = $1", &[&user_id])
+            .query_opt(
+                "SELECT user_id, phone, otp_enabled, preferred_provider FROM user_contact_settings WHERE user_id = $1",
+                &[&user_id],
+            )
             .await?;
-        Ok(row.map(|r| Contact { user_id: r.get(0), phone: r.get(1), otp_enabled: r.get(2), preferred_provider: r.get(3) }))
+        Ok(row.map(|r| Contact {
+            user_id: r.get(0),
+            phone: r.get(1),
+            otp_enabled: r.get(2),
+            preferred_provider: r.get(3),
+        }))
     }
 
     async fn put_contact(&self, c: &Contact) -> Result<(), StoreError> {
@@ -116,8 +153,12 @@ impl LimitStore for PostgresStore {
     async fn sweep(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let client = self.pool().get().await?;
         let counters = client.execute("DELETE FROM rate_counters WHERE expires_at <= $1", &[&now]).await?;
-        let keys = client.execute("DELETE FROM idempotency_keys WHERE expires_at <= $1", &[&now]).await?;
-        let cooldowns = client.execute("DELETE FROM resend_cooldowns WHERE until <= $1 - interval '1 day'", &[&now]).await?;
+        let keys = client
+            .execute("DELETE FROM idempotency_keys WHERE expires_at <= $1", &[&now])
+            .await?;
+        let cooldowns = client
+            .execute("DELETE FROM resend_cooldowns WHERE until <= $1 - interval '1 day'", &[&now])
+            .await?;
         Ok(counters + keys + cooldowns)
     }
 }

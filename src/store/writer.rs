@@ -32,10 +32,7 @@ impl LogWriter {
     /// Queues `log` and waits until it is committed.
     pub async fn write(&self, log: SendLog) -> Result<(), StoreError> {
         let (reply, done) = oneshot::channel();
-        self.tx
-            .send((log, reply))
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
+        self.tx.send((log, reply)).await.map_err(|_| StoreError::WriterStopped)?;
         match done.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(StoreError::Batch(e)),
@@ -63,10 +60,7 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<(SendLog, Reply)>, metrics: Metr
         tokio::spawn(async move {
             let logs: Vec<&SendLog> = batch.iter().map(|(l, _)| l).collect();
             let rows = logs.iter().map(|l| l.attempts.len()).sum::<usize>();
-            metrics
-                .log_batch_rows
-                .with_label_values(&["postgres"])
-                .observe(rows as f64);
+            metrics.log_batch_rows.with_label_values(&["postgres"]).observe(rows as f64);
             let result = commit(&pool, &logs).await;
             if let Err(e) = &result {
                 tracing::error!(error = ?e, sends = batch.len(), "group commit failed");
@@ -87,10 +81,7 @@ async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
     let a: Vec<_> = logs.iter().flat_map(|l| l.attempts.iter()).collect();
     let s: Vec<_> = logs.iter().filter_map(|l| l.session.as_ref()).collect();
     let e: Vec<_> = logs.iter().flat_map(|l| l.events.iter()).collect();
-    let refs: Vec<serde_json::Value> = s
-        .iter()
-        .map(|u| serde_json::to_value(&u.add_refs).unwrap_or_default())
-        .collect();
+    let refs: Vec<serde_json::Value> = s.iter().map(|u| serde_json::to_value(&u.add_refs).unwrap_or_default()).collect();
     client
         .execute(
             &stmt,
@@ -105,9 +96,7 @@ async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
                 &a.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>(),
                 &a.iter().map(|r| r.http_status).collect::<Vec<_>>(),
                 &a.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>(),
-                &a.iter()
-                    .map(|r| r.provider_ref.as_deref())
-                    .collect::<Vec<_>>(),
+                &a.iter().map(|r| r.provider_ref.as_deref()).collect::<Vec<_>>(),
                 &a.iter().map(|r| r.response_time_ms).collect::<Vec<_>>(),
                 &a.iter().map(|r| r.ambiguous).collect::<Vec<_>>(),
                 &a.iter().map(|r| r.created_at).collect::<Vec<_>>(),

@@ -51,7 +51,10 @@ async fn otp_is_delivered_by_twilio_when_2factor_refuses_connections(backend: Ba
     drop(closed);
     let app = spawn_with(backend, |sim| config(sim, "", "").replacen(&sim.url("2factor"), &dead, 1)).await;
     send_and_verify_via_twilio(&app).await;
-    assert_eq!(app.metric(&format!("{FAILOVER_2F_TW}\"unavailable\",to=\"twilio\"}}")).await, Some(1.0));
+    assert_eq!(
+        app.metric(&format!("{FAILOVER_2F_TW}\"unavailable\",to=\"twilio\"}}")).await,
+        Some(1.0)
+    );
 }
 
 async fn throttled_primary_cools_down_for_retry_after_then_serves_again(backend: Backend) {
@@ -84,7 +87,11 @@ async fn an_invalid_number_rejection_does_not_fail_over(backend: Backend) {
 
 async fn breaker_opens_after_repeated_failures_then_half_opens_and_recovers(backend: Backend) {
     let app = spawn_with(backend, |sim| {
-        config(sim, "", "[routing.breaker]\nconsecutive_failures = 3\nopen_ms = 500\nhalf_open_probes = 1\n")
+        config(
+            sim,
+            "",
+            "[routing.breaker]\nconsecutive_failures = 3\nopen_ms = 500\nhalf_open_probes = 1\n",
+        )
     })
     .await;
     app.fault("2factor", "500");
@@ -135,14 +142,29 @@ async fn all_providers_failing_is_503_with_reasons_for_admins_only(backend: Back
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.body["error"], "all_providers_failed");
     assert!(r.body.get("providers").is_none(), "apps do not see provider internals");
-    let admin = app.request(reqwest::Method::POST, "/v1/otp/send", Some(ADMIN_TOKEN), Some(json!({"phone": PHONE}).to_string()), &[]).await;
+    let admin = app
+        .request(
+            reqwest::Method::POST,
+            "/v1/otp/send",
+            Some(ADMIN_TOKEN),
+            Some(json!({"phone": PHONE}).to_string()),
+            &[],
+        )
+        .await;
     assert_eq!(admin.status, 503);
     let providers = admin.body["providers"].as_array().expect("admins see per-provider reasons");
     assert_eq!(providers.len(), 2, "{}", admin.body);
 }
 
 async fn transactional_sms_does_not_fail_over_on_an_ambiguous_timeout_unless_configured(backend: Backend) {
-    let app = spawn_with(backend, |sim| format!("{}\n{}", config(sim, "", "").replace("from = \"+15005550006\"", "from = \"+15005550006\"\ntimeout_ms = 300"), vonage(sim))).await;
+    let app = spawn_with(backend, |sim| {
+        format!(
+            "{}\n{}",
+            config(sim, "", "").replace("from = \"+15005550006\"", "from = \"+15005550006\"\ntimeout_ms = 300"),
+            vonage(sim)
+        )
+    })
+    .await;
     app.fault("twilio", "timeout");
     let r = app.post("/v1/sms/send", json!({"to": "+14155552671", "text": "hello"})).await;
     assert_eq!(r.status, 202, "{}", r.body);
@@ -151,7 +173,11 @@ async fn transactional_sms_does_not_fail_over_on_an_ambiguous_timeout_unless_con
 
     let app = spawn_with(backend, |sim| {
         let base = config(sim, "", "[routing]\nfailover_on_ambiguous_timeout = true\n");
-        format!("{}\n{}", base.replace("from = \"+15005550006\"", "from = \"+15005550006\"\ntimeout_ms = 300"), vonage(sim))
+        format!(
+            "{}\n{}",
+            base.replace("from = \"+15005550006\"", "from = \"+15005550006\"\ntimeout_ms = 300"),
+            vonage(sim)
+        )
     })
     .await;
     app.fault("twilio", "timeout");
@@ -194,10 +220,20 @@ async fn every_attempt_is_a_row_with_its_response_time_in_postgres() {
         ]
     );
     assert!(rows.iter().all(|r| r.get::<_, i32>(3) >= 0));
-    let session = db.query_one("SELECT status, provider_name, provider_session_id FROM sms_otp_sessions WHERE id = $1", &[&sid]).await.unwrap();
+    let session = db
+        .query_one(
+            "SELECT status, provider_name, provider_session_id FROM sms_otp_sessions WHERE id = $1",
+            &[&sid],
+        )
+        .await
+        .unwrap();
     assert_eq!(session.get::<_, String>(0), "pending");
     assert_eq!(session.get::<_, Option<String>>(1).as_deref(), Some("twilio"));
     assert!(session.get::<_, Option<String>>(2).is_some_and(|r| r.starts_with("SM")));
-    let events: i64 = db.query_one("SELECT count(*) FROM otp_logs WHERE session_id = $1", &[&sid]).await.unwrap().get(0);
+    let events: i64 = db
+        .query_one("SELECT count(*) FROM otp_logs WHERE session_id = $1", &[&sid])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(events, 1);
 }

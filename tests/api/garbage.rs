@@ -19,7 +19,10 @@ const POST_ROUTES: &[&str] = &[
 ];
 
 fn assert_error_shape(route: &str, input: &str, status: u16, body: &serde_json::Value) {
-    assert!(body["error"].is_string() && body["message"].is_string(), "{route} with {input}: {status} {body}");
+    assert!(
+        body["error"].is_string() && body["message"].is_string(),
+        "{route} with {input}: {status} {body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,7 +58,15 @@ async fn oversize_bodies_are_413_and_wrong_content_types_415() {
         let r = app.request(Method::POST, route, Some(SEND_TOKEN), Some(huge.clone()), &[]).await;
         assert_eq!(r.status, 413, "{route}: {}", r.body);
         assert_error_shape(route, "huge", r.status, &r.body);
-        let res = app.http.post(format!("{}{route}", app.base)).bearer_auth(SEND_TOKEN).header("content-type", "text/plain").body("{}").send().await.unwrap();
+        let res = app
+            .http
+            .post(format!("{}{route}", app.base))
+            .bearer_auth(SEND_TOKEN)
+            .header("content-type", "text/plain")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status().as_u16(), 415, "{route}");
     }
 }
@@ -66,15 +77,36 @@ async fn field_values_are_checked_with_a_message_naming_the_field() {
     let cases = [
         ("/v1/otp/send", json!({"phone": "12345"}), "invalid_phone"),
         ("/v1/otp/send", json!({"phone": "+919876543210", "user_id": ""}), "invalid_request"),
-        ("/v1/otp/verify", json!({"session_id": "not-a-uuid", "otp": "123456"}), "invalid_request"),
-        ("/v1/otp/verify", json!({"session_id": uuid::Uuid::new_v4(), "otp": "12ab"}), "invalid_otp"),
+        (
+            "/v1/otp/verify",
+            json!({"session_id": "not-a-uuid", "otp": "123456"}),
+            "invalid_request",
+        ),
+        (
+            "/v1/otp/verify",
+            json!({"session_id": uuid::Uuid::new_v4(), "otp": "12ab"}),
+            "invalid_otp",
+        ),
         ("/v1/sms/send", json!({"to": "+14155552671", "text": ""}), "invalid_request"),
-        ("/v1/sms/send", json!({"to": "+14155552671", "text": "x".repeat(1601)}), "invalid_request"),
-        ("/v1/sms/template", json!({"to": "+919876543210", "template": "T", "vars": vec!["v"; 21]}), "invalid_request"),
+        (
+            "/v1/sms/send",
+            json!({"to": "+14155552671", "text": "x".repeat(1601)}),
+            "invalid_request",
+        ),
+        (
+            "/v1/sms/template",
+            json!({"to": "+919876543210", "template": "T", "vars": vec!["v"; 21]}),
+            "invalid_request",
+        ),
     ];
     for (route, body, code) in cases {
         let r = app.post(route, body.clone()).await;
-        assert_eq!((r.status, r.body["error"].as_str()), (400, Some(code)), "{route} {body}: {}", r.body);
+        assert_eq!(
+            (r.status, r.body["error"].as_str()),
+            (400, Some(code)),
+            "{route} {body}: {}",
+            r.body
+        );
     }
 }
 
@@ -109,8 +141,22 @@ async fn probes_and_metrics_answer() {
     assert_eq!(ready.body["store"]["kind"], "memory");
     assert!(ready.body["warnings"][0].as_str().unwrap().contains("durable"));
     let _ = app.send_otp().await;
-    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
-    for name in ["smsgate_provider_requests_total", "smsgate_provider_request_duration_seconds", "smsgate_breaker_state", "smsgate_otp_sends_total", "smsgate_http_requests_total"] {
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "smsgate_provider_requests_total",
+        "smsgate_provider_request_duration_seconds",
+        "smsgate_breaker_state",
+        "smsgate_otp_sends_total",
+        "smsgate_http_requests_total",
+    ] {
         assert!(metrics.contains(name), "{name} missing");
     }
     assert!(!metrics.contains("9876543210"), "no phone number in metrics");

@@ -129,17 +129,26 @@ pub async fn spawn_on(backend: Backend, sim: SimHandle, toml: &str) -> TestApp {
     settings.database_url = db.as_ref().map(|d| d.url().into());
     settings.otp_secret = Some("test-secret".to_string().into());
     let secrets = sim_secrets();
-    let app = Application::build_with(settings, Arc::new(move |k| secrets.get(k).cloned())).await.expect("app builds");
+    let app = Application::build_with(settings, Arc::new(move |k| secrets.get(k).cloned()))
+        .await
+        .expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let gateway = Arc::clone(app.gateway());
     tokio::spawn(app.run_until_stopped());
-    TestApp { base, http: reqwest::Client::new(), sim, db, app: gateway }
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        sim,
+        db,
+        app: gateway,
+    }
 }
 
 impl TestApp {
     /// POSTs `body` as JSON with the send token.
     pub async fn post(&self, path: &str, body: Value) -> Reply {
-        self.request(reqwest::Method::POST, path, Some(SEND_TOKEN), Some(body.to_string()), &[]).await
+        self.request(reqwest::Method::POST, path, Some(SEND_TOKEN), Some(body.to_string()), &[])
+            .await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
@@ -147,7 +156,14 @@ impl TestApp {
     }
 
     /// Any request: `raw` is sent as the body with `Content-Type: application/json`.
-    pub async fn request(&self, method: reqwest::Method, path: &str, token: Option<&str>, raw: Option<String>, headers: &[(&str, &str)]) -> Reply {
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        raw: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -171,7 +187,8 @@ impl TestApp {
     }
 
     pub async fn verify(&self, session_id: &str, otp: &str) -> Reply {
-        self.post("/v1/otp/verify", serde_json::json!({ "session_id": session_id, "otp": otp })).await
+        self.post("/v1/otp/verify", serde_json::json!({ "session_id": session_id, "otp": otp }))
+            .await
     }
 
     /// The newest code the simulator delivered to `PHONE`.
@@ -193,8 +210,19 @@ impl TestApp {
 
     /// The metric line's value, e.g. `smsgate_failovers_total{from="2factor",reason="unavailable",to="twilio"}`.
     pub async fn metric(&self, line_prefix: &str) -> Option<f64> {
-        let text = self.http.get(format!("{}/metrics", self.base)).send().await.ok()?.text().await.ok()?;
-        text.lines().find(|l| l.starts_with(line_prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find(|l| l.starts_with(line_prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
     }
 }
 

@@ -38,7 +38,12 @@ async fn wrong_codes_exhaust_the_session(backend: Backend) {
     let wrong = if code == "999999" { "999998" } else { "999999" };
     for left in [2, 1, 0] {
         let r = app.verify(&sid, wrong).await;
-        assert_eq!((r.status, r.body["verified"].as_bool(), r.body["attempts_left"].as_u64()), (200, Some(false), Some(left)), "{}", r.body);
+        assert_eq!(
+            (r.status, r.body["verified"].as_bool(), r.body["attempts_left"].as_u64()),
+            (200, Some(false), Some(left)),
+            "{}",
+            r.body
+        );
     }
     let after = app.verify(&sid, &code).await;
     assert_eq!(after.status, 429, "{}", after.body);
@@ -47,7 +52,9 @@ async fn wrong_codes_exhaust_the_session(backend: Backend) {
 
 async fn an_expired_session_is_gone(backend: Backend) {
     let app = spawn_with(backend, |sim| {
-        config(sim, "", "").replace("ttl_seconds = 300", "ttl_seconds = 1").replace("max_attempts = 5", "max_attempts = 1000")
+        config(sim, "", "")
+            .replace("ttl_seconds = 300", "ttl_seconds = 1")
+            .replace("max_attempts = 5", "max_attempts = 1000")
     })
     .await;
     let sent = app.send_otp().await;
@@ -84,19 +91,33 @@ async fn seed_routes_answer_with_the_seed_shapes(backend: Backend) {
         assert_eq!(r.status, 200, "{path}: {}", r.body);
         let keys: Vec<&String> = r.body.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["message", "response_time_ms", "session_id", "status"], "{path}");
-        let v = app.post(path.replace("send", "verify").replace("sendOtp", "verifyOtp").as_str(), json!({"session_id": r.body["session_id"], "otp": app.last_code()})).await;
+        let v = app
+            .post(
+                path.replace("send", "verify").replace("sendOtp", "verifyOtp").as_str(),
+                json!({"session_id": r.body["session_id"], "otp": app.last_code()}),
+            )
+            .await;
         assert_eq!(v.status, 200, "{}", v.body);
         let keys: Vec<&String> = v.body.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["message", "response_time_ms", "status", "verified"]);
         assert_eq!(v.body["verified"], true);
     }
-    let t = app.post("/api/sms/sendTemplate", json!({"to": PHONE, "template": "ORDER", "vars": ["42"]})).await;
+    let t = app
+        .post("/api/sms/sendTemplate", json!({"to": PHONE, "template": "ORDER", "vars": ["42"]}))
+        .await;
     assert_eq!(t.status, 202, "{}", t.body);
     assert_eq!(t.body["provider"], "2factor");
     assert!(t.body["response_time_ms"].is_u64());
     let msgs = app.sim.state().messages(Some(PHONE));
-    assert!(msgs.iter().any(|m| m.template.as_deref() == Some("ORDER") && m.vars == vec!["42".to_string()]));
-    let s = app.post("/sms/send-transactional", json!({"to": "+14155552671", "text": "Your order shipped"})).await;
+    assert!(msgs
+        .iter()
+        .any(|m| m.template.as_deref() == Some("ORDER") && m.vars == vec!["42".to_string()]));
+    let s = app
+        .post(
+            "/sms/send-transactional",
+            json!({"to": "+14155552671", "text": "Your order shipped"}),
+        )
+        .await;
     assert_eq!(s.status, 202, "{}", s.body);
     assert_eq!(s.body["provider"], "twilio", "2factor sends no plain text");
 }

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use chrono::{Duration, SubsecRound, Utc};
 use smsgate::metrics::Metrics;
 use smsgate::store::{
-    AttemptRow, MemoryStore, PostgresStore, ProviderRef, SendLog, Session, SessionStatus,
-    SessionUpdate, Store, VerifyClaim,
+    AttemptRow, MemoryStore, PostgresStore, ProviderRef, SendLog, Session, SessionStatus, SessionUpdate, Store, VerifyClaim,
 };
 use uuid::Uuid;
 
@@ -78,22 +77,11 @@ async fn sessions_round_trip_with_provider_refs(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .get_session(s.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .provider_refs,
-        vec![r]
-    );
+    assert_eq!(store.get_session(s.id).await.unwrap().unwrap().provider_refs, vec![r]);
     assert!(store.get_session(Uuid::new_v4()).await.unwrap().is_none());
     let rows = store.recent_attempts(10).await.unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(
-        (rows[0].provider.as_str(), rows[0].response_time_ms),
-        ("twilio", 12)
-    );
+    assert_eq!((rows[0].provider.as_str(), rows[0].response_time_ms), ("twilio", 12));
 }
 
 async fn verify_claims_stop_at_the_attempt_cap(store: Arc<dyn Store>) {
@@ -106,21 +94,9 @@ async fn verify_claims_stop_at_the_attempt_cap(store: Arc<dyn Store>) {
         }
         assert!(!store.finish_verify(s.id, false, Utc::now()).await.unwrap());
     }
-    assert_eq!(
-        store.claim_verify(s.id, Utc::now()).await.unwrap(),
-        VerifyClaim::Exhausted
-    );
-    assert_eq!(
-        store.get_session(s.id).await.unwrap().unwrap().status,
-        SessionStatus::Failed
-    );
-    assert_eq!(
-        store
-            .claim_verify(Uuid::new_v4(), Utc::now())
-            .await
-            .unwrap(),
-        VerifyClaim::NotFound
-    );
+    assert_eq!(store.claim_verify(s.id, Utc::now()).await.unwrap(), VerifyClaim::Exhausted);
+    assert_eq!(store.get_session(s.id).await.unwrap().unwrap().status, SessionStatus::Failed);
+    assert_eq!(store.claim_verify(Uuid::new_v4(), Utc::now()).await.unwrap(), VerifyClaim::NotFound);
 }
 
 async fn a_session_verifies_once(store: Arc<dyn Store>) {
@@ -135,24 +111,15 @@ async fn a_session_verifies_once(store: Arc<dyn Store>) {
         !store.finish_verify(s.id, true, Utc::now()).await.unwrap(),
         "a second win is refused"
     );
-    assert_eq!(
-        store.claim_verify(s.id, Utc::now()).await.unwrap(),
-        VerifyClaim::AlreadyVerified
-    );
+    assert_eq!(store.claim_verify(s.id, Utc::now()).await.unwrap(), VerifyClaim::AlreadyVerified);
 }
 
 async fn expired_sessions_are_marked_expired(store: Arc<dyn Store>) {
     let s = session(5, 60);
     store.insert_session(&s).await.unwrap();
     let later = Utc::now() + Duration::seconds(61);
-    assert_eq!(
-        store.claim_verify(s.id, later).await.unwrap(),
-        VerifyClaim::Expired
-    );
-    assert_eq!(
-        store.get_session(s.id).await.unwrap().unwrap().status,
-        SessionStatus::Expired
-    );
+    assert_eq!(store.claim_verify(s.id, later).await.unwrap(), VerifyClaim::Expired);
+    assert_eq!(store.get_session(s.id).await.unwrap().unwrap().status, SessionStatus::Expired);
 }
 
 async fn concurrent_claims_never_exceed_the_cap(store: Arc<dyn Store>) {
@@ -161,12 +128,7 @@ async fn concurrent_claims_never_exceed_the_cap(store: Arc<dyn Store>) {
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move {
-                matches!(
-                    store.claim_verify(s.id, Utc::now()).await.unwrap(),
-                    VerifyClaim::Claimed(_)
-                )
-            })
+            tokio::spawn(async move { matches!(store.claim_verify(s.id, Utc::now()).await.unwrap(), VerifyClaim::Claimed(_)) })
         })
         .collect();
     let mut claimed = 0;
@@ -192,10 +154,7 @@ async fn a_failed_send_fails_the_session(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    assert_eq!(
-        store.claim_verify(s.id, Utc::now()).await.unwrap(),
-        VerifyClaim::Exhausted
-    );
+    assert_eq!(store.claim_verify(s.id, Utc::now()).await.unwrap(), VerifyClaim::Exhausted);
 }
 
 macro_rules! conformance {

@@ -180,8 +180,7 @@ mod tests {
 
     #[test]
     fn url_values_are_percent_encoded() {
-        let t = Template::parse("https://x.example/send/{to_digits}?to={to}&m={text}&k={secret}")
-            .unwrap();
+        let t = Template::parse("https://x.example/send/{to_digits}?to={to}&m={text}&k={secret}").unwrap();
         assert_eq!(
             t.render(&values(), Escape::Url),
             "https://x.example/send/919876543210?to=%2B919876543210\
@@ -204,10 +203,7 @@ mod tests {
     #[test]
     fn raw_values_are_unchanged_and_vars_fill_in_order() {
         let vars = ["A1".to_string(), "B 2".to_string()];
-        let v = Values {
-            vars: &vars,
-            ..values()
-        };
+        let v = Values { vars: &vars, ..values() };
         let t = Template::parse("Bearer {secret} {template}:{var1},{var2},{var9}.").unwrap();
         assert_eq!(t.render(&v, Escape::Raw), "Bearer s3cr=t tpl:A1,B 2,.");
         assert!(t.uses(Placeholder::Secret) && t.uses(Placeholder::Var(8)));

@@ -41,8 +41,7 @@ fn spec_round_trips_from_toml() {
 
 #[test]
 fn spec_defaults_and_unknown_keys() {
-    let spec =
-        spec_from("name = \"a\"\nkind = \"http\"\n[providers.http]\nurl = \"https://x.example\"");
+    let spec = spec_from("name = \"a\"\nkind = \"http\"\n[providers.http]\nurl = \"https://x.example\"");
     assert_eq!(spec.method, "POST");
     assert_eq!(spec.success_status, vec![200, 201, 202]);
     assert_eq!(spec.retry_after_statuses, vec![429]);
@@ -71,10 +70,7 @@ fn classification_by_status_and_field() {
     let spec = classify_spec();
     let ok = r#"{"status":"ok","id":"m-1"}"#;
     assert_eq!(classify(&spec, &body(201, ok)), Ok(Some("m-1".into())));
-    assert_eq!(
-        class(&spec, 200, r#"{"status":"failed","id":"m"}"#),
-        "unavailable"
-    );
+    assert_eq!(class(&spec, 200, r#"{"status":"failed","id":"m"}"#), "unavailable");
     assert_eq!(class(&spec, 200, r#"{"id":"m"}"#), "unavailable");
     assert_eq!(class(&spec, 400, ok), "rejected");
     assert_eq!(class(&spec, 422, ""), "rejected");
@@ -128,17 +124,11 @@ async fn sent(toml: &str, sms: OutboundSms) -> testing::Captured {
 #[tokio::test]
 async fn form_request_fills_url_headers_and_fields() {
     let req = sent(ACME, testing::otp("4321", "Code 4321 & more")).await;
-    assert_eq!(
-        (req.method.as_str(), req.path.as_str()),
-        ("POST", "/v1/send")
-    );
+    assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/v1/send"));
     assert_eq!(req.raw_query.as_deref(), Some("to=%2B919876543210"));
     assert_eq!(req.query()["to"], "+919876543210");
     assert_eq!(req.header("authorization"), Some("Bearer k&y"));
-    assert_eq!(
-        req.header("content-type"),
-        Some("application/x-www-form-urlencoded")
-    );
+    assert_eq!(req.header("content-type"), Some("application/x-www-form-urlencoded"));
     let form = req.form();
     assert_eq!(form.len(), 2);
     assert_eq!(form["to"], "+919876543210");
@@ -165,10 +155,7 @@ async fn get_request_carries_everything_in_the_url() {
     let toml = "name = \"g\"\nkind = \"http\"\napi_key_env = \"ACME_KEY\"\n[providers.http]\nmethod = \"get\"\n\
                 url = \"BASE/send/{to_digits}?key={secret}&msg={text}\"\nreference_field = \"id\"";
     let req = sent(toml, testing::text("a b/c")).await;
-    assert_eq!(
-        (req.method.as_str(), req.path.as_str()),
-        ("GET", "/send/919876543210")
-    );
+    assert_eq!((req.method.as_str(), req.path.as_str()), ("GET", "/send/919876543210"));
     assert_eq!(req.raw_query.as_deref(), Some("key=k%26y&msg=a%20b%2Fc"));
     assert!(req.body.is_empty());
 }
@@ -197,53 +184,26 @@ fn build_refuses_bad_specs_naming_the_key() {
     assert_eq!(err_key("url = \"not a url {to}\""), "http.url");
     assert_eq!(err_key("url = \"ftp://x.example/{to}\""), "http.url");
     assert_eq!(err_key("url = \"https://x.example/{phone}\""), "http.url");
-    assert_eq!(
-        err_key(&format!("{url}headers = {{ X-K = \"{{key}}\" }}")),
-        "http.headers.X-K"
-    );
+    assert_eq!(err_key(&format!("{url}headers = {{ X-K = \"{{key}}\" }}")), "http.headers.X-K");
     assert_eq!(
         err_key(&format!("{url}headers = {{ \"bad name\" = \"v\" }}")),
         "http.headers.bad name"
     );
-    assert_eq!(
-        err_key(&format!("{url}form = {{ to = \"{{mobile}}\" }}")),
-        "http.form.to"
-    );
-    assert_eq!(
-        err_key(&format!("{url}json = '{{\"to\":{{to}}}}'")),
-        "http.json"
-    );
-    assert_eq!(
-        err_key(&format!("{url}json = '{{}}'\nform = {{ a = \"b\" }}")),
-        "http.json"
-    );
-    assert_eq!(
-        err_key(&format!("{url}method = \"GET\"\nform = {{ a = \"b\" }}")),
-        "http.method"
-    );
-    assert_eq!(
-        err_key(&format!("{url}success_value = \"ok\"")),
-        "http.success_value"
-    );
-    assert_eq!(
-        err_key(&format!("{url}success_status = []")),
-        "http.success_status"
-    );
-    assert_eq!(
-        err_key(&format!("{url}rejected_statuses = [200]")),
-        "http.rejected_statuses"
-    );
+    assert_eq!(err_key(&format!("{url}form = {{ to = \"{{mobile}}\" }}")), "http.form.to");
+    assert_eq!(err_key(&format!("{url}json = '{{\"to\":{{to}}}}'")), "http.json");
+    assert_eq!(err_key(&format!("{url}json = '{{}}'\nform = {{ a = \"b\" }}")), "http.json");
+    assert_eq!(err_key(&format!("{url}method = \"GET\"\nform = {{ a = \"b\" }}")), "http.method");
+    assert_eq!(err_key(&format!("{url}success_value = \"ok\"")), "http.success_value");
+    assert_eq!(err_key(&format!("{url}success_status = []")), "http.success_status");
+    assert_eq!(err_key(&format!("{url}rejected_statuses = [200]")), "http.rejected_statuses");
 }
 
 #[test]
 fn build_needs_the_table_and_a_secret_only_when_used() {
     let config = testing::provider_config("name = \"a\"\nkind = \"http\"");
-    let err = testing::build_with(&config, &[], HttpProvider::build)
-        .err()
-        .unwrap();
+    let err = testing::build_with(&config, &[], HttpProvider::build).err().unwrap();
     assert!(matches!(err, BuildError::Invalid { key, .. } if key == "http"));
-    let uses =
-        "name = \"a\"\nkind = \"http\"\n[providers.http]\nurl = \"https://x.example/?k={secret}\"";
+    let uses = "name = \"a\"\nkind = \"http\"\n[providers.http]\nurl = \"https://x.example/?k={secret}\"";
     let err = testing::build_with(&testing::provider_config(uses), &[], HttpProvider::build)
         .err()
         .unwrap();
@@ -254,8 +214,7 @@ fn build_needs_the_table_and_a_secret_only_when_used() {
         .unwrap();
     assert!(matches!(err, BuildError::MissingSecret { var, .. } if var == "K"));
     let plain = "name = \"a\"\nkind = \"http\"\n[providers.http]\nurl = \"https://x.example/{to}\"";
-    let p =
-        testing::build_with(&testing::provider_config(plain), &[], HttpProvider::build).unwrap();
+    let p = testing::build_with(&testing::provider_config(plain), &[], HttpProvider::build).unwrap();
     assert_eq!(p.capabilities().otp, OtpSupport::Local);
     assert!(p.capabilities().text && !p.capabilities().template);
 }

@@ -1,0 +1,80 @@
+//! Step-up contacts: `GET` and `PUT /v1/users/{user_id}/contact` over `user_contact_settings`.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::{bounded, ApiError, AppState, Caller};
+use crate::store::Contact;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBody {
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    otp_enabled: bool,
+    #[serde(default)]
+    preferred_provider: Option<String>,
+}
+
+fn user_id(path: &str) -> Result<String, ApiError> {
+    Ok(bounded("user_id", path, 128)?.to_string())
+}
+
+pub async fn get_contact(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    caller.require("send")?;
+    let uid = user_id(&path)?;
+    let contact = state
+        .gateway
+        .store
+        .get_contact(&uid)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    // An unknown user reads as one with nothing stored: this route never says who is known.
+    let contact = contact.unwrap_or(Contact {
+        user_id: uid,
+        phone: None,
+        otp_enabled: false,
+        preferred_provider: None,
+    });
+    Ok(HttpResponse::Ok().json(contact))
+}
+
+pub async fn put_contact(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<ContactBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require("send")?;
+    let uid = user_id(&path)?;
+    let body = body.into_inner();
+    let phone = body
+        .phone
+        .as_deref()
+        .map(|p| state.parse_phone(p))
+        .transpose()?
+        .map(|p| p.e164().to_string());
+    let preferred_provider = body
+        .preferred_provider
+        .as_deref()
+        .map(|p| bounded("preferred_provider", p, 64))
+        .transpose()?
+        .map(str::to_string);
+    if body.otp_enabled && phone.is_none() {
+        return Err(ApiError::InvalidRequest("`otp_enabled` needs a `phone`".into()));
+    }
+    let contact = Contact {
+        user_id: uid,
+        phone,
+        otp_enabled: body.otp_enabled,
+        preferred_provider,
+    };
+    state
+        .gateway
+        .store
+        .put_contact(&contact)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok().json(contact))
+}
