@@ -6,3 +6,4 @@ pub mod config;
 pub mod net;
 pub mod phone;
 pub mod providers;
+pub mod sim;
