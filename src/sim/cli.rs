@@ -65,6 +65,13 @@ pub fn banner(handle: &SimHandle, credentials: &SimCredentials) -> String {
         "  control    {}/_sim/messages · /_sim/stats · /_sim/faults\n",
         handle.control_url()
     );
+    let _ = writeln!(
+        out,
+        "# Switch a fault at runtime (\"ok\" or null clears it):\n\
+         curl -X POST {}/_sim/faults -H 'content-type: application/json' \\\n  \
+         -d '{{\"provider\":\"2factor\",\"fault\":\"500\"}}'\n",
+        handle.control_url()
+    );
     let _ = writeln!(out, "# Secrets the fakes accept:");
     let _ = writeln!(
         out,
@@ -117,6 +124,8 @@ mod tests {
             settings.providers[1].base_url.as_deref(),
             Some(handle.url("twilio").as_str())
         );
+        let text = banner(&handle, &SimCredentials::default());
+        assert!(text.contains(&toml) && text.contains("/_sim/faults"));
         handle.stop().await;
     }
 

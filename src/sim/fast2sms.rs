@@ -38,7 +38,7 @@ fn error(http: u16, code: u32) -> HttpResponse {
     common::json(http, body(code, describe(code)))
 }
 
-fn fault_response(answer: FaultAnswer) -> HttpResponse {
+pub(super) fn fault_response(answer: FaultAnswer) -> HttpResponse {
     match answer {
         FaultAnswer::Status(status) => {
             common::json(status, body(u32::from(status), common::reason(status)))

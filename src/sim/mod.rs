@@ -184,7 +184,13 @@ fn serve(
     let server = HttpServer::new(move || {
         let app = App::new().app_data(data.clone()).configure(control::routes);
         match provider {
-            Some(name) => app.configure(routes_of(name)),
+            Some(name) => app.configure(routes_of(name)).default_service(web::to(
+                move |state: web::Data<SimState>| async move {
+                    // A wrong path or method still reached this fake: count it, answer its 404.
+                    state.count_call(name);
+                    errors_of(name)(common::FaultAnswer::Status(404))
+                },
+            )),
             None => app,
         }
     })
@@ -196,6 +202,18 @@ fn serve(
     handle.servers.push(server.handle());
     handle.tasks.push(tokio::spawn(server));
     Ok(format!("http://{addr}"))
+}
+
+fn errors_of(provider: &str) -> fn(common::FaultAnswer) -> actix_web::HttpResponse {
+    match provider {
+        "2factor" => two_factor::fault_response,
+        "twilio" => twilio::fault_response,
+        "vonage" => vonage::fault_response,
+        "msg91" => msg91::fault_response,
+        "textlocal" => textlocal::fault_response,
+        "plivo" => plivo::fault_response,
+        _ => fast2sms::fault_response,
+    }
 }
 
 fn routes_of(provider: &str) -> fn(&mut web::ServiceConfig) {

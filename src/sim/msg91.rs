@@ -31,7 +31,7 @@ fn error(message: &str, code: &str) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "type": "error", "message": message, "code": code }))
 }
 
-fn fault_response(answer: FaultAnswer) -> HttpResponse {
+pub(super) fn fault_response(answer: FaultAnswer) -> HttpResponse {
     match answer {
         FaultAnswer::Status(status) => common::json(
             status,

@@ -22,7 +22,7 @@ fn error(status: u16, message: &str) -> HttpResponse {
     )
 }
 
-fn fault_response(answer: FaultAnswer) -> HttpResponse {
+pub(super) fn fault_response(answer: FaultAnswer) -> HttpResponse {
     match answer {
         FaultAnswer::Status(status) => error(status, &common::reason(status).to_lowercase()),
         // Plivo's errors are HTTP statuses: `error:402` answers 402, any text answers 400.

@@ -94,6 +94,10 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
         }
     }
 
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.map.get(key)
+    }
+
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         self.map.get_mut(key)
     }
@@ -231,12 +235,12 @@ impl SimState {
 
     /// The code `provider` holds under `reference`, if any.
     pub(crate) fn held_code(&self, provider: &'static str, reference: &str) -> Option<HeldCode> {
-        let mut inner = self.lock();
+        let inner = self.lock();
         inner
             .held
-            .get_mut(provider)?
-            .get_mut(&reference.to_string())
-            .map(|h| h.clone())
+            .get(provider)?
+            .get(&reference.to_string())
+            .cloned()
     }
 
     /// Checks `code` against the one held under `reference`; a match uses it up.

@@ -42,7 +42,7 @@ fn error(code: u32) -> HttpResponse {
     HttpResponse::Ok().json(failure_body(code, describe(code)))
 }
 
-fn fault_response(answer: FaultAnswer) -> HttpResponse {
+pub(super) fn fault_response(answer: FaultAnswer) -> HttpResponse {
     match answer {
         FaultAnswer::Status(status) => common::json(
             status,

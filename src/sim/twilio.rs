@@ -67,7 +67,7 @@ fn describe(code: u32) -> (u16, &'static str) {
     }
 }
 
-fn fault_response(answer: FaultAnswer) -> HttpResponse {
+pub(super) fn fault_response(answer: FaultAnswer) -> HttpResponse {
     match answer {
         FaultAnswer::Status(status) => {
             let code = if status == 401 {

@@ -35,7 +35,7 @@ fn error(details: &str) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "Status": "Error", "Details": details }))
 }
 
-fn fault_response(answer: FaultAnswer) -> HttpResponse {
+pub(super) fn fault_response(answer: FaultAnswer) -> HttpResponse {
     match answer {
         FaultAnswer::Status(status) => common::json(
             status,

@@ -51,7 +51,7 @@ fn error(status: &str, text: &str) -> HttpResponse {
     HttpResponse::Ok().json(error_body(status, text))
 }
 
-fn fault_response(answer: FaultAnswer) -> HttpResponse {
+pub(super) fn fault_response(answer: FaultAnswer) -> HttpResponse {
     match answer {
         FaultAnswer::Status(http) => {
             let status = match http {

@@ -300,3 +300,17 @@ async fn fast2sms_serves_its_three_routes_with_national_numbers() {
         (json!(false), json!(406))
     );
 }
+
+#[tokio::test]
+async fn a_wrong_path_gets_the_providers_404_and_still_counts() {
+    let sim = Sim::start().await;
+    let reply = sim
+        .get(&sim.url("twilio", "/2010-04-01/Nowhere.json"))
+        .await;
+    assert_eq!((reply.status, &reply.json["code"]), (404, &json!(20404)));
+    let reply = sim.get(&sim.url("vonage", "/sms/json")).await;
+    assert_eq!(reply.status, 404, "GET is not the send method");
+    assert_eq!(reply.str("/messages/0/status"), "5");
+    assert_eq!(sim.handle.state().calls("twilio"), 1);
+    assert_eq!(sim.handle.state().calls("vonage"), 1);
+}
