@@ -122,7 +122,9 @@ impl fmt::Display for Fault {
             FaultKind::Blackhole => f.write_str("blackhole")?,
         }
         if self.probability < 1.0 {
-            write!(f, "@{}%", self.probability * 100.0)?;
+            // Rounded so 0.07 prints as 7, not 7.000000000000001.
+            let percent = (self.probability * 100.0 * 1e6).round() / 1e6;
+            write!(f, "@{percent}%")?;
         }
         Ok(())
     }
@@ -166,6 +168,15 @@ mod tests {
             (FaultKind::Status(500), 0.3)
         );
         assert_eq!(f.to_string(), "500@30%");
+        for spec in [
+            "500@7%",
+            "timeout@0.5%",
+            "error:9@99.9%",
+            "latency:20",
+            "throttle:1",
+        ] {
+            assert_eq!(p(spec).to_string(), spec);
+        }
         assert_eq!(Fault::parse_setting("ok").unwrap(), None);
     }
 

@@ -98,6 +98,14 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
         self.map.get(key)
     }
 
+    /// The most recently inserted key whose value satisfies `pred`.
+    pub fn newest_key(&self, pred: impl Fn(&V) -> bool) -> Option<&K> {
+        self.order
+            .iter()
+            .rev()
+            .find(|k| self.map.get(*k).is_some_and(&pred))
+    }
+
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         self.map.get_mut(key)
     }
@@ -240,6 +248,14 @@ impl SimState {
             .held
             .get(provider)?
             .get(&reference.to_string())
+            .cloned()
+    }
+
+    /// The reference of the newest unused code `provider` holds for `to` (with or without `+`).
+    pub(crate) fn pending_reference(&self, provider: &'static str, to: &str) -> Option<String> {
+        let inner = self.lock();
+        let held = inner.held.get(provider)?;
+        held.newest_key(|h| !h.used && digits(&h.to) == digits(to))
             .cloned()
     }
 

@@ -249,27 +249,39 @@ async fn check_verification(
         return unauthorised();
     }
     let form = common::form(&body);
-    let (Some(sid), Some(code)) = (
+    // Twilio finds the verification by its sid, or by the newest pending one for `To`.
+    let sid = match (
         common::field(&form, "VerificationSid"),
-        common::field(&form, "Code"),
-    ) else {
-        return error(
-            400,
-            60200,
-            "Invalid parameter: VerificationSid and Code are required",
-        );
+        common::field(&form, "To"),
+    ) {
+        (Some(sid), _) => Some(sid.to_string()),
+        (None, Some(to)) => state.pending_reference(NAME, to),
+        (None, None) => {
+            return error(
+                400,
+                60200,
+                "Invalid parameter: VerificationSid or To is required",
+            )
+        }
+    };
+    let Some(code) = common::field(&form, "Code") else {
+        return error(400, 60200, "Invalid parameter: Code is required");
     };
     let not_found = || {
         let message =
             format!("The requested resource /Services/{path}/VerificationCheck was not found");
         error(404, 20404, &message)
     };
-    let Some(held) = state.held_code(NAME, sid) else {
+    let Some(sid) = sid else {
+        return not_found();
+    };
+    let Some(held) = state.held_code(NAME, &sid) else {
         return not_found();
     };
     if held.misses >= MAX_CHECKS {
         return error(429, 60202, "Max check attempts reached");
     }
+    let sid = sid.as_str();
     match state.check_code(NAME, sid, code) {
         Check::Matched => {
             HttpResponse::Ok().json(verification_body(&state, &path, sid, &held.to, "approved"))

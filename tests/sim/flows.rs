@@ -86,6 +86,13 @@ async fn a_twilio_verification_is_approved_once() {
     let reply = sim.send(check(&code)).await;
     assert_eq!((reply.status, &reply.json["code"]), (404, &json!(20404)));
 
+    // A check by `To` finds the newest pending verification for that number.
+    sim.send(post("Verifications", &[("To", E164), ("Channel", "sms")]))
+        .await;
+    let code = sim.handle.state().last_code(E164).unwrap();
+    let by_to = post("VerificationCheck", &[("To", E164), ("Code", &code)]);
+    assert_eq!(sim.send(by_to).await.str("/status"), "approved");
+
     let reply = sim
         .send(post("Verifications", &[("To", "12ab"), ("Channel", "sms")]))
         .await;
