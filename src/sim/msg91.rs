@@ -92,7 +92,7 @@ async fn send_otp(state: web::Data<SimState>, req: HttpRequest) -> HttpResponse 
     };
     let code = match common::field(&query, "otp") {
         Some(otp) if common::is_code(otp) => otp.to_string(),
-        Some(_) => return error("OTP must be numeric with 4 to 9 digits", "400"),
+        Some(_) => return error("OTP must be numeric with 4 to 10 digits", "400"),
         None => common::new_code(),
     };
     let request_id = uuid::Uuid::new_v4().simple().to_string();
