@@ -13,4 +13,5 @@ pub mod otp;
 pub mod phone;
 pub mod providers;
 pub mod routing;
+pub mod sim;
 pub mod store;
