@@ -12,7 +12,7 @@ use crate::limits::{LimitError, Limits, SendContext};
 use crate::metrics::Metrics;
 use crate::otp::{self, OtpKey, Policy};
 use crate::phone::Phone;
-use crate::providers::{MessageBody, OutboundSms};
+use crate::providers::{MessageBody, OtpSupport, OutboundSms};
 use crate::routing::{Attempt, Dispatch, DispatchError, Router};
 use crate::store::{AttemptRow, OtpEvent, ProviderRef, SendLog, Session, SessionStatus, SessionUpdate, Store, StoreError, VerifyClaim};
 
@@ -173,7 +173,12 @@ impl Gateway {
             }
             Err(_) => (Vec::new(), None),
         };
+        // A provider that makes its own codes and timed out may still have delivered one we
+        // have no reference for: remember to ask it by number (see `Provider::verify`).
+        let mut refs = refs;
+        refs.extend(self.ambiguous_provider_held(&dispatch, &req.phone));
         let failed = dispatch.result.is_err() && !unconfirmed;
+
         let event_type = if refs.is_empty() { "local" } else { "autogen" };
         let status = if dispatch.result.is_ok() {
             "sent"
@@ -361,6 +366,26 @@ impl Gateway {
             }),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+impl Gateway {
+    fn ambiguous_provider_held(&self, dispatch: &Dispatch, phone: &Phone) -> Vec<ProviderRef> {
+        let registry = self.router.registry();
+        dispatch
+            .attempts
+            .iter()
+            .filter(|a| a.ambiguous)
+            .filter(|a| {
+                registry
+                    .slot(&a.provider)
+                    .is_some_and(|s| s.provider.capabilities().otp == OtpSupport::ProviderHeld)
+            })
+            .map(|a| ProviderRef {
+                provider: a.provider.clone(),
+                reference: phone.e164().to_string(),
+            })
+            .collect()
     }
 }
 

@@ -30,6 +30,9 @@ enum Command {
         #[arg(long, default_value = "providers.toml", env = "SMSGATE_CONFIG")]
         config: PathBuf,
     },
+    /// Serve fake provider endpoints (2Factor, Twilio, Vonage, MSG91, Textlocal, Plivo,
+    /// Fast2SMS) with fault injection, for drills and tests. Never a production path.
+    Sim(smsgate::sim::SimArgs),
     /// Validate the configuration and report each provider's state.
     CheckConfig {
         #[arg(long, default_value = "providers.toml", env = "SMSGATE_CONFIG")]
@@ -54,6 +57,13 @@ fn main() -> ExitCode {
             Command::Serve { config, listen } => serve(config, listen).await,
             Command::Migrate { config } => migrate(config).await,
             Command::CheckConfig { config } => check_config(config),
+            Command::Sim(args) => match smsgate::sim::run_cli(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            },
         }
     })
 }

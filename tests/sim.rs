@@ -63,13 +63,8 @@ impl Sim {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.expect("a body");
-        let json = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("HTTP {status} body is not JSON ({e}): {text:?}"));
-        Reply {
-            status,
-            headers,
-            json,
-        }
+        let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("HTTP {status} body is not JSON ({e}): {text:?}"));
+        Reply { status, headers, json }
     }
 
     pub async fn get(&self, url: &str) -> Reply {
@@ -83,10 +78,7 @@ impl Sim {
 
     /// A successful 2Factor AUTOGEN send: the session id.
     pub async fn two_factor_autogen(&self) -> String {
-        let url = self.url(
-            "2factor",
-            &format!("/API/V1/{KEY}/SMS/{DIGITS}/AUTOGEN/OTP1"),
-        );
+        let url = self.url("2factor", &format!("/API/V1/{KEY}/SMS/{DIGITS}/AUTOGEN/OTP1"));
         let reply = self.get(&url).await;
         assert_eq!(reply.str("/Status"), "Success", "{:?}", reply.json);
         reply.str("/Details").to_string()
@@ -100,10 +92,7 @@ impl Sim {
     /// A Twilio Messages send authenticated with `token`.
     pub fn twilio_send_with(&self, token: &str, body: &str) -> reqwest::RequestBuilder {
         let creds = sim::SimCredentials::default();
-        let url = self.url(
-            "twilio",
-            &format!("/2010-04-01/Accounts/{}/Messages.json", creds.account_sid),
-        );
+        let url = self.url("twilio", &format!("/2010-04-01/Accounts/{}/Messages.json", creds.account_sid));
         self.http
             .post(url)
             .basic_auth(&creds.account_sid, Some(token))
@@ -113,12 +102,8 @@ impl Sim {
 
 /// Whether `id` is `prefix` followed by 32 lowercase hex digits.
 pub fn is_sid(id: &str, prefix: &str) -> bool {
-    id.strip_prefix(prefix).is_some_and(|hex| {
-        hex.len() == 32
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    id.strip_prefix(prefix)
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
 /// Whether `id` is a hyphenated uuid.

@@ -126,7 +126,9 @@ impl Provider for Msg91 {
         let request = self
             .http
             .get(format!("{}/api/v5/otp/verify", self.base))
-            .query(&[("mobile", reference), ("otp", code)]);
+            // A reference in E.164 (after a timed-out send) is the same mobile number.
+            .query(&[("mobile", reference.trim_start_matches('+')), ("otp", code)]);
+
         classify_verify(&self.call(request).await?)
     }
 }

@@ -152,7 +152,10 @@ impl Provider for Twilio {
             ));
         };
         let url = format!("{}/v2/Services/{service_sid}/VerificationCheck", self.verify_base);
-        let body = self.post(url, &[("VerificationSid", reference), ("Code", code)]).await?;
+        // A reference in E.164 (after a timed-out send) checks the newest verification for that number.
+        let by = if reference.starts_with('+') { "To" } else { "VerificationSid" };
+        let body = self.post(url, &[(by, reference), ("Code", code)]).await?;
+
         classify_check(&body)
     }
 }

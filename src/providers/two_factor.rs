@@ -132,7 +132,12 @@ impl Provider for TwoFactor {
 
     #[tracing::instrument(skip_all, fields(provider = %self.name))]
     async fn verify(&self, reference: &str, code: &str) -> Result<bool, ProviderError> {
-        let url = self.url(&["SMS", "VERIFY", reference, code]);
+        // A reference in E.164 (after a timed-out send) is checked by number with VERIFY3.
+        let url = match reference.strip_prefix('+') {
+            Some(digits) => self.url(&["SMS", "VERIFY3", digits, code]),
+            None => self.url(&["SMS", "VERIFY", reference, code]),
+        };
+
         let body = self.call(self.http.get(url)).await?;
         classify_verify(&body)
     }
@@ -430,6 +435,14 @@ mod tests {
         let req = server.single();
         assert_eq!(req.method, "GET");
         assert_eq!(req.path, format!("/API/V1/{KEY}/SMS/VERIFY/2f-session-1/123456"));
+    }
+
+    #[tokio::test]
+    async fn verify_by_number_uses_verify3() {
+        let server = CaptureServer::start(200, r#"{"Status":"Error","Details":"OTP Mismatch"}"#, &[]).await;
+        let p = provider(&server.base_url, serde_json::json!({}));
+        assert_eq!(p.verify("+919876543210", "123456").await, Ok(false));
+        assert_eq!(server.single().path, format!("/API/V1/{KEY}/SMS/VERIFY3/919876543210/123456"));
     }
 
     #[tokio::test]

@@ -49,16 +49,8 @@ pub async fn run_cli(args: SimArgs) -> anyhow::Result<()> {
 pub fn banner(handle: &SimHandle, credentials: &SimCredentials) -> String {
     let mut out = String::from("smsgate sim: fake providers are up\n");
     for name in PROVIDERS {
-        let fault = handle
-            .state()
-            .fault(name)
-            .map(|f| format!("  (fault: {f})"));
-        let _ = writeln!(
-            out,
-            "  {name:<10} {}{}",
-            handle.url(name),
-            fault.unwrap_or_default()
-        );
+        let fault = handle.state().fault(name).map(|f| format!("  (fault: {f})"));
+        let _ = writeln!(out, "  {name:<10} {}{}", handle.url(name), fault.unwrap_or_default());
     }
     let _ = writeln!(
         out,
@@ -76,11 +68,7 @@ pub fn banner(handle: &SimHandle, credentials: &SimCredentials) -> String {
     let _ = writeln!(
         out,
         "export SIM_API_KEY={} SIM_API_SECRET={} SIM_TWILIO_SID={} SIM_AUTH_TOKEN={} SIM_PLIVO_AUTH_ID={}\n",
-        credentials.api_key,
-        credentials.api_secret,
-        credentials.account_sid,
-        credentials.auth_token,
-        credentials.plivo_auth_id
+        credentials.api_key, credentials.api_secret, credentials.account_sid, credentials.auth_token, credentials.plivo_auth_id
     );
     out.push_str("# providers.toml\n");
     out.push_str(&providers_toml(handle));
@@ -120,10 +108,7 @@ mod tests {
         let toml = providers_toml(&handle);
         let settings = crate::config::Settings::from_toml(&toml).unwrap();
         assert_eq!(settings.providers.len(), PROVIDERS.len());
-        assert_eq!(
-            settings.providers[1].base_url.as_deref(),
-            Some(handle.url("twilio").as_str())
-        );
+        assert_eq!(settings.providers[1].base_url.as_deref(), Some(handle.url("twilio").as_str()));
         let text = banner(&handle, &SimCredentials::default());
         assert!(text.contains(&toml) && text.contains("/_sim/faults"));
         handle.stop().await;

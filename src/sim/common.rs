@@ -85,12 +85,8 @@ pub fn field<'a>(map: &'a HashMap<String, String>, key: &str) -> Option<&'a str>
 /// The user and password of a `Basic` Authorization header.
 pub fn basic_auth(req: &HttpRequest) -> Option<(String, String)> {
     let value = req.headers().get("authorization")?.to_str().ok()?;
-    let encoded = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
+    let encoded = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (user, pass) = text.split_once(':')?;
     Some((user.to_string(), pass.to_string()))
@@ -105,9 +101,7 @@ pub fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 /// is not 8-15 digits without a leading zero. A leading `+` is allowed.
 pub fn e164(number: &str) -> Option<String> {
     let digits = number.trim().strip_prefix('+').unwrap_or(number.trim());
-    let ok = (8..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0');
+    let ok = (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
     ok.then(|| format!("+{digits}"))
 }
 
@@ -115,9 +109,7 @@ pub fn e164(number: &str) -> Option<String> {
 /// Indian providers accept it.
 pub fn indian_or_e164(number: &str) -> Option<String> {
     let n = number.trim();
-    let national = n.len() == 10
-        && n.bytes().all(|b| b.is_ascii_digit())
-        && matches!(n.as_bytes()[0], b'6'..=b'9');
+    let national = n.len() == 10 && n.bytes().all(|b| b.is_ascii_digit()) && matches!(n.as_bytes()[0], b'6'..=b'9');
     if national {
         Some(format!("+91{n}"))
     } else {
@@ -166,29 +158,16 @@ mod tests {
     fn numbers_are_checked_and_normalised() {
         assert_eq!(e164("919876543210").as_deref(), Some("+919876543210"));
         assert_eq!(e164("+14155550100").as_deref(), Some("+14155550100"));
-        for bad in [
-            "",
-            "12345",
-            "0919876543210",
-            "91987654321a",
-            "+",
-            "1234567890123456",
-        ] {
+        for bad in ["", "12345", "0919876543210", "91987654321a", "+", "1234567890123456"] {
             assert_eq!(e164(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn codes_are_found_in_text_and_vars() {
-        assert_eq!(
-            code_in("Your code is 482913. Do not share").as_deref(),
-            Some("482913")
-        );
+        assert_eq!(code_in("Your code is 482913. Do not share").as_deref(), Some("482913"));
         assert_eq!(code_in("Hi 12, at 3pm"), None);
-        assert_eq!(
-            code_in_vars(&["Asha".into(), "9921".into()]).as_deref(),
-            Some("9921")
-        );
+        assert_eq!(code_in_vars(&["Asha".into(), "9921".into()]).as_deref(), Some("9921"));
         assert_eq!(sid("SM").len(), 34);
         assert_eq!(new_code().len(), 6);
     }

@@ -45,10 +45,7 @@ async fn stats(state: web::Data<SimState>) -> HttpResponse {
 }
 
 fn fault_table(state: &SimState) -> BTreeMap<&'static str, Option<String>> {
-    PROVIDERS
-        .iter()
-        .map(|p| (*p, state.fault(p).map(|f| f.to_string())))
-        .collect()
+    PROVIDERS.iter().map(|p| (*p, state.fault(p).map(|f| f.to_string()))).collect()
 }
 
 async fn faults(state: web::Data<SimState>) -> HttpResponse {
@@ -69,10 +66,7 @@ async fn set_fault(state: web::Data<SimState>, body: web::Bytes) -> HttpResponse
         Err(e) => return bad(format!("expected {{\"provider\":..,\"fault\":..}}: {e}")),
     };
     let Some(provider) = canonical(&request.provider) else {
-        return bad(format!(
-            "`{}` is not one of {PROVIDERS:?}",
-            request.provider
-        ));
+        return bad(format!("`{}` is not one of {PROVIDERS:?}", request.provider));
     };
     let fault = match request.fault.as_deref().map(Fault::parse_setting) {
         None => None,

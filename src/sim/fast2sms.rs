@@ -40,9 +40,7 @@ fn error(http: u16, code: u32) -> HttpResponse {
 
 pub(super) fn fault_response(answer: FaultAnswer) -> HttpResponse {
     match answer {
-        FaultAnswer::Status(status) => {
-            common::json(status, body(u32::from(status), common::reason(status)))
-        }
+        FaultAnswer::Status(status) => common::json(status, body(u32::from(status), common::reason(status))),
         FaultAnswer::Error(code) => match code.parse::<u32>() {
             Ok(number) => error(400, number),
             Err(_) => common::json(400, body(0, &code)),
@@ -63,9 +61,7 @@ struct SendRequest {
 /// A 10-digit Indian mobile number as E.164.
 fn national(number: &str) -> Option<String> {
     let n = number.trim();
-    let ok = n.len() == 10
-        && n.bytes().all(|b| b.is_ascii_digit())
-        && matches!(n.as_bytes()[0], b'6'..=b'9');
+    let ok = n.len() == 10 && n.bytes().all(|b| b.is_ascii_digit()) && matches!(n.as_bytes()[0], b'6'..=b'9');
     ok.then(|| format!("+91{n}"))
 }
 

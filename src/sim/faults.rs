@@ -36,16 +36,12 @@ pub struct Fault {
 impl Fault {
     /// A fault that applies to every request.
     pub fn always(kind: FaultKind) -> Self {
-        Self {
-            kind,
-            probability: 1.0,
-        }
+        Self { kind, probability: 1.0 }
     }
 
     /// Parses a SPEC; `ok` is refused here (it is the absence of a fault, see [`Fault::parse_setting`]).
     pub fn parse(spec: &str) -> Result<Fault, String> {
-        Self::parse_setting(spec)?
-            .ok_or_else(|| "`ok` means no fault; clear the fault instead".to_string())
+        Self::parse_setting(spec)?.ok_or_else(|| "`ok` means no fault; clear the fault instead".to_string())
     }
 
     /// Parses a SPEC where `ok` (or an empty string) means "no fault".
@@ -75,9 +71,7 @@ fn parse_probability(tail: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("probability `{tail}` must look like `30%`"))?;
     match percent.trim().parse::<f64>() {
         Ok(p) if p > 0.0 && p <= 100.0 => Ok(p / 100.0),
-        _ => Err(format!(
-            "probability `{tail}` must be a percentage above 0 and at most 100"
-        )),
+        _ => Err(format!("probability `{tail}` must be a percentage above 0 and at most 100")),
     }
 }
 
@@ -135,8 +129,7 @@ pub fn parse_named(arg: &str) -> Result<(String, Option<Fault>), String> {
     let (name, spec) = arg
         .split_once('=')
         .ok_or_else(|| format!("`{arg}` must look like NAME=SPEC, e.g. twilio=500@30%"))?;
-    let name = super::state::canonical(name.trim())
-        .ok_or_else(|| format!("`{name}` is not one of {:?}", super::PROVIDERS))?;
+    let name = super::state::canonical(name.trim()).ok_or_else(|| format!("`{name}` is not one of {:?}", super::PROVIDERS))?;
     Ok((name.to_string(), Fault::parse_setting(spec)?))
 }
 
@@ -155,26 +148,14 @@ mod tests {
             FaultKind::Error("Invalid Phone Number".into())
         );
         assert_eq!(p("timeout").kind, FaultKind::Timeout);
-        assert_eq!(
-            p("latency:250").kind,
-            FaultKind::Latency(Duration::from_millis(250))
-        );
+        assert_eq!(p("latency:250").kind, FaultKind::Latency(Duration::from_millis(250)));
         assert_eq!(p("throttle").kind, FaultKind::Throttle(1));
         assert_eq!(p("throttle:7").kind, FaultKind::Throttle(7));
         assert_eq!(p("blackhole").kind, FaultKind::Blackhole);
         let f = p("500@30%");
-        assert_eq!(
-            (f.kind.clone(), f.probability),
-            (FaultKind::Status(500), 0.3)
-        );
+        assert_eq!((f.kind.clone(), f.probability), (FaultKind::Status(500), 0.3));
         assert_eq!(f.to_string(), "500@30%");
-        for spec in [
-            "500@7%",
-            "timeout@0.5%",
-            "error:9@99.9%",
-            "latency:20",
-            "throttle:1",
-        ] {
+        for spec in ["500@7%", "timeout@0.5%", "error:9@99.9%", "latency:20", "throttle:1"] {
             assert_eq!(p(spec).to_string(), spec);
         }
         assert_eq!(Fault::parse_setting("ok").unwrap(), None);
@@ -206,10 +187,7 @@ mod tests {
     fn named_faults_name_a_known_provider() {
         let (name, fault) = parse_named("two_factor=error:Invalid API Key").unwrap();
         assert_eq!(name, "2factor");
-        assert_eq!(
-            fault.unwrap().kind,
-            FaultKind::Error("Invalid API Key".into())
-        );
+        assert_eq!(fault.unwrap().kind, FaultKind::Error("Invalid API Key".into()));
         assert_eq!(parse_named("twilio=ok").unwrap().1, None);
         assert!(parse_named("acme=500").is_err());
         assert!(parse_named("twilio").is_err());

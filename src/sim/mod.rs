@@ -28,15 +28,7 @@ pub use faults::{Fault, FaultKind};
 pub use state::{SimMessage, SimState};
 
 /// The fakes, in port order (`base_port + index`); the control API follows on `base_port + 7`.
-pub const PROVIDERS: [&str; 7] = [
-    "2factor",
-    "twilio",
-    "vonage",
-    "msg91",
-    "textlocal",
-    "plivo",
-    "fast2sms",
-];
+pub const PROVIDERS: [&str; 7] = ["2factor", "twilio", "vonage", "msg91", "textlocal", "plivo", "fast2sms"];
 
 /// The credentials every fake accepts; anything else gets the provider's auth error.
 #[derive(Debug, Clone)]
@@ -100,8 +92,7 @@ impl SimHandle {
     /// The base URL of a fake (`http://127.0.0.1:PORT`); Twilio Verify shares Twilio's.
     /// Panics on a name that is not in [`PROVIDERS`] (nor `two_factor`).
     pub fn url(&self, provider: &str) -> String {
-        let name = state::canonical(provider)
-            .unwrap_or_else(|| panic!("`{provider}` is not a sim provider ({PROVIDERS:?})"));
+        let name = state::canonical(provider).unwrap_or_else(|| panic!("`{provider}` is not a sim provider ({PROVIDERS:?})"));
         let index = PROVIDERS.iter().position(|p| *p == name).unwrap_or(0);
         self.urls[index].clone()
     }
@@ -151,9 +142,9 @@ pub async fn start(opts: SimOptions) -> std::io::Result<SimHandle> {
     let port = |offset: u16| -> std::io::Result<u16> {
         match opts.base_port {
             0 => Ok(0),
-            base => base.checked_add(offset).ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "base port too high")
-            }),
+            base => base
+                .checked_add(offset)
+                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "base port too high")),
         }
     };
     let mut handle = SimHandle {
@@ -172,25 +163,20 @@ pub async fn start(opts: SimOptions) -> std::io::Result<SimHandle> {
 }
 
 /// Binds one port and serves the control API plus `provider`'s fake on it.
-fn serve(
-    handle: &mut SimHandle,
-    host: &str,
-    port: u16,
-    provider: Option<&'static str>,
-) -> std::io::Result<String> {
+fn serve(handle: &mut SimHandle, host: &str, port: u16, provider: Option<&'static str>) -> std::io::Result<String> {
     let listener = TcpListener::bind((host, port))?;
     let addr = listener.local_addr()?;
     let data = web::Data::from(handle.state.clone());
     let server = HttpServer::new(move || {
         let app = App::new().app_data(data.clone()).configure(control::routes);
         match provider {
-            Some(name) => app.configure(routes_of(name)).default_service(web::to(
-                move |state: web::Data<SimState>| async move {
+            Some(name) => app
+                .configure(routes_of(name))
+                .default_service(web::to(move |state: web::Data<SimState>| async move {
                     // A wrong path or method still reached this fake: count it, answer its 404.
                     state.count_call(name);
                     errors_of(name)(common::FaultAnswer::Status(404))
-                },
-            )),
+                })),
             None => app,
         }
     })

@@ -45,13 +45,8 @@ pub(super) fn fault_response(answer: FaultAnswer) -> HttpResponse {
             };
             error(message, &code)
         }
-        FaultAnswer::Error(message) => {
-            HttpResponse::Ok().json(json!({ "type": "error", "message": message }))
-        }
-        FaultAnswer::Throttle(secs) => common::throttled(
-            secs,
-            json!({ "type": "error", "message": "Too many requests", "code": "429" }),
-        ),
+        FaultAnswer::Error(message) => HttpResponse::Ok().json(json!({ "type": "error", "message": message })),
+        FaultAnswer::Throttle(secs) => common::throttled(secs, json!({ "type": "error", "message": "Too many requests", "code": "429" })),
     }
 }
 
@@ -59,12 +54,8 @@ pub(super) fn fault_response(answer: FaultAnswer) -> HttpResponse {
 fn refuse_unauthorised(state: &SimState, req: &HttpRequest) -> Option<HttpResponse> {
     let query = common::form(req.query_string().as_bytes());
     let key = common::header(req, "authkey").or_else(|| common::field(&query, "authkey"));
-    (key != Some(state.credentials.api_key.as_str())).then(|| {
-        common::json(
-            401,
-            json!({ "type": "error", "message": "AuthenticationFailure", "code": "201" }),
-        )
-    })
+    (key != Some(state.credentials.api_key.as_str()))
+        .then(|| common::json(401, json!({ "type": "error", "message": "AuthenticationFailure", "code": "201" })))
 }
 
 /// The `mobile` query parameter as E.164, and its digits (MSG91's reference for the code).
@@ -180,10 +171,7 @@ async fn flow(state: web::Data<SimState>, req: HttpRequest, body: web::Bytes) ->
     };
     let mut messages = Vec::new();
     for recipient in &request.recipients {
-        let mobiles = recipient
-            .get("mobiles")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let mobiles = recipient.get("mobiles").and_then(Value::as_str).unwrap_or("");
         let mut names: Vec<&String> = recipient.keys().filter(|k| *k != "mobiles").collect();
         names.sort_by_key(|k| var_order(k));
         let vars: Vec<String> = names

@@ -16,10 +16,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn error(status: u16, message: &str) -> HttpResponse {
-    common::json(
-        status,
-        json!({ "api_id": common::uuid(), "error": message }),
-    )
+    common::json(status, json!({ "api_id": common::uuid(), "error": message }))
 }
 
 pub(super) fn fault_response(answer: FaultAnswer) -> HttpResponse {
@@ -30,10 +27,7 @@ pub(super) fn fault_response(answer: FaultAnswer) -> HttpResponse {
             Ok(status @ 400..=599) => error(status, &common::reason(status).to_lowercase()),
             _ => error(400, &code),
         },
-        FaultAnswer::Throttle(secs) => common::throttled(
-            secs,
-            json!({ "api_id": common::uuid(), "error": "too many requests" }),
-        ),
+        FaultAnswer::Throttle(secs) => common::throttled(secs, json!({ "api_id": common::uuid(), "error": "too many requests" })),
     }
 }
 
@@ -44,31 +38,20 @@ struct SendRequest {
     text: Option<String>,
 }
 
-async fn send(
-    state: web::Data<SimState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> HttpResponse {
+async fn send(state: web::Data<SimState>, req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
     let admitted = match admit(&state, NAME).await {
         Ok(a) => a,
         Err(answer) => return fault_response(answer),
     };
     let c = &state.credentials;
-    let authorised = common::basic_auth(&req)
-        .is_some_and(|(id, token)| id == c.plivo_auth_id && token == c.auth_token);
+    let authorised = common::basic_auth(&req).is_some_and(|(id, token)| id == c.plivo_auth_id && token == c.auth_token);
     if !authorised || *path != c.plivo_auth_id {
         return error(401, "authentication credentials invalid");
     }
     let Ok(request) = serde_json::from_slice::<SendRequest>(&body) else {
         return error(400, "invalid json data");
     };
-    let nonempty = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
+    let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
     if nonempty(&request.src).is_none() {
         return error(400, "src parameter not present");
     };

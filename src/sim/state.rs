@@ -100,10 +100,7 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
 
     /// The most recently inserted key whose value satisfies `pred`.
     pub fn newest_key(&self, pred: impl Fn(&V) -> bool) -> Option<&K> {
-        self.order
-            .iter()
-            .rev()
-            .find(|k| self.map.get(*k).is_some_and(&pred))
+        self.order.iter().rev().find(|k| self.map.get(*k).is_some_and(&pred))
     }
 
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
@@ -128,11 +125,7 @@ pub struct SimState {
 
 /// The name in [`PROVIDERS`] for `name`, which may also be the adapter kind (`two_factor`).
 pub fn canonical(name: &str) -> Option<&'static str> {
-    let name = if name == "two_factor" {
-        "2factor"
-    } else {
-        name
-    };
+    let name = if name == "two_factor" { "2factor" } else { name };
     PROVIDERS.iter().copied().find(|p| *p == name)
 }
 
@@ -234,39 +227,26 @@ impl SimState {
             misses: 0,
         };
         let mut inner = self.lock();
-        inner
-            .held
-            .entry(provider)
-            .or_default()
-            .insert(reference.to_string(), held);
+        inner.held.entry(provider).or_default().insert(reference.to_string(), held);
     }
 
     /// The code `provider` holds under `reference`, if any.
     pub(crate) fn held_code(&self, provider: &'static str, reference: &str) -> Option<HeldCode> {
         let inner = self.lock();
-        inner
-            .held
-            .get(provider)?
-            .get(&reference.to_string())
-            .cloned()
+        inner.held.get(provider)?.get(&reference.to_string()).cloned()
     }
 
     /// The reference of the newest unused code `provider` holds for `to` (with or without `+`).
     pub(crate) fn pending_reference(&self, provider: &'static str, to: &str) -> Option<String> {
         let inner = self.lock();
         let held = inner.held.get(provider)?;
-        held.newest_key(|h| !h.used && digits(&h.to) == digits(to))
-            .cloned()
+        held.newest_key(|h| !h.used && digits(&h.to) == digits(to)).cloned()
     }
 
     /// Checks `code` against the one held under `reference`; a match uses it up.
     pub(crate) fn check_code(&self, provider: &'static str, reference: &str, code: &str) -> Check {
         let mut inner = self.lock();
-        let Some(held) = inner
-            .held
-            .get_mut(provider)
-            .and_then(|h| h.get_mut(&reference.to_string()))
-        else {
+        let Some(held) = inner.held.get_mut(provider).and_then(|h| h.get_mut(&reference.to_string())) else {
             return Check::Unknown;
         };
         if held.used {
@@ -321,10 +301,7 @@ mod tests {
         s.hold_code("2factor", "sess", "+919876543210", "123456");
         assert_eq!(s.check_code("2factor", "sess", "000000"), Check::Mismatch);
         assert_eq!(s.check_code("2factor", "sess", "123456"), Check::Matched);
-        assert_eq!(
-            s.check_code("2factor", "sess", "123456"),
-            Check::AlreadyUsed
-        );
+        assert_eq!(s.check_code("2factor", "sess", "123456"), Check::AlreadyUsed);
         assert_eq!(s.check_code("2factor", "nope", "123456"), Check::Unknown);
     }
 

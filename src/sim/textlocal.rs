@@ -13,8 +13,7 @@ const NAME: &str = "textlocal";
 const MAX_MESSAGE_CHARS: usize = 918;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/send/", web::post().to(send))
-        .route("/send", web::post().to(send));
+    cfg.route("/send/", web::post().to(send)).route("/send", web::post().to(send));
 }
 
 fn describe(code: u32) -> &'static str {
@@ -44,17 +43,12 @@ fn error(code: u32) -> HttpResponse {
 
 pub(super) fn fault_response(answer: FaultAnswer) -> HttpResponse {
     match answer {
-        FaultAnswer::Status(status) => common::json(
-            status,
-            failure_body(u32::from(status), common::reason(status)),
-        ),
+        FaultAnswer::Status(status) => common::json(status, failure_body(u32::from(status), common::reason(status))),
         FaultAnswer::Error(code) => match code.parse::<u32>() {
             Ok(number) => error(number),
             Err(_) => HttpResponse::Ok().json(failure_body(0, &code)),
         },
-        FaultAnswer::Throttle(secs) => {
-            common::throttled(secs, failure_body(429, "Too many requests"))
-        }
+        FaultAnswer::Throttle(secs) => common::throttled(secs, failure_body(429, "Too many requests")),
     }
 }
 
@@ -78,11 +72,7 @@ async fn send(state: web::Data<SimState>, body: web::Bytes) -> HttpResponse {
     }
     let mut recipients = Vec::new();
     for number in numbers.split(',').map(str::trim) {
-        if !number
-            .trim_start_matches('+')
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-        {
+        if !number.trim_start_matches('+').bytes().all(|b| b.is_ascii_digit()) {
             return error(32);
         }
         let Some(to) = common::e164(number) else {

@@ -15,18 +15,9 @@ const MAX_CHECKS: u32 = 5;
 const MAX_BODY_CHARS: usize = 1600;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/2010-04-01/Accounts/{sid}/Messages.json",
-        web::post().to(send),
-    )
-    .route(
-        "/v2/Services/{service}/Verifications",
-        web::post().to(start_verification),
-    )
-    .route(
-        "/v2/Services/{service}/VerificationCheck",
-        web::post().to(check_verification),
-    );
+    cfg.route("/2010-04-01/Accounts/{sid}/Messages.json", web::post().to(send))
+        .route("/v2/Services/{service}/Verifications", web::post().to(start_verification))
+        .route("/v2/Services/{service}/VerificationCheck", web::post().to(check_verification));
 }
 
 /// Twilio's error body with the HTTP status it comes with.
@@ -50,15 +41,9 @@ fn describe(code: u32) -> (u16, &'static str) {
         20404 => (404, "The requested resource was not found"),
         20429 => (429, "Too Many Requests"),
         21211 => (400, "The 'To' number is not a valid phone number."),
-        21408 => (
-            400,
-            "Permission to send an SMS has not been enabled for the region",
-        ),
+        21408 => (400, "Permission to send an SMS has not been enabled for the region"),
         21610 => (400, "Attempt to send to unsubscribed recipient"),
-        21612 => (
-            400,
-            "The 'To' phone number is not currently reachable via SMS",
-        ),
+        21612 => (400, "The 'To' phone number is not currently reachable via SMS"),
         21614 => (400, "'To' number is not a valid mobile number"),
         60202 => (429, "Max check attempts reached"),
         60203 => (429, "Max send attempts reached"),
@@ -70,11 +55,7 @@ fn describe(code: u32) -> (u16, &'static str) {
 pub(super) fn fault_response(answer: FaultAnswer) -> HttpResponse {
     match answer {
         FaultAnswer::Status(status) => {
-            let code = if status == 401 {
-                20003
-            } else {
-                20000 + u32::from(status)
-            };
+            let code = if status == 401 { 20003 } else { 20000 + u32::from(status) };
             error(status, code, common::reason(status))
         }
         FaultAnswer::Error(code) => {
@@ -82,16 +63,13 @@ pub(super) fn fault_response(answer: FaultAnswer) -> HttpResponse {
             let (status, message) = describe(number);
             error(status, number, message)
         }
-        FaultAnswer::Throttle(secs) => {
-            common::throttled(secs, error_body(429, 20429, "Too Many Requests"))
-        }
+        FaultAnswer::Throttle(secs) => common::throttled(secs, error_body(429, 20429, "Too Many Requests")),
     }
 }
 
 fn authorised(state: &SimState, req: &HttpRequest) -> bool {
     let c = &state.credentials;
-    common::basic_auth(req)
-        .is_some_and(|(user, pass)| user == c.account_sid && pass == c.auth_token)
+    common::basic_auth(req).is_some_and(|(user, pass)| user == c.account_sid && pass == c.auth_token)
 }
 
 fn unauthorised() -> HttpResponse {
@@ -99,17 +77,10 @@ fn unauthorised() -> HttpResponse {
 }
 
 fn rfc2822_now() -> String {
-    chrono::Utc::now()
-        .format("%a, %d %b %Y %H:%M:%S +0000")
-        .to_string()
+    chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S +0000").to_string()
 }
 
-async fn send(
-    state: web::Data<SimState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> HttpResponse {
+async fn send(state: web::Data<SimState>, req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
     let admitted = match admit(&state, NAME).await {
         Ok(a) => a,
         Err(answer) => return fault_response(answer),
@@ -121,11 +92,7 @@ async fn send(
     let Some(raw_to) = common::field(&form, "To") else {
         return error(400, 21604, "A 'To' phone number is required.");
     };
-    let Some(to) = raw_to
-        .starts_with('+')
-        .then(|| common::e164(raw_to))
-        .flatten()
-    else {
+    let Some(to) = raw_to.starts_with('+').then(|| common::e164(raw_to)).flatten() else {
         let message = format!("The 'To' number {raw_to} is not a valid phone number.");
         return error(400, 21211, &message);
     };
@@ -138,11 +105,7 @@ async fn send(
         return error(400, 21602, "Message body is required.");
     };
     if text.chars().count() > MAX_BODY_CHARS {
-        return error(
-            400,
-            21617,
-            "The concatenated message body exceeds the 1600 character limit.",
-        );
+        return error(400, 21617, "The concatenated message body exceeds the 1600 character limit.");
     }
     let sid = common::sid("SM");
     if admitted.deliver {
@@ -177,13 +140,7 @@ async fn send(
     )
 }
 
-fn verification_body(
-    state: &SimState,
-    service: &str,
-    sid: &str,
-    to: &str,
-    status: &str,
-) -> serde_json::Value {
+fn verification_body(state: &SimState, service: &str, sid: &str, to: &str, status: &str) -> serde_json::Value {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     json!({
         "sid": sid,
@@ -201,12 +158,7 @@ fn verification_body(
     })
 }
 
-async fn start_verification(
-    state: web::Data<SimState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> HttpResponse {
+async fn start_verification(state: web::Data<SimState>, req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
     let admitted = match admit(&state, NAME).await {
         Ok(a) => a,
         Err(answer) => return fault_response(answer),
@@ -215,10 +167,7 @@ async fn start_verification(
         return unauthorised();
     }
     let form = common::form(&body);
-    let Some(to) = common::field(&form, "To")
-        .filter(|t| t.starts_with('+'))
-        .and_then(common::e164)
-    else {
+    let Some(to) = common::field(&form, "To").filter(|t| t.starts_with('+')).and_then(common::e164) else {
         return error(400, 60200, "Invalid parameter `To`");
     };
     if !matches!(common::field(&form, "Channel"), Some("sms")) {
@@ -236,12 +185,7 @@ async fn start_verification(
     common::json(201, verification_body(&state, &path, &sid, &to, "pending"))
 }
 
-async fn check_verification(
-    state: web::Data<SimState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> HttpResponse {
+async fn check_verification(state: web::Data<SimState>, req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
     if let Err(answer) = admit(&state, NAME).await {
         return fault_response(answer);
     }
@@ -250,26 +194,16 @@ async fn check_verification(
     }
     let form = common::form(&body);
     // Twilio finds the verification by its sid, or by the newest pending one for `To`.
-    let sid = match (
-        common::field(&form, "VerificationSid"),
-        common::field(&form, "To"),
-    ) {
+    let sid = match (common::field(&form, "VerificationSid"), common::field(&form, "To")) {
         (Some(sid), _) => Some(sid.to_string()),
         (None, Some(to)) => state.pending_reference(NAME, to),
-        (None, None) => {
-            return error(
-                400,
-                60200,
-                "Invalid parameter: VerificationSid or To is required",
-            )
-        }
+        (None, None) => return error(400, 60200, "Invalid parameter: VerificationSid or To is required"),
     };
     let Some(code) = common::field(&form, "Code") else {
         return error(400, 60200, "Invalid parameter: Code is required");
     };
     let not_found = || {
-        let message =
-            format!("The requested resource /Services/{path}/VerificationCheck was not found");
+        let message = format!("The requested resource /Services/{path}/VerificationCheck was not found");
         error(404, 20404, &message)
     };
     let Some(sid) = sid else {
@@ -283,12 +217,8 @@ async fn check_verification(
     }
     let sid = sid.as_str();
     match state.check_code(NAME, sid, code) {
-        Check::Matched => {
-            HttpResponse::Ok().json(verification_body(&state, &path, sid, &held.to, "approved"))
-        }
-        Check::Mismatch => {
-            HttpResponse::Ok().json(verification_body(&state, &path, sid, &held.to, "pending"))
-        }
+        Check::Matched => HttpResponse::Ok().json(verification_body(&state, &path, sid, &held.to, "approved")),
+        Check::Mismatch => HttpResponse::Ok().json(verification_body(&state, &path, sid, &held.to, "pending")),
         Check::AlreadyUsed | Check::Unknown => not_found(),
     }
 }

@@ -11,19 +11,11 @@ const NAME: &str = "2factor";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // VERIFY first: its path also fits `{phone}/{otp}/{template}`.
-    cfg.route(
-        "/API/V1/{key}/SMS/VERIFY/{session}/{otp}",
-        web::get().to(verify),
-    )
-    .route(
-        "/API/V1/{key}/SMS/{phone}/{otp}/{template}",
-        web::get().to(send_otp),
-    )
-    .route("/API/V1/{key}/SMS/{phone}/{otp}", web::get().to(send_otp))
-    .route(
-        "/API/V1/{key}/ADDON_SERVICES/SEND/TSMS",
-        web::post().to(send_template),
-    );
+    cfg.route("/API/V1/{key}/SMS/VERIFY/{session}/{otp}", web::get().to(verify))
+        .route("/API/V1/{key}/SMS/VERIFY3/{phone}/{otp}", web::get().to(verify_by_number))
+        .route("/API/V1/{key}/SMS/{phone}/{otp}/{template}", web::get().to(send_otp))
+        .route("/API/V1/{key}/SMS/{phone}/{otp}", web::get().to(send_otp))
+        .route("/API/V1/{key}/ADDON_SERVICES/SEND/TSMS", web::post().to(send_template));
 }
 
 fn success(details: &str) -> HttpResponse {
@@ -37,15 +29,9 @@ fn error(details: &str) -> HttpResponse {
 
 pub(super) fn fault_response(answer: FaultAnswer) -> HttpResponse {
     match answer {
-        FaultAnswer::Status(status) => common::json(
-            status,
-            json!({ "Status": "Error", "Details": common::reason(status) }),
-        ),
+        FaultAnswer::Status(status) => common::json(status, json!({ "Status": "Error", "Details": common::reason(status) })),
         FaultAnswer::Error(details) => error(&details),
-        FaultAnswer::Throttle(secs) => common::throttled(
-            secs,
-            json!({ "Status": "Error", "Details": "Rate Limit Exceeded" }),
-        ),
+        FaultAnswer::Throttle(secs) => common::throttled(secs, json!({ "Status": "Error", "Details": "Rate Limit Exceeded" })),
     }
 }
 
@@ -83,10 +69,7 @@ async fn send_otp(state: web::Data<SimState>, path: web::Path<Vec<String>>) -> H
     success(&session)
 }
 
-async fn verify(
-    state: web::Data<SimState>,
-    path: web::Path<(String, String, String)>,
-) -> HttpResponse {
+async fn verify(state: web::Data<SimState>, path: web::Path<(String, String, String)>) -> HttpResponse {
     if let Err(answer) = admit(&state, NAME).await {
         return fault_response(answer);
     }
@@ -94,7 +77,11 @@ async fn verify(
     if !key_ok(&state, &key) {
         return error("Invalid API Key");
     }
-    match state.check_code(NAME, &session, &otp) {
+    verify_answer(state.check_code(NAME, &session, &otp))
+}
+
+fn verify_answer(check: Check) -> HttpResponse {
+    match check {
         Check::Matched => success("OTP Matched"),
         Check::Mismatch => error("OTP Mismatch"),
         Check::AlreadyUsed => error("OTP Expired"),
@@ -102,11 +89,22 @@ async fn verify(
     }
 }
 
-async fn send_template(
-    state: web::Data<SimState>,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> HttpResponse {
+/// VERIFY3: checks the newest unused code held for a number, without the session id.
+async fn verify_by_number(state: web::Data<SimState>, path: web::Path<(String, String, String)>) -> HttpResponse {
+    if let Err(answer) = admit(&state, NAME).await {
+        return fault_response(answer);
+    }
+    let (key, phone, otp) = path.into_inner();
+    if !key_ok(&state, &key) {
+        return error("Invalid API Key");
+    }
+    match state.pending_reference(NAME, &phone) {
+        Some(session) => verify_answer(state.check_code(NAME, &session, &otp)),
+        None => error("OTP Expired"),
+    }
+}
+
+async fn send_template(state: web::Data<SimState>, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
     let admitted = match admit(&state, NAME).await {
         Ok(a) => a,
         Err(answer) => return fault_response(answer),
@@ -124,9 +122,7 @@ async fn send_template(
     if common::field(&form, "From").is_none() {
         return error("Sender ID Not Approved");
     }
-    let vars: Vec<String> = (1..)
-        .map_while(|i| form.get(&format!("VAR{i}")).cloned())
-        .collect();
+    let vars: Vec<String> = (1..).map_while(|i| form.get(&format!("VAR{i}")).cloned()).collect();
     let id = common::uuid();
     if admitted.deliver {
         let mut message = SimMessage::new(NAME, &to, &id);

@@ -100,10 +100,7 @@ async fn send(state: web::Data<SimState>, req: HttpRequest, body: web::Bytes) ->
     // Vonage reads parameters from the query string as well as the form.
     let mut params = common::form(req.query_string().as_bytes());
     params.extend(common::form(&body));
-    let (Some(key), Some(secret)) = (
-        common::field(&params, "api_key"),
-        common::field(&params, "api_secret"),
-    ) else {
+    let (Some(key), Some(secret)) = (common::field(&params, "api_key"), common::field(&params, "api_secret")) else {
         return error("2", "Missing api_key or api_secret");
     };
     let c = &state.credentials;

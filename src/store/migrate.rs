@@ -6,7 +6,10 @@ use deadpool_postgres::Pool;
 use super::StoreError;
 
 /// (version, name, SQL) of every migration, in order.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "0001_core", include_str!("../../migrations/0001_core.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "0001_core", include_str!("../../migrations/0001_core.sql")),
+    (2, "0002_limits", include_str!("../../migrations/0002_limits.sql")),
+];
 
 /// Lock id for `pg_advisory_lock`: "smsgate" in ASCII.
 const LOCK_ID: i64 = 0x736d_7367_6174_65;

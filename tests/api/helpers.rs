@@ -47,8 +47,16 @@ ttl_seconds = 300
 max_attempts = 5
 default_country = "91"
 
+# Failover tests send many codes to one number; the limits have tests of their own.
+[limits]
+per_phone_per_minute = 1000
+per_phone_per_day = 1000
+per_prefix_per_minute = 10000
+resend_cooldown_seconds = 0
+
 [[clients]]
 name = "app"
+
 token_sha256 = "{send}"
 roles = ["send"]
 
@@ -120,6 +128,10 @@ pub async fn spawn_with(backend: Backend, make_config: impl FnOnce(&SimHandle) -
 }
 
 pub async fn spawn_on(backend: Backend, sim: SimHandle, toml: &str) -> TestApp {
+    // `SMSGATE_LOG=debug cargo test …` shows the gateway's log next to a failing test.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SMSGATE_LOG").unwrap_or_else(|_| "error".into());
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(filter).try_init();
+
     let mut settings = Settings::from_toml(toml).expect("test config is valid");
     settings.server.listen = "127.0.0.1:0".into();
     let db = match backend {

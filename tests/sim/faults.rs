@@ -21,10 +21,7 @@ async fn a_status_fault_answers_with_the_providers_error_body() {
         (503, &json!(20503), &json!(503))
     );
     sim.handle.state().set_fault("2factor", fault("500"));
-    let url = sim.url(
-        "2factor",
-        &format!("/API/V1/{KEY}/SMS/{DIGITS}/AUTOGEN/OTP1"),
-    );
+    let url = sim.url("2factor", &format!("/API/V1/{KEY}/SMS/{DIGITS}/AUTOGEN/OTP1"));
     let reply = sim.get(&url).await;
     assert_eq!((reply.status, reply.str("/Status")), (500, "Error"));
     assert!(sim.delivered().is_empty());
@@ -43,22 +40,14 @@ async fn an_error_fault_answers_the_way_each_provider_reports_that_code() {
         ("to", DIGITS),
         ("text", "hi"),
     ];
-    let reply = sim
-        .send(sim.http.post(sim.url("vonage", "/sms/json")).form(&form))
-        .await;
+    let reply = sim.send(sim.http.post(sim.url("vonage", "/sms/json")).form(&form)).await;
     assert_eq!((reply.status, reply.str("/messages/0/status")), (200, "9"));
 
     state.set_fault("2factor", fault("error:Invalid Phone Number"));
     let reply = sim
-        .get(&sim.url(
-            "2factor",
-            &format!("/API/V1/{KEY}/SMS/{DIGITS}/AUTOGEN/OTP1"),
-        ))
+        .get(&sim.url("2factor", &format!("/API/V1/{KEY}/SMS/{DIGITS}/AUTOGEN/OTP1")))
         .await;
-    assert_eq!(
-        reply.json,
-        json!({"Status": "Error", "Details": "Invalid Phone Number"})
-    );
+    assert_eq!(reply.json, json!({"Status": "Error", "Details": "Invalid Phone Number"}));
 
     state.set_fault("twilio", fault("error:21211"));
     let reply = sim.send(sim.twilio_send("hi")).await;
@@ -85,11 +74,7 @@ async fn a_latency_fault_delays_a_normal_answer() {
     sim.handle.state().set_fault("twilio", fault("latency:300"));
     let started = Instant::now();
     let reply = sim.send(sim.twilio_send("hi")).await;
-    assert!(
-        started.elapsed() >= Duration::from_millis(300),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
     assert_eq!(reply.status, 201);
     assert_eq!(sim.delivered().len(), 1);
 }
@@ -98,18 +83,9 @@ async fn a_latency_fault_delays_a_normal_answer() {
 async fn a_timeout_fault_never_answers() {
     let sim = Sim::start().await;
     sim.handle.state().set_fault("twilio", fault("timeout"));
-    let err = sim
-        .twilio_send("hi")
-        .timeout(Duration::from_millis(300))
-        .send()
-        .await
-        .unwrap_err();
+    let err = sim.twilio_send("hi").timeout(Duration::from_millis(300)).send().await.unwrap_err();
     assert!(err.is_timeout(), "{err}");
-    assert_eq!(
-        sim.handle.state().calls("twilio"),
-        1,
-        "the connection was accepted"
-    );
+    assert_eq!(sim.handle.state().calls("twilio"), 1, "the connection was accepted");
 }
 
 #[tokio::test]
@@ -118,9 +94,7 @@ async fn a_blackhole_fault_answers_success_but_delivers_nothing() {
     sim.handle.state().set_fault("fast2sms", fault("blackhole"));
     let body = json!({"route": "otp", "variables_values": "6021", "numbers": &DIGITS[2..]});
     let url = sim.url("fast2sms", "/dev/bulkV2");
-    let reply = sim
-        .send(sim.http.post(url).header("authorization", KEY).json(&body))
-        .await;
+    let reply = sim.send(sim.http.post(url).header("authorization", KEY).json(&body)).await;
     assert_eq!(reply.json["return"], true);
     assert!(sim.delivered().is_empty());
     assert_eq!(sim.handle.state().last_code(DIGITS), None);
@@ -152,18 +126,10 @@ async fn faults_given_at_start_are_in_force() {
     };
     let sim = Sim::with(options).await;
     let c = smsgate::sim::SimCredentials::default();
-    let url = sim.url(
-        "plivo",
-        &format!("/v1/Account/{}/Message/", c.plivo_auth_id),
-    );
+    let url = sim.url("plivo", &format!("/v1/Account/{}/Message/", c.plivo_auth_id));
     let body = json!({"src": "+14155550100", "dst": DIGITS, "text": "hi"});
     let reply = sim
-        .send(
-            sim.http
-                .post(url)
-                .basic_auth(&c.plivo_auth_id, Some(&c.auth_token))
-                .json(&body),
-        )
+        .send(sim.http.post(url).basic_auth(&c.plivo_auth_id, Some(&c.auth_token)).json(&body))
         .await;
     assert_eq!(reply.status, 429);
     assert_eq!(reply.headers["retry-after"], "3");
@@ -175,63 +141,42 @@ async fn faults_switch_at_runtime_through_the_control_api() {
     let sim = Sim::start().await;
     let faults = format!("{}/_sim/faults", sim.handle.control_url());
     let set = |body: serde_json::Value| sim.http.post(&faults).json(&body);
-    let reply = sim
-        .send(set(json!({"provider": "twilio", "fault": "500"})))
-        .await;
+    let reply = sim.send(set(json!({"provider": "twilio", "fault": "500"}))).await;
     assert_eq!((reply.status, &reply.json["twilio"]), (200, &json!("500")));
     assert_eq!(sim.send(sim.twilio_send("hi")).await.status, 500);
     assert_eq!(sim.get(&faults).await.json["twilio"], "500");
 
-    sim.send(set(json!({"provider": "twilio", "fault": null})))
-        .await;
+    sim.send(set(json!({"provider": "twilio", "fault": null}))).await;
     assert_eq!(sim.send(sim.twilio_send("hi")).await.status, 201);
     assert_eq!(sim.get(&faults).await.json["twilio"], json!(null));
 
-    sim.send(set(
-        json!({"provider": "two_factor", "fault": "error:DND Number@100%"}),
-    ))
-    .await;
-    assert!(
-        matches!(sim.handle.state().fault("2factor").unwrap().kind, FaultKind::Error(ref c) if c == "DND Number")
-    );
-    sim.send(set(json!({"provider": "2factor", "fault": "ok"})))
+    sim.send(set(json!({"provider": "two_factor", "fault": "error:DND Number@100%"})))
         .await;
+    assert!(matches!(sim.handle.state().fault("2factor").unwrap().kind, FaultKind::Error(ref c) if c == "DND Number"));
+    sim.send(set(json!({"provider": "2factor", "fault": "ok"}))).await;
     assert!(sim.handle.state().fault("2factor").is_none());
 
-    let reply = sim
-        .send(set(json!({"provider": "twilio", "fault": "explode"})))
-        .await;
+    let reply = sim.send(set(json!({"provider": "twilio", "fault": "explode"}))).await;
     assert_eq!(reply.status, 400);
-    let reply = sim
-        .send(set(json!({"provider": "acme", "fault": "500"})))
-        .await;
+    let reply = sim.send(set(json!({"provider": "acme", "fault": "500"}))).await;
     assert_eq!(reply.status, 400);
 }
 
 #[test]
 fn fault_specs_parse_and_bad_ones_are_refused() {
     let parsed = Fault::parse("500@30%").unwrap();
-    assert_eq!(
-        (parsed.kind, parsed.probability),
-        (FaultKind::Status(500), 0.3)
-    );
+    assert_eq!((parsed.kind, parsed.probability), (FaultKind::Status(500), 0.3));
     assert_eq!(
         Fault::parse("latency:250").unwrap().kind,
         FaultKind::Latency(Duration::from_millis(250))
     );
-    assert_eq!(
-        Fault::parse("throttle").unwrap().kind,
-        FaultKind::Throttle(1)
-    );
+    assert_eq!(Fault::parse("throttle").unwrap().kind, FaultKind::Throttle(1));
     assert_eq!(
         Fault::parse("error:Invalid Phone Number").unwrap().kind,
         FaultKind::Error("Invalid Phone Number".into())
     );
     assert_eq!(Fault::parse("timeout").unwrap().kind, FaultKind::Timeout);
-    assert_eq!(
-        Fault::parse("blackhole").unwrap().kind,
-        FaultKind::Blackhole
-    );
+    assert_eq!(Fault::parse("blackhole").unwrap().kind, FaultKind::Blackhole);
     assert_eq!(Fault::parse_setting("ok").unwrap(), None);
     for bad in [
         "",

@@ -10,41 +10,17 @@ use super::{is_sid, Sim, DIGITS, E164, KEY};
 async fn a_two_factor_autogen_code_verifies_once() {
     let sim = Sim::start().await;
     let session = sim.two_factor_autogen().await;
-    let code = sim
-        .handle
-        .state()
-        .last_code(DIGITS)
-        .expect("a code was delivered");
+    let code = sim.handle.state().last_code(DIGITS).expect("a code was delivered");
     assert_eq!(code.len(), 6);
-    let verify = |session: &str, otp: &str| {
-        sim.url(
-            "2factor",
-            &format!("/API/V1/{KEY}/SMS/VERIFY/{session}/{otp}"),
-        )
-    };
+    let verify = |session: &str, otp: &str| sim.url("2factor", &format!("/API/V1/{KEY}/SMS/VERIFY/{session}/{otp}"));
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let reply = sim.get(&verify(&session, wrong)).await;
-    assert_eq!(
-        reply.json,
-        json!({"Status": "Error", "Details": "OTP Mismatch"})
-    );
+    assert_eq!(reply.json, json!({"Status": "Error", "Details": "OTP Mismatch"}));
     let reply = sim.get(&verify(&session, &code)).await;
-    assert_eq!(
-        reply.json,
-        json!({"Status": "Success", "Details": "OTP Matched"})
-    );
+    assert_eq!(reply.json, json!({"Status": "Success", "Details": "OTP Matched"}));
     let reply = sim.get(&verify(&session, &code)).await;
-    assert_eq!(
-        reply.str("/Status"),
-        "Error",
-        "a matched code cannot match again"
-    );
-    assert_eq!(
-        sim.get(&verify("no-such-session", &code))
-            .await
-            .str("/Details"),
-        "Invalid Session"
-    );
+    assert_eq!(reply.str("/Status"), "Error", "a matched code cannot match again");
+    assert_eq!(sim.get(&verify("no-such-session", &code)).await.str("/Details"), "Invalid Session");
 }
 
 #[tokio::test]
@@ -58,20 +34,13 @@ async fn a_twilio_verification_is_approved_once() {
             .basic_auth(&c.account_sid, Some(&c.auth_token))
             .form(form)
     };
-    let reply = sim
-        .send(post("Verifications", &[("To", E164), ("Channel", "sms")]))
-        .await;
+    let reply = sim.send(post("Verifications", &[("To", E164), ("Channel", "sms")])).await;
     assert_eq!((reply.status, reply.str("/status")), (201, "pending"));
     let sid = reply.str("/sid").to_string();
     assert!(is_sid(&sid, "VE"), "{sid}");
     let code = sim.handle.state().last_code(E164).unwrap();
 
-    let check = |code: &str| {
-        post(
-            "VerificationCheck",
-            &[("VerificationSid", &sid), ("Code", code)],
-        )
-    };
+    let check = |code: &str| post("VerificationCheck", &[("VerificationSid", &sid), ("Code", code)]);
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let reply = sim.send(check(wrong)).await;
     assert_eq!(
@@ -87,55 +56,34 @@ async fn a_twilio_verification_is_approved_once() {
     assert_eq!((reply.status, &reply.json["code"]), (404, &json!(20404)));
 
     // A check by `To` finds the newest pending verification for that number.
-    sim.send(post("Verifications", &[("To", E164), ("Channel", "sms")]))
-        .await;
+    sim.send(post("Verifications", &[("To", E164), ("Channel", "sms")])).await;
     let code = sim.handle.state().last_code(E164).unwrap();
     let by_to = post("VerificationCheck", &[("To", E164), ("Code", &code)]);
     assert_eq!(sim.send(by_to).await.str("/status"), "approved");
 
-    let reply = sim
-        .send(post("Verifications", &[("To", "12ab"), ("Channel", "sms")]))
-        .await;
+    let reply = sim.send(post("Verifications", &[("To", "12ab"), ("Channel", "sms")])).await;
     assert_eq!((reply.status, &reply.json["code"]), (400, &json!(60200)));
 }
 
 #[tokio::test]
 async fn an_msg91_autogen_code_verifies_once_by_mobile() {
     let sim = Sim::start().await;
-    let url = sim.url(
-        "msg91",
-        &format!("/api/v5/otp?template_id=T1&mobile={DIGITS}"),
-    );
-    let reply = sim
-        .send(sim.http.post(url).header("authkey", KEY).json(&json!({})))
-        .await;
+    let url = sim.url("msg91", &format!("/api/v5/otp?template_id=T1&mobile={DIGITS}"));
+    let reply = sim.send(sim.http.post(url).header("authkey", KEY).json(&json!({}))).await;
     assert_eq!(reply.str("/type"), "success");
     let code = sim.handle.state().last_code(DIGITS).unwrap();
     assert_eq!(code.len(), 6);
     let verify = |otp: &str| {
-        let url = sim.url(
-            "msg91",
-            &format!("/api/v5/otp/verify?mobile={DIGITS}&otp={otp}"),
-        );
+        let url = sim.url("msg91", &format!("/api/v5/otp/verify?mobile={DIGITS}&otp={otp}"));
         sim.http.get(url).header("authkey", KEY)
     };
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let reply = sim.send(verify(wrong)).await;
-    assert_eq!(
-        (reply.str("/type"), reply.str("/message")),
-        ("error", "OTP not match")
-    );
+    assert_eq!((reply.str("/type"), reply.str("/message")), ("error", "OTP not match"));
     let reply = sim.send(verify(&code)).await;
-    assert_eq!(
-        (reply.str("/type"), reply.str("/message")),
-        ("success", "OTP verified success")
-    );
+    assert_eq!((reply.str("/type"), reply.str("/message")), ("success", "OTP verified success"));
     let reply = sim.send(verify(&code)).await;
-    assert_eq!(
-        reply.str("/type"),
-        "error",
-        "a verified code cannot verify again"
-    );
+    assert_eq!(reply.str("/type"), "error", "a verified code cannot verify again");
 }
 
 #[tokio::test]
@@ -151,20 +99,11 @@ async fn the_control_api_lists_counts_and_clears_deliveries_on_every_port() {
         assert_eq!(list[1]["code"], "123987");
         assert_eq!(list[1]["to"], E164);
         let stats = sim.get(&format!("{base}/_sim/stats")).await;
-        assert_eq!(
-            (stats.json["2factor"].clone(), stats.json["twilio"].clone()),
-            (json!(1), json!(1))
-        );
-        assert_eq!(
-            stats.json["vonage"], 0,
-            "control calls are not provider calls"
-        );
+        assert_eq!((stats.json["2factor"].clone(), stats.json["twilio"].clone()), (json!(1), json!(1)));
+        assert_eq!(stats.json["vonage"], 0, "control calls are not provider calls");
     }
     let other = sim
-        .get(&format!(
-            "{}/_sim/messages?to=%2B15550001111",
-            sim.handle.control_url()
-        ))
+        .get(&format!("{}/_sim/messages?to=%2B15550001111", sim.handle.control_url()))
         .await;
     assert_eq!(other.json, json!([]));
     let cleared = sim
@@ -193,15 +132,9 @@ async fn a_base_port_lays_the_fakes_out_in_provider_order() {
             continue;
         };
         for (offset, name) in (0u16..).zip(PROVIDERS) {
-            assert_eq!(
-                handle.url(name),
-                format!("http://127.0.0.1:{}", base + offset)
-            );
+            assert_eq!(handle.url(name), format!("http://127.0.0.1:{}", base + offset));
         }
-        assert_eq!(
-            handle.control_url(),
-            format!("http://127.0.0.1:{}", base + 7)
-        );
+        assert_eq!(handle.control_url(), format!("http://127.0.0.1:{}", base + 7));
         handle.stop().await;
         return;
     }

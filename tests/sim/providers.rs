@@ -15,15 +15,9 @@ async fn two_factor_sends_autogen_custom_and_template_messages() {
     let sim = Sim::start().await;
     let session = sim.two_factor_autogen().await;
     assert!(is_uuid(&session));
-    let custom = sim.url(
-        "2factor",
-        &format!("/API/V1/{KEY}/SMS/{DIGITS}/482913/OTP1"),
-    );
+    let custom = sim.url("2factor", &format!("/API/V1/{KEY}/SMS/{DIGITS}/482913/OTP1"));
     assert_eq!(sim.get(&custom).await.str("/Status"), "Success");
-    let tsms = sim.url(
-        "2factor",
-        &format!("/API/V1/{KEY}/ADDON_SERVICES/SEND/TSMS"),
-    );
+    let tsms = sim.url("2factor", &format!("/API/V1/{KEY}/ADDON_SERVICES/SEND/TSMS"));
     let form = [
         ("From", "SMSGTE"),
         ("To", DIGITS),
@@ -49,20 +43,11 @@ async fn two_factor_sends_autogen_custom_and_template_messages() {
 #[tokio::test]
 async fn two_factor_refuses_a_wrong_key_and_a_bad_number() {
     let sim = Sim::start().await;
-    let wrong_key = sim.url(
-        "2factor",
-        &format!("/API/V1/nope/SMS/{DIGITS}/AUTOGEN/OTP1"),
-    );
+    let wrong_key = sim.url("2factor", &format!("/API/V1/nope/SMS/{DIGITS}/AUTOGEN/OTP1"));
     let reply = sim.get(&wrong_key).await;
-    assert_eq!(
-        reply.json,
-        json!({"Status": "Error", "Details": "Invalid API Key"})
-    );
+    assert_eq!(reply.json, json!({"Status": "Error", "Details": "Invalid API Key"}));
     let bad_number = sim.url("2factor", &format!("/API/V1/{KEY}/SMS/12ab/AUTOGEN/OTP1"));
-    assert_eq!(
-        sim.get(&bad_number).await.str("/Details"),
-        "Invalid Phone Number"
-    );
+    assert_eq!(sim.get(&bad_number).await.str("/Details"), "Invalid Phone Number");
     assert!(sim.delivered().is_empty());
     assert_eq!(sim.handle.state().calls("2factor"), 2);
 }
@@ -78,25 +63,19 @@ async fn twilio_queues_a_message_and_answers_errors_with_its_codes() {
     assert_eq!(reply.str("/body"), "Your code is 551234");
     assert_eq!(reply.str("/account_sid"), creds().account_sid);
     assert!(reply.json["date_created"].is_string());
-    assert_eq!(
-        sim.handle.state().last_code(DIGITS).as_deref(),
-        Some("551234")
-    );
+    assert_eq!(sim.handle.state().last_code(DIGITS).as_deref(), Some("551234"));
 
     let reply = sim.send(sim.twilio_send_with("wrong", "x")).await;
     assert_eq!((reply.status, &reply.json["code"]), (401, &json!(20003)));
     assert_eq!(reply.json["status"], 401);
     assert!(reply.json["more_info"].as_str().unwrap().ends_with("20003"));
 
-    let url = sim.url(
-        "twilio",
-        &format!("/2010-04-01/Accounts/{}/Messages.json", creds().account_sid),
-    );
-    let bad = sim
-        .http
-        .post(url)
-        .basic_auth(creds().account_sid, Some(creds().auth_token))
-        .form(&[("To", "+12"), ("From", "+15005550006"), ("Body", "hi")]);
+    let url = sim.url("twilio", &format!("/2010-04-01/Accounts/{}/Messages.json", creds().account_sid));
+    let bad = sim.http.post(url).basic_auth(creds().account_sid, Some(creds().auth_token)).form(&[
+        ("To", "+12"),
+        ("From", "+15005550006"),
+        ("Body", "hi"),
+    ]);
     let reply = sim.send(bad).await;
     assert_eq!((reply.status, &reply.json["code"]), (400, &json!(21211)));
     assert_eq!(sim.delivered().len(), 1);
@@ -116,9 +95,7 @@ async fn vonage_answers_200_with_one_entry_per_part() {
         ];
         sim.http.post(&url).form(&form)
     };
-    let reply = sim
-        .send(send("Your code is 908172", "sim-secret", DIGITS))
-        .await;
+    let reply = sim.send(send("Your code is 908172", "sim-secret", DIGITS)).await;
     assert_eq!((reply.status, reply.str("/message-count")), (200, "1"));
     assert_eq!(reply.str("/messages/0/status"), "0");
     assert_eq!(reply.str("/messages/0/to"), DIGITS);
@@ -128,11 +105,7 @@ async fn vonage_answers_200_with_one_entry_per_part() {
     let reply = sim.send(send(&long, "sim-secret", DIGITS)).await;
     assert_eq!(reply.str("/message-count"), "3");
     assert_eq!(reply.json["messages"].as_array().unwrap().len(), 3);
-    assert_eq!(
-        sim.delivered().len(),
-        2,
-        "a long text is one delivered message"
-    );
+    assert_eq!(sim.delivered().len(), 2, "a long text is one delivered message");
 
     let reply = sim.send(send("hi", "wrong", DIGITS)).await;
     assert_eq!((reply.status, reply.str("/messages/0/status")), (200, "4"));
@@ -148,12 +121,7 @@ async fn msg91_sends_otps_and_flows_and_refuses_a_wrong_authkey() {
         let url = sim.url("msg91", &format!("/api/v5/otp?{query}"));
         sim.http.post(url).header("authkey", key).json(&json!({}))
     };
-    let reply = sim
-        .send(otp(
-            &format!("template_id=T1&mobile={DIGITS}&otp=4821"),
-            KEY,
-        ))
-        .await;
+    let reply = sim.send(otp(&format!("template_id=T1&mobile={DIGITS}&otp=4821"), KEY)).await;
     assert_eq!(reply.str("/type"), "success");
     assert!(!reply.str("/request_id").is_empty());
     assert_eq!(sim.handle.state().last_code(E164).as_deref(), Some("4821"));
@@ -161,27 +129,17 @@ async fn msg91_sends_otps_and_flows_and_refuses_a_wrong_authkey() {
     let flow = json!({"template_id": "welcome", "short_url": "0",
         "recipients": [{"mobiles": DIGITS, "var1": "Asha", "var2": "771234"}]});
     let url = sim.url("msg91", "/api/v5/flow/");
-    let reply = sim
-        .send(sim.http.post(url).header("authkey", KEY).json(&flow))
-        .await;
+    let reply = sim.send(sim.http.post(url).header("authkey", KEY).json(&flow)).await;
     assert_eq!(reply.str("/type"), "success");
     let sent = sim.delivered();
     assert_eq!(sent[1].template.as_deref(), Some("welcome"));
     assert_eq!(sent[1].vars, ["Asha", "771234"]);
     assert_eq!(sent[1].id, reply.str("/message"));
 
-    let reply = sim
-        .send(otp(&format!("template_id=T1&mobile={DIGITS}"), "wrong"))
-        .await;
-    assert_eq!(
-        (reply.str("/type"), reply.str("/message")),
-        ("error", "AuthenticationFailure")
-    );
+    let reply = sim.send(otp(&format!("template_id=T1&mobile={DIGITS}"), "wrong")).await;
+    assert_eq!((reply.str("/type"), reply.str("/message")), ("error", "AuthenticationFailure"));
     let reply = sim.send(otp("template_id=T1&mobile=98ab", KEY)).await;
-    assert_eq!(
-        (reply.str("/type"), reply.str("/message")),
-        ("error", "Mobile no. invalid")
-    );
+    assert_eq!((reply.str("/type"), reply.str("/message")), ("error", "Mobile no. invalid"));
 }
 
 #[tokio::test]
@@ -199,10 +157,7 @@ async fn textlocal_sends_and_reports_failures_with_its_codes() {
     };
     let reply = sim.send(send(KEY, DIGITS)).await;
     assert_eq!(reply.str("/status"), "success");
-    assert_eq!(
-        reply.json["messages"][0]["recipient"],
-        json!(919876543210u64)
-    );
+    assert_eq!(reply.json["messages"][0]["recipient"], json!(919876543210u64));
     assert!(reply.json["batch_id"].is_u64());
     assert_eq!(sim.delivered()[0].id, reply.str("/messages/0/id"));
     assert_eq!(sim.delivered()[0].code.as_deref(), Some("3141"));
@@ -218,22 +173,13 @@ async fn textlocal_sends_and_reports_failures_with_its_codes() {
 async fn plivo_queues_with_202_and_refuses_bad_auth_and_destinations() {
     let sim = Sim::start().await;
     let c = creds();
-    let url = sim.url(
-        "plivo",
-        &format!("/v1/Account/{}/Message/", c.plivo_auth_id),
-    );
+    let url = sim.url("plivo", &format!("/v1/Account/{}/Message/", c.plivo_auth_id));
     let send = |token: &str, dst: &str| {
         let body = json!({"src": "+14155550100", "dst": dst, "text": "Your code is 271828"});
-        sim.http
-            .post(&url)
-            .basic_auth(&c.plivo_auth_id, Some(token))
-            .json(&body)
+        sim.http.post(&url).basic_auth(&c.plivo_auth_id, Some(token)).json(&body)
     };
     let reply = sim.send(send(&c.auth_token, DIGITS)).await;
-    assert_eq!(
-        (reply.status, reply.str("/message")),
-        (202, "message(s) queued")
-    );
+    assert_eq!((reply.status, reply.str("/message")), (202, "message(s) queued"));
     assert!(is_uuid(reply.str("/message_uuid/0")));
     assert!(!reply.str("/api_id").is_empty());
     assert_eq!(sim.delivered()[0].code.as_deref(), Some("271828"));
@@ -250,9 +196,7 @@ async fn plivo_queues_with_202_and_refuses_bad_auth_and_destinations() {
 async fn fast2sms_serves_its_three_routes_with_national_numbers() {
     let sim = Sim::start().await;
     let url = sim.url("fast2sms", "/dev/bulkV2");
-    let send = |key: &str, body: serde_json::Value| {
-        sim.http.post(&url).header("authorization", key).json(&body)
-    };
+    let send = |key: &str, body: serde_json::Value| sim.http.post(&url).header("authorization", key).json(&body);
     let national = &DIGITS[2..];
     let bodies = [
         json!({"route": "otp", "variables_values": "6021", "numbers": national}),
@@ -274,29 +218,15 @@ async fn fast2sms_serves_its_three_routes_with_national_numbers() {
     assert_eq!(sent[2].text.as_deref(), Some("Hello there"));
 
     let reply = sim
-        .send(send(
-            "wrong",
-            json!({"route": "q", "message": "x", "numbers": national}),
-        ))
+        .send(send("wrong", json!({"route": "q", "message": "x", "numbers": national})))
         .await;
     assert_eq!(
-        (
-            reply.json["return"].clone(),
-            reply.json["status_code"].clone()
-        ),
+        (reply.json["return"].clone(), reply.json["status_code"].clone()),
         (json!(false), json!(412))
     );
-    let reply = sim
-        .send(send(
-            KEY,
-            json!({"route": "q", "message": "x", "numbers": "12345"}),
-        ))
-        .await;
+    let reply = sim.send(send(KEY, json!({"route": "q", "message": "x", "numbers": "12345"}))).await;
     assert_eq!(
-        (
-            reply.json["return"].clone(),
-            reply.json["status_code"].clone()
-        ),
+        (reply.json["return"].clone(), reply.json["status_code"].clone()),
         (json!(false), json!(406))
     );
 }
@@ -304,9 +234,7 @@ async fn fast2sms_serves_its_three_routes_with_national_numbers() {
 #[tokio::test]
 async fn a_wrong_path_gets_the_providers_404_and_still_counts() {
     let sim = Sim::start().await;
-    let reply = sim
-        .get(&sim.url("twilio", "/2010-04-01/Nowhere.json"))
-        .await;
+    let reply = sim.get(&sim.url("twilio", "/2010-04-01/Nowhere.json")).await;
     assert_eq!((reply.status, &reply.json["code"]), (404, &json!(20404)));
     let reply = sim.get(&sim.url("vonage", "/sms/json")).await;
     assert_eq!(reply.status, 404, "GET is not the send method");
