@@ -159,9 +159,16 @@ impl ResponseError for ApiError {
             tracing::error!(error = ?cause, "internal error");
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::RateLimited { retry_after_seconds, .. } = self {
-            response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
+        match self {
+            Self::RateLimited { retry_after_seconds, .. } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
+            }
+            Self::Unauthorized => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
         }
+
         response.json(self.body())
     }
 }

@@ -49,20 +49,29 @@ enum Shape {
 }
 
 /// Validates what every message shares and sends it.
+/// Where a message goes and for whom, as the request named it.
+struct Recipient<'a> {
+    to: &'a str,
+    user_id: Option<&'a str>,
+    client_ip: Option<&'a str>,
+}
+
 async fn send(
     state: &AppState,
     caller: &Caller,
     req: &HttpRequest,
-    to: &str,
+    recipient: Recipient<'_>,
     body: MessageBody,
-    user_id: Option<&str>,
-    client_ip: Option<&str>,
     shape: Shape,
 ) -> idempotency::Answer {
     caller.require("send")?;
-    let to = state.parse_phone(to)?;
-    let user_id = user_id.map(|u| bounded("user_id", u, 128)).transpose()?.map(str::to_string);
-    let client_ip = state.client_ip(req, client_ip)?;
+    let to = state.parse_phone(recipient.to)?;
+    let user_id = recipient
+        .user_id
+        .map(|u| bounded("user_id", u, 128))
+        .transpose()?
+        .map(str::to_string);
+    let client_ip = state.client_ip(req, recipient.client_ip)?;
     let request = MessageRequest {
         to,
         body,
@@ -101,17 +110,12 @@ async fn text_route(
 ) -> Result<HttpResponse, ApiError> {
     idempotency::once(&state, &caller, &req, &*body, || async {
         let text = bounded("text", &body.text, MAX_TEXT)?.to_string();
-        send(
-            &state,
-            &caller,
-            &req,
-            &body.to,
-            MessageBody::Text { text },
-            body.user_id.as_deref(),
-            body.client_ip.as_deref(),
-            shape,
-        )
-        .await
+        let recipient = Recipient {
+            to: &body.to,
+            user_id: body.user_id.as_deref(),
+            client_ip: body.client_ip.as_deref(),
+        };
+        send(&state, &caller, &req, recipient, MessageBody::Text { text }, shape).await
     })
     .await
 }
@@ -135,17 +139,12 @@ async fn template_route(
             name,
             vars: body.vars.clone(),
         };
-        send(
-            &state,
-            &caller,
-            &req,
-            &body.to,
-            message,
-            body.user_id.as_deref(),
-            body.client_ip.as_deref(),
-            shape,
-        )
-        .await
+        let recipient = Recipient {
+            to: &body.to,
+            user_id: body.user_id.as_deref(),
+            client_ip: body.client_ip.as_deref(),
+        };
+        send(&state, &caller, &req, recipient, message, shape).await
     })
     .await
 }

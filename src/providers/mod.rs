@@ -205,7 +205,6 @@ pub trait Provider: Send + Sync {
     /// `Ok(false)` is a wrong or expired code. When a send timed out there is no reference;
     /// `reference` is then the destination in E.164 (`+…`), and an adapter checks the newest
     /// code it holds for that number (2Factor VERIFY3, Twilio Verify by `To`, MSG91 by mobile).
-
     async fn verify(&self, reference: &str, code: &str) -> Result<bool, ProviderError> {
         let _ = (reference, code);
         Err(ProviderError::misconfigured(None, format!("{} does not hold codes", self.name())))

@@ -58,7 +58,7 @@ impl Store for MemoryStore {
         let mut inner = self.lock();
         let now = Utc::now();
         // Expired sessions are of no use to anyone; drop them as new ones arrive.
-        if inner.sessions.len() % 1024 == 0 {
+        if inner.sessions.len().is_multiple_of(1024) {
             inner.sessions.retain(|_, s| s.expires_at + chrono::Duration::hours(1) > now);
         }
         inner.sessions.insert(session.id, session.clone());

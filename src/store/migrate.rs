@@ -12,7 +12,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
 ];
 
 /// Lock id for `pg_advisory_lock`: "smsgate" in ASCII.
-const LOCK_ID: i64 = 0x736d_7367_6174_65;
+const LOCK_ID: i64 = 0x0073_6d73_6761_7465;
 
 /// Applies every migration not yet applied; returns how many were.
 pub async fn run(pool: &Pool) -> Result<usize, StoreError> {

@@ -117,6 +117,11 @@ async fn tokens_are_required_and_roles_enforced() {
     for route in POST_ROUTES {
         let none = app.request(Method::POST, route, None, body.clone(), &[]).await;
         assert_eq!((none.status, none.body["error"].as_str()), (401, Some("unauthorized")), "{route}");
+        assert_eq!(
+            none.headers.get("www-authenticate").map(|v| v.to_str().unwrap()),
+            Some("Bearer"),
+            "{route}"
+        );
         let bad = app.request(Method::POST, route, Some("not-a-token"), body.clone(), &[]).await;
         assert_eq!(bad.status, 401, "{route}");
     }

@@ -27,7 +27,6 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub sim: SimHandle,
     pub db: Option<TestDb>,
-    pub app: Arc<smsgate::gateway::Gateway>,
 }
 
 pub struct Reply {
@@ -145,14 +144,12 @@ pub async fn spawn_on(backend: Backend, sim: SimHandle, toml: &str) -> TestApp {
         .await
         .expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
-    let gateway = Arc::clone(app.gateway());
     tokio::spawn(app.run_until_stopped());
     TestApp {
         base,
         http: reqwest::Client::new(),
         sim,
         db,
-        app: gateway,
     }
 }
 
