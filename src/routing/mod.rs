@@ -107,7 +107,6 @@ impl Router {
     pub async fn dispatch(&self, sms: &OutboundSms, preferred: Option<&str>, deadline: Instant) -> Dispatch {
         let registry = self.registry();
         let kind = sms.body.kind();
-        let is_otp = matches!(sms.body, MessageBody::Otp { .. });
         let mut attempts = Vec::new();
         let mut reasons: Vec<(String, String)> = Vec::new();
         let mut tried: HashSet<String> = HashSet::new();
@@ -160,89 +159,16 @@ impl Router {
                     tracing::info!(from = %from, to = %slot.name(), reason = why, "failing over");
                 }
                 tried.insert(slot.name().to_string());
-                let timeout = slot.timeout.min(deadline.saturating_duration_since(now));
-                let started_at = Utc::now();
-                let answer = tokio::time::timeout(timeout, slot.provider.send(sms)).await;
-                let elapsed = now.elapsed();
-                let done = Instant::now();
-                let mut attempt = Attempt {
-                    provider: slot.name().to_string(),
-                    kind,
-                    outcome: "accepted",
-                    http_status: None,
-                    error: None,
-                    reference: None,
-                    response_time_ms: elapsed.as_millis().min(u32::MAX as u128) as u32,
-                    ambiguous: false,
-                    started_at,
-                };
-                let slow = slot.breaker.is_slow(elapsed);
-                let stop = match answer {
-                    Ok(Ok(accepted)) => {
-                        permit.record(if slow { CallResult::Failure } else { CallResult::Success }, done);
-                        slot.reset_cooldown();
-                        attempt.http_status = Some(accepted.http_status).filter(|s| *s != 0);
-                        attempt.reference = accepted.reference.clone();
-                        Some(Ok(Delivered {
-                            provider: slot.name().to_string(),
-                            accepted,
-                        }))
-                    }
-                    Ok(Err(err)) => {
-                        attempt.outcome = err.class();
-                        attempt.http_status = err.http_status();
-                        attempt.error = Some(err.to_string());
-                        note(&mut reasons, slot.name(), &err.to_string());
-                        match err {
-                            ProviderError::Rejected { code, details, .. } => {
-                                // The provider is healthy; the message is the problem.
-                                permit.record(CallResult::Success, done);
-                                Some(Err(DispatchError::Rejected {
-                                    provider: slot.name().to_string(),
-                                    code,
-                                    details,
-                                }))
-                            }
-                            ProviderError::Throttled { retry_after, .. } => {
-                                permit.record(CallResult::Neutral, done);
-                                let base = Duration::from_millis(self.settings.throttle_backoff_ms);
-                                let max = Duration::from_millis(self.settings.throttle_backoff_max_ms);
-                                let wait = slot.cool_down(retry_after, base, max, done);
-                                tracing::warn!(provider = %slot.name(), wait_ms = wait.as_millis() as u64, "provider throttled; cooling down");
-                                last_failure = Some((slot.name().to_string(), "throttled"));
-                                None
-                            }
-                            ProviderError::Misconfigured { .. } => {
-                                permit.record(CallResult::Misconfigured, done);
-                                tracing::error!(provider = %slot.name(), error = %attempt.error.as_deref().unwrap_or(""), "provider misconfigured");
-                                last_failure = Some((slot.name().to_string(), "misconfigured"));
-                                None
-                            }
-                            ProviderError::Unavailable { .. } => {
-                                permit.record(CallResult::Failure, done);
-                                last_failure = Some((slot.name().to_string(), "unavailable"));
-                                None
-                            }
-                        }
-                    }
-                    Err(_elapsed) => {
-                        permit.record(CallResult::Failure, done);
-                        attempt.outcome = "timeout";
-                        attempt.ambiguous = true;
-                        attempt.error = Some(format!("no answer within {} ms", timeout.as_millis()));
-                        note(&mut reasons, slot.name(), "timed out");
-                        last_failure = Some((slot.name().to_string(), "timeout"));
-                        if is_otp || self.settings.failover_on_ambiguous_timeout {
-                            None
-                        } else {
-                            Some(Err(DispatchError::Ambiguous {
-                                provider: slot.name().to_string(),
-                            }))
-                        }
-                    }
-                };
-                self.observe(&attempt, elapsed);
+                let (attempt, step) = self.call(slot, permit, sms, deadline).await;
                 attempts.push(attempt);
+                let stop = match step {
+                    Step::Stop(result) => Some(result),
+                    Step::Next { class, reason } => {
+                        note(&mut reasons, slot.name(), &reason);
+                        last_failure = Some((slot.name().to_string(), class));
+                        None
+                    }
+                };
                 if let Some(result) = stop {
                     self.publish_breakers(Instant::now());
                     return Dispatch { result, attempts };
@@ -263,6 +189,101 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// One attempt on `slot`: the call under its timeout, what the breaker and cool-down learn,
+    /// and whether the dispatch stops here or moves on.
+    async fn call(&self, slot: &Slot, permit: breaker::Permit, sms: &OutboundSms, deadline: Instant) -> (Attempt, Step) {
+        let started = Instant::now();
+        let timeout = slot.timeout.min(deadline.saturating_duration_since(started));
+        let started_at = Utc::now();
+        let answer = tokio::time::timeout(timeout, slot.provider.send(sms)).await;
+        let elapsed = started.elapsed();
+        let done = Instant::now();
+        let name = slot.name().to_string();
+        let mut attempt = Attempt {
+            provider: name.clone(),
+            kind: sms.body.kind(),
+            outcome: "accepted",
+            http_status: None,
+            error: None,
+            reference: None,
+            response_time_ms: elapsed.as_millis().min(u32::MAX as u128) as u32,
+            ambiguous: false,
+            started_at,
+        };
+        let step = match answer {
+            Ok(Ok(accepted)) => {
+                let slow = slot.breaker.is_slow(elapsed);
+                permit.record(if slow { CallResult::Failure } else { CallResult::Success }, done);
+                slot.reset_cooldown();
+                attempt.http_status = Some(accepted.http_status).filter(|s| *s != 0);
+                attempt.reference = accepted.reference.clone();
+                Step::Stop(Ok(Delivered { provider: name, accepted }))
+            }
+            Ok(Err(err)) => {
+                attempt.outcome = err.class();
+                attempt.http_status = err.http_status();
+                attempt.error = Some(err.to_string());
+                let reason = err.to_string();
+                match err {
+                    ProviderError::Rejected { code, details, .. } => {
+                        // The provider is healthy; the message is the problem.
+                        permit.record(CallResult::Success, done);
+                        Step::Stop(Err(DispatchError::Rejected {
+                            provider: name,
+                            code,
+                            details,
+                        }))
+                    }
+                    ProviderError::Throttled { retry_after, .. } => {
+                        permit.record(CallResult::Neutral, done);
+                        let base = Duration::from_millis(self.settings.throttle_backoff_ms);
+                        let max = Duration::from_millis(self.settings.throttle_backoff_max_ms);
+                        let wait = slot.cool_down(retry_after, base, max, done);
+                        tracing::warn!(provider = %name, wait_ms = wait.as_millis() as u64, "provider throttled; cooling down");
+                        Step::Next {
+                            class: "throttled",
+                            reason,
+                        }
+                    }
+                    ProviderError::Misconfigured { .. } => {
+                        permit.record(CallResult::Misconfigured, done);
+                        tracing::error!(provider = %name, error = %reason, "provider misconfigured");
+                        Step::Next {
+                            class: "misconfigured",
+                            reason,
+                        }
+                    }
+                    ProviderError::Unavailable { .. } => {
+                        permit.record(CallResult::Failure, done);
+                        Step::Next {
+                            class: "unavailable",
+                            reason,
+                        }
+                    }
+                }
+            }
+            Err(_elapsed) => {
+                permit.record(CallResult::Failure, done);
+                attempt.outcome = "timeout";
+                attempt.ambiguous = true;
+                attempt.error = Some(format!("no answer within {} ms", timeout.as_millis()));
+                // The request may have been delivered: an OTP fails over (the session accepts
+                // either code); other messages only when configured to.
+                let is_otp = matches!(sms.body, MessageBody::Otp { .. });
+                if is_otp || self.settings.failover_on_ambiguous_timeout {
+                    Step::Next {
+                        class: "timeout",
+                        reason: "timed out".into(),
+                    }
+                } else {
+                    Step::Stop(Err(DispatchError::Ambiguous { provider: name }))
+                }
+            }
+        };
+        self.observe(&attempt, elapsed);
+        (attempt, step)
     }
 
     /// Checks a code held by `provider` (2Factor AUTOGEN, Twilio Verify) for `reference`.
@@ -302,6 +323,16 @@ impl Router {
                 .set(slot.breaker.state(now).gauge());
         }
     }
+}
+
+/// Where a dispatch goes after one attempt.
+enum Step {
+    Stop(Result<Delivered, DispatchError>),
+    /// Fail over; `class` labels the failover metric, `reason` is told to admins.
+    Next {
+        class: &'static str,
+        reason: String,
+    },
 }
 
 fn note(reasons: &mut Vec<(String, String)>, provider: &str, why: &str) {
