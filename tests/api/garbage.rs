@@ -167,3 +167,22 @@ async fn probes_and_metrics_answer() {
     assert!(!metrics.contains("9876543210"), "no phone number in metrics");
     assert!(!metrics.contains("sim-key"), "no secret in metrics");
 }
+
+#[test]
+fn alert_rules_use_only_metrics_smsgate_defines() {
+    let rules = include_str!("../../deploy/prometheus-alerts.yaml");
+    let defined = include_str!("../../src/metrics.rs");
+    let mut checked = 0;
+    for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        let Some(name) = word.strip_prefix("smsgate_") else { continue };
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
+        assert!(
+            defined.contains(&format!("\"smsgate_{base}\"")),
+            "alert uses undefined metric smsgate_{name}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 6, "the rules were read");
+}
