@@ -90,14 +90,9 @@ impl Registry {
                 .map(|s| Arc::clone(&s.breaker))
                 .unwrap_or_else(|| Arc::new(Breaker::new(settings.routing.breaker.clone())));
             let timeout = Duration::from_millis(cfg.timeout_ms.unwrap_or(settings.routing.attempt_timeout_ms));
-            slots.push(Arc::new(Slot::new(
-                provider,
-                &cfg.kind,
-                cfg.priority,
-                timeout,
-                breaker,
-                cfg.max_per_second,
-            )));
+            // 2Factor documents 200 requests/s per account; others are capped only when configured.
+            let cap = cfg.max_per_second.or((cfg.kind == "two_factor").then_some(200));
+            slots.push(Arc::new(Slot::new(provider, &cfg.kind, cfg.priority, timeout, breaker, cap)));
         }
         if slots.is_empty() {
             tracing::warn!("no SMS provider has credentials: using the console provider, which writes every message (and OTP code) to the log and delivers nothing");
