@@ -217,7 +217,11 @@ pub enum BuildError {
     /// A secret's environment variable is unset or empty: the provider is skipped.
     #[error("provider `{provider}`: secret environment variable {var} is not set")]
     MissingSecret { provider: String, var: String },
+    /// No provider can be used and the gateway is not a development one (it has a database).
+    #[error("no SMS provider is usable ({skipped}); only a gateway without DATABASE_URL falls back to the console provider")]
+    NoneUsable { skipped: String },
     /// A key is missing or wrong: the configuration is refused.
+
     #[error("provider `{provider}`: `{key}` {reason}")]
     Invalid { provider: String, key: String, reason: String },
 }

@@ -94,8 +94,15 @@ impl Registry {
             let cap = cfg.max_per_second.or((cfg.kind == "two_factor").then_some(200));
             slots.push(Arc::new(Slot::new(provider, &cfg.kind, cfg.priority, timeout, breaker, cap)));
         }
+        if slots.is_empty() && settings.database_url.is_some() {
+            // A deployment with a database is a real one: printing codes to a log instead of
+            // sending them would lose every user's OTP while answering 200.
+            let why: Vec<String> = skipped.iter().map(|s| format!("{}: {}", s.provider, s.reason)).collect();
+            return Err(BuildError::NoneUsable { skipped: why.join("; ") });
+        }
         if slots.is_empty() {
-            tracing::warn!("no SMS provider has credentials: using the console provider, which writes every message (and OTP code) to the log and delivers nothing");
+            tracing::warn!(
+"no SMS provider has credentials: using the console provider, which writes every message (and OTP code) to the log and delivers nothing");
             let console = Arc::new(providers::console::Console::new("console", Vec::new()));
             let breaker = Arc::new(Breaker::new(settings.routing.breaker.clone()));
             slots.push(Arc::new(Slot::new(
@@ -185,5 +192,28 @@ impl Registry {
             });
         }
         lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOML: &str = "[[providers]]\nname = \"twilio\"\nkind = \"twilio\"\nfrom = \"+15005550006\"\n";
+
+    #[test]
+    fn without_credentials_a_dev_gateway_falls_back_to_the_console() {
+        let settings = Settings::from_toml(TOML).unwrap();
+        let (registry, skipped) = Registry::build(&settings, &|_| None, None).unwrap();
+        assert!(registry.console_only());
+        assert_eq!(skipped.len(), 1);
+    }
+
+    #[test]
+    fn without_credentials_a_database_backed_gateway_refuses_to_start() {
+        let mut settings = Settings::from_toml(TOML).unwrap();
+        settings.database_url = Some("postgres://localhost/x".to_string().into());
+        let err = Registry::build(&settings, &|_| None, None).err().expect("refused");
+        assert!(err.to_string().contains("TWILIO_ACCOUNT_SID"), "{err}");
     }
 }
