@@ -1,6 +1,7 @@
 //! Behaviour tests: the real application on port 0, fake providers from `smsgate::sim` on port
 //! 0, and a fresh PostgreSQL schema per test.
 
+mod access;
 mod db;
 mod failover;
 mod garbage;
