@@ -8,4 +8,5 @@ mod garbage;
 mod helpers;
 mod otp;
 mod rls;
+mod stepup;
 mod store;
