@@ -235,7 +235,11 @@ fn add_client_token(name: &str, roles: &[String], config: &std::path::Path) -> R
     }
     let token = smsgate::api::new_token();
     let quoted: Vec<String> = roles.iter().map(|r| format!("\"{r}\"")).collect();
-    let separator = if existing.is_empty() || existing.ends_with('\n') { "" } else { "\n" };
+    let separator = if existing.is_empty() || existing.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
     let updated = format!(
         "{existing}{separator}\n[[clients]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\nroles = [{}]\n",
         smsgate::api::sha256_hex(&token),

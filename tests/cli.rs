@@ -46,7 +46,10 @@ fn printed_token(out: &Output) -> String {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout.clone()).unwrap();
     let token = stdout.trim().to_string();
-    assert!(token.starts_with("sg_") && !token.contains(char::is_whitespace), "stdout is the token alone: {stdout:?}");
+    assert!(
+        token.starts_with("sg_") && !token.contains(char::is_whitespace),
+        "stdout is the token alone: {stdout:?}"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("shown only now"));
     token
 }

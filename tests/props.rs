@@ -68,16 +68,20 @@ fn one_of(values: &'static [&'static str]) -> BoxedStrategy<Value> {
 /// A value that a route would accept for `key`.
 fn good_value(key: &str) -> BoxedStrategy<Value> {
     match key {
-        "phone" | "phone_number" | "mobile" | "to" => prop_oneof![s("\\+91[6-9][0-9]{9}"), s("[6-9][0-9]{9}"), s("\\+1415555[0-9]{4}")].boxed(),
+        "phone" | "phone_number" | "mobile" | "to" => {
+            prop_oneof![s("\\+91[6-9][0-9]{9}"), s("[6-9][0-9]{9}"), s("\\+1415555[0-9]{4}")].boxed()
+        }
         "user_id" => s("[a-z0-9]{1,12}"),
         "name" | "text" => s(".{1,60}"),
         "purpose" => one_of(&["login", "step_up", "phone_change", "other"]),
         "provider" | "provider_hint" => one_of(&["console", "2factor", "twilio"]),
         "client_ip" => one_of(&["127.0.0.1", "203.0.113.9", "::1", "not-an-ip"]),
-        "session_id" => any::<u128>().prop_map(|n| Value::from(uuid::Uuid::from_u128(n).to_string())).boxed(),
+        "session_id" => any::<u128>()
+            .prop_map(|n| Value::from(uuid::Uuid::from_u128(n).to_string()))
+            .boxed(),
         "otp" | "code" => s("[0-9]{4,10}"),
         "template" | "template_name" => s("[A-Za-z0-9_]{1,16}"),
-        "vars" => prop::collection::vec(".{0,20}", 0..4).prop_map(|v| Value::from(v)).boxed(),
+        "vars" => prop::collection::vec(".{0,20}", 0..4).prop_map(Value::from).boxed(),
         _ => json_value().boxed(),
     }
 }
@@ -93,7 +97,8 @@ fn body(keys: &'static [&'static str]) -> BoxedStrategy<Value> {
         })
         .collect();
     let extra = prop::option::weighted(0.05, (".{0,12}", json_value()));
-    let object = (fields, extra).prop_map(|(fields, extra)| Value::Object(fields.into_iter().flatten().chain(extra).collect::<Map<_, _>>()));
+    let object =
+        (fields, extra).prop_map(|(fields, extra)| Value::Object(fields.into_iter().flatten().chain(extra).collect::<Map<_, _>>()));
     prop_oneof![12 => object, 1 => json_value()].boxed()
 }
 

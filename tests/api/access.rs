@@ -47,7 +47,11 @@ async fn admin_routes_need_the_admin_role_and_super_admin_holds_every_role() {
         assert_eq!((none.status, none.body["error"].as_str()), (401, Some("unauthorized")), "{route}");
         for token in [SEND_TOKEN, NEW_TOKEN] {
             let r = app.get(route, Some(token)).await;
-            assert_eq!((r.status, r.body["error"].as_str()), (403, Some("forbidden")), "{route} with a send token");
+            assert_eq!(
+                (r.status, r.body["error"].as_str()),
+                (403, Some("forbidden")),
+                "{route} with a send token"
+            );
             assert!(r.body["message"].as_str().unwrap().contains("admin"), "{}", r.body);
         }
         for token in [ADMIN_TOKEN, ROOT_TOKEN] {
@@ -58,7 +62,13 @@ async fn admin_routes_need_the_admin_role_and_super_admin_holds_every_role() {
     // super_admin also holds `send`, and so does admin.
     for token in [ROOT_TOKEN, ADMIN_TOKEN] {
         let sent = app
-            .request(Method::POST, "/v1/otp/send", Some(token), Some(json!({"phone": PHONE}).to_string()), &[])
+            .request(
+                Method::POST,
+                "/v1/otp/send",
+                Some(token),
+                Some(json!({"phone": PHONE}).to_string()),
+                &[],
+            )
             .await;
         assert_eq!(sent.status, 200, "{}", sent.body);
     }
@@ -71,7 +81,13 @@ async fn every_active_token_of_a_client_works_during_rotation() {
         let r = contact(&app, "u1", Some(token)).await;
         assert_eq!(r.status, 200, "{token}: {}", r.body);
         let sent = app
-            .request(Method::POST, "/v1/otp/send", Some(token), Some(json!({"phone": PHONE}).to_string()), &[])
+            .request(
+                Method::POST,
+                "/v1/otp/send",
+                Some(token),
+                Some(json!({"phone": PHONE}).to_string()),
+                &[],
+            )
             .await;
         assert_eq!(sent.status, 200, "{token}: {}", sent.body);
     }
@@ -83,7 +99,10 @@ async fn every_active_token_of_a_client_works_during_rotation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_outside_the_allowlist_are_refused() {
-    let app = spawn_with(Backend::Memory, |sim| with_more_clients(sim, "[server]\nallowed_callers = [\"10.0.0.0/8\"]\n")).await;
+    let app = spawn_with(Backend::Memory, |sim| {
+        with_more_clients(sim, "[server]\nallowed_callers = [\"10.0.0.0/8\"]\n")
+    })
+    .await;
     let body = Some(json!({"phone": PHONE}).to_string());
     for (method, route, token) in [
         (Method::POST, "/v1/otp/send", SEND_TOKEN),
@@ -95,13 +114,21 @@ async fn callers_outside_the_allowlist_are_refused() {
         let b = (method == Method::POST).then(|| body.clone()).flatten();
         // A spoofed X-Forwarded-For does not help: the allowlist checks the connection's peer.
         let r = app.request(method, route, Some(token), b, &[("x-forwarded-for", "10.1.2.3")]).await;
-        assert_eq!((r.status, r.body["error"].as_str()), (403, Some("caller_not_allowed")), "{route}: {}", r.body);
+        assert_eq!(
+            (r.status, r.body["error"].as_str()),
+            (403, Some("caller_not_allowed")),
+            "{route}: {}",
+            r.body
+        );
         assert!(r.body["message"].is_string());
     }
     assert_eq!(app.sim.state().calls("2factor"), 0, "nothing was sent");
     assert_eq!(app.get("/healthz", None).await.status, 200, "probes stay open");
 
-    let allowed = spawn_with(Backend::Memory, |sim| with_more_clients(sim, "[server]\nallowed_callers = [\"127.0.0.1/32\"]\n")).await;
+    let allowed = spawn_with(Backend::Memory, |sim| {
+        with_more_clients(sim, "[server]\nallowed_callers = [\"127.0.0.1/32\"]\n")
+    })
+    .await;
     assert_eq!(allowed.send_otp().await.status, 200);
     assert_eq!(allowed.get(ADMIN_ROUTES[1], Some(ADMIN_TOKEN)).await.status, 200);
 }
@@ -134,7 +161,11 @@ async fn answers_never_say_whether_a_number_or_user_is_known(backend: Backend) {
     let known = app.post("/v1/otp/send", json!({"phone": PHONE})).await;
     let fresh = app.post("/v1/otp/send", json!({"phone": "+919812345678"})).await;
     assert_eq!((known.status, fresh.status), (200, 200));
-    assert_eq!(shape(known.body), shape(fresh.body), "a known and a first-time number get the same answer");
+    assert_eq!(
+        shape(known.body),
+        shape(fresh.body),
+        "a known and a first-time number get the same answer"
+    );
 
     // A user with no stored contact reads like one that stored nothing.
     let empty = app

@@ -27,7 +27,10 @@ async fn insert_rows(owner: &Client, user: &str) {
         .await
         .unwrap();
     owner
-        .execute("INSERT INTO otp_logs (user_id, phone, type, status) VALUES ($1, '+919876543210', 'local', 'sent')", &[&user])
+        .execute(
+            "INSERT INTO otp_logs (user_id, phone, type, status) VALUES ($1, '+919876543210', 'local', 'sent')",
+            &[&user],
+        )
         .await
         .unwrap();
     // One row in the current month's partition and one in the default partition.
@@ -44,7 +47,10 @@ async fn insert_rows(owner: &Client, user: &str) {
             .unwrap();
     }
     owner
-        .execute("INSERT INTO user_contact_settings (user_id, phone) VALUES ($1, '+919876543210')", &[&user])
+        .execute(
+            "INSERT INTO user_contact_settings (user_id, phone) VALUES ($1, '+919876543210')",
+            &[&user],
+        )
         .await
         .unwrap();
 }
@@ -107,7 +113,11 @@ async fn a_non_owner_role_reads_only_its_subjects_rows() {
     insert_rows(&owner, "user-a").await;
     insert_rows(&owner, "user-b").await;
     for t in TABLES {
-        assert_eq!(visible(&owner, t).await, ["user-a", "user-b"], "the owner (the gateway) reads every row of {t}");
+        assert_eq!(
+            visible(&owner, t).await,
+            ["user-a", "user-b"],
+            "the owner (the gateway) reads every row of {t}"
+        );
     }
 
     let role = TempRole::create(&owner, &base_url()).await;
@@ -170,10 +180,7 @@ async fn on_supabase_authenticated_reads_only_auth_uid_rows() {
         u.to_string()
     };
     let result = tokio::spawn(supabase_checks(url)).await;
-    admin
-        .batch_execute(&format!("DROP DATABASE {dbname} WITH (FORCE)"))
-        .await
-        .unwrap();
+    admin.batch_execute(&format!("DROP DATABASE {dbname} WITH (FORCE)")).await.unwrap();
     if let Err(e) = result {
         std::panic::resume_unwind(e.into_panic());
     }
@@ -209,14 +216,17 @@ async fn supabase_checks(url: String) {
     insert_rows(&owner, &a).await;
     insert_rows(&owner, &b).await;
     owner
-        .batch_execute(&format!("GRANT USAGE ON SCHEMA public TO authenticated; GRANT SELECT ON {} TO authenticated", TABLES.join(", ")))
+        .batch_execute(&format!(
+            "GRANT USAGE ON SCHEMA public TO authenticated; GRANT SELECT ON {} TO authenticated",
+            TABLES.join(", ")
+        ))
         .await
         .unwrap();
     let session = connect(&url).await;
     session.batch_execute("SET ROLE authenticated").await.unwrap();
     set_subject(&session, &a, "").await;
     for t in TABLES {
-        assert_eq!(visible(&session, t).await, [a.clone()], "{t} as authenticated with uid a");
+        assert_eq!(visible(&session, t).await, vec![a.clone()], "{t} as authenticated with uid a");
     }
     set_subject(&session, "", "").await;
     for t in TABLES {

@@ -11,8 +11,14 @@ use crate::on_both_stores;
 const TOKEN_SECRET: &str = "test-token-secret";
 
 async fn put_contact(app: &TestApp, user: &str, body: Value) -> crate::helpers::Reply {
-    app.request(Method::PUT, &format!("/v1/users/{user}/contact"), Some(SEND_TOKEN), Some(body.to_string()), &[])
-        .await
+    app.request(
+        Method::PUT,
+        &format!("/v1/users/{user}/contact"),
+        Some(SEND_TOKEN),
+        Some(body.to_string()),
+        &[],
+    )
+    .await
 }
 
 async fn session(app: &TestApp, id: &str) -> Value {
@@ -43,7 +49,10 @@ async fn stored_phone_and_preferred_provider_drive_the_send(backend: Backend) {
     );
     let sid = sent.body["session_id"].as_str().unwrap().to_string();
     let pending = session(&app, &sid).await;
-    assert_eq!((&pending["status"], &pending["user_id"], &pending["purpose"]), (&json!("pending"), &json!("u1"), &json!("step_up")));
+    assert_eq!(
+        (&pending["status"], &pending["user_id"], &pending["purpose"]),
+        (&json!("pending"), &json!("u1"), &json!("step_up"))
+    );
     assert!(pending["verified_at"].is_null());
 
     let ok = app.verify(&sid, &app.last_code()).await;
@@ -59,9 +68,16 @@ async fn stored_phone_and_preferred_provider_drive_the_send(backend: Backend) {
     assert_eq!(claims.sid.to_string(), sid);
     assert_eq!(claims.uid.as_deref(), Some("u1"));
     assert_eq!(claims.purpose, "step_up");
-    assert!(claims.exp > now && claims.exp <= now + 301, "expires after token_ttl_seconds: {}", claims.exp - now);
+    assert!(
+        claims.exp > now && claims.exp <= now + 301,
+        "expires after token_ttl_seconds: {}",
+        claims.exp - now
+    );
     assert!(check_token(&key, token, claims.exp).is_none(), "not after its expiry");
-    assert!(check_token(&OtpKey::new("other".to_string().into()), token, now).is_none(), "only under token_secret");
+    assert!(
+        check_token(&OtpKey::new("other".to_string().into()), token, now).is_none(),
+        "only under token_secret"
+    );
 }
 
 async fn a_user_without_a_phone_is_refused(backend: Backend) {
@@ -85,9 +101,21 @@ async fn bad_contact_bodies_are_400(backend: Backend) {
         ("u1", json!({"otp_enabled": true}).to_string(), "invalid_request"),
         ("u1", json!({"phone": "call me"}).to_string(), "invalid_phone"),
         ("u1", json!({"phone": "12345"}).to_string(), "invalid_phone"),
-        ("u1", json!({"phone": PHONE, "preferred_provider": ""}).to_string(), "invalid_request"),
-        ("u1", json!({"phone": PHONE, "preferred_provider": "x".repeat(65)}).to_string(), "invalid_request"),
-        ("u1", json!({"phone": PHONE, "preferred_provider": "no-such-provider"}).to_string(), "invalid_request"),
+        (
+            "u1",
+            json!({"phone": PHONE, "preferred_provider": ""}).to_string(),
+            "invalid_request",
+        ),
+        (
+            "u1",
+            json!({"phone": PHONE, "preferred_provider": "x".repeat(65)}).to_string(),
+            "invalid_request",
+        ),
+        (
+            "u1",
+            json!({"phone": PHONE, "preferred_provider": "no-such-provider"}).to_string(),
+            "invalid_request",
+        ),
         ("u1", json!({"phone": PHONE, "bogus": 1}).to_string(), "invalid_request"),
         ("u1", json!({"phone": 9876543210u64}).to_string(), "invalid_request"),
         ("u1", json!({"otp_enabled": "yes"}).to_string(), "invalid_request"),
@@ -100,9 +128,20 @@ async fn bad_contact_bodies_are_400(backend: Backend) {
     cases.push((&long_user, json!({"phone": PHONE}).to_string(), "invalid_request"));
     for (user, body, code) in &cases {
         let r = app
-            .request(Method::PUT, &format!("/v1/users/{user}/contact"), Some(SEND_TOKEN), Some(body.clone()), &[])
+            .request(
+                Method::PUT,
+                &format!("/v1/users/{user}/contact"),
+                Some(SEND_TOKEN),
+                Some(body.clone()),
+                &[],
+            )
             .await;
-        assert_eq!((r.status, r.body["error"].as_str()), (400, Some(*code)), "{user} {body}: {}", r.body);
+        assert_eq!(
+            (r.status, r.body["error"].as_str()),
+            (400, Some(*code)),
+            "{user} {body}: {}",
+            r.body
+        );
         assert!(r.body["message"].is_string(), "{body}: {}", r.body);
     }
     let after = app.get("/v1/users/u1/contact", Some(SEND_TOKEN)).await;
