@@ -38,6 +38,26 @@ enum Command {
         #[arg(long, default_value = "providers.toml", env = "SMSGATE_CONFIG")]
         config: PathBuf,
     },
+    /// Manage API bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a new bearer token, print it once, and add a `[[clients]]` entry holding only its
+    /// SHA-256 to the configuration. A second token for an existing name is a rotation: both
+    /// stay valid until the old entry is removed.
+    Create {
+        /// Client name (letters, digits, `.`, `_`, `-`), shown in logs and metrics.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated roles: send, admin, super_admin.
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+        #[arg(long, default_value = "providers.toml", env = "SMSGATE_CONFIG")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,6 +77,7 @@ fn main() -> ExitCode {
             Command::Serve { config, listen } => serve(config, listen).await,
             Command::Migrate { config } => migrate(config).await,
             Command::CheckConfig { config } => check_config(config),
+            Command::Token(TokenCommand::Create { name, roles, config }) => token_create(&name, &roles, &config),
             Command::Sim(args) => match smsgate::sim::run_cli(args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -158,4 +179,81 @@ fn check_config(config: PathBuf) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn token_create(name: &str, roles: &[String], config: &std::path::Path) -> ExitCode {
+    match add_client_token(name, roles, config) {
+        Ok(token) => {
+            println!("{token}");
+            eprintln!(
+                "\nThis is the new bearer token for client `{name}`. It is shown only now: {} stores only its SHA-256.\n\
+                 Restart smsgate to load it; to retire an older token of `{name}`, delete its [[clients]] entry.",
+                config.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Appends a `[[clients]]` entry for a fresh token to `config` (created when missing) after
+/// checking that the result still loads; returns the token.
+fn add_client_token(name: &str, roles: &[String], config: &std::path::Path) -> Result<String, String> {
+    let valid_name = (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !valid_name {
+        return Err(format!("--name `{name}` must be 1 to 64 letters, digits, `.`, `_` or `-`"));
+    }
+    let mut roles: Vec<&str> = roles.iter().map(|r| r.trim()).filter(|r| !r.is_empty()).collect();
+    roles.sort_unstable();
+    roles.dedup();
+    if roles.is_empty() {
+        return Err("--roles must list at least one of send, admin, super_admin".into());
+    }
+    if let Some(bad) = roles.iter().find(|r| !matches!(**r, "send" | "admin" | "super_admin")) {
+        return Err(format!("--roles: `{bad}` is not one of send, admin, super_admin"));
+    }
+    let existing = match std::fs::read_to_string(config) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("reading {}: {e}", config.display())),
+    };
+    let current = Settings::from_toml(&existing).map_err(|e| format!("{}: {e}; not changing it", config.display()))?;
+    let same_roles = |theirs: &[String]| {
+        let mut theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+        theirs.sort_unstable();
+        theirs.dedup();
+        theirs == roles
+    };
+    if let Some(other) = current.clients.iter().find(|c| c.name == name && !same_roles(&c.roles)) {
+        return Err(format!(
+            "client `{name}` exists with roles [{}]; a rotation keeps the roles (pass the same --roles)",
+            other.roles.join(", ")
+        ));
+    }
+    let token = smsgate::api::new_token();
+    let quoted: Vec<String> = roles.iter().map(|r| format!("\"{r}\"")).collect();
+    let separator = if existing.is_empty() || existing.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    let updated = format!(
+        "{existing}{separator}\n[[clients]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\nroles = [{}]\n",
+        smsgate::api::sha256_hex(&token),
+        quoted.join(", ")
+    );
+    Settings::from_toml(&updated).map_err(|e| format!("the new entry would not load ({e}); not changing {}", config.display()))?;
+    // Written beside the file and renamed over it, so a crash never leaves half a file.
+    let tmp = config.with_extension("toml.tmp");
+    std::fs::write(&tmp, &updated)
+        .and_then(|()| match std::fs::metadata(config) {
+            Ok(meta) => std::fs::set_permissions(&tmp, meta.permissions()),
+            Err(_) => Ok(()),
+        })
+        .and_then(|()| std::fs::rename(&tmp, config))
+        .map_err(|e| format!("writing {}: {e}", config.display()))?;
+    Ok(token)
 }

@@ -61,6 +61,14 @@ pub async fn put_contact(
         .map(|p| bounded("preferred_provider", p, 64))
         .transpose()?
         .map(str::to_string);
+    // A misspelt name would otherwise be stored and silently never preferred.
+    if let Some(name) = &preferred_provider {
+        if !state.gateway.settings.providers.iter().any(|p| &p.name == name) {
+            return Err(ApiError::InvalidRequest(format!(
+                "`preferred_provider` must name a configured provider; `{name}` is not one"
+            )));
+        }
+    }
     if body.otp_enabled && phone.is_none() {
         return Err(ApiError::InvalidRequest("`otp_enabled` needs a `phone`".into()));
     }

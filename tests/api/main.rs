@@ -1,9 +1,12 @@
 //! Behaviour tests: the real application on port 0, fake providers from `smsgate::sim` on port
 //! 0, and a fresh PostgreSQL schema per test.
 
+mod access;
 mod db;
 mod failover;
 mod garbage;
 mod helpers;
 mod otp;
+mod rls;
+mod stepup;
 mod store;

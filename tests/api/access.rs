@@ -1,0 +1,188 @@
+//! Access control: roles on the admin routes, token rotation, the caller allowlist, and answers
+//! that never tell a caller whether a phone number or user is known.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{config, spawn_app, spawn_with, Backend, TestApp, ADMIN_TOKEN, PHONE, SEND_TOKEN};
+use crate::on_both_stores;
+
+const ROOT_TOKEN: &str = "test-root-token";
+const OLD_TOKEN: &str = "test-rotated-old";
+const NEW_TOKEN: &str = "test-rotated-new";
+const ADMIN_ROUTES: [&str; 2] = ["/v1/routing/explain?to=%2B919876543210", "/v1/admin/attempts"];
+
+/// The default config plus a `super_admin` client and a `send` client with two active tokens.
+fn with_more_clients(sim: &smsgate::sim::SimHandle, extra: &str) -> String {
+    let more = format!(
+        r#"
+[[clients]]
+name = "root"
+token_sha256 = "{root}"
+roles = ["super_admin"]
+
+[[clients]]
+name = "rotating"
+token_sha256s = ["{old}", "{new}"]
+roles = ["send"]
+
+{extra}
+"#,
+        root = smsgate::api::sha256_hex(ROOT_TOKEN),
+        old = smsgate::api::sha256_hex(OLD_TOKEN),
+        new = smsgate::api::sha256_hex(NEW_TOKEN).to_uppercase(),
+    );
+    config(sim, "", &more)
+}
+
+async fn contact(app: &TestApp, user: &str, token: Option<&str>) -> crate::helpers::Reply {
+    app.get(&format!("/v1/users/{user}/contact"), token).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_need_the_admin_role_and_super_admin_holds_every_role() {
+    let app = spawn_with(Backend::Memory, |sim| with_more_clients(sim, "")).await;
+    for route in ADMIN_ROUTES {
+        let none = app.get(route, None).await;
+        assert_eq!((none.status, none.body["error"].as_str()), (401, Some("unauthorized")), "{route}");
+        for token in [SEND_TOKEN, NEW_TOKEN] {
+            let r = app.get(route, Some(token)).await;
+            assert_eq!(
+                (r.status, r.body["error"].as_str()),
+                (403, Some("forbidden")),
+                "{route} with a send token"
+            );
+            assert!(r.body["message"].as_str().unwrap().contains("admin"), "{}", r.body);
+        }
+        for token in [ADMIN_TOKEN, ROOT_TOKEN] {
+            let r = app.get(route, Some(token)).await;
+            assert_eq!(r.status, 200, "{route}: {}", r.body);
+        }
+    }
+    // super_admin also holds `send`, and so does admin.
+    for token in [ROOT_TOKEN, ADMIN_TOKEN] {
+        let sent = app
+            .request(
+                Method::POST,
+                "/v1/otp/send",
+                Some(token),
+                Some(json!({"phone": PHONE}).to_string()),
+                &[],
+            )
+            .await;
+        assert_eq!(sent.status, 200, "{}", sent.body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_active_token_of_a_client_works_during_rotation() {
+    let app = spawn_with(Backend::Memory, |sim| with_more_clients(sim, "")).await;
+    for token in [OLD_TOKEN, NEW_TOKEN] {
+        let r = contact(&app, "u1", Some(token)).await;
+        assert_eq!(r.status, 200, "{token}: {}", r.body);
+        let sent = app
+            .request(
+                Method::POST,
+                "/v1/otp/send",
+                Some(token),
+                Some(json!({"phone": PHONE}).to_string()),
+                &[],
+            )
+            .await;
+        assert_eq!(sent.status, 200, "{token}: {}", sent.body);
+    }
+    let retired = contact(&app, "u1", Some("test-rotated-retired")).await;
+    assert_eq!(retired.status, 401, "a token whose hash is not listed is refused");
+    let hash = contact(&app, "u1", Some(&smsgate::api::sha256_hex(NEW_TOKEN))).await;
+    assert_eq!(hash.status, 401, "the stored hash is not itself a token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_outside_the_allowlist_are_refused() {
+    let app = spawn_with(Backend::Memory, |sim| {
+        with_more_clients(sim, "[server]\nallowed_callers = [\"10.0.0.0/8\"]\n")
+    })
+    .await;
+    let body = Some(json!({"phone": PHONE}).to_string());
+    for (method, route, token) in [
+        (Method::POST, "/v1/otp/send", SEND_TOKEN),
+        (Method::POST, "/v1/otp/verify", SEND_TOKEN),
+        (Method::GET, "/v1/users/u1/contact", SEND_TOKEN),
+        (Method::GET, "/v1/admin/attempts", ADMIN_TOKEN),
+        (Method::GET, "/v1/admin/attempts", ROOT_TOKEN),
+    ] {
+        let b = (method == Method::POST).then(|| body.clone()).flatten();
+        // A spoofed X-Forwarded-For does not help: the allowlist checks the connection's peer.
+        let r = app.request(method, route, Some(token), b, &[("x-forwarded-for", "10.1.2.3")]).await;
+        assert_eq!(
+            (r.status, r.body["error"].as_str()),
+            (403, Some("caller_not_allowed")),
+            "{route}: {}",
+            r.body
+        );
+        assert!(r.body["message"].is_string());
+    }
+    assert_eq!(app.sim.state().calls("2factor"), 0, "nothing was sent");
+    assert_eq!(app.get("/healthz", None).await.status, 200, "probes stay open");
+
+    let allowed = spawn_with(Backend::Memory, |sim| {
+        with_more_clients(sim, "[server]\nallowed_callers = [\"127.0.0.1/32\"]\n")
+    })
+    .await;
+    assert_eq!(allowed.send_otp().await.status, 200);
+    assert_eq!(allowed.get(ADMIN_ROUTES[1], Some(ADMIN_TOKEN)).await.status, 200);
+}
+
+/// Removes the per-session fields, leaving what could differ between two numbers or users.
+fn shape(mut body: Value) -> Value {
+    for key in ["session_id", "created_at", "expires_at", "user_id"] {
+        body.as_object_mut().unwrap().remove(key);
+    }
+    body
+}
+
+async fn answers_never_say_whether_a_number_or_user_is_known(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // A known user with a phone, and a known number that has verified before.
+    let put = app
+        .request(
+            Method::PUT,
+            "/v1/users/known/contact",
+            Some(SEND_TOKEN),
+            Some(json!({"phone": PHONE, "otp_enabled": true}).to_string()),
+            &[],
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let first = app.send_otp().await;
+    let ok = app.verify(first.body["session_id"].as_str().unwrap(), &app.last_code()).await;
+    assert_eq!(ok.body["verified"], true);
+
+    let known = app.post("/v1/otp/send", json!({"phone": PHONE})).await;
+    let fresh = app.post("/v1/otp/send", json!({"phone": "+919812345678"})).await;
+    assert_eq!((known.status, fresh.status), (200, 200));
+    assert_eq!(
+        shape(known.body),
+        shape(fresh.body),
+        "a known and a first-time number get the same answer"
+    );
+
+    // A user with no stored contact reads like one that stored nothing.
+    let empty = app
+        .request(Method::PUT, "/v1/users/blank/contact", Some(SEND_TOKEN), Some("{}".into()), &[])
+        .await;
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    let unknown = contact(&app, "nobody", Some(SEND_TOKEN)).await;
+    let blank = contact(&app, "blank", Some(SEND_TOKEN)).await;
+    assert_eq!((unknown.status, blank.status), (200, 200));
+    assert_eq!(unknown.body["user_id"], "nobody");
+    assert_eq!(shape(unknown.body), shape(blank.body));
+
+    // Step-up for an unknown user and for a user without a phone: the same refusal.
+    let a = app.post("/v1/otp/send", json!({"user_id": "nobody"})).await;
+    let b = app.post("/v1/otp/send", json!({"user_id": "blank"})).await;
+    assert_eq!((a.status, a.body["error"].as_str()), (422, Some("no_phone")), "{}", a.body);
+    assert_eq!((a.status, &a.body), (b.status, &b.body));
+}
+
+on_both_stores!(answers_never_say_whether_a_number_or_user_is_known);
