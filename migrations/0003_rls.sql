@@ -69,3 +69,10 @@ BEGIN
         END IF;
     END LOOP;
 END $$;
+
+-- The gateway's own state (provider registry, rate counters keyed by phone numbers, cooldowns,
+-- idempotency keys holding earlier answers) is readable by no one but the owner.
+ALTER TABLE api_integrations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE rate_counters ENABLE ROW LEVEL SECURITY;
+ALTER TABLE resend_cooldowns ENABLE ROW LEVEL SECURITY;
+ALTER TABLE idempotency_keys ENABLE ROW LEVEL SECURITY;
