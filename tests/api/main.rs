@@ -6,4 +6,5 @@ mod failover;
 mod garbage;
 mod helpers;
 mod otp;
+mod routing;
 mod store;
