@@ -4,8 +4,17 @@
 use serde_json::json;
 
 use super::{base_config, provider, US_PHONE};
-use crate::helpers::{spawn_with, Backend, PHONE};
+use crate::helpers::{spawn_with, Backend, TestApp, ADMIN_TOKEN, PHONE};
 use crate::on_both_stores;
+
+/// The providers of every attempt the app logged: a skipped provider has none, not even one its
+/// adapter refused without calling out.
+async fn attempted(app: &TestApp) -> Vec<String> {
+    let r = app.get("/v1/admin/attempts", Some(ADMIN_TOKEN)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rows = r.body["attempts"].as_array().expect("attempts").iter();
+    rows.map(|a| a["provider"].as_str().unwrap().to_string()).collect()
+}
 
 async fn a_template_message_skips_providers_without_templates(backend: Backend) {
     let app = spawn_with(backend, |sim| {
@@ -29,6 +38,7 @@ async fn a_template_message_skips_providers_without_templates(backend: Backend) 
         (0, 0),
         "providers without templates are not called"
     );
+    assert_eq!(attempted(&app).await, ["2factor"], "nor attempted");
     let delivered = app.sim.state().messages(Some(PHONE)).pop().expect("a message was delivered");
     assert_eq!(delivered.template.as_deref(), Some("ORDER_SHIPPED"));
     assert_eq!(delivered.vars, vec!["A-17".to_string(), "Friday".to_string()]);
@@ -42,6 +52,7 @@ async fn a_plain_text_skips_2factor(backend: Backend) {
     let r = app.post("/v1/sms/send", json!({"to": PHONE, "text": "Your order shipped"})).await;
     assert_eq!((r.status, r.body["provider"].as_str()), (202, Some("twilio")), "{}", r.body);
     assert_eq!(app.calls("2factor"), 0, "2Factor sends no plain text");
+    assert_eq!(attempted(&app).await, ["twilio"], "nor is it attempted");
     assert_eq!(app.delivered_by(PHONE).as_deref(), Some("twilio"));
 }
 
