@@ -1,9 +1,11 @@
 //! `smsgate sim`: run the fakes until Ctrl-C and print how to point smsgate at them.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::faults::{self, Fault};
 use super::{start, SimCredentials, SimHandle, SimOptions, PROVIDERS};
+use crate::config::Settings;
 
 /// Flags of `smsgate sim`.
 #[derive(Debug, Clone, clap::Args)]
@@ -19,7 +21,14 @@ pub struct SimArgs {
     /// `2factor=timeout`, `msg91=latency:800`, `plivo=throttle:5`, `fast2sms=blackhole`.
     #[arg(long = "fault", value_name = "NAME=SPEC", value_parser = parse_fault_arg)]
     pub faults: Vec<(String, Fault)>,
+    /// Print `export VAR=value` for every secret variable `examples/sim.toml` names, with the
+    /// credentials the fakes accept, and exit: `eval "$(smsgate sim --print-env)"`.
+    #[arg(long)]
+    pub print_env: bool,
 }
+
+/// The failover drill's configuration: every provider at the simulator's default ports.
+pub const EXAMPLE_CONFIG: &str = include_str!("../../examples/sim.toml");
 
 fn parse_fault_arg(arg: &str) -> Result<(String, Fault), String> {
     match faults::parse_named(arg)? {
@@ -31,6 +40,11 @@ fn parse_fault_arg(arg: &str) -> Result<(String, Fault), String> {
 /// Runs the fakes until Ctrl-C.
 pub async fn run_cli(args: SimArgs) -> anyhow::Result<()> {
     let credentials = SimCredentials::default();
+    if args.print_env {
+        let example = Settings::from_toml(EXAMPLE_CONFIG)?;
+        print!("{}", env_exports(&example, &credentials));
+        return Ok(());
+    }
     let handle = start(SimOptions {
         host: args.host,
         base_port: args.port,
@@ -64,7 +78,10 @@ pub fn banner(handle: &SimHandle, credentials: &SimCredentials) -> String {
          -d '{{\"provider\":\"2factor\",\"fault\":\"500\"}}'\n",
         handle.control_url()
     );
-    let _ = writeln!(out, "# Secrets the fakes accept:");
+    let _ = writeln!(
+        out,
+        "# Secrets the fakes accept (`smsgate sim --print-env` prints them for examples/sim.toml):"
+    );
     let _ = writeln!(
         out,
         "export SIM_API_KEY={} SIM_API_SECRET={} SIM_TWILIO_SID={} SIM_AUTH_TOKEN={} SIM_PLIVO_AUTH_ID={}\n",
@@ -73,6 +90,39 @@ pub fn banner(handle: &SimHandle, credentials: &SimCredentials) -> String {
     out.push_str("# providers.toml\n");
     out.push_str(&providers_toml(handle));
     out
+}
+
+/// One `export VAR=value` line for each secret variable the providers of `config` read (the
+/// `*_env` keys, or each kind's default variable), valued with what the fakes accept.
+pub fn env_exports(config: &Settings, credentials: &SimCredentials) -> String {
+    let c = credentials;
+    let mut vars: BTreeMap<String, &str> = BTreeMap::new();
+    for p in &config.providers {
+        let secrets: Vec<(&Option<String>, &str, &str)> = match p.kind.as_str() {
+            "two_factor" => vec![(&p.api_key_env, "TWO_FACTOR_API_KEY", &c.api_key)],
+            "twilio" => vec![
+                (&p.account_sid_env, "TWILIO_ACCOUNT_SID", &c.account_sid),
+                (&p.auth_token_env, "TWILIO_AUTH_TOKEN", &c.auth_token),
+            ],
+            "vonage" => vec![
+                (&p.api_key_env, "VONAGE_API_KEY", &c.api_key),
+                (&p.api_secret_env, "VONAGE_API_SECRET", &c.api_secret),
+            ],
+            "msg91" => vec![(&p.api_key_env, "MSG91_AUTH_KEY", &c.api_key)],
+            "textlocal" => vec![(&p.api_key_env, "TEXTLOCAL_API_KEY", &c.api_key)],
+            "plivo" => vec![
+                (&p.auth_id_env, "PLIVO_AUTH_ID", &c.plivo_auth_id),
+                (&p.auth_token_env, "PLIVO_AUTH_TOKEN", &c.auth_token),
+            ],
+            "fast2sms" => vec![(&p.api_key_env, "FAST2SMS_API_KEY", &c.api_key)],
+            // `http` speaks no fake's API by default; `console` has no secret.
+            _ => Vec::new(),
+        };
+        for (var, default, value) in secrets {
+            vars.insert(var.clone().unwrap_or_else(|| default.to_string()), value);
+        }
+    }
+    vars.iter().map(|(var, value)| format!("export {var}={value}\n")).collect()
 }
 
 /// `[[providers]]` entries for every fake, in failover order.
@@ -112,6 +162,40 @@ mod tests {
         let text = banner(&handle, &SimCredentials::default());
         assert!(text.contains(&toml) && text.contains("/_sim/faults"));
         handle.stop().await;
+    }
+
+    #[test]
+    fn print_env_exports_every_secret_the_example_names_and_they_build_every_provider() {
+        let example = Settings::from_toml(EXAMPLE_CONFIG).unwrap();
+        let c = SimCredentials::default();
+        let text = env_exports(&example, &c);
+        let vars: BTreeMap<&str, &str> = text
+            .lines()
+            .map(|l| {
+                l.strip_prefix("export ")
+                    .and_then(|kv| kv.split_once('='))
+                    .expect("export VAR=value")
+            })
+            .collect();
+        let expected = BTreeMap::from([
+            ("SIM_API_KEY", c.api_key.as_str()),
+            ("SIM_API_SECRET", c.api_secret.as_str()),
+            ("SIM_AUTH_TOKEN", c.auth_token.as_str()),
+            ("SIM_PLIVO_AUTH_ID", c.plivo_auth_id.as_str()),
+            ("SIM_TWILIO_SID", c.account_sid.as_str()),
+        ]);
+        assert_eq!(vars, expected);
+        let lookup = |k: &str| vars.get(k).map(|v| v.to_string());
+        let (registry, skipped) = crate::routing::Registry::build(&example, &lookup, None).unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
+        assert_eq!(registry.slots().len(), PROVIDERS.len());
+    }
+
+    #[test]
+    fn defaulted_secret_variables_are_exported_too() {
+        let config = Settings::from_toml("[[providers]]\nname = \"v\"\nkind = \"vonage\"\nfrom = \"x\"\n").unwrap();
+        let text = env_exports(&config, &SimCredentials::default());
+        assert_eq!(text, "export VONAGE_API_KEY=sim-key\nexport VONAGE_API_SECRET=sim-secret\n");
     }
 
     #[test]

@@ -96,6 +96,10 @@ from = "+15005550006"
 /// The simulator's credentials under the environment names the configs use.
 pub fn sim_secrets() -> HashMap<String, String> {
     let c = sim::SimCredentials::default();
+    let plivo_basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{}:{}", c.plivo_auth_id, c.auth_token),
+    );
     HashMap::from([
         ("TWO_FACTOR_API_KEY".to_string(), c.api_key.clone()),
         ("TWILIO_ACCOUNT_SID".to_string(), c.account_sid.clone()),
@@ -107,6 +111,14 @@ pub fn sim_secrets() -> HashMap<String, String> {
         ("FAST2SMS_API_KEY".to_string(), c.api_key.clone()),
         ("PLIVO_AUTH_ID".to_string(), c.plivo_auth_id.clone()),
         ("PLIVO_AUTH_TOKEN".to_string(), c.auth_token.clone()),
+        // The generic `http` adapter speaking Plivo's API sends this as `Authorization: Basic …`.
+        ("PLIVO_BASIC_AUTH".to_string(), plivo_basic),
+        // The names examples/sim.toml and `smsgate sim` use.
+        ("SIM_API_KEY".to_string(), c.api_key.clone()),
+        ("SIM_API_SECRET".to_string(), c.api_secret.clone()),
+        ("SIM_TWILIO_SID".to_string(), c.account_sid.clone()),
+        ("SIM_AUTH_TOKEN".to_string(), c.auth_token.clone()),
+        ("SIM_PLIVO_AUTH_ID".to_string(), c.plivo_auth_id.clone()),
     ])
 }
 

@@ -8,5 +8,6 @@ mod garbage;
 mod helpers;
 mod otp;
 mod rls;
+mod routing;
 mod stepup;
 mod store;

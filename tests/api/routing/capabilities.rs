@@ -1,0 +1,87 @@
+//! Providers that cannot carry a message are skipped before any call: no templates, no plain
+//! text, or not serving the destination country.
+
+use serde_json::json;
+
+use super::{base_config, provider, US_PHONE};
+use crate::helpers::{spawn_with, Backend, TestApp, ADMIN_TOKEN, PHONE};
+use crate::on_both_stores;
+
+/// The providers of every attempt the app logged: a skipped provider has none, not even one its
+/// adapter refused without calling out.
+async fn attempted(app: &TestApp) -> Vec<String> {
+    let r = app.get("/v1/admin/attempts", Some(ADMIN_TOKEN)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rows = r.body["attempts"].as_array().expect("attempts").iter();
+    rows.map(|a| a["provider"].as_str().unwrap().to_string()).collect()
+}
+
+async fn a_template_message_skips_providers_without_templates(backend: Backend) {
+    let app = spawn_with(backend, |sim| {
+        base_config(&format!(
+            "{}{}{}",
+            provider(sim, "twilio", 1, ""),
+            provider(sim, "vonage", 2, ""),
+            provider(sim, "2factor", 3, "")
+        ))
+    })
+    .await;
+    let r = app
+        .post(
+            "/v1/sms/template",
+            json!({"to": PHONE, "template": "ORDER_SHIPPED", "vars": ["A-17", "Friday"]}),
+        )
+        .await;
+    assert_eq!((r.status, r.body["provider"].as_str()), (202, Some("2factor")), "{}", r.body);
+    assert_eq!(
+        (app.calls("twilio"), app.calls("vonage")),
+        (0, 0),
+        "providers without templates are not called"
+    );
+    assert_eq!(attempted(&app).await, ["2factor"], "nor attempted");
+    let delivered = app.sim.state().messages(Some(PHONE)).pop().expect("a message was delivered");
+    assert_eq!(delivered.template.as_deref(), Some("ORDER_SHIPPED"));
+    assert_eq!(delivered.vars, vec!["A-17".to_string(), "Friday".to_string()]);
+}
+
+async fn a_plain_text_skips_2factor(backend: Backend) {
+    let app = spawn_with(backend, |sim| {
+        base_config(&format!("{}{}", provider(sim, "2factor", 1, ""), provider(sim, "twilio", 2, "")))
+    })
+    .await;
+    let r = app.post("/v1/sms/send", json!({"to": PHONE, "text": "Your order shipped"})).await;
+    assert_eq!((r.status, r.body["provider"].as_str()), (202, Some("twilio")), "{}", r.body);
+    assert_eq!(app.calls("2factor"), 0, "2Factor sends no plain text");
+    assert_eq!(attempted(&app).await, ["twilio"], "nor is it attempted");
+    assert_eq!(app.delivered_by(PHONE).as_deref(), Some("twilio"));
+}
+
+async fn a_provider_that_does_not_serve_the_destination_country_is_skipped(backend: Backend) {
+    let app = spawn_with(backend, |sim| {
+        base_config(&format!(
+            "{}{}{}",
+            provider(sim, "2factor", 1, ""),
+            provider(sim, "plivo", 2, "countries = [\"44\", \"91\"]"),
+            provider(sim, "twilio", 3, "")
+        ))
+    })
+    .await;
+    app.otp_round_trip(US_PHONE, "twilio").await;
+    assert_eq!((app.calls("2factor"), app.calls("plivo")), (0, 0), "neither serves +1");
+    app.otp_round_trip(PHONE, "2factor").await;
+}
+
+async fn a_message_no_provider_can_carry_is_422_no_route(backend: Backend) {
+    let app = spawn_with(backend, |sim| base_config(&provider(sim, "2factor", 1, ""))).await;
+    let r = app.post("/v1/sms/send", json!({"to": PHONE, "text": "hello"})).await;
+    assert_eq!((r.status, r.body["error"].as_str()), (422, Some("no_route")), "{}", r.body);
+    assert!(r.body["message"].is_string(), "{}", r.body);
+    assert_eq!(app.calls("2factor"), 0);
+}
+
+on_both_stores!(
+    a_template_message_skips_providers_without_templates,
+    a_plain_text_skips_2factor,
+    a_provider_that_does_not_serve_the_destination_country_is_skipped,
+    a_message_no_provider_can_carry_is_422_no_route,
+);

@@ -1,0 +1,214 @@
+//! Each of the seven providers as the only provider, end to end through the app and its
+//! simulator fake: OTP send and verify in every OTP mode the adapter has, a transactional text
+//! and a template where the provider carries them (and `no_route` where it does not). The
+//! generic `http` adapter's conformance: TOML alone makes it speak Textlocal's and Plivo's wire.
+
+use serde_json::json;
+use smsgate::sim::SimHandle;
+
+use super::{base_config, provider};
+use crate::helpers::{spawn_with, Backend, TestApp, PHONE};
+use crate::on_both_stores;
+
+const VERIFY_SID: &str = "VA00000000000000000000000000000000";
+
+async fn alone(backend: Backend, name: &'static str, extra: impl FnOnce(&SimHandle) -> String) -> TestApp {
+    spawn_with(backend, |sim| {
+        let extra = extra(sim);
+        base_config(&provider(sim, name, 1, &extra))
+    })
+    .await
+}
+
+/// A transactional text: delivered by `name` when it carries text, else 422 `no_route`.
+async fn text(app: &TestApp, name: &str, supported: bool) {
+    let calls = app.calls(name);
+    let r = app
+        .post("/v1/sms/send", json!({"to": PHONE, "text": "Your parcel is out for delivery"}))
+        .await;
+    if supported {
+        assert_eq!(
+            (r.status, r.body["provider"].as_str(), r.body["status"].as_str()),
+            (202, Some(name), Some("accepted")),
+            "{}",
+            r.body
+        );
+        let last = app.sim.state().messages(Some(PHONE)).pop().expect("delivered");
+        assert_eq!(
+            (last.provider.as_str(), last.text.as_deref()),
+            (name, Some("Your parcel is out for delivery"))
+        );
+    } else {
+        assert_eq!((r.status, r.body["error"].as_str()), (422, Some("no_route")), "{}", r.body);
+        assert_eq!(app.calls(name), calls, "an unsupported kind is never sent");
+    }
+}
+
+/// A template with two variables: delivered by `name` when it has templates, else `no_route`.
+async fn template(app: &TestApp, name: &str, supported: bool) {
+    let calls = app.calls(name);
+    let r = app
+        .post(
+            "/v1/sms/template",
+            json!({"to": PHONE, "template": "ORDER_SHIPPED", "vars": ["A-17", "Friday"]}),
+        )
+        .await;
+    if supported {
+        assert_eq!((r.status, r.body["provider"].as_str()), (202, Some(name)), "{}", r.body);
+        let last = app.sim.state().messages(Some(PHONE)).pop().expect("delivered");
+        assert_eq!((last.provider.as_str(), last.template.as_deref()), (name, Some("ORDER_SHIPPED")));
+        assert_eq!(last.vars, ["A-17", "Friday"]);
+    } else {
+        assert_eq!((r.status, r.body["error"].as_str()), (422, Some("no_route")), "{}", r.body);
+        assert_eq!(app.calls(name), calls, "an unsupported kind is never sent");
+    }
+}
+
+async fn two_factor_alone_sends_autogen_and_local_otps_and_templates_but_no_text(backend: Backend) {
+    let app = alone(backend, "2factor", |_| String::new()).await;
+    app.otp_round_trip(PHONE, "2factor").await;
+    template(&app, "2factor", true).await;
+    text(&app, "2factor", false).await;
+    let app = alone(backend, "2factor", |_| "otp_mode = \"local\"".into()).await;
+    app.otp_round_trip(PHONE, "2factor").await;
+}
+
+async fn twilio_alone_sends_local_and_verify_otps_and_text_but_no_templates(backend: Backend) {
+    let app = alone(backend, "twilio", |_| String::new()).await;
+    app.otp_round_trip(PHONE, "twilio").await;
+    text(&app, "twilio", true).await;
+    template(&app, "twilio", false).await;
+    let app = alone(backend, "twilio", |sim| {
+        format!(
+            "otp_mode = \"verify\"\nverify_base_url = \"{}\"\nverify_service_sid = \"{VERIFY_SID}\"",
+            sim.url("twilio")
+        )
+    })
+    .await;
+    app.otp_round_trip(PHONE, "twilio").await;
+    text(&app, "twilio", true).await;
+}
+
+async fn vonage_alone_sends_an_otp_and_text_but_no_templates(backend: Backend) {
+    let app = alone(backend, "vonage", |_| String::new()).await;
+    app.otp_round_trip(PHONE, "vonage").await;
+    text(&app, "vonage", true).await;
+    template(&app, "vonage", false).await;
+}
+
+async fn msg91_alone_sends_local_and_autogen_otps_and_templates_but_no_text(backend: Backend) {
+    let app = alone(backend, "msg91", |_| String::new()).await;
+    app.otp_round_trip(PHONE, "msg91").await;
+    template(&app, "msg91", true).await;
+    text(&app, "msg91", false).await;
+    let app = alone(backend, "msg91", |_| "otp_mode = \"autogen\"".into()).await;
+    app.otp_round_trip(PHONE, "msg91").await;
+}
+
+async fn textlocal_alone_sends_an_otp_and_text_but_no_templates(backend: Backend) {
+    let app = alone(backend, "textlocal", |_| String::new()).await;
+    app.otp_round_trip(PHONE, "textlocal").await;
+    text(&app, "textlocal", true).await;
+    template(&app, "textlocal", false).await;
+}
+
+async fn plivo_alone_sends_an_otp_and_text_but_no_templates(backend: Backend) {
+    let app = alone(backend, "plivo", |_| String::new()).await;
+    app.otp_round_trip(PHONE, "plivo").await;
+    text(&app, "plivo", true).await;
+    template(&app, "plivo", false).await;
+}
+
+async fn fast2sms_alone_sends_an_otp_text_and_dlt_template(backend: Backend) {
+    let app = alone(backend, "fast2sms", |_| String::new()).await;
+    app.otp_round_trip(PHONE, "fast2sms").await;
+    text(&app, "fast2sms", true).await;
+    template(&app, "fast2sms", true).await;
+    let app = alone(backend, "fast2sms", |_| "route = \"q\"".into()).await;
+    app.otp_round_trip(PHONE, "fast2sms").await;
+}
+
+/// `kind = "http"` configured to speak Textlocal's `/send/` form.
+fn http_as_textlocal(sim: &SimHandle) -> String {
+    let url = sim.url("textlocal");
+    base_config(&format!(
+        r#"
+[[providers]]
+name = "generic"
+kind = "http"
+api_key_env = "TEXTLOCAL_API_KEY"
+[providers.http]
+method = "POST"
+url = "{url}/send/"
+form = {{ apikey = "{{secret}}", numbers = "{{to_digits}}", message = "{{text}}", sender = "TXTLCL" }}
+success_status = [200]
+success_field = "status"
+success_value = "success"
+reference_field = "messages.0.id"
+"#
+    ))
+}
+
+/// `kind = "http"` configured to speak Plivo's JSON with basic auth.
+fn http_as_plivo(sim: &SimHandle) -> String {
+    let url = sim.url("plivo");
+    let auth_id = smsgate::sim::SimCredentials::default().plivo_auth_id;
+    base_config(&format!(
+        r#"
+[[providers]]
+name = "generic"
+kind = "http"
+api_key_env = "PLIVO_BASIC_AUTH"
+[providers.http]
+url = "{url}/v1/Account/{auth_id}/Message/"
+headers = {{ Authorization = "Basic {{secret}}" }}
+json = '{{"src": "+14155550100", "dst": "{{to_digits}}", "text": "{{text}}"}}'
+success_status = [202]
+reference_field = "message_uuid.0"
+rejected_statuses = [400]
+"#
+    ))
+}
+
+async fn the_generic_http_adapter_speaks_textlocal_and_plivo_from_toml_alone(backend: Backend) {
+    for (config, fake) in [
+        (http_as_textlocal as fn(&SimHandle) -> String, "textlocal"),
+        (http_as_plivo, "plivo"),
+    ] {
+        let app = spawn_with(backend, config).await;
+        let sent = app.send_otp_to(PHONE).await;
+        assert_eq!(sent.status, 200, "{fake}: {}", sent.body);
+        assert_eq!(app.delivered_by(PHONE).as_deref(), Some(fake), "the {fake} fake took the request");
+        let code = app.sim.state().last_code(PHONE).unwrap();
+        let r = app.verify(sent.body["session_id"].as_str().unwrap(), &code).await;
+        assert_eq!(r.body["verified"], true, "{fake}: {}", r.body);
+        let r = app
+            .post("/v1/sms/send", json!({"to": PHONE, "text": "a \"quoted\" text & more"}))
+            .await;
+        assert_eq!(
+            (r.status, r.body["provider"].as_str()),
+            (202, Some("generic")),
+            "{fake}: {}",
+            r.body
+        );
+        let last = app.sim.state().messages(Some(PHONE)).pop().unwrap();
+        assert_eq!(
+            last.text.as_deref(),
+            Some("a \"quoted\" text & more"),
+            "{fake}: escaped and unescaped intact"
+        );
+        template(&app, "generic", false).await;
+        assert_eq!(app.calls(fake), 2);
+    }
+}
+
+on_both_stores!(
+    two_factor_alone_sends_autogen_and_local_otps_and_templates_but_no_text,
+    twilio_alone_sends_local_and_verify_otps_and_text_but_no_templates,
+    vonage_alone_sends_an_otp_and_text_but_no_templates,
+    msg91_alone_sends_local_and_autogen_otps_and_templates_but_no_text,
+    textlocal_alone_sends_an_otp_and_text_but_no_templates,
+    plivo_alone_sends_an_otp_and_text_but_no_templates,
+    fast2sms_alone_sends_an_otp_text_and_dlt_template,
+    the_generic_http_adapter_speaks_textlocal_and_plivo_from_toml_alone,
+);
