@@ -5,5 +5,6 @@ mod db;
 mod failover;
 mod garbage;
 mod helpers;
+mod limits;
 mod otp;
 mod store;
