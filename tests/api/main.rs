@@ -7,4 +7,5 @@ mod garbage;
 mod helpers;
 mod limits;
 mod otp;
+mod pumping;
 mod store;
