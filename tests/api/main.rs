@@ -5,6 +5,7 @@ mod db;
 mod failover;
 mod garbage;
 mod helpers;
+mod idempotency;
 mod limits;
 mod otp;
 mod pumping;
