@@ -3,6 +3,7 @@
 
 mod db;
 mod failover;
+mod flood;
 mod garbage;
 mod helpers;
 mod idempotency;
