@@ -129,6 +129,9 @@ async fn per_ip_per_minute_counts_forwarded_for_from_a_trusted_proxy(backend: Ba
     assert_refused(&app, "/v1/otp/send", json!({ "phone": phone(2) }), &chain, "ip_per_minute", MINUTE).await;
     let other = [("X-Forwarded-For", "198.51.100.8")];
     assert_eq!(post(&app, "/v1/otp/send", json!({ "phone": phone(3) }), &other).await.status, 200);
+    // A proxy that adds its own header line after the client's: the client's line is a spoof.
+    let split = [("X-Forwarded-For", "203.0.113.99"), ("X-Forwarded-For", "198.51.100.7")];
+    assert_refused(&app, "/v1/otp/send", json!({ "phone": phone(4) }), &split, "ip_per_minute", MINUTE).await;
 }
 
 async fn forwarded_for_from_an_untrusted_peer_is_ignored(backend: Backend) {
