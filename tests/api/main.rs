@@ -7,6 +7,7 @@ mod flood;
 mod garbage;
 mod helpers;
 mod idempotency;
+mod limit_store;
 mod limits;
 mod otp;
 mod pumping;
