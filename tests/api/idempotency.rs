@@ -91,6 +91,14 @@ async fn a_5xx_releases_the_key_for_a_retry(backend: Backend) {
         (again.body["session_id"].clone(), replayed(&again)),
         (retry.body["session_id"].clone(), true)
     );
+
+    app.fault("twilio", "500");
+    let text = json!({"to": "+14155552671", "text": "hello"});
+    let failed = keyed(&app, "/v1/sms/send", "t-1", text.clone()).await;
+    assert_eq!(failed.status, 503, "{}", failed.body);
+    app.clear_fault("twilio");
+    let retry = keyed(&app, "/v1/sms/send", "t-1", text).await;
+    assert_eq!((retry.status, replayed(&retry)), (202, false), "{}", retry.body);
 }
 
 async fn a_rate_limited_answer_is_not_kept(backend: Backend) {
