@@ -1,6 +1,7 @@
 //! `Idempotency-Key` on every send route: the first request with a key runs; a replay with the
 //! same body gets the first answer and sends nothing; the same key with another body is 422.
-//! A duplicate that arrives while the first still runs waits for its answer.
+//! A duplicate that arrives while the first still runs waits for its answer. Answers worth
+//! retrying (5xx, 429) are not kept: the key is released for the retry.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -67,8 +68,9 @@ where
         Ok((status, json)) => (*status, json.clone()),
         Err(e) => (actix_web::ResponseError::status_code(e), e.body()),
     };
-    let stored = if status.is_server_error() {
-        // Worth retrying with the same key: forget it.
+    let stored = if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        // Worth retrying with the same key (a 429 asks for exactly that, after Retry-After):
+        // forget it, or the retry would be answered with the stale refusal for the key's TTL.
         store.release_idempotency(&caller.name, &key).await
     } else {
         store.complete_idempotency(&caller.name, &key, status.as_u16(), &json).await

@@ -35,10 +35,14 @@ pub struct AppState {
 
 impl AppState {
     /// The end user's IP from the body's `client_ip` or a trusted proxy's `X-Forwarded-For`.
+    /// Every `X-Forwarded-For` line counts, in order (one list, as HTTP defines repeated fields):
+    /// a proxy may add its own line after the client's, and the client's first line is spoofable.
     pub fn client_ip(&self, req: &HttpRequest, body_ip: Option<&str>) -> Result<Option<std::net::IpAddr>, ApiError> {
-        let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let lines: Option<Vec<&str>> = req.headers().get_all("x-forwarded-for").map(|v| v.to_str().ok()).collect();
+        // An unreadable line makes the whole chain untrustworthy: no IP rather than a guess.
+        let forwarded = lines.filter(|l| !l.is_empty()).map(|l| l.join(","));
         let peer = req.peer_addr().map(|a| a.ip());
-        crate::limits::end_user_ip(body_ip, forwarded, peer, &self.trusted_proxies).map_err(ApiError::InvalidRequest)
+        crate::limits::end_user_ip(body_ip, forwarded.as_deref(), peer, &self.trusted_proxies).map_err(ApiError::InvalidRequest)
     }
 
     pub fn parse_phone(&self, raw: &str) -> Result<Phone, ApiError> {

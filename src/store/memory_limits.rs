@@ -133,7 +133,13 @@ impl LimitStore for super::MemoryStore {
     }
 
     async fn release_idempotency(&self, scope: &str, key: &str) -> Result<(), StoreError> {
-        self.limits.lock().idempotency.remove(&(scope.to_string(), key.to_string()));
+        // Only an unanswered claim: a request whose lease ran out must not erase the answer of
+        // the request that took its key over (PostgreSQL deletes `WHERE status IS NULL` too).
+        let id = (scope.to_string(), key.to_string());
+        let mut inner = self.limits.lock();
+        if inner.idempotency.get(&id).is_some_and(|row| row.answer.is_none()) {
+            inner.idempotency.remove(&id);
+        }
         Ok(())
     }
 

@@ -54,15 +54,18 @@ impl LimitStore for PostgresStore {
     ) -> Result<IdempotencyClaim, StoreError> {
         let client = self.pool().get().await?;
         // Insert, or take over a row that expired or whose first request died mid-way; either
-        // way `claimed` is true only for the one request that wrote the row.
+        // way `claimed` is true only for the one request that wrote the row. `$4` is cast at each
+        // use: left to inference it is deduced both as timestamptz and as timestamp, and
+        // PostgreSQL refuses to prepare the statement.
         let stmt = client
             .prepare_cached(
                 "INSERT INTO idempotency_keys AS k (scope, key, request_hash, claimed_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $4 + make_interval(secs => $5))
+                 VALUES ($1, $2, $3, $4::timestamptz, $4::timestamptz + make_interval(secs => $5::float8))
                  ON CONFLICT (scope, key) DO UPDATE
                     SET request_hash = EXCLUDED.request_hash, status = NULL, response = NULL,
                         claimed_at = EXCLUDED.claimed_at, expires_at = EXCLUDED.expires_at
-                  WHERE k.expires_at <= $4 OR (k.status IS NULL AND k.claimed_at <= $4 - make_interval(secs => $6))
+                  WHERE k.expires_at <= $4::timestamptz
+                     OR (k.status IS NULL AND k.claimed_at <= $4::timestamptz - make_interval(secs => $6::float8))
                  RETURNING true",
             )
             .await?;

@@ -25,8 +25,12 @@ pub enum Backend {
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
-    pub sim: SimHandle,
+    /// Shared with a second instance started by `spawn_second`.
+    pub sim: Arc<SimHandle>,
+    /// The schema this app owns (dropped with it); `None` for a second instance.
     pub db: Option<TestDb>,
+    /// The database URL the app uses, when it uses PostgreSQL.
+    pub db_url: Option<String>,
 }
 
 pub struct Reply {
@@ -139,17 +143,43 @@ pub async fn spawn_with(backend: Backend, make_config: impl FnOnce(&SimHandle) -
 }
 
 pub async fn spawn_on(backend: Backend, sim: SimHandle, toml: &str) -> TestApp {
+    let db = match backend {
+        Backend::Memory => None,
+        Backend::Postgres => Some(TestDb::new().await),
+    };
+    let db_url = db.as_ref().map(|d| d.url());
+    let base = launch(toml, db_url.clone()).await;
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        sim: Arc::new(sim),
+        db,
+        db_url,
+    }
+}
+
+/// A second instance next to `first`: the same simulator and, on PostgreSQL, the same schema,
+/// so that state held in the store (limits, idempotency keys, sessions) is shared.
+pub async fn spawn_second(first: &TestApp, toml: &str) -> TestApp {
+    let base = launch(toml, first.db_url.clone()).await;
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        sim: first.sim.clone(),
+        db: None,
+        db_url: first.db_url.clone(),
+    }
+}
+
+/// Builds and runs the application on port 0; returns its base URL.
+async fn launch(toml: &str, database_url: Option<String>) -> String {
     // `SMSGATE_LOG=debug cargo test …` shows the gateway's log next to a failing test.
     let filter = tracing_subscriber::EnvFilter::try_from_env("SMSGATE_LOG").unwrap_or_else(|_| "error".into());
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(filter).try_init();
 
     let mut settings = Settings::from_toml(toml).expect("test config is valid");
     settings.server.listen = "127.0.0.1:0".into();
-    let db = match backend {
-        Backend::Memory => None,
-        Backend::Postgres => Some(TestDb::new().await),
-    };
-    settings.database_url = db.as_ref().map(|d| d.url().into());
+    settings.database_url = database_url.map(Into::into);
     settings.otp_secret = Some("test-secret".to_string().into());
     let secrets = sim_secrets();
     let app = Application::build_with(settings, Arc::new(move |k| secrets.get(k).cloned()))
@@ -157,12 +187,7 @@ pub async fn spawn_on(backend: Backend, sim: SimHandle, toml: &str) -> TestApp {
         .expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    TestApp {
-        base,
-        http: reqwest::Client::new(),
-        sim,
-        db,
-    }
+    base
 }
 
 impl TestApp {
@@ -282,4 +307,24 @@ macro_rules! on_both_stores {
             })*
         }
     };
+}
+
+/// `toml` (a `config` output) with its `[limits]` table replaced by `[limits]` + `limits`.
+pub fn with_limits(toml: &str, limits: &str) -> String {
+    let start = toml.find("[limits]").expect("the config has a [limits] table");
+    let end = start + toml[start..].find("\n[[").expect("a table follows [limits]");
+    format!("{}[limits]\n{limits}\n{}", &toml[..start], &toml[end..])
+}
+
+/// Waits until at least `need` is left before the next whole minute (UTC), so that a test of a
+/// per-minute (or per-day) window does not straddle a window boundary.
+pub async fn clear_of_minute_boundary(need: Duration) {
+    let left = || {
+        let ms = chrono::Utc::now().timestamp_millis().rem_euclid(60_000);
+        Duration::from_millis((60_000 - ms) as u64)
+    };
+    let now_left = left();
+    if now_left < need {
+        tokio::time::sleep(now_left + Duration::from_millis(50)).await;
+    }
 }

@@ -4,9 +4,14 @@
 mod access;
 mod db;
 mod failover;
+mod flood;
 mod garbage;
 mod helpers;
+mod idempotency;
+mod limit_store;
+mod limits;
 mod otp;
+mod pumping;
 mod rls;
 mod routing;
 mod stepup;

@@ -1,0 +1,218 @@
+//! The `LimitStore` conformance suite on memory and PostgreSQL, with the clock in the test's
+//! hands: all-or-nothing admissions, window roll-over, the resend cooldown's growth, cap and
+//! reset, idempotency claims (conflict, replay, lease takeover, expiry, release), and races:
+//! concurrent admissions and claims through two stores (two pools, as two instances) on one schema.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use smsgate::metrics::Metrics;
+use smsgate::store::{Admission, CooldownSpec, IdempotencyClaim, MemoryStore, PostgresStore, Quota, Store};
+
+use crate::db::TestDb;
+
+/// Ten seconds into a minute (and into no particular day).
+fn t0() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_010, 0).unwrap()
+}
+
+fn secs(s: i64) -> Duration {
+    Duration::seconds(s)
+}
+
+fn quota(key: &str, window_secs: u32, limit: u32) -> Quota {
+    Quota {
+        key: key.into(),
+        window_secs,
+        limit,
+    }
+}
+
+fn cooldown(base: u32, max: u32) -> CooldownSpec {
+    CooldownSpec {
+        key: "resend:+919876543210".into(),
+        base_secs: base,
+        max_secs: max,
+        reset_secs: 3600,
+    }
+}
+
+fn admitted(resend: Option<u64>) -> Admission {
+    Admission::Admitted { resend_after_secs: resend }
+}
+
+fn refused(key: &str, retry: u64) -> Admission {
+    Admission::Refused {
+        key: key.into(),
+        retry_after_secs: retry,
+    }
+}
+
+async fn an_admission_takes_every_quota_or_none(s: Arc<dyn Store>, _: Arc<dyn Store>) {
+    let (a, b) = (quota("a", 60, 2), quota("b", 60, 1));
+    let both = [a.clone(), b.clone()];
+    assert_eq!(s.admit(&both, None, t0()).await.unwrap(), admitted(None));
+    assert_eq!(s.admit(&both, None, t0()).await.unwrap(), refused("b", 50));
+    let only_a = [a];
+    assert_eq!(
+        s.admit(&only_a, None, t0()).await.unwrap(),
+        admitted(None),
+        "the refusal took nothing from `a`"
+    );
+    assert_eq!(s.admit(&only_a, None, t0()).await.unwrap(), refused("a", 50));
+}
+
+async fn a_window_admits_its_limit_then_rolls_over(s: Arc<dyn Store>, _: Arc<dyn Store>) {
+    let q = [quota("phone:m:x", 60, 3)];
+    for _ in 0..3 {
+        assert_eq!(s.admit(&q, None, t0()).await.unwrap(), admitted(None));
+    }
+    assert_eq!(s.admit(&q, None, t0() + secs(1)).await.unwrap(), refused("phone:m:x", 49));
+    assert_eq!(s.admit(&q, None, t0() + secs(49)).await.unwrap(), refused("phone:m:x", 1));
+    assert_eq!(s.admit(&q, None, t0() + secs(50)).await.unwrap(), admitted(None), "a new window");
+}
+
+async fn the_cooldown_doubles_caps_and_resets(s: Arc<dyn Store>, _: Arc<dyn Store>) {
+    let cd = cooldown(10, 40);
+    let q = [quota("c", 86_400, 1000)];
+    let at = |t: i64| t0() + secs(t);
+    assert_eq!(s.admit(&q, Some(&cd), at(0)).await.unwrap(), admitted(Some(10)));
+    assert_eq!(s.admit(&q, Some(&cd), at(4)).await.unwrap(), refused(&cd.key, 6));
+    assert_eq!(s.admit(&q, Some(&cd), at(10)).await.unwrap(), admitted(Some(20)));
+    assert_eq!(s.admit(&q, Some(&cd), at(30)).await.unwrap(), admitted(Some(40)));
+    assert_eq!(s.admit(&q, Some(&cd), at(70)).await.unwrap(), admitted(Some(40)), "capped");
+    assert_eq!(
+        s.admit(&q, Some(&cd), at(70 + 3600)).await.unwrap(),
+        admitted(Some(10)),
+        "reset an hour after the last send"
+    );
+}
+
+async fn a_refused_quota_leaves_the_cooldown_alone(s: Arc<dyn Store>, _: Arc<dyn Store>) {
+    let cd = cooldown(1, 100);
+    let spent = [quota("spent", 3600, 2)];
+    assert_eq!(s.admit(&spent, Some(&cd), t0()).await.unwrap(), admitted(Some(1)));
+    assert_eq!(s.admit(&spent, Some(&cd), t0() + secs(1)).await.unwrap(), admitted(Some(2)));
+    assert!(matches!(s.admit(&spent, Some(&cd), t0() + secs(3)).await.unwrap(), Admission::Refused { key, .. } if key == "spent"));
+    let fresh = [quota("fresh", 3600, 2)];
+    assert_eq!(
+        s.admit(&fresh, Some(&cd), t0() + secs(3)).await.unwrap(),
+        admitted(Some(4)),
+        "the refused admission did not count as a resend"
+    );
+}
+
+async fn concurrent_admissions_never_exceed_the_limit(s: Arc<dyn Store>, other: Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let store = if i % 2 == 0 { Arc::clone(&s) } else { Arc::clone(&other) };
+            tokio::spawn(async move {
+                let q = [
+                    quota("client:app", 60, 100),
+                    quota("phone:m:x", 60, 7),
+                    quota("prefix:m:91-9876", 60, 100),
+                ];
+                store.admit(&q, None, t0()).await.unwrap()
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for t in tasks {
+        admitted += matches!(t.await.unwrap(), Admission::Admitted { .. }) as u32;
+    }
+    assert_eq!(admitted, 7);
+}
+
+async fn an_idempotency_key_is_claimed_once_then_replayed(s: Arc<dyn Store>, _: Arc<dyn Store>) {
+    let claim = |hash: &'static [u8], t: i64| {
+        let s = Arc::clone(&s);
+        async move { s.claim_idempotency("app", "k", hash, t0() + secs(t), 3600, 60).await.unwrap() }
+    };
+    assert_eq!(claim(b"h1", 0).await, IdempotencyClaim::Claimed);
+    assert_eq!(claim(b"h1", 1).await, IdempotencyClaim::InFlight);
+    assert_eq!(claim(b"h2", 1).await, IdempotencyClaim::Conflict);
+    assert_eq!(
+        s.claim_idempotency("other-app", "k", b"h2", t0(), 3600, 60).await.unwrap(),
+        IdempotencyClaim::Claimed,
+        "keys are per calling app"
+    );
+    s.complete_idempotency("app", "k", 200, &json!({"session_id": "s1"})).await.unwrap();
+    let replay = IdempotencyClaim::Replay {
+        status: 200,
+        body: json!({"session_id": "s1"}),
+    };
+    assert_eq!(claim(b"h1", 2).await, replay);
+    assert_eq!(claim(b"h2", 2).await, IdempotencyClaim::Conflict);
+    s.release_idempotency("app", "k").await.unwrap();
+    assert_eq!(claim(b"h1", 3).await, replay, "a completed key is not released");
+    assert_eq!(claim(b"h2", 3600).await, IdempotencyClaim::Claimed, "an expired key is new again");
+}
+
+async fn a_stuck_claim_is_taken_over_after_its_lease_and_a_released_one_at_once(s: Arc<dyn Store>, _: Arc<dyn Store>) {
+    let claim = |key: &'static str, t: i64| {
+        let s = Arc::clone(&s);
+        async move { s.claim_idempotency("app", key, b"h", t0() + secs(t), 3600, 60).await.unwrap() }
+    };
+    assert_eq!(claim("stuck", 0).await, IdempotencyClaim::Claimed);
+    assert_eq!(claim("stuck", 59).await, IdempotencyClaim::InFlight);
+    assert_eq!(claim("stuck", 60).await, IdempotencyClaim::Claimed, "its instance died: take over");
+    assert_eq!(claim("stuck", 61).await, IdempotencyClaim::InFlight);
+    assert_eq!(claim("failed", 0).await, IdempotencyClaim::Claimed);
+    s.release_idempotency("app", "failed").await.unwrap();
+    assert_eq!(claim("failed", 1).await, IdempotencyClaim::Claimed);
+}
+
+async fn concurrent_claims_yield_exactly_one_claimed(s: Arc<dyn Store>, other: Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let store = if i % 2 == 0 { Arc::clone(&s) } else { Arc::clone(&other) };
+            tokio::spawn(async move { store.claim_idempotency("app", "race", b"h", t0(), 3600, 60).await.unwrap() })
+        })
+        .collect();
+    let mut claims = Vec::new();
+    for t in tasks {
+        claims.push(t.await.unwrap());
+    }
+    assert_eq!(claims.iter().filter(|c| **c == IdempotencyClaim::Claimed).count(), 1);
+    assert!(claims
+        .iter()
+        .all(|c| matches!(c, IdempotencyClaim::Claimed | IdempotencyClaim::InFlight)));
+}
+
+async fn postgres_store(db: &TestDb) -> Arc<dyn Store> {
+    let store = PostgresStore::connect(&db.url(), 4, Metrics::new()).unwrap();
+    smsgate::store::migrate::run(store.pool()).await.unwrap();
+    Arc::new(store)
+}
+
+macro_rules! limit_conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let store: std::sync::Arc<dyn smsgate::store::Store> = std::sync::Arc::new(super::MemoryStore::new());
+                super::$name(store.clone(), store).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let db = crate::db::TestDb::new().await;
+                let (a, b) = (super::postgres_store(&db).await, super::postgres_store(&db).await);
+                super::$name(a, b).await;
+            })*
+        }
+    };
+}
+
+limit_conformance!(
+    an_admission_takes_every_quota_or_none,
+    a_window_admits_its_limit_then_rolls_over,
+    the_cooldown_doubles_caps_and_resets,
+    a_refused_quota_leaves_the_cooldown_alone,
+    concurrent_admissions_never_exceed_the_limit,
+    an_idempotency_key_is_claimed_once_then_replayed,
+    a_stuck_claim_is_taken_over_after_its_lease_and_a_released_one_at_once,
+    concurrent_claims_yield_exactly_one_claimed,
+);

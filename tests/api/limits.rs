@@ -1,0 +1,292 @@
+//! Abuse limits at their boundaries: the Nth send in a window goes, the N+1th is a 429 with
+//! `retry_after_seconds` and `Retry-After` and costs no SMS. Per phone (minute, day), per end-user
+//! IP (body or trusted `X-Forwarded-For`), per user, per calling app, the growing resend cooldown,
+//! and the same limits over two instances sharing one PostgreSQL schema.
+
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::helpers::{clear_of_minute_boundary, config, spawn_second, spawn_with, with_limits, Backend, Reply, TestApp, PHONE, SEND_TOKEN};
+use crate::on_both_stores;
+
+const MINUTE: i64 = 60;
+const DAY: i64 = 86_400;
+
+/// The relaxed limits of the base test config with `over` (whole `key = value` lines) in force.
+pub fn limits_toml(over: &str) -> String {
+    let relaxed = "per_phone_per_minute = 1000\nper_phone_per_day = 1000\nper_prefix_per_minute = 10000\nresend_cooldown_seconds = 0";
+    let overridden = |line: &str| {
+        over.lines()
+            .any(|o| o.split('=').next().map(str::trim) == line.split('=').next().map(str::trim))
+    };
+    let mut out: Vec<&str> = relaxed.lines().filter(|l| !overridden(l)).collect();
+    out.extend(over.lines());
+    out.join("\n")
+}
+
+/// An app whose limits are the relaxed ones with `over`; `extra` is appended to the config.
+pub async fn app_with(backend: Backend, over: &str, extra: &str) -> TestApp {
+    let app = spawn_with(backend, |sim| with_limits(&config(sim, "", extra), &limits_toml(over))).await;
+    clear_of_minute_boundary(Duration::from_secs(10)).await;
+    app
+}
+
+/// An Indian mobile number in the `91-9876` prefix.
+pub fn phone(i: u32) -> String {
+    format!("+9198765{i:05}")
+}
+
+/// Provider calls so far, over both configured providers.
+pub fn sent(app: &TestApp) -> u64 {
+    app.calls("2factor") + app.calls("twilio")
+}
+
+pub async fn post(app: &TestApp, path: &str, body: Value, headers: &[(&str, &str)]) -> Reply {
+    app.request(reqwest::Method::POST, path, Some(SEND_TOKEN), Some(body.to_string()), headers)
+        .await
+}
+
+pub async fn otp_to(app: &TestApp, phone: &str) -> Reply {
+    post(app, "/v1/otp/send", json!({ "phone": phone }), &[]).await
+}
+
+/// Sends and asserts a 429 for `reason` whose retry-after is the time left in the current
+/// `window_secs` window (as seen before and after the request), and that no SMS went out.
+pub async fn assert_refused(app: &TestApp, path: &str, body: Value, headers: &[(&str, &str)], reason: &str, window_secs: i64) -> Reply {
+    let calls = sent(app);
+    let before = Utc::now();
+    let r = post(app, path, body, headers).await;
+    let after = Utc::now();
+    assert_limited(&r, reason, left_in_window(window_secs, before, after));
+    assert_eq!(sent(app), calls, "a refused send costs no SMS");
+    r
+}
+
+/// Whole seconds (rounded up) left in the fixed window between `before` and `after`.
+fn left_in_window(window_secs: i64, before: DateTime<Utc>, after: DateTime<Utc>) -> RangeInclusive<u64> {
+    let w = window_secs * 1000;
+    let end = (before.timestamp_millis().div_euclid(w) + 1) * w;
+    let left = |t: DateTime<Utc>| ((end - t.timestamp_millis()).max(0) as u64).div_ceil(1000);
+    left(after)..=left(before)
+}
+
+/// The 429 shape: `{error, message, retry_after_seconds, reason}` and a matching `Retry-After`.
+pub fn assert_limited(r: &Reply, reason: &str, retry: RangeInclusive<u64>) {
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.body["error"], "rate_limited", "{}", r.body);
+    assert_eq!(r.body["reason"], reason, "{}", r.body);
+    assert!(r.body["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", r.body);
+    let secs = r.body["retry_after_seconds"].as_u64().expect("retry_after_seconds is a number");
+    assert!(retry.contains(&secs), "retry_after_seconds {secs} not in {retry:?}");
+    let header = r.headers.get("retry-after").and_then(|v| v.to_str().ok());
+    assert_eq!(header, Some(secs.to_string().as_str()), "Retry-After matches the body");
+}
+
+async fn per_phone_per_minute_admits_the_limit_then_refuses(backend: Backend) {
+    let app = app_with(backend, "per_phone_per_minute = 3", "").await;
+    for _ in 0..3 {
+        assert_eq!(app.send_otp().await.status, 200);
+    }
+    assert_refused(&app, "/v1/otp/send", json!({ "phone": PHONE }), &[], "phone_per_minute", MINUTE).await;
+    assert_eq!(otp_to(&app, &phone(1)).await.status, 200, "another number is not held back");
+    let text = post(&app, "/v1/sms/send", json!({"to": PHONE, "text": "hi"}), &[]).await;
+    assert_eq!(text.status, 202, "per-phone windows count OTPs only: {}", text.body);
+}
+
+async fn per_phone_per_day_admits_the_limit_then_refuses(backend: Backend) {
+    let app = app_with(backend, "per_phone_per_day = 2", "").await;
+    for _ in 0..2 {
+        assert_eq!(app.send_otp().await.status, 200);
+    }
+    assert_refused(&app, "/v1/otp/send", json!({ "phone": PHONE }), &[], "phone_per_day", DAY).await;
+}
+
+async fn per_ip_per_minute_counts_the_body_client_ip(backend: Backend) {
+    let app = app_with(backend, "per_ip_per_minute = 2", "").await;
+    for i in 0..2 {
+        let r = post(&app, "/v1/otp/send", json!({"phone": phone(i), "client_ip": "198.51.100.7"}), &[]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let body = json!({"phone": phone(2), "client_ip": "198.51.100.7"});
+    assert_refused(&app, "/v1/otp/send", body, &[], "ip_per_minute", MINUTE).await;
+    let other = post(&app, "/v1/otp/send", json!({"phone": phone(3), "client_ip": "198.51.100.8"}), &[]).await;
+    assert_eq!(other.status, 200, "another address is not held back");
+    let bad = post(&app, "/v1/otp/send", json!({"phone": phone(4), "client_ip": "not-an-ip"}), &[]).await;
+    assert_eq!((bad.status, bad.body["error"].as_str()), (400, Some("invalid_request")));
+}
+
+async fn per_ip_per_minute_counts_forwarded_for_from_a_trusted_proxy(backend: Backend) {
+    let app = app_with(backend, "per_ip_per_minute = 2", "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n").await;
+    let xff = [("X-Forwarded-For", "198.51.100.7")];
+    for i in 0..2 {
+        assert_eq!(post(&app, "/v1/otp/send", json!({ "phone": phone(i) }), &xff).await.status, 200);
+    }
+    // The proxy's own hop on the right is skipped: the user is still 198.51.100.7.
+    let chain = [("X-Forwarded-For", "198.51.100.7, 127.0.0.1")];
+    assert_refused(&app, "/v1/otp/send", json!({ "phone": phone(2) }), &chain, "ip_per_minute", MINUTE).await;
+    let other = [("X-Forwarded-For", "198.51.100.8")];
+    assert_eq!(post(&app, "/v1/otp/send", json!({ "phone": phone(3) }), &other).await.status, 200);
+    // A proxy that adds its own header line after the client's: the client's line is a spoof.
+    let split = [("X-Forwarded-For", "203.0.113.99"), ("X-Forwarded-For", "198.51.100.7")];
+    assert_refused(&app, "/v1/otp/send", json!({ "phone": phone(4) }), &split, "ip_per_minute", MINUTE).await;
+}
+
+async fn forwarded_for_from_an_untrusted_peer_is_ignored(backend: Backend) {
+    let app = app_with(backend, "per_ip_per_minute = 2", "[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\n").await;
+    let xff = [("X-Forwarded-For", "198.51.100.7")];
+    for i in 0..4 {
+        let r = post(&app, "/v1/otp/send", json!({ "phone": phone(i) }), &xff).await;
+        assert_eq!(r.status, 200, "a spoofable header does not count against anyone: {}", r.body);
+    }
+    // The limit itself is live: the body's address is counted.
+    for i in 4..6 {
+        assert_eq!(
+            post(&app, "/v1/otp/send", json!({"phone": phone(i), "client_ip": "198.51.100.7"}), &xff)
+                .await
+                .status,
+            200
+        );
+    }
+    let body = json!({"phone": phone(6), "client_ip": "198.51.100.7"});
+    assert_refused(&app, "/v1/otp/send", body, &xff, "ip_per_minute", MINUTE).await;
+}
+
+async fn per_user_per_day_admits_the_limit_then_refuses(backend: Backend) {
+    let app = app_with(backend, "per_user_per_day = 2", "").await;
+    for i in 0..2 {
+        assert_eq!(
+            post(&app, "/v1/otp/send", json!({"phone": phone(i), "user_id": "u-1"}), &[])
+                .await
+                .status,
+            200
+        );
+    }
+    let body = json!({"phone": phone(2), "user_id": "u-1"});
+    assert_refused(&app, "/v1/otp/send", body, &[], "user_per_day", DAY).await;
+    assert_eq!(
+        post(&app, "/v1/otp/send", json!({"phone": phone(3), "user_id": "u-2"}), &[])
+            .await
+            .status,
+        200
+    );
+}
+
+async fn per_client_per_minute_covers_every_send_route(backend: Backend) {
+    let app = app_with(backend, "per_client_per_minute = 3", "").await;
+    assert_eq!(otp_to(&app, &phone(0)).await.status, 200);
+    assert_eq!(otp_to(&app, &phone(1)).await.status, 200);
+    let text = post(&app, "/v1/sms/send", json!({"to": phone(2), "text": "hi"}), &[]).await;
+    assert_eq!(text.status, 202, "{}", text.body);
+    let body = json!({"to": phone(3), "text": "hi"});
+    assert_refused(&app, "/v1/sms/send", body, &[], "client_rate", MINUTE).await;
+    assert_refused(&app, "/v1/otp/send", json!({ "phone": phone(4) }), &[], "client_rate", MINUTE).await;
+}
+
+/// Sends to `PHONE` until one is admitted (the cooldown refusing meanwhile); returns it and
+/// when its request left.
+async fn until_admitted(app: &TestApp, within: Duration) -> (Reply, Instant) {
+    let deadline = Instant::now() + within;
+    loop {
+        let sent_at = Instant::now();
+        let r = app.send_otp().await;
+        if r.status != 429 || Instant::now() >= deadline {
+            return (r, sent_at);
+        }
+        assert_eq!(r.body["reason"], "resend_cooldown", "{}", r.body);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn resend_cooldown_doubles_up_to_its_cap_and_is_announced(backend: Backend) {
+    let app = app_with(backend, "resend_cooldown_seconds = 1\nresend_cooldown_max_seconds = 2", "").await;
+    let mut waits = Vec::new();
+    let mut started = Instant::now();
+    let first = app.send_otp().await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let mut last = first;
+    for _ in 0..2 {
+        let wait = last.body["resend_after_seconds"].as_u64().expect("the send says when to resend");
+        waits.push(wait);
+        let calls = sent(&app);
+        let r = app.send_otp().await;
+        assert_limited(&r, "resend_cooldown", wait..=wait);
+        assert_eq!(sent(&app), calls, "a refused resend costs no SMS");
+        let (admitted, sent_at) = until_admitted(&app, Duration::from_secs(wait + 3)).await;
+        assert_eq!(admitted.status, 200, "{}", admitted.body);
+        // From before the previous admitted request left to after this one came back.
+        assert!(started.elapsed() >= Duration::from_secs(wait), "the cooldown held for {wait} s");
+        (last, started) = (admitted, sent_at);
+    }
+    waits.push(last.body["resend_after_seconds"].as_u64().unwrap());
+    assert_eq!(waits, [1, 2, 2], "1 s, doubled, then capped at 2 s");
+    assert_eq!(sent(&app), 3);
+    assert!(app.metric(r#"smsgate_blocks_total{reason="resend_cooldown"}"#).await >= Some(2.0));
+}
+
+async fn concurrent_sends_never_exceed_the_per_phone_limit(backend: Backend) {
+    let app = app_with(backend, "per_phone_per_minute = 5", "").await;
+    let replies = futures::future::join_all((0..30).map(|_| app.send_otp())).await;
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    let limited = replies
+        .iter()
+        .filter(|r| r.status == 429 && r.body["reason"] == "phone_per_minute")
+        .count();
+    assert_eq!((ok, limited), (5, 25));
+    assert_eq!(sent(&app), 5);
+}
+
+on_both_stores!(
+    per_phone_per_minute_admits_the_limit_then_refuses,
+    per_phone_per_day_admits_the_limit_then_refuses,
+    per_ip_per_minute_counts_the_body_client_ip,
+    per_ip_per_minute_counts_forwarded_for_from_a_trusted_proxy,
+    forwarded_for_from_an_untrusted_peer_is_ignored,
+    per_user_per_day_admits_the_limit_then_refuses,
+    per_client_per_minute_covers_every_send_route,
+    resend_cooldown_doubles_up_to_its_cap_and_is_announced,
+    concurrent_sends_never_exceed_the_per_phone_limit,
+);
+
+/// Two instances on one PostgreSQL schema, with the same limits.
+async fn two_instances(over: &str) -> (TestApp, TestApp) {
+    let mut toml = String::new();
+    let a = spawn_with(Backend::Postgres, |sim| {
+        toml = with_limits(&config(sim, "", ""), &limits_toml(over));
+        toml.clone()
+    })
+    .await;
+    let b = spawn_second(&a, &toml).await;
+    clear_of_minute_boundary(Duration::from_secs(10)).await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_phone_limit_holds_across_two_instances() {
+    let (a, b) = two_instances("per_phone_per_minute = 3").await;
+    for app in [&a, &b, &a] {
+        assert_eq!(app.send_otp().await.status, 200);
+    }
+    assert_refused(&b, "/v1/otp/send", json!({ "phone": PHONE }), &[], "phone_per_minute", MINUTE).await;
+    assert_refused(&a, "/v1/otp/send", json!({ "phone": PHONE }), &[], "phone_per_minute", MINUTE).await;
+
+    // Concurrent sends split over both instances: still exactly the limit.
+    let p = phone(1);
+    let replies = futures::future::join_all((0..24).map(|i| otp_to(if i % 2 == 0 { &a } else { &b }, &p))).await;
+    assert_eq!(replies.iter().filter(|r| r.status == 200).count(), 3);
+    assert!(replies.iter().all(|r| r.status == 200 || r.body["reason"] == "phone_per_minute"));
+    assert_eq!(sent(&a), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resend_cooldown_holds_across_two_instances() {
+    let (a, b) = two_instances("resend_cooldown_seconds = 30").await;
+    assert_eq!(a.send_otp().await.status, 200);
+    let before = Utc::now();
+    let r = b.send_otp().await;
+    let elapsed = (Utc::now() - before).num_seconds() as u64;
+    assert_limited(&r, "resend_cooldown", 29 - elapsed..=30);
+    assert_eq!(sent(&a), 1);
+}
