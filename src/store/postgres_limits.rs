@@ -58,11 +58,11 @@ impl LimitStore for PostgresStore {
         let stmt = client
             .prepare_cached(
                 "INSERT INTO idempotency_keys AS k (scope, key, request_hash, claimed_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $4 + make_interval(secs => $5))
+                 VALUES ($1, $2, $3, $4::timestamptz, $4::timestamptz + make_interval(secs => $5))
                  ON CONFLICT (scope, key) DO UPDATE
                     SET request_hash = EXCLUDED.request_hash, status = NULL, response = NULL,
                         claimed_at = EXCLUDED.claimed_at, expires_at = EXCLUDED.expires_at
-                  WHERE k.expires_at <= $4 OR (k.status IS NULL AND k.claimed_at <= $4 - make_interval(secs => $6))
+                  WHERE k.expires_at <= $4::timestamptz OR (k.status IS NULL AND k.claimed_at <= $4::timestamptz - make_interval(secs => $6))
                  RETURNING true",
             )
             .await?;
