@@ -205,12 +205,25 @@ async fn report_flood(target: &Target, sim: &sim::SimHandle, drill: &flood::Dril
         println!("    {line}");
     }
     let within = tf + tw <= allowed;
+    // A drill answered with errors proves nothing about the limits.
+    let errors: u64 = drill
+        .statuses
+        .iter()
+        .filter(|((_, s), _)| *s == 0 || *s >= 500)
+        .map(|(_, n)| n)
+        .sum();
     println!(
-        "RESULT flood calls={} allowed={allowed} {}",
+        "RESULT flood calls={} allowed={allowed} errors={errors} {}",
         tf + tw,
-        if within { "WITHIN" } else { "EXCEEDED" }
+        if !within {
+            "EXCEEDED"
+        } else if errors > 0 {
+            "ERRORS"
+        } else {
+            "WITHIN"
+        }
     );
-    Ok(within)
+    Ok(within && errors == 0)
 }
 
 /// The sum of every sample of `name` in a Prometheus text page.
