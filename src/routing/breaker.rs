@@ -37,7 +37,7 @@ impl BreakerState {
 #[derive(Debug)]
 struct Inner {
     state: BreakerState,
-    window: VecDeque<(Instant, bool)>,
+    window: Window,
     consecutive_failures: u32,
     /// Opens since the breaker last closed: the open wait doubles with each.
     reopens: u32,
@@ -45,8 +45,46 @@ struct Inner {
     probe_successes: u32,
 }
 
+/// Calls and failures over the last `window_seconds`, in one-second buckets with running
+/// totals: recording is O(1) whatever the traffic, and memory is bounded by the window.
+#[derive(Debug, Default)]
+struct Window {
+    /// (second, calls, failures), oldest first.
+    buckets: VecDeque<(u64, u64, u64)>,
+    calls: u64,
+    failures: u64,
+}
+
+impl Window {
+    fn record(&mut self, second: u64, window_seconds: u64, failed: bool) {
+        while let Some(&(s, c, f)) = self.buckets.front() {
+            if s + window_seconds.max(1) > second {
+                break;
+            }
+            self.buckets.pop_front();
+            self.calls -= c;
+            self.failures -= f;
+        }
+        match self.buckets.back_mut() {
+            Some(b) if b.0 == second => {
+                b.1 += 1;
+                b.2 += failed as u64;
+            }
+            _ => self.buckets.push_back((second, 1, failed as u64)),
+        }
+        self.calls += 1;
+        self.failures += failed as u64;
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
 pub struct Breaker {
     settings: BreakerSettings,
+    /// Window buckets are whole seconds since this instant.
+    epoch: Instant,
     inner: Mutex<Inner>,
 }
 
@@ -72,9 +110,10 @@ impl Breaker {
     pub fn new(settings: BreakerSettings) -> Self {
         Self {
             settings,
+            epoch: Instant::now() - Duration::from_secs(3600),
             inner: Mutex::new(Inner {
                 state: BreakerState::Closed,
-                window: VecDeque::new(),
+                window: Window::default(),
                 consecutive_failures: 0,
                 reopens: 0,
                 probes_in_flight: 0,
@@ -148,15 +187,11 @@ impl Breaker {
                     return; // a late answer from before the breaker opened
                 }
                 let failed = result == CallResult::Failure;
-                let horizon = Duration::from_secs(self.settings.window_seconds);
-                while inner.window.front().is_some_and(|(t, _)| now.duration_since(*t) > horizon) {
-                    inner.window.pop_front();
-                }
-                inner.window.push_back((now, failed));
+                let second = now.saturating_duration_since(self.epoch).as_secs();
+                inner.window.record(second, self.settings.window_seconds, failed);
                 inner.consecutive_failures = if failed { inner.consecutive_failures + 1 } else { 0 };
-                let calls = inner.window.len() as u32;
-                let failures = inner.window.iter().filter(|(_, f)| *f).count() as f64;
-                let rate_trips = calls >= self.settings.min_calls && failures / calls as f64 >= self.settings.failure_rate;
+                let (calls, failures) = (inner.window.calls, inner.window.failures);
+                let rate_trips = calls >= self.settings.min_calls as u64 && failures as f64 / calls as f64 >= self.settings.failure_rate;
                 if failed && (rate_trips || inner.consecutive_failures >= self.settings.consecutive_failures) {
                     self.open(&mut inner, now);
                 }
@@ -288,6 +323,25 @@ mod tests {
         call(&b, CallResult::Misconfigured, t);
         let BreakerState::Open { until } = b.state(t) else { panic!("open") };
         assert_eq!(until - t, Duration::from_millis(8_000));
+    }
+
+    #[test]
+    fn failures_older_than_the_window_are_forgotten() {
+        let b = breaker();
+        let t = Instant::now();
+        for _ in 0..2 {
+            call(&b, CallResult::Failure, t);
+            call(&b, CallResult::Success, t);
+        }
+        // Counted, the old calls would make one more failure 3 of 5 and open the breaker; 31 s
+        // later they are out of the 30 s window, and 1 call is under min_calls.
+        let later = t + Duration::from_secs(31);
+        call(&b, CallResult::Failure, later);
+        assert_eq!(b.state(later), BreakerState::Closed);
+        call(&b, CallResult::Success, later);
+        call(&b, CallResult::Success, later);
+        call(&b, CallResult::Failure, later);
+        assert!(matches!(b.state(later), BreakerState::Open { .. }), "2 of 4 in the window");
     }
 
     #[test]
