@@ -17,6 +17,8 @@ pub mod http;
 pub mod msg91;
 pub mod plivo;
 #[cfg(test)]
+mod spec_checks;
+#[cfg(test)]
 mod testing;
 pub mod textlocal;
 pub mod twilio;

@@ -230,12 +230,6 @@ fn classify_error(body: &Body) -> ProviderError {
     }
 }
 
-// Shared with the other adapters' tests and tests/adapter_specs.rs; each test module loads it.
-#[cfg(test)]
-#[allow(clippy::duplicate_mod)]
-#[path = "capture_server.rs"]
-mod capture_server;
-
 #[cfg(test)]
 #[path = "twilio_tests.rs"]
 mod tests;

@@ -2,23 +2,12 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
-use super::capture_server::CaptureServer;
 use super::*;
-use crate::config::ProviderConfig;
-use crate::phone::Phone;
+use crate::providers::testing::{self, body, pairs, CaptureServer};
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "t0ken-5ecret";
 const CREATED: &str = r#"{"sid":"SM0123456789abcdef0123456789abcdef","status":"queued","account_sid":"AC0123456789abcdef0123456789abcdef","to":"+919876543210","from":"+15005550006","body":"hi","date_created":"Thu, 01 Jan 2026 00:00:00 +0000"}"#;
-
-fn body(status: u16, text: &str) -> Body {
-    Body {
-        status,
-        retry_after: None,
-        text: text.to_string(),
-        json: serde_json::from_str(text).ok(),
-    }
-}
 
 fn error(status: u16, code: i64) -> Body {
     let json = serde_json::json!({
@@ -31,39 +20,13 @@ fn error(status: u16, code: i64) -> Body {
 }
 
 fn build(config: serde_json::Value) -> Result<Twilio, BuildError> {
-    let mut full = serde_json::json!({"name": "twilio", "kind": "twilio"});
-    full.as_object_mut().unwrap().extend(config.as_object().unwrap().clone());
-    let config: ProviderConfig = serde_json::from_value(full).unwrap();
-    let secrets = |var: &str| match var {
-        "TWILIO_ACCOUNT_SID" => Some(SID.to_string()),
-        "TWILIO_AUTH_TOKEN" => Some(TOKEN.to_string()),
-        _ => None,
-    };
-    let ctx = BuildContext {
-        config: &config,
-        http: reqwest::Client::new(),
-        secrets: &secrets,
-    };
-    Twilio::build(&ctx)
-}
-
-fn sms(body: MessageBody) -> OutboundSms {
-    OutboundSms {
-        id: uuid::Uuid::new_v4(),
-        to: Phone::parse("+919876543210", "91").unwrap(),
-        body,
-    }
+    let config = testing::json_config("twilio", "twilio", config);
+    let secrets = [("TWILIO_ACCOUNT_SID", SID), ("TWILIO_AUTH_TOKEN", TOKEN)];
+    testing::build_with(&config, &secrets, Twilio::build)
 }
 
 fn otp() -> OutboundSms {
-    sms(MessageBody::Otp {
-        code: "482913".into(),
-        text: "Your code is 482913".into(),
-    })
-}
-
-fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    testing::otp("482913", "Your code is 482913")
 }
 
 fn basic_auth() -> String {
@@ -161,14 +124,9 @@ fn verification_checks_map_to_approved_or_not() {
 
 #[tokio::test]
 async fn text_is_a_messages_post_with_basic_auth_and_e164() {
-    let server = CaptureServer::start(201, CREATED, &[]).await;
+    let mut server = CaptureServer::start(201, CREATED).await;
     let p = build(serde_json::json!({"base_url": server.base_url, "from": "+15005550006"})).unwrap();
-    let accepted = p
-        .send(&sms(MessageBody::Text {
-            text: "Order shipped & on its way".into(),
-        }))
-        .await
-        .unwrap();
+    let accepted = p.send(&testing::text("Order shipped & on its way")).await.unwrap();
     assert_eq!(
         accepted,
         Accepted {
@@ -179,7 +137,7 @@ async fn text_is_a_messages_post_with_basic_auth_and_e164() {
     );
     let req = server.single();
     assert_eq!(req.method, "POST");
-    assert_eq!(req.path, format!("/2010-04-01/Accounts/{SID}/Messages.json"));
+    assert_eq!(req.target(), format!("/2010-04-01/Accounts/{SID}/Messages.json"));
     assert_eq!(req.header("authorization"), Some(basic_auth().as_str()));
     assert_eq!(req.header("content-type"), Some("application/x-www-form-urlencoded"));
     let expected = [
@@ -187,12 +145,12 @@ async fn text_is_a_messages_post_with_basic_auth_and_e164() {
         ("From", "+15005550006"),
         ("Body", "Order shipped & on its way"),
     ];
-    assert_eq!(req.form(), pairs(&expected));
+    assert_eq!(req.form_pairs(), pairs(&expected));
 }
 
 #[tokio::test]
 async fn local_otp_from_a_messaging_service_sends_its_text() {
-    let server = CaptureServer::start(201, CREATED, &[]).await;
+    let mut server = CaptureServer::start(201, CREATED).await;
     let from = "MG0123456789abcdef0123456789abcdef";
     let p = build(serde_json::json!({"base_url": server.base_url, "from": from})).unwrap();
     assert_eq!(p.capabilities().otp, OtpSupport::Local);
@@ -202,13 +160,13 @@ async fn local_otp_from_a_messaging_service_sends_its_text() {
         ("MessagingServiceSid", from),
         ("Body", "Your code is 482913"),
     ];
-    assert_eq!(server.single().form(), pairs(&expected));
+    assert_eq!(server.single().form_pairs(), pairs(&expected));
 }
 
 #[tokio::test]
 async fn verify_mode_starts_and_checks_a_twilio_verification() {
     let started = r#"{"sid":"VE0123456789abcdef0123456789abcdef","status":"pending"}"#;
-    let server = CaptureServer::start(201, started, &[]).await;
+    let mut server = CaptureServer::start(201, started).await;
     let p = build(serde_json::json!({
         "otp_mode": "verify",
         "verify_service_sid": "VA0123456789abcdef0123456789abcdef",
@@ -222,11 +180,11 @@ async fn verify_mode_starts_and_checks_a_twilio_verification() {
     assert!(accepted.provider_verifies);
     let req = server.single();
     assert_eq!(req.method, "POST");
-    assert_eq!(req.path, "/v2/Services/VA0123456789abcdef0123456789abcdef/Verifications");
+    assert_eq!(req.target(), "/v2/Services/VA0123456789abcdef0123456789abcdef/Verifications");
     assert_eq!(req.header("authorization"), Some(basic_auth().as_str()));
-    assert_eq!(req.form(), pairs(&[("To", "+919876543210"), ("Channel", "sms")]));
+    assert_eq!(req.form_pairs(), pairs(&[("To", "+919876543210"), ("Channel", "sms")]));
 
-    let server = CaptureServer::start(200, r#"{"status":"approved","valid":true}"#, &[]).await;
+    let mut server = CaptureServer::start(200, r#"{"status":"approved","valid":true}"#).await;
     let p = build(serde_json::json!({
         "otp_mode": "verify",
         "verify_service_sid": "VA0123456789abcdef0123456789abcdef",
@@ -235,8 +193,8 @@ async fn verify_mode_starts_and_checks_a_twilio_verification() {
     .unwrap();
     assert_eq!(p.verify("VE42", "123456").await, Ok(true));
     let req = server.single();
-    assert_eq!(req.path, "/v2/Services/VA0123456789abcdef0123456789abcdef/VerificationCheck");
-    assert_eq!(req.form(), pairs(&[("VerificationSid", "VE42"), ("Code", "123456")]));
+    assert_eq!(req.target(), "/v2/Services/VA0123456789abcdef0123456789abcdef/VerificationCheck");
+    assert_eq!(req.form_pairs(), pairs(&[("VerificationSid", "VE42"), ("Code", "123456")]));
 }
 
 #[test]
@@ -254,10 +212,7 @@ fn build_requires_from_for_messages_and_a_service_for_verify() {
 #[tokio::test]
 async fn templates_are_refused_and_local_mode_holds_no_codes() {
     let p = build(serde_json::json!({"from": "+15005550006", "base_url": "http://127.0.0.1:9"})).unwrap();
-    let template = sms(MessageBody::Template {
-        name: "t".into(),
-        vars: vec![],
-    });
+    let template = testing::template("t", &[]);
     assert_eq!(p.send(&template).await.unwrap_err().class(), "misconfigured");
     assert_eq!(p.verify("VE1", "1").await.unwrap_err().class(), "misconfigured");
 }

@@ -216,12 +216,6 @@ pub(crate) fn classify_verify(body: &Body) -> Result<bool, ProviderError> {
     }
 }
 
-// Shared with the other adapters' tests and tests/adapter_specs.rs; each test module loads it.
-#[cfg(test)]
-#[allow(clippy::duplicate_mod)]
-#[path = "capture_server.rs"]
-mod capture_server;
-
 #[cfg(test)]
 #[path = "two_factor_tests.rs"]
 mod tests;

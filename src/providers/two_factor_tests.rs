@@ -1,51 +1,23 @@
 use std::time::Duration;
 
-use super::capture_server::CaptureServer;
 use super::*;
-use crate::config::ProviderConfig;
-use crate::phone::Phone;
+use crate::providers::testing::{self, body, pairs, CaptureServer};
 
 const KEY: &str = "k3y-5ecret";
-
-fn body(status: u16, text: &str) -> Body {
-    Body {
-        status,
-        retry_after: None,
-        text: text.to_string(),
-        json: serde_json::from_str(text).ok(),
-    }
-}
 
 fn error(status: u16, details: &str) -> Body {
     body(status, &serde_json::json!({"Status": "Error", "Details": details}).to_string())
 }
 
 fn provider(base_url: &str, extra: serde_json::Value) -> TwoFactor {
-    let mut config = serde_json::json!({"name": "2factor", "kind": "two_factor", "base_url": base_url});
-    config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-    let config: ProviderConfig = serde_json::from_value(config).unwrap();
-    let secrets = |var: &str| (var == "TWO_FACTOR_API_KEY").then(|| KEY.to_string());
-    let ctx = BuildContext {
-        config: &config,
-        http: reqwest::Client::new(),
-        secrets: &secrets,
-    };
-    TwoFactor::build(&ctx).unwrap()
-}
-
-fn sms(body: MessageBody) -> OutboundSms {
-    OutboundSms {
-        id: uuid::Uuid::new_v4(),
-        to: Phone::parse("+919876543210", "91").unwrap(),
-        body,
-    }
+    let mut settings = serde_json::json!({"base_url": base_url});
+    settings.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    let config = testing::json_config("2factor", "two_factor", settings);
+    testing::build_with(&config, &[("TWO_FACTOR_API_KEY", KEY)], TwoFactor::build).unwrap()
 }
 
 fn otp() -> OutboundSms {
-    sms(MessageBody::Otp {
-        code: "482913".into(),
-        text: "Your code is 482913".into(),
-    })
+    testing::otp("482913", "Your code is 482913")
 }
 
 const OK: &str = r#"{"Status":"Success","Details":"2f-session-1"}"#;
@@ -127,7 +99,7 @@ fn verify_answers_map_to_matched_or_not() {
 
 #[tokio::test]
 async fn autogen_otp_is_a_get_with_the_key_in_the_path_and_provider_verifies() {
-    let server = CaptureServer::start(200, OK, &[]).await;
+    let mut server = CaptureServer::start(200, OK).await;
     let p = provider(&server.base_url, serde_json::json!({"template": "LoginOTP"}));
     assert_eq!(p.capabilities().otp, OtpSupport::ProviderHeld);
     let accepted = p.send(&otp()).await.unwrap();
@@ -141,82 +113,73 @@ async fn autogen_otp_is_a_get_with_the_key_in_the_path_and_provider_verifies() {
     );
     let req = server.single();
     assert_eq!(req.method, "GET");
-    assert_eq!(req.path, format!("/API/V1/{KEY}/SMS/919876543210/AUTOGEN/LoginOTP"));
+    assert_eq!(req.target(), format!("/API/V1/{KEY}/SMS/919876543210/AUTOGEN/LoginOTP"));
 }
 
 #[tokio::test]
 async fn autogen_without_a_template_ends_at_autogen() {
-    let server = CaptureServer::start(200, OK, &[]).await;
+    let mut server = CaptureServer::start(200, OK).await;
     provider(&server.base_url, serde_json::json!({})).send(&otp()).await.unwrap();
-    assert_eq!(server.single().path, format!("/API/V1/{KEY}/SMS/919876543210/AUTOGEN"));
+    assert_eq!(server.single().target(), format!("/API/V1/{KEY}/SMS/919876543210/AUTOGEN"));
 }
 
 #[tokio::test]
 async fn local_otp_sends_smsgates_code_and_smsgate_verifies() {
-    let server = CaptureServer::start(200, OK, &[]).await;
+    let mut server = CaptureServer::start(200, OK).await;
     let p = provider(&server.base_url, serde_json::json!({"otp_mode": "local", "template": "T1"}));
     assert_eq!(p.capabilities().otp, OtpSupport::Local);
     let accepted = p.send(&otp()).await.unwrap();
     assert!(!accepted.provider_verifies);
-    assert_eq!(server.single().path, format!("/API/V1/{KEY}/SMS/919876543210/482913/T1"));
+    assert_eq!(server.single().target(), format!("/API/V1/{KEY}/SMS/919876543210/482913/T1"));
 }
 
 #[tokio::test]
 async fn template_is_a_tsms_form_post_with_numbered_vars() {
-    let server = CaptureServer::start(200, r#"{"Status":"Success","Details":"tsms-9"}"#, &[]).await;
+    let mut server = CaptureServer::start(200, r#"{"Status":"Success","Details":"tsms-9"}"#).await;
     let p = provider(&server.base_url, serde_json::json!({"sender_id": "SMSGTE"}));
-    let msg = sms(MessageBody::Template {
-        name: "OrderShipped".into(),
-        vars: vec!["A-1".into(), "two words".into()],
-    });
+    let msg = testing::template("OrderShipped", &["A-1", "two words"]);
     let accepted = p.send(&msg).await.unwrap();
     assert_eq!(accepted.reference.as_deref(), Some("tsms-9"));
     assert!(!accepted.provider_verifies);
     let req = server.single();
     assert_eq!(req.method, "POST");
-    assert_eq!(req.path, format!("/API/V1/{KEY}/ADDON_SERVICES/SEND/TSMS"));
+    assert_eq!(req.target(), format!("/API/V1/{KEY}/ADDON_SERVICES/SEND/TSMS"));
     assert_eq!(req.header("content-type"), Some("application/x-www-form-urlencoded"));
-    let expected: Vec<(String, String)> = [
+    let expected = [
         ("From", "SMSGTE"),
         ("To", "919876543210"),
         ("TemplateName", "OrderShipped"),
         ("VAR1", "A-1"),
         ("VAR2", "two words"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    assert_eq!(req.form(), expected);
+    ];
+    assert_eq!(req.form_pairs(), pairs(&expected));
 }
 
 #[tokio::test]
 async fn template_without_sender_id_is_misconfigured_and_sends_nothing() {
-    let server = CaptureServer::start(200, OK, &[]).await;
+    let mut server = CaptureServer::start(200, OK).await;
     let p = provider(&server.base_url, serde_json::json!({}));
-    let msg = sms(MessageBody::Template {
-        name: "T".into(),
-        vars: vec![],
-    });
+    let msg = testing::template("T", &[]);
     assert_eq!(p.send(&msg).await.unwrap_err().class(), "misconfigured");
-    assert!(server.requests().is_empty());
+    assert!(server.received().is_empty());
 }
 
 #[tokio::test]
 async fn verify_is_a_get_on_the_session() {
-    let server = CaptureServer::start(200, r#"{"Status":"Success","Details":"OTP Matched"}"#, &[]).await;
+    let mut server = CaptureServer::start(200, r#"{"Status":"Success","Details":"OTP Matched"}"#).await;
     let p = provider(&server.base_url, serde_json::json!({}));
     assert_eq!(p.verify("2f-session-1", "123456").await, Ok(true));
     let req = server.single();
     assert_eq!(req.method, "GET");
-    assert_eq!(req.path, format!("/API/V1/{KEY}/SMS/VERIFY/2f-session-1/123456"));
+    assert_eq!(req.target(), format!("/API/V1/{KEY}/SMS/VERIFY/2f-session-1/123456"));
 }
 
 #[tokio::test]
 async fn verify_by_number_uses_verify3() {
-    let server = CaptureServer::start(200, r#"{"Status":"Error","Details":"OTP Mismatch"}"#, &[]).await;
+    let mut server = CaptureServer::start(200, r#"{"Status":"Error","Details":"OTP Mismatch"}"#).await;
     let p = provider(&server.base_url, serde_json::json!({}));
     assert_eq!(p.verify("+919876543210", "123456").await, Ok(false));
-    assert_eq!(server.single().path, format!("/API/V1/{KEY}/SMS/VERIFY3/919876543210/123456"));
+    assert_eq!(server.single().target(), format!("/API/V1/{KEY}/SMS/VERIFY3/919876543210/123456"));
 }
 
 #[tokio::test]
@@ -230,13 +193,7 @@ async fn transport_errors_never_carry_the_key() {
 
 #[test]
 fn unknown_otp_mode_is_refused_at_build() {
-    let config: ProviderConfig =
-        serde_json::from_value(serde_json::json!({"name": "2f", "kind": "two_factor", "otp_mode": "voice"})).unwrap();
-    let secrets = |_: &str| Some(KEY.to_string());
-    let ctx = BuildContext {
-        config: &config,
-        http: reqwest::Client::new(),
-        secrets: &secrets,
-    };
-    assert!(matches!(TwoFactor::build(&ctx), Err(BuildError::Invalid { key, .. }) if key == "otp_mode"));
+    let config = testing::json_config("2f", "two_factor", serde_json::json!({"otp_mode": "voice"}));
+    let built = testing::build_with(&config, &[("TWO_FACTOR_API_KEY", KEY)], TwoFactor::build);
+    assert!(matches!(built, Err(BuildError::Invalid { key, .. }) if key == "otp_mode"));
 }

@@ -140,12 +140,6 @@ fn classify_status(body: &Body, status: &str, error_text: &str) -> ProviderError
     }
 }
 
-// Shared with the other adapters' tests and tests/adapter_specs.rs; each test module loads it.
-#[cfg(test)]
-#[allow(clippy::duplicate_mod)]
-#[path = "capture_server.rs"]
-mod capture_server;
-
 #[cfg(test)]
 #[path = "vonage_tests.rs"]
 mod tests;

@@ -1,20 +1,9 @@
 use std::time::Duration;
 
-use super::capture_server::CaptureServer;
 use super::*;
-use crate::config::ProviderConfig;
-use crate::phone::Phone;
+use crate::providers::testing::{self, body, pairs, text, CaptureServer};
 
 const OK: &str = r#"{"message-count":"1","messages":[{"to":"919876543210","message-id":"0A0000000123ABCD1","status":"0","remaining-balance":"3.14","message-price":"0.03","network":"40410"}]}"#;
-
-fn body(status: u16, text: &str) -> Body {
-    Body {
-        status,
-        retry_after: None,
-        text: text.to_string(),
-        json: serde_json::from_str(text).ok(),
-    }
-}
 
 fn failed(status: &str) -> Body {
     let json = serde_json::json!({
@@ -25,28 +14,9 @@ fn failed(status: &str) -> Body {
 }
 
 fn build(config: serde_json::Value) -> Result<Vonage, BuildError> {
-    let mut full = serde_json::json!({"name": "vonage", "kind": "vonage"});
-    full.as_object_mut().unwrap().extend(config.as_object().unwrap().clone());
-    let config: ProviderConfig = serde_json::from_value(full).unwrap();
-    let secrets = |var: &str| match var {
-        "VONAGE_API_KEY" => Some("abcd1234".to_string()),
-        "VONAGE_API_SECRET" => Some("s3cretvalue".to_string()),
-        _ => None,
-    };
-    let ctx = BuildContext {
-        config: &config,
-        http: reqwest::Client::new(),
-        secrets: &secrets,
-    };
-    Vonage::build(&ctx)
-}
-
-fn text(text: &str) -> OutboundSms {
-    OutboundSms {
-        id: uuid::Uuid::new_v4(),
-        to: Phone::parse("+919876543210", "91").unwrap(),
-        body: MessageBody::Text { text: text.into() },
-    }
+    let config = testing::json_config("vonage", "vonage", config);
+    let secrets = [("VONAGE_API_KEY", "abcd1234"), ("VONAGE_API_SECRET", "s3cretvalue")];
+    testing::build_with(&config, &secrets, Vonage::build)
 }
 
 #[test]
@@ -137,7 +107,7 @@ fn gsm7_covers_latin_text_and_not_other_scripts() {
 
 #[tokio::test]
 async fn text_is_a_form_post_with_credentials_in_the_body() {
-    let server = CaptureServer::start(200, OK, &[]).await;
+    let mut server = CaptureServer::start(200, OK).await;
     let p = build(serde_json::json!({"base_url": server.base_url, "from": "SMSGATE"})).unwrap();
     let accepted = p.send(&text("Order shipped")).await.unwrap();
     assert_eq!(
@@ -149,28 +119,25 @@ async fn text_is_a_form_post_with_credentials_in_the_body() {
         }
     );
     let req = server.single();
-    assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/sms/json"));
+    assert_eq!((req.method.as_str(), req.target().as_str()), ("POST", "/sms/json"));
     assert_eq!(req.header("content-type"), Some("application/x-www-form-urlencoded"));
     assert_eq!(req.header("authorization"), None);
-    let expected: Vec<(String, String)> = [
+    let expected = [
         ("api_key", "abcd1234"),
         ("api_secret", "s3cretvalue"),
         ("from", "SMSGATE"),
         ("to", "919876543210"),
         ("text", "Order shipped"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    assert_eq!(req.form(), expected);
+    ];
+    assert_eq!(req.form_pairs(), pairs(&expected));
 }
 
 #[tokio::test]
 async fn non_gsm_text_is_sent_as_unicode() {
-    let server = CaptureServer::start(200, OK, &[]).await;
+    let mut server = CaptureServer::start(200, OK).await;
     let p = build(serde_json::json!({"base_url": server.base_url, "from": "SMSGATE"})).unwrap();
     p.send(&text("आपका कोड 482913 है")).await.unwrap();
-    let form = server.single().form();
+    let form = server.single().form_pairs();
     assert_eq!(form.last(), Some(&("type".to_string(), "unicode".to_string())));
     assert!(form.contains(&("text".to_string(), "आपका कोड 482913 है".to_string())));
 }
@@ -183,12 +150,6 @@ async fn build_requires_from_and_templates_are_refused() {
         Ok(_) => panic!("built without from"),
     }
     let p = build(serde_json::json!({"from": "X", "base_url": "http://127.0.0.1:9"})).unwrap();
-    let template = OutboundSms {
-        body: MessageBody::Template {
-            name: "t".into(),
-            vars: vec![],
-        },
-        ..text("")
-    };
+    let template = testing::template("t", &[]);
     assert_eq!(p.send(&template).await.unwrap_err().class(), "misconfigured");
 }
