@@ -26,7 +26,7 @@ pub mod two_factor;
 pub mod vonage;
 mod wire;
 
-pub use wire::{read_body, retry_after, Body};
+pub use wire::{exchange, read_body, retry_after, scalar_text, Body};
 
 /// What one message asks of a provider.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
+    exchange, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://api.plivo.com";
@@ -61,15 +61,12 @@ impl Provider for Plivo {
             MessageBody::Template { .. } => return Err(ProviderError::misconfigured(None, "plivo sends no provider templates")),
         };
         let auth_id = self.auth_id.expose_secret();
-        let response = self
+        let request = self
             .http
             .post(format!("{}/v1/Account/{auth_id}/Message/", self.base))
             .basic_auth(auth_id, Some(self.auth_token.expose_secret()))
-            .json(&json!({"src": self.from, "dst": sms.to.digits(), "text": text}))
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
-        let body = read_body(response).await?;
+            .json(&json!({"src": self.from, "dst": sms.to.digits(), "text": text}));
+        let body = exchange(request).await?;
         let reference = classify(&body)?;
         Ok(Accepted {
             reference: Some(reference),

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
+    exchange, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://api.twilio.com";
@@ -72,15 +72,12 @@ impl Twilio {
     }
 
     async fn post(&self, url: String, form: &[(&str, &str)]) -> Result<Body, ProviderError> {
-        let response = self
+        let request = self
             .http
             .post(url)
             .basic_auth(self.account_sid.expose_secret(), Some(self.auth_token.expose_secret()))
-            .form(form)
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
-        read_body(response).await
+            .form(form);
+        exchange(request).await
     }
 
     async fn send_message(&self, sms: &OutboundSms, text: &str) -> Result<Accepted, ProviderError> {
@@ -205,13 +202,10 @@ fn error_code(body: &Body) -> Option<i64> {
 
 /// The class of a non-2xx answer from the Messages or Verify APIs.
 fn classify_error(body: &Body) -> ProviderError {
+    if let Some(err) = body.throttled_or_server_error() {
+        return err;
+    }
     let status = Some(body.status);
-    if body.status == 429 {
-        return ProviderError::throttled(status, body.retry_after, "HTTP 429");
-    }
-    if body.status >= 500 {
-        return ProviderError::unavailable(status, format!("HTTP {}", body.status));
-    }
     let Some(code) = error_code(body) else {
         return match body.json_or_unavailable() {
             Err(e) => e,

@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
+    exchange, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://2factor.in";
@@ -75,11 +75,6 @@ impl TwoFactor {
         url
     }
 
-    async fn call(&self, request: reqwest::RequestBuilder) -> Result<Body, ProviderError> {
-        let response = request.send().await.map_err(|e| ProviderError::from_transport(&e))?;
-        read_body(response).await
-    }
-
     fn otp_url(&self, sms: &OutboundSms, code: &str) -> Url {
         let code_segment = match self.mode {
             OtpMode::Autogen => "AUTOGEN",
@@ -121,7 +116,7 @@ impl Provider for TwoFactor {
             }
             MessageBody::Text { .. } => return Err(ProviderError::misconfigured(None, "2Factor does not send plain text")),
         };
-        let body = self.call(request).await?;
+        let body = exchange(request).await?;
         let reference = classify_send(&body)?;
         Ok(Accepted {
             reference: Some(reference),
@@ -138,7 +133,7 @@ impl Provider for TwoFactor {
             None => self.url(&["SMS", "VERIFY", reference, code]),
         };
 
-        let body = self.call(self.http.get(url)).await?;
+        let body = exchange(self.http.get(url)).await?;
         classify_verify(&body)
     }
 }

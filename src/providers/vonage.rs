@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
+    exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider,
+    ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://rest.nexmo.com";
@@ -71,14 +72,7 @@ impl Provider for Vonage {
         if !is_gsm7(text) {
             form.push(("type", "unicode"));
         }
-        let response = self
-            .http
-            .post(format!("{}/sms/json", self.base))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
-        let body = read_body(response).await?;
+        let body = exchange(self.http.post(format!("{}/sms/json", self.base)).form(&form)).await?;
         Ok(Accepted {
             reference: classify(&body)?,
             provider_verifies: false,
@@ -95,13 +89,10 @@ pub(crate) fn is_gsm7(text: &str) -> bool {
 /// An `/sms/json` answer: the first part's `message-id` when every part has status `0`, else the
 /// class of the first failing part.
 pub(crate) fn classify(body: &Body) -> Result<Option<String>, ProviderError> {
+    if let Some(err) = body.throttled_or_server_error() {
+        return Err(err);
+    }
     let http_status = Some(body.status);
-    if body.status == 429 {
-        return Err(ProviderError::throttled(http_status, body.retry_after, "HTTP 429"));
-    }
-    if body.status >= 500 {
-        return Err(ProviderError::unavailable(http_status, format!("HTTP {}", body.status)));
-    }
     let json = body.json_or_unavailable()?;
     let parts = match json.get("messages").and_then(|m| m.as_array()) {
         Some(parts) if !parts.is_empty() => parts,
@@ -114,14 +105,13 @@ pub(crate) fn classify(body: &Body) -> Result<Option<String>, ProviderError> {
     };
     for part in parts {
         // Vonage documents `status` as a string; a number is read the same way.
-        let status = match part.get("status") {
-            Some(serde_json::Value::String(s)) => s.trim().to_string(),
-            Some(serde_json::Value::Number(n)) => n.to_string(),
-            _ => return Err(ProviderError::unavailable(http_status, "message part without status")),
+        let Some(status) = part.get("status").and_then(scalar_text) else {
+            return Err(ProviderError::unavailable(http_status, "message part without status"));
         };
+        let status = status.trim();
         if status != "0" {
             let text = part.get("error-text").and_then(|t| t.as_str());
-            return Err(classify_status(body, &status, text.unwrap_or_default()));
+            return Err(classify_status(body, status, text.unwrap_or_default()));
         }
     }
     let id = parts[0].get("message-id").and_then(|i| i.as_str());
