@@ -111,12 +111,7 @@ impl Provider for Fast2Sms {
             .header("authorization", self.api_key.expose_secret())
             .json(&payload);
         let body = exchange(request).await?;
-        let reference = classify(&body)?;
-        Ok(Accepted {
-            reference,
-            provider_verifies: false,
-            http_status: body.status,
-        })
+        Ok(Accepted::message(classify(&body)?, body.status))
     }
 }
 

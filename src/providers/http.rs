@@ -200,12 +200,7 @@ impl Provider for HttpProvider {
             }
         };
         let body = exchange(self.request(&values)?).await?;
-        let reference = classify(&self.spec, &body)?;
-        Ok(Accepted {
-            reference,
-            provider_verifies: false,
-            http_status: body.status,
-        })
+        Ok(Accepted::message(classify(&self.spec, &body)?, body.status))
     }
 }
 

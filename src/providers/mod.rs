@@ -58,6 +58,15 @@ impl MessageBody {
             MessageBody::Template { .. } => "template",
         }
     }
+
+    /// The words to send as they are: an OTP's rendered message or a plain text. `None` for a
+    /// provider template, which only providers with templates can carry.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            MessageBody::Otp { text, .. } | MessageBody::Text { text } => Some(text),
+            MessageBody::Template { .. } => None,
+        }
+    }
 }
 
 /// A provider took the message.
@@ -69,6 +78,17 @@ pub struct Accepted {
     pub provider_verifies: bool,
     /// The HTTP status of the provider's answer (0 for providers that are not HTTP).
     pub http_status: u16,
+}
+
+impl Accepted {
+    /// A message the provider took to deliver; any code in it is smsgate's to check.
+    pub fn message(reference: Option<String>, http_status: u16) -> Self {
+        Self {
+            reference,
+            provider_verifies: false,
+            http_status,
+        }
+    }
 }
 
 /// How an OTP reaches the user through this provider.

@@ -6,8 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::{
-    exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider,
-    ProviderError,
+    exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, OtpSupport, OutboundSms, Provider, ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://api.textlocal.in";
@@ -54,23 +53,18 @@ impl Provider for Textlocal {
     }
 
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
-        let text = match &sms.body {
-            MessageBody::Otp { text, .. } | MessageBody::Text { text } => text,
-            MessageBody::Template { .. } => return Err(ProviderError::misconfigured(None, "textlocal sends no provider templates")),
-        };
+        let text = sms
+            .body
+            .text()
+            .ok_or_else(|| ProviderError::misconfigured(None, "textlocal sends no provider templates"))?;
         let form = [
             ("apikey", self.api_key.expose_secret()),
             ("numbers", sms.to.digits()),
-            ("message", text.as_str()),
+            ("message", text),
             ("sender", self.sender.as_str()),
         ];
         let body = exchange(self.http.post(format!("{}/send/", self.base)).form(&form)).await?;
-        let reference = classify(&body)?;
-        Ok(Accepted {
-            reference,
-            provider_verifies: false,
-            http_status: body.status,
-        })
+        Ok(Accepted::message(classify(&body)?, body.status))
     }
 }
 

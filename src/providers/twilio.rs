@@ -93,11 +93,7 @@ impl Twilio {
         );
         let form = [("To", sms.to.e164()), (sender_key, from), ("Body", text)];
         let body = self.post(url, &form).await?;
-        Ok(Accepted {
-            reference: Some(classify(&body)?),
-            provider_verifies: false,
-            http_status: body.status,
-        })
+        Ok(Accepted::message(Some(classify(&body)?), body.status))
     }
 
     async fn start_verification(&self, sms: &OutboundSms, service_sid: &str) -> Result<Accepted, ProviderError> {

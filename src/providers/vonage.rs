@@ -5,8 +5,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider,
-    ProviderError,
+    exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, OtpSupport, OutboundSms, Provider, ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://rest.nexmo.com";
@@ -58,26 +57,22 @@ impl Provider for Vonage {
 
     #[tracing::instrument(skip_all, fields(provider = %self.name, kind = sms.body.kind()))]
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
-        let text = match &sms.body {
-            MessageBody::Otp { text, .. } | MessageBody::Text { text } => text,
-            MessageBody::Template { .. } => return Err(ProviderError::misconfigured(None, "Vonage has no provider templates")),
-        };
+        let text = sms
+            .body
+            .text()
+            .ok_or_else(|| ProviderError::misconfigured(None, "Vonage has no provider templates"))?;
         let mut form = vec![
             ("api_key", self.api_key.expose_secret()),
             ("api_secret", self.api_secret.expose_secret()),
             ("from", self.from.as_str()),
             ("to", sms.to.digits()),
-            ("text", text.as_str()),
+            ("text", text),
         ];
         if !is_gsm7(text) {
             form.push(("type", "unicode"));
         }
         let body = exchange(self.http.post(format!("{}/sms/json", self.base)).form(&form)).await?;
-        Ok(Accepted {
-            reference: classify(&body)?,
-            provider_verifies: false,
-            http_status: body.status,
-        })
+        Ok(Accepted::message(classify(&body)?, body.status))
     }
 }
 
