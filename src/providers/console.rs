@@ -49,10 +49,6 @@ impl Provider for Console {
                 tracing::warn!(target: "smsgate::console", to = %sms.to, id = %sms.id, template = %name, ?vars, "console SMS (template)");
             }
         }
-        Ok(Accepted {
-            reference: Some(sms.id.to_string()),
-            provider_verifies: false,
-            http_status: 0,
-        })
+        Ok(Accepted::message(Some(sms.id.to_string()), 0))
     }
 }

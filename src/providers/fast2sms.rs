@@ -7,7 +7,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
+    exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider,
+    ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://www.fast2sms.com";
@@ -104,42 +105,27 @@ impl Provider for Fast2Sms {
 
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
         let payload = self.request_json(sms)?;
-        let response = self
+        let request = self
             .http
             .post(format!("{}/dev/bulkV2", self.base))
             .header("authorization", self.api_key.expose_secret())
-            .json(&payload)
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
-        let body = read_body(response).await?;
-        let reference = classify(&body)?;
-        Ok(Accepted {
-            reference,
-            provider_verifies: false,
-            http_status: body.status,
-        })
+            .json(&payload);
+        let body = exchange(request).await?;
+        Ok(Accepted::message(classify(&body)?, body.status))
     }
 }
 
 /// Maps an answer to its `request_id` or to the class of its error.
 pub(crate) fn classify(body: &Body) -> Result<Option<String>, ProviderError> {
+    if let Some(err) = body.throttled_or_server_error() {
+        return Err(err);
+    }
     let status = Some(body.status);
-    if body.status == 429 {
-        return Err(ProviderError::throttled(status, body.retry_after, "HTTP 429"));
-    }
-    if body.status >= 500 {
-        return Err(ProviderError::unavailable(status, format!("HTTP {}", body.status)));
-    }
     let json = body.json_or_unavailable()?;
     if json.get("return") == Some(&Value::Bool(true)) && (200..300).contains(&body.status) {
         return Ok(json.get("request_id").and_then(Value::as_str).map(str::to_string));
     }
-    let code = match json.get("status_code") {
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) => s.clone(),
-        _ => String::new(),
-    };
+    let code = json.get("status_code").and_then(scalar_text).unwrap_or_default();
     // `message` is a string on errors but a list on success; take either.
     let message = match json.get("message") {
         Some(Value::String(s)) => s.clone(),

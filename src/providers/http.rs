@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
+    exchange, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
 pub use spec::HttpSpec;
 use template::{Escape, Placeholder, Template, Values};
@@ -199,14 +199,8 @@ impl Provider for HttpProvider {
                 }
             }
         };
-        let response = self.request(&values)?.send().await.map_err(|e| ProviderError::from_transport(&e))?;
-        let body = read_body(response).await?;
-        let reference = classify(&self.spec, &body)?;
-        Ok(Accepted {
-            reference,
-            provider_verifies: false,
-            http_status: body.status,
-        })
+        let body = exchange(self.request(&values)?).await?;
+        Ok(Accepted::message(classify(&self.spec, &body)?, body.status))
     }
 }
 

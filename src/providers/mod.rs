@@ -17,6 +17,8 @@ pub mod http;
 pub mod msg91;
 pub mod plivo;
 #[cfg(test)]
+mod spec_checks;
+#[cfg(test)]
 mod testing;
 pub mod textlocal;
 pub mod twilio;
@@ -24,7 +26,7 @@ pub mod two_factor;
 pub mod vonage;
 mod wire;
 
-pub use wire::{read_body, retry_after, Body};
+pub use wire::{exchange, read_body, retry_after, scalar_text, Body};
 
 /// What one message asks of a provider.
 #[derive(Debug, Clone)]
@@ -56,6 +58,15 @@ impl MessageBody {
             MessageBody::Template { .. } => "template",
         }
     }
+
+    /// The words to send as they are: an OTP's rendered message or a plain text. `None` for a
+    /// provider template, which only providers with templates can carry.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            MessageBody::Otp { text, .. } | MessageBody::Text { text } => Some(text),
+            MessageBody::Template { .. } => None,
+        }
+    }
 }
 
 /// A provider took the message.
@@ -67,6 +78,17 @@ pub struct Accepted {
     pub provider_verifies: bool,
     /// The HTTP status of the provider's answer (0 for providers that are not HTTP).
     pub http_status: u16,
+}
+
+impl Accepted {
+    /// A message the provider took to deliver; any code in it is smsgate's to check.
+    pub fn message(reference: Option<String>, http_status: u16) -> Self {
+        Self {
+            reference,
+            provider_verifies: false,
+            http_status,
+        }
+    }
 }
 
 /// How an OTP reaches the user through this provider.

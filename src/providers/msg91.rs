@@ -6,7 +6,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
+    exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider,
+    ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://control.msg91.com";
@@ -51,12 +52,7 @@ impl Msg91 {
     }
 
     async fn call(&self, request: reqwest::RequestBuilder) -> Result<Body, ProviderError> {
-        let response = request
-            .header("authkey", self.auth_key.expose_secret())
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
-        read_body(response).await
+        exchange(request.header("authkey", self.auth_key.expose_secret())).await
     }
 
     /// Asks MSG91 to send the OTP of `reference` (the digits) again. Not used by the router.
@@ -135,24 +131,17 @@ impl Provider for Msg91 {
 
 /// Maps an answer to its success JSON or to the class of its error.
 pub(crate) fn classify(body: &Body) -> Result<&Value, ProviderError> {
+    if let Some(err) = body.throttled_or_server_error() {
+        return Err(err);
+    }
     let status = Some(body.status);
-    if body.status == 429 {
-        return Err(ProviderError::throttled(status, body.retry_after, "HTTP 429"));
-    }
-    if body.status >= 500 {
-        return Err(ProviderError::unavailable(status, format!("HTTP {}", body.status)));
-    }
     let json = body.json_or_unavailable()?;
     let kind = json.get("type").and_then(Value::as_str).unwrap_or("");
     if kind.eq_ignore_ascii_case("success") && (200..300).contains(&body.status) {
         return Ok(json);
     }
     let message = json.get("message").and_then(Value::as_str).unwrap_or("");
-    let code = match json.get("code") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
-    };
+    let code = json.get("code").and_then(scalar_text).unwrap_or_default();
     let m = message.to_ascii_lowercase();
     Err(if m.contains("too many requests") {
         ProviderError::throttled(status, body.retry_after, message)

@@ -5,9 +5,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
-use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
-};
+use super::{exchange, Accepted, Body, BuildContext, BuildError, Capabilities, OtpSupport, OutboundSms, Provider, ProviderError};
 
 const DEFAULT_BASE: &str = "https://api.plivo.com";
 
@@ -56,26 +54,18 @@ impl Provider for Plivo {
     }
 
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
-        let text = match &sms.body {
-            MessageBody::Otp { text, .. } | MessageBody::Text { text } => text,
-            MessageBody::Template { .. } => return Err(ProviderError::misconfigured(None, "plivo sends no provider templates")),
-        };
+        let text = sms
+            .body
+            .text()
+            .ok_or_else(|| ProviderError::misconfigured(None, "plivo sends no provider templates"))?;
         let auth_id = self.auth_id.expose_secret();
-        let response = self
+        let request = self
             .http
             .post(format!("{}/v1/Account/{auth_id}/Message/", self.base))
             .basic_auth(auth_id, Some(self.auth_token.expose_secret()))
-            .json(&json!({"src": self.from, "dst": sms.to.digits(), "text": text}))
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
-        let body = read_body(response).await?;
-        let reference = classify(&body)?;
-        Ok(Accepted {
-            reference: Some(reference),
-            provider_verifies: false,
-            http_status: body.status,
-        })
+            .json(&json!({"src": self.from, "dst": sms.to.digits(), "text": text}));
+        let body = exchange(request).await?;
+        Ok(Accepted::message(Some(classify(&body)?), body.status))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Test helpers for the adapters: a capture HTTP server on 127.0.0.1 port 0 that records every
 //! request and answers each with one canned reply, plus builders for configs, bodies and messages.
+//! The one such server in the crate: every adapter's tests and `spec_checks` use it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -32,6 +33,14 @@ impl Captured {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The request target as sent on the request line: the path and any `?query`.
+    pub fn target(&self) -> String {
+        match &self.raw_query {
+            Some(query) => format!("{}?{query}", self.path),
+            None => self.path.clone(),
+        }
+    }
+
     /// The decoded query pairs.
     pub fn query(&self) -> BTreeMap<String, String> {
         decode_pairs(self.raw_query.as_deref().unwrap_or("").as_bytes())
@@ -40,6 +49,11 @@ impl Captured {
     /// The body decoded as `application/x-www-form-urlencoded`.
     pub fn form(&self) -> BTreeMap<String, String> {
         decode_pairs(&self.body)
+    }
+
+    /// The form fields in the order sent, repeats kept (for order and duplicate checks).
+    pub fn form_pairs(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(&self.body).into_owned().collect()
     }
 
     /// The body parsed as JSON (panics when it is not).
@@ -86,12 +100,7 @@ impl CaptureServer {
         let (tx, requests) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (tx, reply) = (tx.clone(), reply.clone());
-                tokio::spawn(async move {
-                    if let Some(captured) = serve_one(stream, &reply).await {
-                        let _ = tx.send(captured);
-                    }
-                });
+                tokio::spawn(serve_one(stream, reply.clone(), tx.clone()));
             }
         });
         Self { base_url, requests }
@@ -104,9 +113,23 @@ impl CaptureServer {
             .expect("a request within 5 s")
             .expect("server running")
     }
+
+    /// Every request received and not yet taken, oldest first. A request is recorded before it
+    /// is answered, so once an adapter call returns, every request it made is here.
+    pub fn received(&mut self) -> Vec<Captured> {
+        std::iter::from_fn(|| self.requests.try_recv().ok()).collect()
+    }
+
+    /// The only request received; panics when there were none or several.
+    pub fn single(&mut self) -> Captured {
+        let all = self.received();
+        assert_eq!(all.len(), 1, "expected exactly one request, got {all:?}");
+        all.into_iter().next().expect("one request")
+    }
 }
 
-async fn serve_one(mut stream: TcpStream, reply: &str) -> Option<Captured> {
+/// Reads one request, records it, then answers it.
+async fn serve_one(mut stream: TcpStream, reply: String, record: mpsc::UnboundedSender<Captured>) -> Option<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -141,25 +164,39 @@ async fn serve_one(mut stream: TcpStream, reply: &str) -> Option<Captured> {
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    stream.write_all(reply.as_bytes()).await.ok()?;
-    let _ = stream.shutdown().await;
     let (path, raw_query) = match target.split_once('?') {
         Some((p, q)) => (p.to_string(), Some(q.to_string())),
         None => (target, None),
     };
-    Some(Captured {
+    let _ = record.send(Captured {
         method,
         path,
         raw_query,
         headers,
         body,
-    })
+    });
+    stream.write_all(reply.as_bytes()).await.ok()?;
+    let _ = stream.shutdown().await;
+    Some(())
 }
 
 /// One provider entry from TOML written as if under `[[providers]]`.
 pub fn provider_config(toml: &str) -> ProviderConfig {
     let settings = Settings::from_toml(&format!("[[providers]]\n{toml}")).expect("valid TOML");
     settings.providers.into_iter().next().expect("one provider")
+}
+
+/// Owned key/value pairs, to compare with `Captured::form_pairs`.
+pub fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// One provider entry from JSON: `{"name": name, "kind": kind}` plus the keys of `extra`.
+pub fn json_config(name: &str, kind: &str, extra: serde_json::Value) -> ProviderConfig {
+    let mut config = serde_json::json!({"name": name, "kind": kind});
+    let extra = extra.as_object().expect("extra keys as a JSON object").clone();
+    config.as_object_mut().expect("an object").extend(extra);
+    serde_json::from_value(config).expect("a valid provider config")
 }
 
 /// Builds an adapter from `config` with `secrets` as the environment.

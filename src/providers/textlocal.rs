@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
+    exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, OtpSupport, OutboundSms, Provider, ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://api.textlocal.in";
@@ -53,49 +53,34 @@ impl Provider for Textlocal {
     }
 
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
-        let text = match &sms.body {
-            MessageBody::Otp { text, .. } | MessageBody::Text { text } => text,
-            MessageBody::Template { .. } => return Err(ProviderError::misconfigured(None, "textlocal sends no provider templates")),
-        };
+        let text = sms
+            .body
+            .text()
+            .ok_or_else(|| ProviderError::misconfigured(None, "textlocal sends no provider templates"))?;
         let form = [
             ("apikey", self.api_key.expose_secret()),
             ("numbers", sms.to.digits()),
-            ("message", text.as_str()),
+            ("message", text),
             ("sender", self.sender.as_str()),
         ];
-        let response = self
-            .http
-            .post(format!("{}/send/", self.base))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
-        let body = read_body(response).await?;
-        let reference = classify(&body)?;
-        Ok(Accepted {
-            reference,
-            provider_verifies: false,
-            http_status: body.status,
-        })
+        let body = exchange(self.http.post(format!("{}/send/", self.base)).form(&form)).await?;
+        Ok(Accepted::message(classify(&body)?, body.status))
     }
 }
 
 /// Maps an answer to the message reference (`messages[0].id`, else `batch_id`) or an error class.
 pub(crate) fn classify(body: &Body) -> Result<Option<String>, ProviderError> {
+    if let Some(err) = body.throttled_or_server_error() {
+        return Err(err);
+    }
     let status = Some(body.status);
-    if body.status == 429 {
-        return Err(ProviderError::throttled(status, body.retry_after, "HTTP 429"));
-    }
-    if body.status >= 500 {
-        return Err(ProviderError::unavailable(status, format!("HTTP {}", body.status)));
-    }
     let json = body.json_or_unavailable()?;
     if json.get("status").and_then(Value::as_str) == Some("success") && (200..300).contains(&body.status) {
         let id = json.pointer("/messages/0/id").or_else(|| json.get("batch_id"));
-        return Ok(id.and_then(scalar));
+        return Ok(id.and_then(scalar_text));
     }
     let first = json.pointer("/errors/0");
-    let code = first.and_then(|e| e.get("code")).and_then(scalar).unwrap_or_default();
+    let code = first.and_then(|e| e.get("code")).and_then(scalar_text).unwrap_or_default();
     let message = first
         .and_then(|e| e.get("message"))
         .and_then(Value::as_str)
@@ -105,15 +90,6 @@ pub(crate) fn classify(body: &Body) -> Result<Option<String>, ProviderError> {
         "4" | "5" | "6" | "32" | "51" => ProviderError::rejected(status, code, message),
         _ => ProviderError::unavailable(status, format!("textlocal error {code} (HTTP {}): {message}", body.status)),
     })
-}
-
-/// A string or number as text (Textlocal sends ids and codes as either).
-fn scalar(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    read_body, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
+    exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, OtpSupport, OutboundSms, Provider, ProviderError,
 };
 
 const DEFAULT_BASE: &str = "https://rest.nexmo.com";
@@ -57,33 +57,22 @@ impl Provider for Vonage {
 
     #[tracing::instrument(skip_all, fields(provider = %self.name, kind = sms.body.kind()))]
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
-        let text = match &sms.body {
-            MessageBody::Otp { text, .. } | MessageBody::Text { text } => text,
-            MessageBody::Template { .. } => return Err(ProviderError::misconfigured(None, "Vonage has no provider templates")),
-        };
+        let text = sms
+            .body
+            .text()
+            .ok_or_else(|| ProviderError::misconfigured(None, "Vonage has no provider templates"))?;
         let mut form = vec![
             ("api_key", self.api_key.expose_secret()),
             ("api_secret", self.api_secret.expose_secret()),
             ("from", self.from.as_str()),
             ("to", sms.to.digits()),
-            ("text", text.as_str()),
+            ("text", text),
         ];
         if !is_gsm7(text) {
             form.push(("type", "unicode"));
         }
-        let response = self
-            .http
-            .post(format!("{}/sms/json", self.base))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_transport(&e))?;
-        let body = read_body(response).await?;
-        Ok(Accepted {
-            reference: classify(&body)?,
-            provider_verifies: false,
-            http_status: body.status,
-        })
+        let body = exchange(self.http.post(format!("{}/sms/json", self.base)).form(&form)).await?;
+        Ok(Accepted::message(classify(&body)?, body.status))
     }
 }
 
@@ -95,13 +84,10 @@ pub(crate) fn is_gsm7(text: &str) -> bool {
 /// An `/sms/json` answer: the first part's `message-id` when every part has status `0`, else the
 /// class of the first failing part.
 pub(crate) fn classify(body: &Body) -> Result<Option<String>, ProviderError> {
+    if let Some(err) = body.throttled_or_server_error() {
+        return Err(err);
+    }
     let http_status = Some(body.status);
-    if body.status == 429 {
-        return Err(ProviderError::throttled(http_status, body.retry_after, "HTTP 429"));
-    }
-    if body.status >= 500 {
-        return Err(ProviderError::unavailable(http_status, format!("HTTP {}", body.status)));
-    }
     let json = body.json_or_unavailable()?;
     let parts = match json.get("messages").and_then(|m| m.as_array()) {
         Some(parts) if !parts.is_empty() => parts,
@@ -114,14 +100,13 @@ pub(crate) fn classify(body: &Body) -> Result<Option<String>, ProviderError> {
     };
     for part in parts {
         // Vonage documents `status` as a string; a number is read the same way.
-        let status = match part.get("status") {
-            Some(serde_json::Value::String(s)) => s.trim().to_string(),
-            Some(serde_json::Value::Number(n)) => n.to_string(),
-            _ => return Err(ProviderError::unavailable(http_status, "message part without status")),
+        let Some(status) = part.get("status").and_then(scalar_text) else {
+            return Err(ProviderError::unavailable(http_status, "message part without status"));
         };
+        let status = status.trim();
         if status != "0" {
             let text = part.get("error-text").and_then(|t| t.as_str());
-            return Err(classify_status(body, &status, text.unwrap_or_default()));
+            return Err(classify_status(body, status, text.unwrap_or_default()));
         }
     }
     let id = parts[0].get("message-id").and_then(|i| i.as_str());
@@ -140,206 +125,6 @@ fn classify_status(body: &Body, status: &str, error_text: &str) -> ProviderError
     }
 }
 
-// Shared with the other adapters' tests and tests/adapter_specs.rs; each test module loads it.
 #[cfg(test)]
-#[allow(clippy::duplicate_mod)]
-#[path = "capture_server.rs"]
-mod capture_server;
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::capture_server::CaptureServer;
-    use super::*;
-    use crate::config::ProviderConfig;
-    use crate::phone::Phone;
-
-    const OK: &str = r#"{"message-count":"1","messages":[{"to":"919876543210","message-id":"0A0000000123ABCD1","status":"0","remaining-balance":"3.14","message-price":"0.03","network":"40410"}]}"#;
-
-    fn body(status: u16, text: &str) -> Body {
-        Body {
-            status,
-            retry_after: None,
-            text: text.to_string(),
-            json: serde_json::from_str(text).ok(),
-        }
-    }
-
-    fn failed(status: &str) -> Body {
-        let json = serde_json::json!({
-            "message-count": "1",
-            "messages": [{"status": status, "error-text": "described"}],
-        });
-        body(200, &json.to_string())
-    }
-
-    fn build(config: serde_json::Value) -> Result<Vonage, BuildError> {
-        let mut full = serde_json::json!({"name": "vonage", "kind": "vonage"});
-        full.as_object_mut().unwrap().extend(config.as_object().unwrap().clone());
-        let config: ProviderConfig = serde_json::from_value(full).unwrap();
-        let secrets = |var: &str| match var {
-            "VONAGE_API_KEY" => Some("abcd1234".to_string()),
-            "VONAGE_API_SECRET" => Some("s3cretvalue".to_string()),
-            _ => None,
-        };
-        let ctx = BuildContext {
-            config: &config,
-            http: reqwest::Client::new(),
-            secrets: &secrets,
-        };
-        Vonage::build(&ctx)
-    }
-
-    fn text(text: &str) -> OutboundSms {
-        OutboundSms {
-            id: uuid::Uuid::new_v4(),
-            to: Phone::parse("+919876543210", "91").unwrap(),
-            body: MessageBody::Text { text: text.into() },
-        }
-    }
-
-    #[test]
-    fn every_documented_status_has_its_one_class() {
-        let cases = [
-            ("1", "throttled"),
-            ("2", "misconfigured"),
-            ("3", "rejected"),
-            ("4", "misconfigured"),
-            ("5", "unavailable"),
-            ("6", "rejected"),
-            ("7", "rejected"),
-            ("8", "misconfigured"),
-            ("9", "misconfigured"),
-            ("10", "throttled"),
-            ("11", "misconfigured"),
-            ("12", "rejected"),
-            ("14", "misconfigured"),
-            ("15", "misconfigured"),
-            ("22", "rejected"),
-            ("23", "misconfigured"),
-            ("29", "misconfigured"),
-            ("32", "misconfigured"),
-            ("33", "rejected"),
-            ("13", "unavailable"),
-            ("99", "unavailable"),
-        ];
-        for (status, class) in cases {
-            let err = classify(&failed(status)).unwrap_err();
-            assert_eq!(err.class(), class, "status {status}");
-            assert_eq!(err.http_status(), Some(200));
-        }
-        match classify(&failed("3")).unwrap_err() {
-            ProviderError::Rejected { code, details, .. } => {
-                assert_eq!((code.as_str(), details.as_str()), ("3", "described"))
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_multipart_answer_fails_on_its_first_failed_part() {
-        let ok_part = r#"{"to":"919876543210","message-id":"part-1","status":"0"}"#;
-        let answer = format!(
-            r#"{{"message-count":"3","messages":[{ok_part},{{"status":"4","error-text":"Bad Credentials"}},{{"status":"3","error-text":"Invalid"}}]}}"#
-        );
-        assert_eq!(classify(&body(200, &answer)).unwrap_err().class(), "misconfigured");
-        let all_ok = format!(r#"{{"message-count":"2","messages":[{ok_part},{{"message-id":"part-2","status":"0"}}]}}"#);
-        assert_eq!(classify(&body(200, &all_ok)), Ok(Some("part-1".to_string())));
-    }
-
-    #[test]
-    fn http_429_is_throttled_with_retry_after() {
-        let mut b = body(429, "");
-        b.retry_after = Some(Duration::from_secs(2));
-        match classify(&b).unwrap_err() {
-            ProviderError::Throttled { retry_after, .. } => {
-                assert_eq!(retry_after, Some(Duration::from_secs(2)))
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn malformed_answers_and_5xx_are_unavailable() {
-        for (status, text) in [
-            (200, "<html><body>Gateway Timeout</body></html>"),
-            (200, ""),
-            (200, r#"{"message-count":"1","messages":[{"status":"0""#),
-            (200, r#"{"message-count":"0","messages":[]}"#),
-            (200, r#"{"message-count":"1","messages":[{"message-id":"x"}]}"#),
-            (200, r#"{"error":"unexpected"}"#),
-            (500, OK),
-            (502, "<html/>"),
-        ] {
-            let err = classify(&body(status, text)).unwrap_err();
-            assert_eq!(err.class(), "unavailable", "{status} {text}");
-        }
-    }
-
-    #[test]
-    fn gsm7_covers_latin_text_and_not_other_scripts() {
-        assert!(is_gsm7("Your code is 482913. Ça marche, café à 5€ {ok} [x] ~^|\\"));
-        assert!(!is_gsm7("आपका कोड 482913 है"));
-        assert!(!is_gsm7("code 482913 ✅"));
-        assert!(!is_gsm7("ça coûte"), "û is not in GSM 03.38");
-    }
-
-    #[tokio::test]
-    async fn text_is_a_form_post_with_credentials_in_the_body() {
-        let server = CaptureServer::start(200, OK, &[]).await;
-        let p = build(serde_json::json!({"base_url": server.base_url, "from": "SMSGATE"})).unwrap();
-        let accepted = p.send(&text("Order shipped")).await.unwrap();
-        assert_eq!(
-            accepted,
-            Accepted {
-                reference: Some("0A0000000123ABCD1".into()),
-                provider_verifies: false,
-                http_status: 200,
-            }
-        );
-        let req = server.single();
-        assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/sms/json"));
-        assert_eq!(req.header("content-type"), Some("application/x-www-form-urlencoded"));
-        assert_eq!(req.header("authorization"), None);
-        let expected: Vec<(String, String)> = [
-            ("api_key", "abcd1234"),
-            ("api_secret", "s3cretvalue"),
-            ("from", "SMSGATE"),
-            ("to", "919876543210"),
-            ("text", "Order shipped"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        assert_eq!(req.form(), expected);
-    }
-
-    #[tokio::test]
-    async fn non_gsm_text_is_sent_as_unicode() {
-        let server = CaptureServer::start(200, OK, &[]).await;
-        let p = build(serde_json::json!({"base_url": server.base_url, "from": "SMSGATE"})).unwrap();
-        p.send(&text("आपका कोड 482913 है")).await.unwrap();
-        let form = server.single().form();
-        assert_eq!(form.last(), Some(&("type".to_string(), "unicode".to_string())));
-        assert!(form.contains(&("text".to_string(), "आपका कोड 482913 है".to_string())));
-    }
-
-    #[tokio::test]
-    async fn build_requires_from_and_templates_are_refused() {
-        match build(serde_json::json!({})) {
-            Err(BuildError::Invalid { key, .. }) => assert_eq!(key, "from"),
-            Err(other) => panic!("{other:?}"),
-            Ok(_) => panic!("built without from"),
-        }
-        let p = build(serde_json::json!({"from": "X", "base_url": "http://127.0.0.1:9"})).unwrap();
-        let template = OutboundSms {
-            body: MessageBody::Template {
-                name: "t".into(),
-                vars: vec![],
-            },
-            ..text("")
-        };
-        assert_eq!(p.send(&template).await.unwrap_err().class(), "misconfigured");
-    }
-}
+#[path = "vonage_tests.rs"]
+mod tests;

@@ -1,5 +1,6 @@
-//! Reading a provider's HTTP answer the same way in every adapter: status, `Retry-After`, and a
-//! body that may be JSON, an HTML error page, empty or cut short.
+//! Sending a provider's HTTP request and reading its answer the same way in every adapter:
+//! transport errors, status, `Retry-After`, and a body that may be JSON, an HTML error page,
+//! empty or cut short.
 
 use std::time::Duration;
 
@@ -24,6 +25,19 @@ impl Body {
         self.json.as_ref()?.get(key)?.as_str()
     }
 
+    /// What a 429 or a 5xx means whatever the body says: `Throttled` keeping `Retry-After`, or
+    /// `Unavailable`. `None` for any other status, which the provider's own codes classify.
+    pub fn throttled_or_server_error(&self) -> Option<ProviderError> {
+        let status = Some(self.status);
+        if self.status == 429 {
+            Some(ProviderError::throttled(status, self.retry_after, "HTTP 429"))
+        } else if self.status >= 500 {
+            Some(ProviderError::unavailable(status, format!("HTTP {}", self.status)))
+        } else {
+            None
+        }
+    }
+
     /// The body as JSON, or `Unavailable` naming what came instead.
     pub fn json_or_unavailable(&self) -> Result<&serde_json::Value, ProviderError> {
         self.json.as_ref().ok_or_else(|| {
@@ -34,6 +48,22 @@ impl Body {
             };
             ProviderError::unavailable(Some(self.status), format!("HTTP {} with {what}", self.status))
         })
+    }
+}
+
+/// Sends `request` and reads the answer whole. A transport error becomes `Unavailable` naming
+/// only its kind: reqwest's own text names the URL, which may carry a key.
+pub async fn exchange(request: reqwest::RequestBuilder) -> Result<Body, ProviderError> {
+    let response = request.send().await.map_err(|e| ProviderError::from_transport(&e))?;
+    read_body(response).await
+}
+
+/// A JSON string or number as text (providers send ids and codes as either).
+pub fn scalar_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 
@@ -79,5 +109,24 @@ mod tests {
         assert_eq!(retry_after(&h), None);
         h.insert(RETRY_AFTER, HeaderValue::from_static("-3"));
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn only_429_and_5xx_fail_before_the_providers_own_codes_are_read() {
+        let answer = |status| Body {
+            status,
+            retry_after: Some(Duration::from_secs(3)),
+            text: r#"{"status":"success"}"#.into(),
+            json: Some(serde_json::json!({"status": "success"})),
+        };
+        let throttled = ProviderError::throttled(Some(429), Some(Duration::from_secs(3)), "HTTP 429");
+        assert_eq!(answer(429).throttled_or_server_error(), Some(throttled));
+        assert_eq!(
+            answer(503).throttled_or_server_error(),
+            Some(ProviderError::unavailable(Some(503), "HTTP 503"))
+        );
+        for status in [200, 201, 400, 401, 404, 499] {
+            assert_eq!(answer(status).throttled_or_server_error(), None, "{status}");
+        }
     }
 }

@@ -1,61 +1,32 @@
-//! The requests the Twilio and Vonage adapters build, checked against the providers' published
-//! API descriptions (`shared/specs`, checked out beside this repository): every form field sent
-//! is a documented property of the operation's request body, and every required one is sent.
-
-#[path = "../src/providers/capture_server.rs"]
-mod capture_server;
+//! Test-only: the requests the Twilio and Vonage adapters build, checked against the providers'
+//! published API descriptions (`shared/specs`, checked out beside this repository): every form
+//! field sent is a documented property of the operation's request body, and every required one is sent.
 
 use std::collections::BTreeSet;
 
-use capture_server::{CaptureServer, Captured};
 use serde_json::{json, Value};
-use smsgate::config::ProviderConfig;
-use smsgate::phone::Phone;
-use smsgate::providers::twilio::Twilio;
-use smsgate::providers::vonage::Vonage;
-use smsgate::providers::{BuildContext, MessageBody, OutboundSms, Provider};
+
+use super::testing::{self, CaptureServer, Captured};
+use super::twilio::Twilio;
+use super::vonage::Vonage;
+use super::{OutboundSms, Provider};
 
 const SPECS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/specs");
 const FORM: &str = "application/x-www-form-urlencoded";
 
-fn secret(var: &str) -> Option<String> {
-    let value = match var {
-        "TWILIO_ACCOUNT_SID" => "AC0123456789abcdef0123456789abcdef",
-        "TWILIO_AUTH_TOKEN" => "token-for-tests",
-        "VONAGE_API_KEY" => "abcd1234",
-        "VONAGE_API_SECRET" => "abcdef0123456789",
-        _ => return None,
-    };
-    Some(value.to_string())
-}
+const SECRETS: &[(&str, &str)] = &[
+    ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
+    ("TWILIO_AUTH_TOKEN", "token-for-tests"),
+    ("VONAGE_API_KEY", "abcd1234"),
+    ("VONAGE_API_SECRET", "abcdef0123456789"),
+];
 
-fn config(kind: &str, settings: Value) -> ProviderConfig {
-    let mut full = json!({"name": kind, "kind": kind});
-    full.as_object_mut().unwrap().extend(settings.as_object().unwrap().clone());
-    serde_json::from_value(full).unwrap()
-}
-
-fn context(config: &ProviderConfig) -> BuildContext<'_> {
-    BuildContext {
-        config,
-        http: reqwest::Client::new(),
-        secrets: &secret,
-    }
-}
-
-fn sms(body: MessageBody) -> OutboundSms {
-    OutboundSms {
-        id: uuid::Uuid::new_v4(),
-        to: Phone::parse("+919876543210", "91").unwrap(),
-        body,
-    }
+fn twilio(settings: Value) -> Twilio {
+    testing::build_with(&testing::json_config("twilio", "twilio", settings), SECRETS, Twilio::build).unwrap()
 }
 
 fn otp() -> OutboundSms {
-    sms(MessageBody::Otp {
-        code: "482913".into(),
-        text: "Your code is 482913".into(),
-    })
+    testing::otp("482913", "Your code is 482913")
 }
 
 fn read_spec(relative: &str) -> String {
@@ -78,7 +49,7 @@ fn template_matches(template: &str, path: &str) -> bool {
 
 /// The request-body form schema of the one operation serving `request`, `$ref`s resolved.
 fn form_schema<'a>(spec: &'a Value, request: &Captured) -> &'a Value {
-    let path = request.path.split('?').next().unwrap();
+    let path = request.path.as_str();
     let matches: Vec<_> = spec["paths"]
         .as_object()
         .expect("paths")
@@ -100,8 +71,8 @@ fn form_schema<'a>(spec: &'a Value, request: &Captured) -> &'a Value {
 /// Asserts the form sent is a valid instance of `properties` / `required`.
 fn assert_form_fits(request: &Captured, properties: &BTreeSet<String>, required: &[String]) {
     assert_eq!(request.header("content-type"), Some(FORM));
-    let sent: BTreeSet<String> = request.form().into_iter().map(|(k, _)| k).collect();
-    assert_eq!(sent.len(), request.form().len(), "a field sent twice");
+    let sent: BTreeSet<String> = request.form_pairs().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(sent.len(), request.form_pairs().len(), "a field sent twice");
     let undocumented: Vec<_> = sent.difference(properties).collect();
     assert!(undocumented.is_empty(), "not in the spec: {undocumented:?}");
     let missing: Vec<_> = required.iter().filter(|r| !sent.contains(*r)).collect();
@@ -119,13 +90,11 @@ fn assert_fits_openapi_json(spec: &Value, request: &Captured) {
 }
 
 async fn captured_twilio_send(settings: Value, message: OutboundSms, answer: &str) -> Captured {
-    let server = CaptureServer::start(201, answer, &[]).await;
+    let mut server = CaptureServer::start(201, answer).await;
     let mut settings = settings;
     settings["base_url"] = json!(server.base_url);
     settings["verify_base_url"] = json!(server.base_url);
-    let config = config("twilio", settings);
-    let twilio = Twilio::build(&context(&config)).unwrap();
-    twilio.send(&message).await.unwrap();
+    twilio(settings).send(&message).await.unwrap();
     server.single()
 }
 
@@ -135,7 +104,7 @@ async fn twilio_messages_requests_fit_the_2010_04_01_api() {
     let created = r#"{"sid":"SM0123456789abcdef0123456789abcdef","status":"queued"}"#;
     for from in ["+15005550006", "MG0123456789abcdef0123456789abcdef"] {
         let settings = json!({"from": from});
-        let text = sms(MessageBody::Text { text: "hi".into() });
+        let text = testing::text("hi");
         let request = captured_twilio_send(settings.clone(), text, created).await;
         assert_eq!(request.method, "POST");
         assert_fits_openapi_json(&spec, &request);
@@ -153,17 +122,15 @@ async fn twilio_verify_requests_fit_the_verify_v2_api() {
     });
     let started = r#"{"sid":"VE0123456789abcdef0123456789abcdef","status":"pending"}"#;
     let request = captured_twilio_send(settings.clone(), otp(), started).await;
-    assert!(request.path.ends_with("/Verifications"), "{}", request.path);
+    assert!(request.target().ends_with("/Verifications"), "{}", request.target());
     assert_fits_openapi_json(&spec, &request);
 
-    let server = CaptureServer::start(200, r#"{"status":"approved","valid":true}"#, &[]).await;
+    let mut server = CaptureServer::start(200, r#"{"status":"approved","valid":true}"#).await;
     let mut settings = settings;
     settings["verify_base_url"] = json!(server.base_url);
-    let config = config("twilio", settings);
-    let twilio = Twilio::build(&context(&config)).unwrap();
-    assert!(twilio.verify("VE01", "482913").await.unwrap());
+    assert!(twilio(settings).verify("VE01", "482913").await.unwrap());
     let request = server.single();
-    assert!(request.path.ends_with("/VerificationCheck"), "{}", request.path);
+    assert!(request.target().ends_with("/VerificationCheck"), "{}", request.target());
     assert_fits_openapi_json(&spec, &request);
 }
 
@@ -214,15 +181,14 @@ async fn vonage_requests_fit_the_sms_api() {
 
     for text in ["Your code is 482913", "आपका कोड 482913 है"] {
         let answer = r#"{"message-count":"1","messages":[{"message-id":"m1","status":"0"}]}"#;
-        let server = CaptureServer::start(200, answer, &[]).await;
-        let config = config("vonage", json!({"from": "SMSGATE", "base_url": server.base_url}));
-        let vonage = Vonage::build(&context(&config)).unwrap();
-        let message = sms(MessageBody::Text { text: text.into() });
-        vonage.send(&message).await.unwrap();
+        let mut server = CaptureServer::start(200, answer).await;
+        let config = testing::json_config("vonage", "vonage", json!({"from": "SMSGATE", "base_url": server.base_url}));
+        let vonage = testing::build_with(&config, SECRETS, Vonage::build).unwrap();
+        vonage.send(&testing::text(text)).await.unwrap();
         let request = server.single();
-        assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/sms/json"));
+        assert_eq!((request.method.as_str(), request.target().as_str()), ("POST", "/sms/json"));
         assert_form_fits(&request, &properties, &required);
-        let to = request.form().into_iter().find(|(k, _)| k == "to").unwrap().1;
+        let to = request.form_pairs().into_iter().find(|(k, _)| k == "to").unwrap().1;
         assert!(
             (7..=15).contains(&to.len()) && to.bytes().all(|b| b.is_ascii_digit()),
             "`to` must match \\d{{7,15}}: {to}"
