@@ -23,6 +23,29 @@ use crate::gateway::Gateway;
 use crate::net::Cidr;
 use crate::phone::Phone;
 
+/// Which response shape a route speaks: the `/v1` API, or the seed deployment's contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    V1,
+    Seed,
+}
+
+/// Picks a handler's shape where the route is mounted: `otp::send_route::<V1>`.
+pub trait Speaks {
+    const SHAPE: Shape;
+}
+
+pub struct V1;
+pub struct Seed;
+
+impl Speaks for V1 {
+    const SHAPE: Shape = Shape::V1;
+}
+
+impl Speaks for Seed {
+    const SHAPE: Shape = Shape::Seed;
+}
+
 /// What every handler can reach.
 pub struct AppState {
     pub gateway: Arc<Gateway>,
@@ -57,22 +80,22 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .error_handler(move |err, _req| json_error(err, max_body_bytes).into());
     cfg.app_data(json)
         .app_data(web::PayloadConfig::new(max_body_bytes))
-        .route("/v1/otp/send", web::post().to(otp::send_v1))
-        .route("/v1/otp/verify", web::post().to(otp::verify_v1))
-        .route("/v1/sms/send", web::post().to(sms::send_text_v1))
-        .route("/v1/sms/template", web::post().to(sms::send_template_v1))
+        .route("/v1/otp/send", web::post().to(otp::send_route::<V1>))
+        .route("/v1/otp/verify", web::post().to(otp::verify_route::<V1>))
+        .route("/v1/sms/send", web::post().to(sms::text_route::<V1>))
+        .route("/v1/sms/template", web::post().to(sms::template_route::<V1>))
         .route("/v1/otp/sessions/{id}", web::get().to(otp::session_status))
         .route("/v1/users/{user_id}/contact", web::get().to(users::get_contact))
         .route("/v1/users/{user_id}/contact", web::put().to(users::put_contact))
         .route("/v1/routing/explain", web::get().to(ops::explain))
         .route("/v1/admin/attempts", web::get().to(ops::recent_attempts))
         // The seed deployment's contracts, on the same handlers.
-        .route("/api/sms/sendOtp", web::post().to(otp::send_seed))
-        .route("/api/sms/verifyOtp", web::post().to(otp::verify_seed))
-        .route("/api/sms/sendTemplate", web::post().to(sms::send_template_seed))
-        .route("/otp/send", web::post().to(otp::send_seed))
-        .route("/otp/verify", web::post().to(otp::verify_seed))
-        .route("/sms/send-transactional", web::post().to(sms::send_text_seed))
+        .route("/api/sms/sendOtp", web::post().to(otp::send_route::<Seed>))
+        .route("/api/sms/verifyOtp", web::post().to(otp::verify_route::<Seed>))
+        .route("/api/sms/sendTemplate", web::post().to(sms::template_route::<Seed>))
+        .route("/otp/send", web::post().to(otp::send_route::<Seed>))
+        .route("/otp/verify", web::post().to(otp::verify_route::<Seed>))
+        .route("/sms/send-transactional", web::post().to(sms::text_route::<Seed>))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/readyz", web::get().to(ops::readyz))
         .route("/metrics", web::get().to(ops::metrics));

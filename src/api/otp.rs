@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::idempotency::{self, Answer};
-use super::{bounded, ApiError, AppState, Caller};
+use super::{bounded, ApiError, AppState, Caller, Shape, Speaks};
 use crate::gateway::{OtpRequest, OtpSent, Verified};
 use crate::otp;
 
@@ -41,13 +41,6 @@ pub struct VerifyOtpBody {
     session_id: String,
     #[serde(alias = "code")]
     otp: String,
-}
-
-/// Which response shape a route speaks.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    V1,
-    Seed,
 }
 
 async fn send(state: &AppState, caller: &Caller, req: &HttpRequest, body: &SendOtpBody) -> Result<OtpSent, ApiError> {
@@ -157,45 +150,25 @@ async fn verify(state: &AppState, caller: &Caller, body: &VerifyOtpBody, shape: 
     Ok((StatusCode::OK, out))
 }
 
-async fn send_route(
+pub async fn send_route<S: Speaks>(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
     body: web::Json<SendOtpBody>,
-    shape: Shape,
 ) -> Result<HttpResponse, ApiError> {
     idempotency::once(&state, &caller, &req, &*body, || async {
         let sent = send(&state, &caller, &req, &body).await?;
-        Ok((StatusCode::OK, sent_json(&sent, shape)))
+        Ok((StatusCode::OK, sent_json(&sent, S::SHAPE)))
     })
     .await
 }
 
-pub async fn send_v1(
+pub async fn verify_route<S: Speaks>(
     state: web::Data<AppState>,
     caller: Caller,
-    req: HttpRequest,
-    body: web::Json<SendOtpBody>,
+    body: web::Json<VerifyOtpBody>,
 ) -> Result<HttpResponse, ApiError> {
-    send_route(state, caller, req, body, Shape::V1).await
-}
-
-pub async fn send_seed(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    body: web::Json<SendOtpBody>,
-) -> Result<HttpResponse, ApiError> {
-    send_route(state, caller, req, body, Shape::Seed).await
-}
-
-pub async fn verify_v1(state: web::Data<AppState>, caller: Caller, body: web::Json<VerifyOtpBody>) -> Result<HttpResponse, ApiError> {
-    let (status, json) = verify(&state, &caller, &body, Shape::V1).await?;
-    Ok(HttpResponse::build(status).json(json))
-}
-
-pub async fn verify_seed(state: web::Data<AppState>, caller: Caller, body: web::Json<VerifyOtpBody>) -> Result<HttpResponse, ApiError> {
-    let (status, json) = verify(&state, &caller, &body, Shape::Seed).await?;
+    let (status, json) = verify(&state, &caller, &body, S::SHAPE).await?;
     Ok(HttpResponse::build(status).json(json))
 }
 

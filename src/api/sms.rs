@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::idempotency;
-use super::{bounded, ApiError, AppState, Caller};
+use super::{bounded, ApiError, AppState, Caller, Shape, Speaks};
 use crate::gateway::{MessageRequest, MessageSent};
 use crate::providers::MessageBody;
 
@@ -40,12 +40,6 @@ pub struct TemplateBody {
     user_id: Option<String>,
     #[serde(default)]
     client_ip: Option<String>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    V1,
-    Seed,
 }
 
 /// Validates what every message shares and sends it.
@@ -101,12 +95,11 @@ fn accepted_json(sent: &MessageSent, shape: Shape) -> Value {
     out
 }
 
-async fn text_route(
+pub async fn text_route<S: Speaks>(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
     body: web::Json<TextBody>,
-    shape: Shape,
 ) -> Result<HttpResponse, ApiError> {
     idempotency::once(&state, &caller, &req, &*body, || async {
         let text = bounded("text", &body.text, MAX_TEXT)?.to_string();
@@ -115,17 +108,16 @@ async fn text_route(
             user_id: body.user_id.as_deref(),
             client_ip: body.client_ip.as_deref(),
         };
-        send(&state, &caller, &req, recipient, MessageBody::Text { text }, shape).await
+        send(&state, &caller, &req, recipient, MessageBody::Text { text }, S::SHAPE).await
     })
     .await
 }
 
-async fn template_route(
+pub async fn template_route<S: Speaks>(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
     body: web::Json<TemplateBody>,
-    shape: Shape,
 ) -> Result<HttpResponse, ApiError> {
     idempotency::once(&state, &caller, &req, &*body, || async {
         let name = bounded("template", &body.template, 100)?.to_string();
@@ -144,43 +136,7 @@ async fn template_route(
             user_id: body.user_id.as_deref(),
             client_ip: body.client_ip.as_deref(),
         };
-        send(&state, &caller, &req, recipient, message, shape).await
+        send(&state, &caller, &req, recipient, message, S::SHAPE).await
     })
     .await
-}
-
-pub async fn send_text_v1(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    body: web::Json<TextBody>,
-) -> Result<HttpResponse, ApiError> {
-    text_route(state, caller, req, body, Shape::V1).await
-}
-
-pub async fn send_text_seed(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    body: web::Json<TextBody>,
-) -> Result<HttpResponse, ApiError> {
-    text_route(state, caller, req, body, Shape::Seed).await
-}
-
-pub async fn send_template_v1(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    body: web::Json<TemplateBody>,
-) -> Result<HttpResponse, ApiError> {
-    template_route(state, caller, req, body, Shape::V1).await
-}
-
-pub async fn send_template_seed(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    body: web::Json<TemplateBody>,
-) -> Result<HttpResponse, ApiError> {
-    template_route(state, caller, req, body, Shape::Seed).await
 }
