@@ -76,6 +76,18 @@ impl Clients {
         (token, clients)
     }
 
+    /// Each client's name, roles and number of active tokens, by name.
+    pub fn summary(&self) -> Vec<serde_json::Value> {
+        let mut by_name: std::collections::BTreeMap<&str, (&[String], usize)> = std::collections::BTreeMap::new();
+        for caller in self.by_hash.values() {
+            by_name.entry(&caller.name).or_insert((&caller.roles, 0)).1 += 1;
+        }
+        by_name
+            .into_iter()
+            .map(|(name, (roles, tokens))| serde_json::json!({ "name": name, "roles": roles, "tokens": tokens }))
+            .collect()
+    }
+
     pub fn authenticate(&self, token: &str) -> Option<&Caller> {
         self.by_hash.get(&sha256_hex(token))
     }

@@ -1,6 +1,7 @@
 //! The HTTP edge: routes, request and response types, authentication and error mapping.
 //! Handlers parse, call the gateway, and shape the answer; they hold no business rules.
 
+mod admin;
 mod auth;
 mod error;
 mod idempotency;
@@ -88,7 +89,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .route("/v1/users/{user_id}/contact", web::get().to(users::get_contact))
         .route("/v1/users/{user_id}/contact", web::put().to(users::put_contact))
         .route("/v1/routing/explain", web::get().to(ops::explain))
-        .route("/v1/admin/attempts", web::get().to(ops::recent_attempts))
+        .route("/v1/admin/providers", web::get().to(admin::providers))
+        .route("/v1/admin/clients", web::get().to(admin::clients))
+        .route("/v1/admin/attempts", web::get().to(admin::attempts))
         // The seed deployment's contracts, on the same handlers.
         .route("/api/sms/sendOtp", web::post().to(otp::send_route::<Seed>))
         .route("/api/sms/verifyOtp", web::post().to(otp::verify_route::<Seed>))
@@ -110,6 +113,8 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         "/v1/sms/template",
         "/v1/routing/explain",
         "/v1/admin/attempts",
+        "/v1/admin/providers",
+        "/v1/admin/clients",
         "/api/sms/sendOtp",
         "/api/sms/verifyOtp",
         "/api/sms/sendTemplate",

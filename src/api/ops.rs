@@ -1,4 +1,4 @@
-//! Operations routes: liveness, readiness, metrics, routing explanations and recent attempts.
+//! Operations routes: liveness, readiness, metrics and routing explanations.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -84,43 +84,4 @@ pub async fn explain(
     };
     let candidates = state.gateway.router.explain(&body, &to);
     Ok(HttpResponse::Ok().json(json!({ "to": to.masked(), "kind": body.kind(), "candidates": candidates })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AttemptsQuery {
-    #[serde(default)]
-    limit: Option<usize>,
-}
-
-/// `GET /v1/admin/attempts?limit=50`: the newest provider attempts, numbers masked.
-pub async fn recent_attempts(
-    state: web::Data<AppState>,
-    caller: Caller,
-    query: Result<web::Query<AttemptsQuery>, actix_web::Error>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require("admin")?;
-    let limit = query
-        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?
-        .limit
-        .unwrap_or(50)
-        .clamp(1, 500);
-    let rows = state
-        .gateway
-        .store
-        .recent_attempts(limit)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let rows: Vec<_> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "message_id": r.message_id, "session_id": r.session_id, "kind": r.kind, "provider": r.provider,
-                "outcome": r.outcome, "http_status": r.http_status, "error": r.error,
-                "response_time_ms": r.response_time_ms, "ambiguous": r.ambiguous, "created_at": r.created_at,
-                "to": crate::phone::Phone::parse(&r.to, "1").map(|p| p.masked()).unwrap_or_default(),
-            })
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "attempts": rows })))
 }

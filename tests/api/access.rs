@@ -10,7 +10,11 @@ use crate::on_both_stores;
 const ROOT_TOKEN: &str = "test-root-token";
 const OLD_TOKEN: &str = "test-rotated-old";
 const NEW_TOKEN: &str = "test-rotated-new";
-const ADMIN_ROUTES: [&str; 2] = ["/v1/routing/explain?to=%2B919876543210", "/v1/admin/attempts"];
+const ADMIN_ROUTES: [&str; 3] = [
+    "/v1/routing/explain?to=%2B919876543210",
+    "/v1/admin/attempts",
+    "/v1/admin/providers",
+];
 
 /// The default config plus a `super_admin` client and a `send` client with two active tokens.
 fn with_more_clients(sim: &smsgate::sim::SimHandle, extra: &str) -> String {
@@ -186,3 +190,41 @@ async fn answers_never_say_whether_a_number_or_user_is_known(backend: Backend) {
 }
 
 on_both_stores!(answers_never_say_whether_a_number_or_user_is_known);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_list_shows_live_health_and_the_client_list_is_for_super_admins_only() {
+    let app = spawn_with(Backend::Memory, |sim| {
+        with_more_clients(sim, "[routing.breaker]\nconsecutive_failures = 1\nopen_ms = 60000\n")
+    })
+    .await;
+    app.fault("2factor", "500");
+    assert_eq!(app.send_otp().await.status, 200);
+    let list = app.get("/v1/admin/providers", Some(ADMIN_TOKEN)).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    let providers = list.body["providers"].as_array().unwrap();
+    let names: Vec<&str> = providers.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["2factor", "twilio"], "priority order");
+    assert_eq!(providers[0]["breaker"], "open");
+    assert_eq!(providers[0]["otp"], "provider_held");
+    assert_eq!(providers[1]["breaker"], "closed");
+    assert!(
+        !list.body.to_string().contains("sim-key") && !list.body.to_string().contains("sim-token"),
+        "no secret in the answer"
+    );
+
+    let forbidden = app.get("/v1/admin/clients", Some(ADMIN_TOKEN)).await;
+    assert_eq!((forbidden.status, forbidden.body["error"].as_str()), (403, Some("forbidden")));
+    let clients = app.get("/v1/admin/clients", Some(ROOT_TOKEN)).await;
+    assert_eq!(clients.status, 200, "{}", clients.body);
+    let rotating = clients.body["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "rotating")
+        .cloned()
+        .unwrap();
+    assert_eq!(rotating["tokens"], 2);
+    assert_eq!(rotating["roles"], json!(["send"]));
+    let text = clients.body.to_string().to_lowercase();
+    assert!(!text.contains(&smsgate::api::sha256_hex(NEW_TOKEN)), "no token hash in the answer");
+}
