@@ -39,9 +39,8 @@ pub struct Reply {
     pub body: Value,
 }
 
-/// The 2factor (AUTOGEN) and twilio providers against the simulator, and `extra` TOML
-/// appended (more `[routing]` keys, other providers, overrides).
-pub fn config(sim: &SimHandle, two_factor_extra: &str, extra: &str) -> String {
+/// `[otp]`, relaxed `[limits]`, the send and admin clients, and `rest` (providers, `[routing]`, …).
+pub fn base_config(rest: &str) -> String {
     format!(
         r#"
 [otp]
@@ -59,7 +58,6 @@ resend_cooldown_seconds = 0
 
 [[clients]]
 name = "app"
-
 token_sha256 = "{send}"
 roles = ["send"]
 
@@ -68,6 +66,18 @@ name = "ops"
 token_sha256 = "{admin}"
 roles = ["admin"]
 
+{rest}
+"#,
+        send = smsgate::api::sha256_hex(SEND_TOKEN),
+        admin = smsgate::api::sha256_hex(ADMIN_TOKEN),
+    )
+}
+
+/// The 2factor (AUTOGEN) and twilio providers against the simulator, and `extra` TOML
+/// appended (more `[routing]` keys, other providers, overrides).
+pub fn config(sim: &SimHandle, two_factor_extra: &str, extra: &str) -> String {
+    base_config(&format!(
+        r#"
 [[providers]]
 name = "2factor"
 kind = "two_factor"
@@ -90,11 +100,9 @@ from = "+15005550006"
 
 {extra}
 "#,
-        send = smsgate::api::sha256_hex(SEND_TOKEN),
-        admin = smsgate::api::sha256_hex(ADMIN_TOKEN),
         tf = sim.url("2factor"),
         tw = sim.url("twilio"),
-    )
+    ))
 }
 
 /// The simulator's credentials under the environment names the configs use.

@@ -11,42 +11,11 @@ mod providers;
 use serde_json::json;
 use smsgate::sim::SimHandle;
 
-use crate::helpers::{Reply, TestApp, ADMIN_TOKEN, SEND_TOKEN};
+use crate::helpers::{Reply, TestApp};
 
 pub const US_PHONE: &str = "+14155552671";
 
-/// `[otp]`, relaxed `[limits]`, the send and admin clients, and `rest` (providers, `[routing]`).
-pub fn base_config(rest: &str) -> String {
-    format!(
-        r#"
-[otp]
-length = 6
-ttl_seconds = 300
-max_attempts = 5
-default_country = "91"
-
-[limits]
-per_phone_per_minute = 1000
-per_phone_per_day = 1000
-per_prefix_per_minute = 10000
-resend_cooldown_seconds = 0
-
-[[clients]]
-name = "app"
-token_sha256 = "{send}"
-roles = ["send"]
-
-[[clients]]
-name = "ops"
-token_sha256 = "{admin}"
-roles = ["admin"]
-
-{rest}
-"#,
-        send = smsgate::api::sha256_hex(SEND_TOKEN),
-        admin = smsgate::api::sha256_hex(ADMIN_TOKEN),
-    )
-}
+pub use crate::helpers::base_config;
 
 /// A `[[providers]]` entry named after its simulator fake, with the keys its kind requires
 /// (credentials come from the adapters' default secret variables, see `sim_secrets`) and `extra`.
