@@ -122,7 +122,24 @@ async fn seed_routes_answer_with_the_seed_shapes(backend: Backend) {
     assert_eq!(s.body["provider"], "twilio", "2factor sends no plain text");
 }
 
+async fn a_purpose_brings_its_own_code_length_attempts_and_lifetime(backend: Backend) {
+    let purposes = "[otp.purposes.step_up]\nlength = 8\nmax_attempts = 2\nttl_seconds = 60\n";
+    let app = spawn_with(backend, |sim| config(sim, "otp_mode = \"local\"", purposes)).await;
+    let sent = app.post("/v1/otp/send", json!({"phone": PHONE, "purpose": "step_up"})).await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    assert_eq!(app.last_code().len(), 8);
+    let created = chrono::DateTime::parse_from_rfc3339(sent.body["created_at"].as_str().unwrap()).unwrap();
+    let expires = chrono::DateTime::parse_from_rfc3339(sent.body["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!((expires - created).num_seconds(), 60);
+    let r = app.verify(sent.body["session_id"].as_str().unwrap(), "00000000").await;
+    assert_eq!(r.body["attempts_left"], 1, "{}", r.body);
+    let login = app.send_otp().await;
+    assert_eq!(login.status, 200);
+    assert_eq!(app.last_code().len(), 6, "other purposes keep the defaults");
+}
+
 on_both_stores!(
+    a_purpose_brings_its_own_code_length_attempts_and_lifetime,
     otp_is_sent_by_2factor_autogen_and_verified,
     wrong_codes_exhaust_the_session,
     an_expired_session_is_gone,
