@@ -299,7 +299,7 @@ impl Default for LimitSettings {
             per_user_per_day: 10,
             per_prefix_per_minute: 60,
             prefix_digits: 4,
-            per_client_per_minute: 6_000,
+            per_client_per_minute: 60_000,
             resend_cooldown_seconds: 30,
             resend_cooldown_max_seconds: 3_600,
             allowed_countries: Vec::new(),
