@@ -30,12 +30,15 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 CREATE INDEX IF NOT EXISTS idempotency_keys_expires ON idempotency_keys (expires_at);
 
 -- Takes one from each counter (keys[i] allows limits[i] per windows[i] seconds) and the resend
-
--- cooldown `cd_key`, all or nothing. Rows are locked in key order so concurrent calls cannot
--- deadlock, and the checks see every instance's increments.
+-- cooldown `cd_key`, all or nothing, and when admitted opens the OTP session `s_*` in the same
+-- statement (one round trip before the provider call). Rows are locked in key order so
+-- concurrent calls cannot deadlock, and the checks see every instance's increments.
 CREATE OR REPLACE FUNCTION smsgate_admit(
     keys text[], windows integer[], limits integer[],
-    cd_key text, cd_base integer, cd_max integer, cd_reset integer, at timestamptz)
+    cd_key text, cd_base integer, cd_max integer, cd_reset integer, at timestamptz,
+    s_id uuid DEFAULT NULL, s_phone text DEFAULT NULL, s_user text DEFAULT NULL, s_purpose text DEFAULT NULL,
+    s_hmac bytea DEFAULT NULL, s_max integer DEFAULT NULL, s_created timestamptz DEFAULT NULL,
+    s_expires timestamptz DEFAULT NULL)
 RETURNS TABLE (refused_key text, retry_after_secs bigint, resend_after_secs bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -84,5 +87,12 @@ BEGIN
         UPDATE rate_counters SET count = count + 1
          WHERE key = keys[i] AND window_start = to_timestamp(floor(extract(epoch FROM at) / windows[i]) * windows[i]);
     END LOOP;
+    IF s_id IS NOT NULL THEN
+        -- Committed without waiting for the WAL like the counters; the group-committed attempt
+        -- log that follows is synchronous, and its flush makes this row durable before any
+        -- answer leaves.
+        INSERT INTO sms_otp_sessions (id, phone, user_id, purpose, code_hmac, max_attempts, created_at, expires_at)
+             VALUES (s_id, s_phone, s_user, s_purpose, s_hmac, s_max, s_created, s_expires);
+    END IF;
     RETURN QUERY SELECT NULL::text, NULL::bigint, wait::bigint;
 END $$;

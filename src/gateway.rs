@@ -123,7 +123,6 @@ impl Gateway {
             client: &req.client,
             is_otp: true,
         };
-        let resend_after_secs = self.limits.admit(&*self.store, &ctx, Utc::now()).await?;
         let policy = Policy::for_purpose(&self.settings.otp, &req.purpose);
         let code = otp::generate_code(policy.length);
         let id = Uuid::new_v4();
@@ -143,7 +142,7 @@ impl Gateway {
             expires_at: now + ChronoDuration::seconds(policy.ttl_seconds as i64),
             verified_at: None,
         };
-        self.store.insert_session(&session).await?;
+        let resend_after_secs = self.limits.admit(&*self.store, &ctx, Some(&session), now).await?;
         let text = otp::render(&self.settings.otp.message, &code, policy.ttl_seconds);
         let sms = OutboundSms {
             id,
@@ -336,7 +335,7 @@ impl Gateway {
             client: &req.client,
             is_otp: false,
         };
-        self.limits.admit(&*self.store, &ctx, Utc::now()).await?;
+        self.limits.admit(&*self.store, &ctx, None, Utc::now()).await?;
         let message_id = Uuid::new_v4();
         let sms = OutboundSms {
             id: message_id,

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
-use super::{cooldown_wait, Admission, Contact, CooldownSpec, IdempotencyClaim, LimitStore, Quota, StoreError};
+use super::{cooldown_wait, Admission, Contact, CooldownSpec, IdempotencyClaim, LimitStore, Quota, Session, Store, StoreError};
 
 /// The limits half of `MemoryStore`, behind its own lock.
 #[derive(Default)]
@@ -44,21 +44,19 @@ impl MemoryLimits {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-#[async_trait]
-impl LimitStore for super::MemoryStore {
-    async fn admit(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Result<Admission, StoreError> {
-        let mut inner = self.limits.lock();
+    /// The admission itself, under the limits lock: all quotas and the cooldown, or nothing.
+    fn take(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Admission {
+        let mut inner = self.lock();
         for q in quotas {
             let start = window_start(now, q.window_secs);
             let count = inner.counters.get(&(q.key.clone(), start)).map_or(0, |c| c.0);
             if count >= q.limit {
                 let end = DateTime::<Utc>::from_timestamp(start + q.window_secs as i64, 0).unwrap_or(now);
-                return Ok(Admission::Refused {
+                return Admission::Refused {
                     key: q.key.clone(),
                     retry_after_secs: ceil_secs(end - now),
-                });
+                };
             }
         }
         let mut resend_after_secs = None;
@@ -66,10 +64,10 @@ impl LimitStore for super::MemoryStore {
             let mut resends = 0;
             if let Some((last, n, until)) = inner.cooldowns.get(&spec.key) {
                 if *until > now {
-                    return Ok(Admission::Refused {
+                    return Admission::Refused {
                         key: spec.key.clone(),
                         retry_after_secs: ceil_secs(*until - now),
-                    });
+                    };
                 }
                 if *last > now - Duration::seconds(spec.reset_secs as i64) {
                     resends = n + 1;
@@ -86,7 +84,24 @@ impl LimitStore for super::MemoryStore {
             let expires = DateTime::<Utc>::from_timestamp(start + q.window_secs as i64, 0).unwrap_or(now);
             inner.counters.entry((q.key.clone(), start)).or_insert((0, expires)).0 += 1;
         }
-        Ok(Admission::Admitted { resend_after_secs })
+        Admission::Admitted { resend_after_secs }
+    }
+}
+
+#[async_trait]
+impl LimitStore for super::MemoryStore {
+    async fn admit_opening(
+        &self,
+        quotas: &[Quota],
+        cooldown: Option<&CooldownSpec>,
+        opening: Option<&Session>,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, StoreError> {
+        let admission = self.limits.take(quotas, cooldown, now);
+        if let (Admission::Admitted { .. }, Some(session)) = (&admission, opening) {
+            Store::insert_session(self, session).await?;
+        }
+        Ok(admission)
     }
 
     async fn claim_idempotency(

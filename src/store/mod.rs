@@ -224,8 +224,19 @@ pub struct Contact {
 /// Shared state for limits, idempotency and step-up contacts; part of every `Store`.
 #[async_trait]
 pub trait LimitStore: Send + Sync {
-    /// Takes one from every quota and the cooldown, atomically and across instances, or nothing.
-    async fn admit(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Result<Admission, StoreError>;
+    /// Takes one from every quota and the cooldown, atomically and across instances, or nothing;
+    /// when admitted, also stores `opening` (a new OTP session) in the same round trip.
+    async fn admit_opening(
+        &self,
+        quotas: &[Quota],
+        cooldown: Option<&CooldownSpec>,
+        opening: Option<&Session>,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, StoreError>;
+    /// `admit_opening` without a session.
+    async fn admit(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Result<Admission, StoreError> {
+        self.admit_opening(quotas, cooldown, None, now).await
+    }
     /// Claims `key` within `scope` (the calling client) for a request whose body hashes to `hash`.
     /// A claim older than `lease_secs` that never completed is taken over; keys live `ttl_secs`.
     async fn claim_idempotency(

@@ -4,14 +4,23 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Admission, Contact, CooldownSpec, IdempotencyClaim, LimitStore, PostgresStore, Quota, StoreError};
+use super::{Admission, Contact, CooldownSpec, IdempotencyClaim, LimitStore, PostgresStore, Quota, Session, StoreError};
 
 #[async_trait]
 impl LimitStore for PostgresStore {
-    async fn admit(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Result<Admission, StoreError> {
+    async fn admit_opening(
+        &self,
+        quotas: &[Quota],
+        cooldown: Option<&CooldownSpec>,
+        opening: Option<&Session>,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, StoreError> {
         let client = self.pool().get().await?;
         let stmt = client
-            .prepare_cached("SELECT refused_key, retry_after_secs, resend_after_secs FROM smsgate_admit($1, $2, $3, $4, $5, $6, $7, $8)")
+            .prepare_cached(
+                "SELECT refused_key, retry_after_secs, resend_after_secs
+                   FROM smsgate_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            )
             .await?;
         let keys: Vec<&str> = quotas.iter().map(|q| q.key.as_str()).collect();
         let windows: Vec<i32> = quotas.iter().map(|q| q.window_secs as i32).collect();
@@ -28,6 +37,14 @@ impl LimitStore for PostgresStore {
                     &cooldown.map(|c| c.max_secs as i32),
                     &cooldown.map(|c| c.reset_secs as i32),
                     &now,
+                    &opening.map(|s| s.id),
+                    &opening.map(|s| s.phone.as_str()),
+                    &opening.and_then(|s| s.user_id.as_deref()),
+                    &opening.map(|s| s.purpose.as_str()),
+                    &opening.map(|s| s.code_hmac.as_slice()),
+                    &opening.map(|s| s.max_attempts as i32),
+                    &opening.map(|s| s.created_at),
+                    &opening.map(|s| s.expires_at),
                 ],
             )
             .await?;

@@ -186,6 +186,33 @@ async fn postgres_store(db: &TestDb) -> Arc<dyn Store> {
     Arc::new(store)
 }
 
+async fn an_admission_opens_its_session_only_when_admitted(s: Arc<dyn Store>, _: Arc<dyn Store>) {
+    use smsgate::store::{Session, SessionStatus};
+    let session = |id| Session {
+        id,
+        phone: "+919876543210".into(),
+        user_id: Some("u1".into()),
+        purpose: "login".into(),
+        code_hmac: vec![1; 32],
+        provider_refs: Vec::new(),
+        status: SessionStatus::Pending,
+        attempts: 0,
+        max_attempts: 5,
+        created_at: t0(),
+        expires_at: t0() + secs(300),
+        verified_at: None,
+    };
+    let q = [quota("phone:m:y", 60, 1)];
+    let (first, second) = (session(uuid::Uuid::new_v4()), session(uuid::Uuid::new_v4()));
+    assert_eq!(s.admit_opening(&q, None, Some(&first), t0()).await.unwrap(), admitted(None));
+    assert_eq!(s.get_session(first.id).await.unwrap(), Some(first));
+    assert_eq!(
+        s.admit_opening(&q, None, Some(&second), t0()).await.unwrap(),
+        refused("phone:m:y", 50)
+    );
+    assert_eq!(s.get_session(second.id).await.unwrap(), None, "a refused send opens nothing");
+}
+
 macro_rules! limit_conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -207,6 +234,7 @@ macro_rules! limit_conformance {
 }
 
 limit_conformance!(
+    an_admission_opens_its_session_only_when_admitted,
     an_admission_takes_every_quota_or_none,
     a_window_admits_its_limit_then_rolls_over,
     the_cooldown_doubles_caps_and_resets,
