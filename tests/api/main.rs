@@ -14,5 +14,6 @@ mod otp;
 mod pumping;
 mod rls;
 mod routing;
+mod shutdown;
 mod stepup;
 mod store;
