@@ -78,7 +78,8 @@ CREATE TABLE IF NOT EXISTS user_contact_settings (
     updated_at         timestamptz NOT NULL DEFAULT now()
 );
 
--- Creates the monthly partitions of sms_messages_log from this month to `months_ahead` ahead.
+-- Creates the monthly partitions of sms_messages_log from this month to `months_ahead` ahead,
+-- each with row-level security on.
 CREATE OR REPLACE FUNCTION smsgate_ensure_log_partitions(months_ahead integer) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -93,6 +94,9 @@ BEGIN
             BEGIN
                 EXECUTE format('CREATE TABLE %I PARTITION OF sms_messages_log FOR VALUES FROM (%L) TO (%L)',
                                part, m, (m + interval '1 month')::date);
+                -- A role granted SELECT on a partition directly would bypass the parent's
+                -- policies (0003): partitions get RLS with no policy of their own.
+                EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', part);
             EXCEPTION WHEN check_violation THEN
                 -- Rows for that month already sit in the default partition; leave them there.
                 NULL;

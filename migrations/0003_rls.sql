@@ -46,30 +46,6 @@ BEGIN
     END LOOP;
 END $$;
 
--- As in 0001, and new partitions get RLS like the existing ones.
-CREATE OR REPLACE FUNCTION smsgate_ensure_log_partitions(months_ahead integer) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    first date := date_trunc('month', now())::date;
-    m date;
-    part text;
-BEGIN
-    FOR i IN 0..months_ahead LOOP
-        m := (first + make_interval(months => i))::date;
-        part := format('sms_messages_log_%s', to_char(m, 'YYYY_MM'));
-        IF to_regclass(part) IS NULL THEN
-            BEGIN
-                EXECUTE format('CREATE TABLE %I PARTITION OF sms_messages_log FOR VALUES FROM (%L) TO (%L)',
-                               part, m, (m + interval '1 month')::date);
-                EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', part);
-            EXCEPTION WHEN check_violation THEN
-                -- Rows for that month already sit in the default partition; leave them there.
-                NULL;
-            END;
-        END IF;
-    END LOOP;
-END $$;
-
 -- The gateway's own state (provider registry, rate counters keyed by phone numbers, cooldowns,
 -- idempotency keys holding earlier answers) is readable by no one but the owner.
 ALTER TABLE api_integrations ENABLE ROW LEVEL SECURITY;
