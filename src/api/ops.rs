@@ -44,6 +44,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    state.gateway.router.publish_breakers();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.gateway.metrics.render())

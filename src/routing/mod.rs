@@ -84,7 +84,7 @@ impl Router {
             settings,
             metrics,
         };
-        router.publish_breakers(Instant::now());
+        router.publish_breakers();
         router
     }
 
@@ -95,7 +95,7 @@ impl Router {
     /// Replaces the provider list at once; requests in flight finish on the old one.
     pub fn swap(&self, registry: Registry) {
         *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
-        self.publish_breakers(Instant::now());
+        self.publish_breakers();
     }
 
     pub fn request_deadline(&self) -> Instant {
@@ -170,11 +170,9 @@ impl Router {
                     }
                 };
                 if let Some(result) = stop {
-                    self.publish_breakers(Instant::now());
                     return Dispatch { result, attempts };
                 }
             }
-            self.publish_breakers(Instant::now());
             // Every untried candidate is cooling down or open: wait for the first to come back
             // when the deadline leaves room for an attempt after it.
             match wait_until {
@@ -315,7 +313,11 @@ impl Router {
             .observe(elapsed.as_secs_f64());
     }
 
-    fn publish_breakers(&self, now: Instant) {
+    /// Sets `smsgate_breaker_state` from each breaker as it stands now. Called when metrics are
+    /// scraped: breakers change state with time (open → half-open) as well as with calls, so the
+    /// gauge is derived at read time rather than rewritten on every send.
+    pub fn publish_breakers(&self) {
+        let now = Instant::now();
         for slot in self.registry().slots() {
             self.metrics
                 .breaker_state
