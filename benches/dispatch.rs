@@ -2,7 +2,6 @@
 //! (candidates, breaker, budget, metrics, attempt record), without network or store.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use smsgate::config::{BreakerSettings, RoutingSettings};
@@ -74,16 +73,9 @@ fn dispatch(c: &mut Criterion) {
     g.finish();
 }
 
-fn quick() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-}
-
 criterion_group! {
     name = benches;
-    config = quick();
+    config = fake::quick();
     targets = dispatch
 }
 criterion_main!(benches);

@@ -98,16 +98,9 @@ fn candidates(c: &mut Criterion) {
     g.finish();
 }
 
-fn quick() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-}
-
 criterion_group! {
     name = benches;
-    config = quick();
+    config = fake::quick();
     targets = phone_parse, otp_code, breaker, candidates
 }
 criterion_main!(benches);

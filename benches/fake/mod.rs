@@ -97,3 +97,11 @@ pub fn eight_with_country_order() -> Registry {
     )]);
     Registry::new(slots, countries)
 }
+
+/// Criterion settings that keep the whole `cargo bench` under a minute on two cores.
+pub fn quick() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .sample_size(20)
+        .warm_up_time(std::time::Duration::from_millis(300))
+        .measurement_time(std::time::Duration::from_secs(1))
+}
