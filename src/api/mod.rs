@@ -81,56 +81,40 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .error_handler(move |err, _req| json_error(err, max_body_bytes).into());
     cfg.app_data(json)
         .app_data(web::PayloadConfig::new(max_body_bytes))
-        .route("/v1/otp/send", web::post().to(otp::send_route::<V1>))
-        .route("/v1/otp/verify", web::post().to(otp::verify_route::<V1>))
-        .route("/v1/sms/send", web::post().to(sms::text_route::<V1>))
-        .route("/v1/sms/template", web::post().to(sms::template_route::<V1>))
-        .route("/v1/otp/sessions/{id}", web::get().to(otp::session_status))
-        .route("/v1/users/{user_id}/contact", web::get().to(users::get_contact))
-        .route("/v1/users/{user_id}/contact", web::put().to(users::put_contact))
-        .route("/v1/routing/explain", web::get().to(ops::explain))
-        .route("/v1/admin/providers", web::get().to(admin::providers))
-        .route("/v1/admin/clients", web::get().to(admin::clients))
-        .route("/v1/admin/attempts", web::get().to(admin::attempts))
+        .service(at("/v1/otp/send").route(web::post().to(otp::send_route::<V1>)))
+        .service(at("/v1/otp/verify").route(web::post().to(otp::verify_route::<V1>)))
+        .service(at("/v1/sms/send").route(web::post().to(sms::text_route::<V1>)))
+        .service(at("/v1/sms/template").route(web::post().to(sms::template_route::<V1>)))
+        .service(at("/v1/otp/sessions/{id}").route(web::get().to(otp::session_status)))
+        .service(
+            at("/v1/users/{user_id}/contact")
+                .route(web::get().to(users::get_contact))
+                .route(web::put().to(users::put_contact)),
+        )
+        .service(at("/v1/routing/explain").route(web::get().to(ops::explain)))
+        .service(at("/v1/admin/providers").route(web::get().to(admin::providers)))
+        .service(at("/v1/admin/clients").route(web::get().to(admin::clients)))
+        .service(at("/v1/admin/attempts").route(web::get().to(admin::attempts)))
         // The seed deployment's contracts, on the same handlers.
-        .route("/api/sms/sendOtp", web::post().to(otp::send_route::<Seed>))
-        .route("/api/sms/verifyOtp", web::post().to(otp::verify_route::<Seed>))
-        .route("/api/sms/sendTemplate", web::post().to(sms::template_route::<Seed>))
-        .route("/otp/send", web::post().to(otp::send_route::<Seed>))
-        .route("/otp/verify", web::post().to(otp::verify_route::<Seed>))
-        .route("/sms/send-transactional", web::post().to(sms::text_route::<Seed>))
-        .route("/healthz", web::get().to(ops::healthz))
-        .route("/readyz", web::get().to(ops::readyz))
-        .route("/metrics", web::get().to(ops::metrics));
+        .service(at("/api/sms/sendOtp").route(web::post().to(otp::send_route::<Seed>)))
+        .service(at("/api/sms/verifyOtp").route(web::post().to(otp::verify_route::<Seed>)))
+        .service(at("/api/sms/sendTemplate").route(web::post().to(sms::template_route::<Seed>)))
+        .service(at("/otp/send").route(web::post().to(otp::send_route::<Seed>)))
+        .service(at("/otp/verify").route(web::post().to(otp::verify_route::<Seed>)))
+        .service(at("/sms/send-transactional").route(web::post().to(sms::text_route::<Seed>)))
+        .service(at("/healthz").route(web::get().to(ops::healthz)))
+        .service(at("/readyz").route(web::get().to(ops::readyz)))
+        .service(at("/metrics").route(web::get().to(ops::metrics)));
 }
 
-/// Answers unknown routes and methods with the same JSON error shape as everything else.
-pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let known = [
-        "/v1/otp/send",
-        "/v1/otp/verify",
-        "/v1/sms/send",
-        "/v1/sms/template",
-        "/v1/routing/explain",
-        "/v1/admin/attempts",
-        "/v1/admin/providers",
-        "/v1/admin/clients",
-        "/api/sms/sendOtp",
-        "/api/sms/verifyOtp",
-        "/api/sms/sendTemplate",
-        "/otp/send",
-        "/otp/verify",
-        "/sms/send-transactional",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-    ];
-    let templated = ["/v1/otp/sessions/", "/v1/users/"].iter().any(|p| req.path().starts_with(p));
-    if known.contains(&req.path()) || templated {
-        Err(ApiError::MethodNotAllowed)
-    } else {
-        Err(ApiError::RouteNotFound)
-    }
+/// A route whose other methods get 405 in the API's JSON error shape.
+fn at(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) }))
+}
+
+/// Answers unknown routes with the same JSON error shape as everything else.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::RouteNotFound)
 }
 
 fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {

@@ -135,6 +135,12 @@ async fn tokens_are_required_and_roles_enforced() {
     assert_eq!((unknown.status, unknown.body["error"].as_str()), (404, Some("not_found")));
     let wrong_method = app.get("/v1/otp/send", Some(SEND_TOKEN)).await;
     assert_eq!(wrong_method.status, 405);
+    let delete = app
+        .request(Method::DELETE, "/v1/users/u1/contact", Some(SEND_TOKEN), None, &[])
+        .await;
+    assert_eq!((delete.status, delete.body["error"].as_str()), (405, Some("method_not_allowed")));
+    let below = app.get("/v1/users/u1/contact/extra", Some(SEND_TOKEN)).await;
+    assert_eq!((below.status, below.body["error"].as_str()), (404, Some("not_found")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
