@@ -55,7 +55,7 @@ impl MemoryLimits {
                 let end = DateTime::<Utc>::from_timestamp(start + q.window_secs as i64, 0).unwrap_or(now);
                 return Admission::Refused {
                     key: q.key.clone(),
-                    retry_after_secs: ceil_secs(end - now),
+                    retry_after_secs: ceil_secs(end - now).max(1),
                 };
             }
         }
@@ -66,7 +66,7 @@ impl MemoryLimits {
                 if *until > now {
                     return Admission::Refused {
                         key: spec.key.clone(),
-                        retry_after_secs: ceil_secs(*until - now),
+                        retry_after_secs: ceil_secs(*until - now).max(1),
                     };
                 }
                 if *last > now - Duration::seconds(spec.reset_secs as i64) {
