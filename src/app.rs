@@ -9,12 +9,13 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use crate::api::{self, AppState, Clients};
+use crate::clock::Clock;
 use crate::config::Settings;
-use crate::gateway::Gateway;
-use crate::limits::Limits;
+use crate::limits::{Idempotency, Limits};
 use crate::metrics::Metrics;
 use crate::otp::OtpKey;
 use crate::routing::{Registry, Router};
+use crate::service::Gateway;
 use crate::store::{self, MemoryStore, PostgresStore, Store};
 
 /// Where provider secrets come from: the environment in production, a map in tests.
@@ -23,7 +24,6 @@ pub type Secrets = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
-    gateway: Arc<Gateway>,
     /// The token made because no `[[clients]]` were configured, to be shown once.
     pub generated_token: Option<String>,
 }
@@ -35,6 +35,11 @@ impl Application {
     }
 
     pub async fn build_with(settings: Settings, secrets: Secrets) -> anyhow::Result<Self> {
+        Self::build_at(settings, secrets, Clock::system()).await
+    }
+
+    /// Builds with `clock` as every rule's "now" (tests hold it and move it).
+    pub async fn build_at(settings: Settings, secrets: Secrets, clock: Clock) -> anyhow::Result<Self> {
         let metrics = Metrics::new();
         let store = open_store(&settings, &metrics).await?;
         let (registry, skipped) = Registry::build(&settings, &*secrets, None).context("provider configuration")?;
@@ -64,8 +69,10 @@ impl Application {
         let max_body = settings.server.max_body_bytes;
         let settings = Arc::new(settings);
         let limits = Limits::new(&settings, metrics.clone());
-        spawn_sweeper(Arc::clone(&store));
+        spawn_sweeper(Arc::clone(&store), clock.clone());
         let gateway = Arc::new(Gateway {
+            idempotency: Idempotency::new(Arc::clone(&store), clock.clone()),
+            clock,
             store,
             limits,
             router,
@@ -94,17 +101,12 @@ impl Application {
         Ok(Self {
             port,
             server,
-            gateway,
             generated_token,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    pub fn gateway(&self) -> &Arc<Gateway> {
-        &self.gateway
     }
 
     /// Serves until SIGINT/SIGTERM; requests in flight finish (and their attempts commit) first.
@@ -129,12 +131,12 @@ async fn open_store(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Ar
 }
 
 /// Deletes expired counters and idempotency keys every five minutes.
-fn spawn_sweeper(store: Arc<dyn Store>) {
+fn spawn_sweeper(store: Arc<dyn Store>, clock: Clock) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
         loop {
             tick.tick().await;
-            match store.sweep(chrono::Utc::now()).await {
+            match store.sweep(clock.now()).await {
                 Ok(n) if n > 0 => tracing::debug!(deleted = n, "swept expired limit state"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = ?e, "sweeping expired limit state failed"),

@@ -4,14 +4,16 @@
 
 pub mod api;
 pub mod app;
+pub mod clock;
 pub mod config;
-pub mod gateway;
 pub mod limits;
+pub mod messages;
 pub mod metrics;
 pub mod net;
 pub mod otp;
 pub mod phone;
 pub mod providers;
 pub mod routing;
+pub mod service;
 pub mod sim;
 pub mod store;

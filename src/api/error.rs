@@ -5,9 +5,9 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
-use crate::gateway::GatewayError;
 use crate::limits::LimitError;
 use crate::routing::DispatchError;
+use crate::service::GatewayError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -114,7 +114,9 @@ impl ApiError {
                 reasons: Vec::new(),
                 show_reasons: false,
             },
-            GatewayError::Store(e) => Self::Internal(anyhow::Error::new(e)),
+            GatewayError::Store(e) | GatewayError::Limit(LimitError::Store(e)) => Self::Internal(anyhow::Error::new(e)),
+            GatewayError::NoPhone(m) => Self::NoPhone(m),
+            GatewayError::Invalid(m) => Self::InvalidRequest(m),
             GatewayError::SessionNotFound => Self::SessionNotFound,
             GatewayError::Expired => Self::SessionExpired,
             GatewayError::AlreadyVerified => Self::AlreadyVerified,
@@ -130,7 +132,6 @@ impl ApiError {
                 reason,
             },
             GatewayError::Limit(LimitError::Blocked { message, .. }) => Self::DestinationBlocked(message),
-            GatewayError::Limit(LimitError::Store(e)) => Self::Internal(anyhow::Error::new(e)),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod client_ip;
 mod error;
 mod idempotency;
 mod ops;
@@ -20,9 +21,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 pub use auth::{new_token, sha256_hex, Caller, Clients};
 pub use error::ApiError;
 
-use crate::gateway::Gateway;
 use crate::net::Cidr;
 use crate::phone::Phone;
+use crate::service::Gateway;
 
 /// Which response shape a route speaks: the `/v1` API, or the seed deployment's contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,11 +67,11 @@ impl AppState {
         // An unreadable line makes the whole chain untrustworthy: no IP rather than a guess.
         let forwarded = lines.filter(|l| !l.is_empty()).map(|l| l.join(","));
         let peer = req.peer_addr().map(|a| a.ip());
-        crate::limits::end_user_ip(body_ip, forwarded.as_deref(), peer, &self.trusted_proxies).map_err(ApiError::InvalidRequest)
+        client_ip::end_user_ip(body_ip, forwarded.as_deref(), peer, &self.trusted_proxies).map_err(ApiError::InvalidRequest)
     }
 
     pub fn parse_phone(&self, raw: &str) -> Result<Phone, ApiError> {
-        Phone::parse(raw, &self.gateway.settings.otp.default_country).map_err(|e| ApiError::InvalidPhone(e.to_string()))
+        Phone::parse(raw, &self.gateway.settings().otp.default_country).map_err(|e| ApiError::InvalidPhone(e.to_string()))
     }
 }
 
@@ -137,7 +138,7 @@ where
 {
     let started = Instant::now();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.gateway.metrics.clone());
+    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.gateway.metrics().clone());
     let fut = srv.call(req);
     async move {
         let res = fut.await?;

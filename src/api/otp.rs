@@ -10,8 +10,7 @@ use uuid::Uuid;
 
 use super::idempotency::{self, Answer};
 use super::{bounded, ApiError, AppState, Caller, Shape, Speaks};
-use crate::gateway::{OtpRequest, OtpSent, Verified};
-use crate::otp;
+use crate::otp::{self, OtpRequest, OtpSent, Recipient, Verified};
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -55,28 +54,16 @@ async fn send(state: &AppState, caller: &Caller, req: &HttpRequest, body: &SendO
         bounded("name", n, 128)?;
     }
     let purpose = bounded("purpose", body.purpose.as_deref().unwrap_or("login"), 32)?.to_string();
-    let mut preferred_provider = body
+    let preferred_provider = body
         .provider
         .as_deref()
         .map(|p| bounded("provider", p, 64))
         .transpose()?
         .map(str::to_string);
-    let phone = match (&body.phone, &user_id) {
-        (Some(raw), _) => state.parse_phone(raw)?,
-        (None, Some(uid)) => {
-            // Step-up: the user's stored phone, and their preferred provider first.
-            let contact = state
-                .gateway
-                .store
-                .get_contact(uid)
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?;
-            let contact = contact
-                .filter(|c| c.phone.is_some())
-                .ok_or_else(|| ApiError::NoPhone("this user has no stored phone; send `phone`".into()))?;
-            preferred_provider = preferred_provider.or(contact.preferred_provider);
-            state.parse_phone(contact.phone.as_deref().unwrap_or_default())?
-        }
+    let to = match (&body.phone, &user_id) {
+        (Some(raw), _) => Recipient::Phone(state.parse_phone(raw)?),
+        // Step-up: the user's stored phone, and their preferred provider first.
+        (None, Some(uid)) => Recipient::StoredPhoneOf(uid.clone()),
         (None, None) => {
             return Err(ApiError::InvalidRequest(
                 "`phone` (or a `user_id` with a stored phone) is required".into(),
@@ -85,7 +72,7 @@ async fn send(state: &AppState, caller: &Caller, req: &HttpRequest, body: &SendO
     };
     let client_ip = state.client_ip(req, body.client_ip.as_deref())?;
     let otp_req = OtpRequest {
-        phone,
+        to,
         user_id,
         purpose,
         preferred_provider,
@@ -178,20 +165,12 @@ pub async fn session_status(state: web::Data<AppState>, caller: Caller, path: we
     let id = Uuid::parse_str(path.trim()).map_err(|_| ApiError::InvalidRequest("the session id must be a UUID".into()))?;
     let session = state
         .gateway
-        .store
-        .get_session(id)
+        .session(id)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .ok_or(ApiError::SessionNotFound)?;
-    let expired = session.status == crate::store::SessionStatus::Pending && session.expires_at <= chrono::Utc::now();
-    let status = if expired {
-        crate::store::SessionStatus::Expired
-    } else {
-        session.status
-    };
+        .map_err(|e| ApiError::from_gateway(e, caller.is_admin()))?;
     Ok(HttpResponse::Ok().json(json!({
         "session_id": session.id,
-        "status": status,
+        "status": session.status,
         "purpose": session.purpose,
         "user_id": session.user_id,
         "attempts_left": session.max_attempts.saturating_sub(session.attempts),

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::idempotency;
 use super::{bounded, ApiError, AppState, Caller, Shape, Speaks};
-use crate::gateway::{MessageRequest, MessageSent};
+use crate::messages::{MessageRequest, MessageSent};
 use crate::providers::MessageBody;
 
 /// Longest text accepted (Twilio's limit; about ten SMS parts).
@@ -42,7 +42,6 @@ pub struct TemplateBody {
     client_ip: Option<String>,
 }
 
-/// Validates what every message shares and sends it.
 /// Where a message goes and for whom, as the request named it.
 struct Recipient<'a> {
     to: &'a str,
@@ -50,6 +49,7 @@ struct Recipient<'a> {
     client_ip: Option<&'a str>,
 }
 
+/// Validates what every message shares and sends it.
 async fn send(
     state: &AppState,
     caller: &Caller,

@@ -26,17 +26,9 @@ pub async fn get_contact(state: web::Data<AppState>, caller: Caller, path: web::
     let uid = user_id(&path)?;
     let contact = state
         .gateway
-        .store
-        .get_contact(&uid)
+        .contact(&uid)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    // An unknown user reads as one with nothing stored: this route never says who is known.
-    let contact = contact.unwrap_or(Contact {
-        user_id: uid,
-        phone: None,
-        otp_enabled: false,
-        preferred_provider: None,
-    });
+        .map_err(|e| ApiError::from_gateway(e, caller.is_admin()))?;
     Ok(HttpResponse::Ok().json(contact))
 }
 
@@ -61,28 +53,16 @@ pub async fn put_contact(
         .map(|p| bounded("preferred_provider", p, 64))
         .transpose()?
         .map(str::to_string);
-    // A misspelt name would otherwise be stored and silently never preferred.
-    if let Some(name) = &preferred_provider {
-        if !state.gateway.settings.providers.iter().any(|p| &p.name == name) {
-            return Err(ApiError::InvalidRequest(format!(
-                "`preferred_provider` must name a configured provider; `{name}` is not one"
-            )));
-        }
-    }
-    if body.otp_enabled && phone.is_none() {
-        return Err(ApiError::InvalidRequest("`otp_enabled` needs a `phone`".into()));
-    }
     let contact = Contact {
         user_id: uid,
         phone,
         otp_enabled: body.otp_enabled,
         preferred_provider,
     };
-    state
+    let contact = state
         .gateway
-        .store
-        .put_contact(&contact)
+        .put_contact(contact)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .map_err(|e| ApiError::from_gateway(e, caller.is_admin()))?;
     Ok(HttpResponse::Ok().json(contact))
 }

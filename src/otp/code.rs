@@ -1,5 +1,6 @@
-//! OTP rules: codes from a CSPRNG, kept only as an HMAC under the server secret, compared in
-//! constant time; the policy (length, lifetime, attempts) per purpose. No I/O here.
+//! Codes: made by a CSPRNG, kept only as an HMAC bound to their session under the server
+//! secret, compared in constant time; the policy (length, lifetime, attempts) per purpose.
+//! No I/O here.
 
 use hmac::{Hmac, Mac};
 use rand::Rng;
@@ -10,6 +11,9 @@ use uuid::Uuid;
 use crate::config::OtpSettings;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// Digits a code may have, whoever made it.
+pub const CODE_LENGTHS: std::ops::RangeInclusive<usize> = 4..=10;
 
 /// The server secret for code HMACs and verification tokens.
 #[derive(Clone)]
@@ -60,41 +64,6 @@ impl OtpKey {
     }
 }
 
-/// What a verification token vouches for: this session's code was verified.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TokenClaims {
-    /// Session id.
-    pub sid: Uuid,
-    /// The app's user id, when the session had one.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub uid: Option<String>,
-    pub purpose: String,
-    /// Expiry, Unix seconds.
-    pub exp: i64,
-}
-
-/// A verification token: `base64url(claims JSON) "." base64url(HMAC-SHA256(key, first part))`.
-/// An app holding the token key checks it offline (see README, "Verification tokens").
-pub fn issue_token(key: &OtpKey, claims: &TokenClaims) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let payload = b64.encode(serde_json::to_vec(claims).expect("claims serialize"));
-    let signature = b64.encode(key.sign(payload.as_bytes()));
-    format!("{payload}.{signature}")
-}
-
-/// Checks a token's signature and expiry.
-pub fn check_token(key: &OtpKey, token: &str, now_unix: i64) -> Option<TokenClaims> {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let (payload, signature) = token.split_once('.')?;
-    if !key.verify_signature(payload.as_bytes(), &b64.decode(signature).ok()?) {
-        return None;
-    }
-    let claims: TokenClaims = serde_json::from_slice(&b64.decode(payload).ok()?).ok()?;
-    (claims.exp > now_unix).then_some(claims)
-}
-
 /// The rules one session is opened with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -132,7 +101,7 @@ pub fn render(template: &str, code: &str, ttl_seconds: u64) -> String {
 /// Whether `code` looks like an OTP at all (4 to 10 digits): anything else is refused before
 /// it can spend an attempt.
 pub fn is_well_formed(code: &str) -> bool {
-    (4..=10).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit())
+    CODE_LENGTHS.contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -173,30 +142,6 @@ mod tests {
         let p = Policy::for_purpose(&s, "step_up");
         assert_eq!((p.length, p.ttl_seconds, p.max_attempts), (8, 300, 3));
         assert_eq!(Policy::for_purpose(&s, "login").length, 6);
-    }
-
-    #[test]
-    fn tokens_verify_until_they_expire_and_not_after_tampering() {
-        let key = OtpKey::random();
-        let claims = TokenClaims {
-            sid: Uuid::new_v4(),
-            uid: Some("u1".into()),
-            purpose: "login".into(),
-            exp: 1_000,
-        };
-        let token = issue_token(&key, &claims);
-        assert_eq!(check_token(&key, &token, 999), Some(claims.clone()));
-        assert_eq!(check_token(&key, &token, 1_000), None, "expired");
-        assert_eq!(check_token(&OtpKey::random(), &token, 999), None, "other key");
-        let forged = issue_token(
-            &key,
-            &TokenClaims {
-                uid: Some("u2".into()),
-                ..claims
-            },
-        );
-        let spliced = format!("{}.{}", forged.split('.').next().unwrap(), token.split('.').nth(1).unwrap());
-        assert_eq!(check_token(&key, &spliced, 999), None, "payload swapped");
     }
 
     #[test]
