@@ -3,13 +3,11 @@
 //! repeated sends to one number, and a country outside the allowed list, all at once. The
 //! provider calls stay within what the limits allow, and every refusal is counted by reason.
 
-use std::time::{Duration, Instant};
-
 use futures::future::join_all;
 use serde_json::json;
 use smsgate::config::Settings;
 
-use crate::helpers::{clear_of_minute_boundary, config, spawn_on, start_sim, with_limits, Backend, Reply};
+use crate::helpers::{config, spawn_on, start_sim, with_limits, Backend, Reply};
 use crate::limits::{phone, post, sent};
 use crate::on_both_stores;
 
@@ -29,9 +27,8 @@ async fn a_flood_costs_no_more_sms_than_the_limits_allow(backend: Backend) {
     );
     assert!(l.resend_cooldown_seconds > 0 && l.per_phone_per_minute > 1);
     let app = spawn_on(backend, sim, &toml).await;
-    clear_of_minute_boundary(Duration::from_secs(20)).await;
 
-    let started = Instant::now();
+    // The app's clock stands still: every repeat falls inside one resend cooldown.
     let otp = |body: serde_json::Value, headers: Vec<(&'static str, &'static str)>| {
         let app = &app;
         async move { post(app, "/v1/otp/send", body, &headers).await }
@@ -52,10 +49,6 @@ async fn a_flood_costs_no_more_sms_than_the_limits_allow(backend: Backend) {
         join_all(replays),
         join_all(repeats),
         join_all(foreign)
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(l.resend_cooldown_seconds),
-        "the repeats all fell inside one resend cooldown"
     );
 
     let ok = |rs: &[Reply]| rs.iter().filter(|r| r.status == 200).count() as u32;

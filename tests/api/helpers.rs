@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use smsgate::app::Application;
+use smsgate::clock::Clock;
 use smsgate::config::Settings;
 use smsgate::sim::{self, Fault, SimHandle, SimOptions};
 
@@ -31,6 +32,8 @@ pub struct TestApp {
     pub db: Option<TestDb>,
     /// The database URL the app uses, when it uses PostgreSQL.
     pub db_url: Option<String>,
+    /// The app's "now": it stands still until a test moves it (shared with a second instance).
+    pub clock: Clock,
 }
 
 pub struct Reply {
@@ -156,31 +159,41 @@ pub async fn spawn_on(backend: Backend, sim: SimHandle, toml: &str) -> TestApp {
         Backend::Postgres => Some(TestDb::new().await),
     };
     let db_url = db.as_ref().map(|d| d.url());
-    let base = launch(toml, db_url.clone()).await;
+    let clock = test_clock();
+    let base = launch(toml, db_url.clone(), clock.clone()).await;
     TestApp {
         base,
         http: reqwest::Client::new(),
         sim: Arc::new(sim),
         db,
         db_url,
+        clock,
     }
 }
 
 /// A second instance next to `first`: the same simulator and, on PostgreSQL, the same schema,
 /// so that state held in the store (limits, idempotency keys, sessions) is shared.
 pub async fn spawn_second(first: &TestApp, toml: &str) -> TestApp {
-    let base = launch(toml, first.db_url.clone()).await;
+    let base = launch(toml, first.db_url.clone(), first.clock.clone()).await;
     TestApp {
         base,
         http: reqwest::Client::new(),
         sim: first.sim.clone(),
         db: None,
         db_url: first.db_url.clone(),
+        clock: first.clock.clone(),
     }
 }
 
+/// A held clock one second into the current minute: every per-minute window a test fills is
+/// whole, and nothing expires unless the test moves the clock.
+fn test_clock() -> Clock {
+    let now = chrono::Utc::now().timestamp();
+    Clock::manual(chrono::DateTime::from_timestamp(now - now.rem_euclid(60) + 1, 0).expect("in range"))
+}
+
 /// Builds and runs the application on port 0; returns its base URL.
-async fn launch(toml: &str, database_url: Option<String>) -> String {
+async fn launch(toml: &str, database_url: Option<String>, clock: Clock) -> String {
     // `SMSGATE_LOG=debug cargo test …` shows the gateway's log next to a failing test.
     let filter = tracing_subscriber::EnvFilter::try_from_env("SMSGATE_LOG").unwrap_or_else(|_| "error".into());
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(filter).try_init();
@@ -190,7 +203,7 @@ async fn launch(toml: &str, database_url: Option<String>) -> String {
     settings.database_url = database_url.map(Into::into);
     settings.otp_secret = Some("test-secret".to_string().into());
     let secrets = sim_secrets();
-    let app = Application::build_with(settings, Arc::new(move |k| secrets.get(k).cloned()))
+    let app = Application::build_at(settings, Arc::new(move |k| secrets.get(k).cloned()), clock)
         .await
         .expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -199,6 +212,11 @@ async fn launch(toml: &str, database_url: Option<String>) -> String {
 }
 
 impl TestApp {
+    /// Moves the app's clock forward.
+    pub fn advance(&self, secs: i64) {
+        self.clock.advance(chrono::Duration::seconds(secs));
+    }
+
     /// POSTs `body` as JSON with the send token.
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         self.request(reqwest::Method::POST, path, Some(SEND_TOKEN), Some(body.to_string()), &[])
@@ -322,17 +340,4 @@ pub fn with_limits(toml: &str, limits: &str) -> String {
     let start = toml.find("[limits]").expect("the config has a [limits] table");
     let end = start + toml[start..].find("\n[[").expect("a table follows [limits]");
     format!("{}[limits]\n{limits}\n{}", &toml[..start], &toml[end..])
-}
-
-/// Waits until at least `need` is left before the next whole minute (UTC), so that a test of a
-/// per-minute (or per-day) window does not straddle a window boundary.
-pub async fn clear_of_minute_boundary(need: Duration) {
-    let left = || {
-        let ms = chrono::Utc::now().timestamp_millis().rem_euclid(60_000);
-        Duration::from_millis((60_000 - ms) as u64)
-    };
-    let now_left = left();
-    if now_left < need {
-        tokio::time::sleep(now_left + Duration::from_millis(50)).await;
-    }
 }
