@@ -42,6 +42,7 @@ impl Application {
     pub async fn build_at(settings: Settings, secrets: Secrets, clock: Clock) -> anyhow::Result<Self> {
         let metrics = Metrics::new();
         let store = open_store(&settings, &metrics).await?;
+        adopt_unowned_rows(&*store, &settings).await?;
         let (registry, skipped) = Registry::build(&settings, &*secrets, None).context("provider configuration")?;
         for s in &skipped {
             tracing::warn!(provider = %s.provider, reason = %s.reason, "provider skipped");
@@ -128,6 +129,30 @@ async fn open_store(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Ar
             Ok(Arc::new(MemoryStore::new()))
         }
     }
+}
+
+/// Sessions and contacts from before apps were isolated have no owner: the only app that may
+/// send gets them. With several such apps nobody does (only admins see them), and we say so.
+async fn adopt_unowned_rows(store: &dyn Store, settings: &Settings) -> anyhow::Result<()> {
+    let senders: Vec<&str> = settings
+        .clients
+        .iter()
+        .filter(|c| c.roles.iter().any(|r| r == "send"))
+        .map(|c| c.name.as_str())
+        .collect();
+    match senders.as_slice() {
+        [only] => {
+            let adopted = store
+                .adopt_unowned(only)
+                .await
+                .context("giving unowned sessions and contacts to their app")?;
+            if adopted > 0 {
+                tracing::info!(client = %only, rows = adopted, "sessions and contacts from before apps were isolated now belong to the only sending app");
+            }
+        }
+        _ => tracing::debug!("several sending apps: rows without an owner stay visible to admins only"),
+    }
+    Ok(())
 }
 
 /// Deletes expired counters and idempotency keys every five minutes.

@@ -288,6 +288,10 @@ pub struct LimitSettings {
     pub blocked_countries: Vec<String>,
     /// Log and count what the pumping guard would block, but send it.
     pub record_only: bool,
+    /// Wrong codes accepted per phone per day, over all its sessions; then verify is refused.
+    pub verify_failures_per_phone_per_day: u32,
+    /// Wrong codes accepted per user (of one app) per day.
+    pub verify_failures_per_user_per_day: u32,
 }
 
 impl Default for LimitSettings {
@@ -305,6 +309,8 @@ impl Default for LimitSettings {
             allowed_countries: Vec::new(),
             blocked_countries: Vec::new(),
             record_only: false,
+            verify_failures_per_phone_per_day: 10,
+            verify_failures_per_user_per_day: 10,
         }
     }
 }

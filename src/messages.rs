@@ -57,7 +57,8 @@ impl Gateway {
             attempts: attempt_rows(&sms, req.user_id.as_deref(), None, &dispatch),
             ..SendLog::default()
         };
-        self.store.write_log(log).await?;
+        let sent = matches!(dispatch.result, Ok(_) | Err(DispatchError::Ambiguous { .. }));
+        self.commit(log, sent).await?;
         let response_time_ms = started.elapsed().as_millis() as u64;
         match dispatch.result {
             Ok(d) => Ok(MessageSent {

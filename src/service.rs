@@ -45,11 +45,29 @@ pub enum GatewayError {
     Exhausted,
     #[error("the provider holding the code could not be reached")]
     VerifyUnavailable,
+    /// Another check of the same session is still waiting for its provider.
+    #[error("another verification of this session is in progress")]
+    VerifyInProgress,
     /// A step-up send for a user with no stored phone.
     #[error("{0}")]
     NoPhone(String),
     #[error("{0}")]
     Invalid(String),
+}
+
+/// The calling app a request acts for. Sessions and contacts belong to the app that made them;
+/// another app cannot see them, except an admin, who sees every app's sessions.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub client: String,
+    pub sees_every_app: bool,
+}
+
+impl Tenant {
+    /// Whether this caller may see a row owned by `owner`.
+    pub fn may_see(&self, owner: &str) -> bool {
+        self.sees_every_app || self.client == owner
+    }
 }
 
 impl Gateway {

@@ -31,6 +31,14 @@ impl Caller {
         self.has("admin")
     }
 
+    /// The app this caller acts for; admins see every app's sessions.
+    pub fn tenant(&self) -> crate::service::Tenant {
+        crate::service::Tenant {
+            client: self.name.clone(),
+            sees_every_app: self.is_admin(),
+        }
+    }
+
     pub fn require(&self, role: &'static str) -> Result<(), ApiError> {
         if self.has(role) {
             Ok(())

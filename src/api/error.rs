@@ -66,6 +66,8 @@ pub enum ApiError {
     },
     #[error("the provider holding this code could not be reached; try again")]
     VerifyUnavailable,
+    #[error("another verification of this session is still in progress; try again")]
+    VerifyInProgress,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -97,6 +99,7 @@ impl ApiError {
             Self::NoRoute { .. } => "no_route",
             Self::AllProvidersFailed { .. } => "all_providers_failed",
             Self::VerifyUnavailable => "verification_unavailable",
+            Self::VerifyInProgress => "verification_in_progress",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -122,6 +125,7 @@ impl ApiError {
             GatewayError::AlreadyVerified => Self::AlreadyVerified,
             GatewayError::Exhausted => Self::AttemptsExhausted,
             GatewayError::VerifyUnavailable => Self::VerifyUnavailable,
+            GatewayError::VerifyInProgress => Self::VerifyInProgress,
             GatewayError::Limit(LimitError::Refused {
                 reason,
                 retry_after_secs,
@@ -147,7 +151,7 @@ impl ResponseError for ApiError {
             Self::RouteNotFound | Self::SessionNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::SessionExpired => StatusCode::GONE,
-            Self::AlreadyVerified | Self::IdempotencyInFlight => StatusCode::CONFLICT,
+            Self::AlreadyVerified | Self::IdempotencyInFlight | Self::VerifyInProgress => StatusCode::CONFLICT,
             Self::AttemptsExhausted | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::IdempotencyConflict | Self::Rejected { .. } | Self::NoRoute { .. } | Self::NoPhone(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::AllProvidersFailed { .. } | Self::VerifyUnavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -116,7 +116,7 @@ async fn verify(state: &AppState, caller: &Caller, body: &VerifyOtpBody, shape: 
     }
     let v: Verified = state
         .gateway
-        .verify_otp(id, code)
+        .verify_otp(&caller.tenant(), id, code)
         .await
         .map_err(|e| ApiError::from_gateway(e, caller.is_admin()))?;
     let message = match (v.verified, v.attempts_left) {
@@ -165,7 +165,7 @@ pub async fn session_status(state: web::Data<AppState>, caller: Caller, path: we
     let id = Uuid::parse_str(path.trim()).map_err(|_| ApiError::InvalidRequest("the session id must be a UUID".into()))?;
     let session = state
         .gateway
-        .session(id)
+        .session(&caller.tenant(), id)
         .await
         .map_err(|e| ApiError::from_gateway(e, caller.is_admin()))?;
     Ok(HttpResponse::Ok().json(json!({

@@ -26,7 +26,7 @@ pub async fn get_contact(state: web::Data<AppState>, caller: Caller, path: web::
     let uid = user_id(&path)?;
     let contact = state
         .gateway
-        .contact(&uid)
+        .contact(&caller.tenant(), &uid)
         .await
         .map_err(|e| ApiError::from_gateway(e, caller.is_admin()))?;
     Ok(HttpResponse::Ok().json(contact))
@@ -54,6 +54,7 @@ pub async fn put_contact(
         .transpose()?
         .map(str::to_string);
     let contact = Contact {
+        client: caller.name.clone(),
         user_id: uid,
         phone,
         otp_enabled: body.otp_enabled,
@@ -61,7 +62,7 @@ pub async fn put_contact(
     };
     let contact = state
         .gateway
-        .put_contact(contact)
+        .put_contact(&caller.tenant(), contact)
         .await
         .map_err(|e| ApiError::from_gateway(e, caller.is_admin()))?;
     Ok(HttpResponse::Ok().json(contact))

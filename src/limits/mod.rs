@@ -157,6 +157,50 @@ impl Limits {
         Ok(resend_after)
     }
 
+    /// The counters a failed verification takes from: the session's phone and its user, per day.
+    pub fn verify_failure_quotas(&self, session: &Session) -> Vec<Quota> {
+        let l = &self.settings;
+        let mut quotas = vec![Quota {
+            key: format!("vfail:p:{}", session.phone),
+            window_secs: DAY,
+            limit: l.verify_failures_per_phone_per_day,
+        }];
+        if let Some(user) = &session.user_id {
+            quotas.push(Quota {
+                key: format!("vfail:u:{}:{user}", session.client),
+                window_secs: DAY,
+                limit: l.verify_failures_per_user_per_day,
+            });
+        }
+        quotas
+    }
+
+    /// Refuses a verification when the phone or the user has failed too often today.
+    pub async fn check_verify_failures(&self, store: &dyn Store, quotas: &[Quota], now: DateTime<Utc>) -> Result<(), LimitError> {
+        match store.peek(quotas, now).await? {
+            Admission::Admitted { .. } => Ok(()),
+            Admission::Refused { key, retry_after_secs } => Err(self.refused(&key, retry_after_secs)),
+        }
+    }
+
+    /// Counts one wrong code against the phone and the user.
+    pub async fn count_verify_failure(&self, store: &dyn Store, quotas: &[Quota], now: DateTime<Utc>) -> Result<(), LimitError> {
+        // Checks of one session are serialised, so only checks of different sessions can pass
+        // `check_verify_failures` together: the count may overshoot by that many, never more.
+        store.admit(quotas, None, now).await?;
+        Ok(())
+    }
+
+    fn refused(&self, key: &str, retry_after_secs: u64) -> LimitError {
+        let reason = reason_of(key);
+        self.metrics.blocks.with_label_values(&[reason]).inc();
+        LimitError::Refused {
+            reason,
+            retry_after_secs,
+            message: message_for(reason, retry_after_secs),
+        }
+    }
+
     /// Countries: blocked ones never, and only allowed ones (record-only mode logs instead).
     fn pumping_guard(&self, phone: &Phone) -> Result<(), LimitError> {
         let cc = phone.country_code();
@@ -188,6 +232,8 @@ fn reason_of(key: &str) -> &'static str {
         ["ip", ..] => "ip_per_minute",
         ["prefix", ..] => "prefix_velocity",
         ["resend", ..] => "resend_cooldown",
+        ["vfail", "p"] => "verify_failures_per_phone",
+        ["vfail", "u"] => "verify_failures_per_user",
         _ => "rate_limited",
     }
 }
@@ -200,6 +246,8 @@ fn message_for(reason: &str, retry_after: u64) -> String {
         "ip_per_minute" => "too many requests from this end user's address",
         "client_rate" => "this app is over its request quota",
         "prefix_velocity" => "too many messages to numbers with this prefix",
+        "verify_failures_per_phone" => "too many wrong codes were entered for this number",
+        "verify_failures_per_user" => "too many wrong codes were entered for this user",
         _ => "rate limited",
     };
     format!("{what}; try again in {retry_after} s")

@@ -67,6 +67,7 @@ impl Gateway {
         let now = self.clock.now();
         let session = Session {
             id,
+            client: req.client.clone(),
             phone: phone.e164().to_string(),
             user_id: req.user_id.clone(),
             purpose: policy.purpose.clone(),
@@ -78,6 +79,8 @@ impl Gateway {
             created_at: now,
             expires_at: now + ChronoDuration::seconds(policy.ttl_seconds as i64),
             verified_at: None,
+            local_code_sent: false,
+            verify_lease_until: None,
         };
         let resend_after_secs = self.limits.admit(&*self.store, &ctx, Some(&session), now).await?;
         let text = code::render(&self.settings.otp.message, &code, policy.ttl_seconds);
@@ -91,10 +94,7 @@ impl Gateway {
             .dispatch(&sms, preferred.as_deref(), self.router.request_deadline())
             .await;
 
-        // An OTP whose only failure was a timeout after sending may still arrive: keep the
-        // session open so that code verifies, and say delivery is unconfirmed.
-        let unconfirmed = matches!(dispatch.result, Err(DispatchError::AllFailed { .. })) && dispatch.attempts.iter().any(|a| a.ambiguous);
-        let (mut refs, delivered_by) = match &dispatch.result {
+        let (refs, delivered_by) = match &dispatch.result {
             Ok(d) => {
                 let r = d.accepted.reference.clone().map(|reference| ProviderRef {
                     provider: d.provider.clone(),
@@ -109,9 +109,14 @@ impl Gateway {
             }
             Err(_) => (Vec::new(), None),
         };
-        // A provider that makes its own codes and timed out may still have delivered one we
-        // have no reference for: remember to ask it by number (see `Provider::verify`).
-        refs.extend(self.ambiguous_provider_held(&dispatch, &phone));
+        // A provider-held code is bound to the reference its provider gave for this session;
+        // a provider that timed out gave none, and its code (if it arrives) verifies nothing,
+        // so an OTP timeout fails over to the next provider instead.
+        let local_code_sent = self.carried_local_code(&dispatch);
+        // An OTP whose only failure was a timeout after sending its local code may still
+        // arrive: keep the session open so that code verifies, and say delivery is unconfirmed.
+        let unconfirmed = matches!(dispatch.result, Err(DispatchError::AllFailed { .. })) && local_code_sent;
+        let reached = dispatch.result.is_ok() || dispatch.attempts.iter().any(|a| a.ambiguous);
         let failed = dispatch.result.is_err() && !unconfirmed;
 
         let event_type = if refs.is_empty() { "local" } else { "autogen" };
@@ -129,6 +134,7 @@ impl Gateway {
                 add_refs: refs.clone(),
                 delivered_by,
                 failed,
+                local_code_sent,
             }),
             events: vec![OtpEvent {
                 session_id: id,
@@ -141,7 +147,7 @@ impl Gateway {
                 created_at: self.clock.now(),
             }],
         };
-        self.store.write_log(log).await?;
+        self.commit(log, reached).await?;
         self.metrics.otp_sends.with_label_values(&[status]).inc();
         let response_time_ms = started.elapsed().as_millis() as u64;
         match dispatch.result {
@@ -173,7 +179,7 @@ impl Gateway {
         match &req.to {
             Recipient::Phone(phone) => Ok((phone.clone(), req.preferred_provider.clone())),
             Recipient::StoredPhoneOf(user) => {
-                let contact = self.store.get_contact(user).await?;
+                let contact = self.store.get_contact(&req.client, user).await?;
                 let (stored, preferred) = contact
                     .and_then(|c| Some((c.phone?, c.preferred_provider)))
                     .ok_or_else(|| GatewayError::NoPhone("this user has no stored phone; send `phone`".into()))?;
@@ -184,22 +190,42 @@ impl Gateway {
         }
     }
 
-    fn ambiguous_provider_held(&self, dispatch: &Dispatch, phone: &Phone) -> Vec<ProviderRef> {
+    /// Whether an SMS carrying smsgate's own code went out, or may have (a timeout).
+    fn carried_local_code(&self, dispatch: &Dispatch) -> bool {
         let registry = self.router.registry();
-        dispatch
-            .attempts
-            .iter()
-            .filter(|a| a.ambiguous)
-            .filter(|a| {
-                registry
-                    .slot(&a.provider)
-                    .is_some_and(|s| s.provider.capabilities().otp == OtpSupport::ProviderHeld)
-            })
-            .map(|a| ProviderRef {
-                provider: a.provider.clone(),
-                reference: phone.e164().to_string(),
-            })
-            .collect()
+        let local = |provider: &str| {
+            registry
+                .slot(provider)
+                .is_some_and(|s| s.provider.capabilities().otp != OtpSupport::ProviderHeld)
+        };
+        let accepted = matches!(&dispatch.result, Ok(d) if !d.accepted.provider_verifies);
+        accepted || dispatch.attempts.iter().any(|a| a.ambiguous && local(&a.provider))
+    }
+
+    /// Commits a send's log. Once an SMS went out (`sent`), the answer must say so whatever
+    /// happens to the log: a failed write is retried in the background, never answered 500.
+    pub(crate) async fn commit(&self, log: SendLog, sent: bool) -> Result<(), GatewayError> {
+        match self.store.write_log(log.clone()).await {
+            Ok(()) => Ok(()),
+            Err(e) if sent => {
+                tracing::error!(error = ?e, "committing a sent message's attempts failed; retrying in the background");
+                let store = std::sync::Arc::clone(&self.store);
+                tokio::spawn(async move {
+                    let mut wait = std::time::Duration::from_millis(500);
+                    for _ in 0..8 {
+                        tokio::time::sleep(wait).await;
+                        match store.write_log(log.clone()).await {
+                            Ok(()) => return,
+                            Err(e) => tracing::warn!(error = ?e, "retrying a sent message's attempt log"),
+                        }
+                        wait = (wait * 2).min(std::time::Duration::from_secs(30));
+                    }
+                    tracing::error!("a sent message's attempt log could not be committed");
+                });
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -1,16 +1,25 @@
-//! Verifying a code: the session is claimed (one attempt counted, atomically), the code is
-//! checked against every code the session was sent (smsgate's own in constant time, then each
-//! provider-held one through its provider), the result is recorded, and a success is vouched for
-//! with a verification token.
+//! Verifying a code. Every check of one session is serialised under the session's lock, so
+//! verification is linearisable: of concurrent right codes exactly one wins, and a right code
+//! inside the attempt cap is never lost to a concurrent wrong one. A session accepts smsgate's
+//! own code only when an SMS carried it, and each provider-held code only through the provider
+//! that sent it for this session; a check that asks a provider holds the session (a lease) so
+//! concurrent checks wait for its answer instead of spending the code twice. A provider that
+//! cannot be reached spends no attempt. Wrong codes count against the phone's and the user's
+//! daily cap of failed verifications.
 
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use chrono::Duration as ChronoDuration;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use uuid::Uuid;
 
 use super::token::{issue_token, TokenClaims};
-use crate::service::{Gateway, GatewayError};
-use crate::store::{OtpEvent, SendLog, Session, SessionStatus, VerifyClaim};
+use crate::service::{Gateway, GatewayError, Tenant};
+use crate::store::{OtpEvent, SendLog, Session, SessionStatus};
+
+/// A check waiting for another one's provider answer looks again after this, doubling.
+const BUSY_POLL_FIRST: Duration = Duration::from_millis(20);
+const BUSY_POLL_MAX: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone)]
 pub struct Verified {
@@ -23,69 +32,106 @@ pub struct Verified {
     pub token: Option<String>,
 }
 
+/// Where a check stands after looking at the session under its lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Expired,
+    AlreadyVerified,
+    Exhausted,
+    /// Another check of this session is waiting for a provider.
+    Busy,
+    /// Decided here: the local code matched, or there was nothing else to ask.
+    Decided {
+        verified: bool,
+    },
+    /// The session is leased to this check: ask the providers that hold its codes.
+    AskProviders,
+}
+
+/// The first look at a pending session, under its lock. `local_matches`: the code is
+/// smsgate's own code for this session.
+fn begin(s: &mut Session, local_matches: bool, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> (Step, bool) {
+    match s.status {
+        SessionStatus::Verified => return (Step::AlreadyVerified, false),
+        SessionStatus::Expired => return (Step::Expired, false),
+        SessionStatus::Failed => return (Step::Exhausted, false),
+        SessionStatus::Pending => {}
+    }
+    if s.expires_at <= now {
+        s.status = SessionStatus::Expired;
+        return (Step::Expired, true);
+    }
+    if s.attempts >= s.max_attempts {
+        s.status = SessionStatus::Failed;
+        return (Step::Exhausted, true);
+    }
+    if s.verify_lease_until.is_some_and(|until| until > now) {
+        return (Step::Busy, false);
+    }
+    if s.local_code_sent && local_matches {
+        settle(s, Some(true), now);
+        return (Step::Decided { verified: true }, true);
+    }
+    if !s.provider_refs.is_empty() {
+        s.verify_lease_until = Some(lease_until);
+        return (Step::AskProviders, true);
+    }
+    settle(s, Some(false), now);
+    (Step::Decided { verified: false }, true)
+}
+
+/// Records a check's result: `Some(true)` verified, `Some(false)` a wrong code (one attempt
+/// spent; the last one fails the session), `None` nobody could tell (nothing spent).
+/// Returns false when the session was no longer pending (another check ended it).
+fn settle(s: &mut Session, result: Option<bool>, now: DateTime<Utc>) -> bool {
+    s.verify_lease_until = None;
+    if s.status != SessionStatus::Pending {
+        return false;
+    }
+    match result {
+        Some(true) => {
+            s.attempts += 1;
+            s.status = SessionStatus::Verified;
+            s.verified_at = Some(now);
+        }
+        Some(false) => {
+            s.attempts += 1;
+            if s.attempts >= s.max_attempts {
+                s.status = SessionStatus::Failed;
+            }
+        }
+        None => {}
+    }
+    true
+}
+
 impl Gateway {
-    /// Checks `code` against every code the session was sent: smsgate's own, then each
-    /// provider-held one. A wrong code spends one attempt.
-    pub async fn verify_otp(&self, session_id: Uuid, code: &str) -> Result<Verified, GatewayError> {
+    /// Checks `code` against every code the session was sent. A wrong code spends one attempt.
+    pub async fn verify_otp(&self, tenant: &Tenant, session_id: Uuid, code: &str) -> Result<Verified, GatewayError> {
         let started = Instant::now();
-        let session = match self.store.claim_verify(session_id, self.clock.now()).await? {
-            VerifyClaim::Claimed(s) => s,
-            other => {
-                let (result, err) = match other {
-                    VerifyClaim::NotFound => ("not_found", GatewayError::SessionNotFound),
-                    VerifyClaim::Expired => ("expired", GatewayError::Expired),
-                    VerifyClaim::AlreadyVerified => ("already_verified", GatewayError::AlreadyVerified),
-                    _ => ("exhausted", GatewayError::Exhausted),
-                };
-                self.metrics.otp_verifications.with_label_values(&[result]).inc();
-                return Err(err);
-            }
+        let result = self.check(tenant, session_id, code).await;
+        let label = match &result {
+            Ok((v, _)) if v.verified => "verified",
+            Ok(_) => "wrong_code",
+            Err(GatewayError::SessionNotFound) => "not_found",
+            Err(GatewayError::Expired) => "expired",
+            Err(GatewayError::AlreadyVerified) => "already_verified",
+            Err(GatewayError::Exhausted) => "exhausted",
+            Err(GatewayError::VerifyUnavailable) => "provider_unreachable",
+            Err(GatewayError::Limit(_)) => "limited",
+            Err(_) => "error",
         };
-        let mut matched = self.key.code_matches(session.id, code, &session.code_hmac);
-        let mut unreachable = false;
-        for r in &session.provider_refs {
-            if matched {
-                break;
-            }
-            match self.router.verify_with(&r.provider, &r.reference, code).await {
-                Ok(ok) => matched = ok,
-                Err(e) => {
-                    tracing::warn!(provider = %r.provider, error = %e, "provider verification failed");
-                    unreachable = true;
-                }
-            }
-        }
-        let now = self.clock.now();
-        let won = self.store.finish_verify(session.id, matched, now).await?;
-        if matched && !won {
-            self.metrics.otp_verifications.with_label_values(&["already_verified"]).inc();
-            return Err(GatewayError::AlreadyVerified);
-        }
-        let attempts_left = session.max_attempts.saturating_sub(session.attempts);
-        let status = if matched {
-            SessionStatus::Verified
-        } else if attempts_left == 0 {
-            SessionStatus::Failed
-        } else {
-            SessionStatus::Pending
-        };
-        let result = if matched {
-            "verified"
-        } else if unreachable {
-            "provider_unreachable"
-        } else {
-            "wrong_code"
-        };
-        self.metrics.otp_verifications.with_label_values(&[result]).inc();
+        self.metrics.otp_verifications.with_label_values(&[label]).inc();
+        let (mut verified, session) = result?;
         let event = OtpEvent {
             session_id: session.id,
             user_id: session.user_id.clone(),
             phone: session.phone.clone(),
             event: "verify".into(),
-            status: result.into(),
+            status: label.into(),
             provider: None,
             response_time_ms: started.elapsed().as_millis() as i32,
-            created_at: now,
+            created_at: self.clock.now(),
         };
         self.store
             .write_log(SendLog {
@@ -93,37 +139,304 @@ impl Gateway {
                 ..SendLog::default()
             })
             .await?;
-        if !matched && unreachable {
-            return Err(GatewayError::VerifyUnavailable);
+        verified.response_time_ms = started.elapsed().as_millis() as u64;
+        Ok(verified)
+    }
+
+    /// The check itself; also returns the session as it was first read, for the event log.
+    async fn check(&self, tenant: &Tenant, id: Uuid, code: &str) -> Result<(Verified, Session), GatewayError> {
+        let session = self.owned_session(tenant, id).await?;
+        let failures = self.limits.verify_failure_quotas(&session);
+        self.limits.check_verify_failures(&*self.store, &failures, self.clock.now()).await?;
+        let (step, after) = self.decide(&session, code).await?;
+        if step == (Step::Decided { verified: false }) {
+            self.limits.count_verify_failure(&*self.store, &failures, self.clock.now()).await?;
         }
-        let mut session = session;
-        session.status = status;
-        let token = matched.then(|| {
-            let exp = (now + ChronoDuration::seconds(self.settings.otp.token_ttl_seconds as i64)).timestamp();
-            let claims = TokenClaims {
-                sid: session.id,
-                uid: session.user_id.clone(),
-                purpose: session.purpose.clone(),
-                exp,
-            };
-            issue_token(&self.token_key, &claims)
-        });
-        Ok(Verified {
-            verified: matched,
-            status,
-            attempts_left,
-            session,
-            response_time_ms: started.elapsed().as_millis() as u64,
-            token,
+        match step {
+            Step::Decided { verified } => {
+                let token = verified.then(|| self.token_for(&after));
+                let attempts_left = after.max_attempts.saturating_sub(after.attempts);
+                let verified = Verified {
+                    verified,
+                    status: after.status,
+                    attempts_left,
+                    session: after,
+                    response_time_ms: 0,
+                    token,
+                };
+                Ok((verified, session))
+            }
+            Step::Expired => Err(GatewayError::Expired),
+            Step::AlreadyVerified => Err(GatewayError::AlreadyVerified),
+            Step::Exhausted => Err(GatewayError::Exhausted),
+            Step::Busy => Err(GatewayError::VerifyInProgress),
+            Step::AskProviders => Err(GatewayError::VerifyUnavailable),
+        }
+    }
+
+    /// Runs the session's state machine to a decision: `Decided`, or why there is none
+    /// (`AskProviders` here means a provider could not be reached).
+    async fn decide(&self, session: &Session, code: &str) -> Result<(Step, Session), GatewayError> {
+        let local_matches = self.key.code_matches(session.id, code, &session.code_hmac);
+        let lease = ChronoDuration::milliseconds(self.settings.routing.deadline_ms as i64);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.settings.routing.deadline_ms);
+        let mut poll = BUSY_POLL_FIRST;
+        loop {
+            let now = self.clock.now();
+            let step = Mutex::new(Step::Busy);
+            let after = self
+                .store
+                .update_session(session.id, &|s| {
+                    let (next, write) = begin(s, local_matches, now, now + lease);
+                    *step.lock().unwrap_or_else(|e| e.into_inner()) = next;
+                    write
+                })
+                .await?
+                .ok_or(GatewayError::SessionNotFound)?;
+            let step = step.into_inner().unwrap_or_else(|e| e.into_inner());
+            match step {
+                Step::Busy if tokio::time::Instant::now() + poll < deadline => {
+                    tokio::time::sleep(poll).await;
+                    poll = (poll * 2).min(BUSY_POLL_MAX);
+                }
+                Step::AskProviders => return self.ask_providers(&after, code).await,
+                other => return Ok((other, after)),
+            }
+        }
+    }
+
+    /// Asks each provider holding one of the session's codes, in send order, then records the
+    /// answer and gives the session's lease back.
+    async fn ask_providers(&self, session: &Session, code: &str) -> Result<(Step, Session), GatewayError> {
+        let mut result = Some(false);
+        for r in &session.provider_refs {
+            match self.router.verify_with(&r.provider, &r.reference, code).await {
+                Ok(true) => {
+                    result = Some(true);
+                    break;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(provider = %r.provider, error = %e, "provider verification failed");
+                    result = None;
+                }
+            }
+        }
+        let now = self.clock.now();
+        let won = Mutex::new(false);
+        let after = self
+            .store
+            .update_session(session.id, &|s| {
+                *won.lock().unwrap_or_else(|e| e.into_inner()) = settle(s, result, now);
+                true
+            })
+            .await?
+            .ok_or(GatewayError::SessionNotFound)?;
+        if !won.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            // The lease ran out and another check ended the session meanwhile.
+            return Ok(match after.status {
+                SessionStatus::Verified => (Step::AlreadyVerified, after),
+                SessionStatus::Expired => (Step::Expired, after),
+                _ => (Step::Exhausted, after),
+            });
+        }
+        Ok(match result {
+            Some(verified) => (Step::Decided { verified }, after),
+            None => (Step::AskProviders, after),
         })
     }
 
+    fn token_for(&self, session: &Session) -> String {
+        let now = self.clock.now();
+        let claims = TokenClaims {
+            sid: session.id,
+            uid: session.user_id.clone(),
+            purpose: session.purpose.clone(),
+            exp: (now + ChronoDuration::seconds(self.settings.otp.token_ttl_seconds as i64)).timestamp(),
+        };
+        issue_token(&self.token_key, &claims)
+    }
+
+    /// The session if `tenant` may see it; another app's session does not exist for it.
+    async fn owned_session(&self, tenant: &Tenant, id: Uuid) -> Result<Session, GatewayError> {
+        self.store
+            .get_session(id)
+            .await?
+            .filter(|s| tenant.may_see(&s.client))
+            .ok_or(GatewayError::SessionNotFound)
+    }
+
     /// A session as its owner sees it: a pending session past its expiry reads as expired.
-    pub async fn session(&self, id: Uuid) -> Result<Session, GatewayError> {
-        let mut session = self.store.get_session(id).await?.ok_or(GatewayError::SessionNotFound)?;
+    pub async fn session(&self, tenant: &Tenant, id: Uuid) -> Result<Session, GatewayError> {
+        let mut session = self.owned_session(tenant, id).await?;
         if session.status == SessionStatus::Pending && session.expires_at <= self.clock.now() {
             session.status = SessionStatus::Expired;
         }
         Ok(session)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ProviderRef;
+
+    fn session(local: bool, refs: usize) -> Session {
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        Session {
+            id: Uuid::new_v4(),
+            client: "app".into(),
+            phone: "+919876543210".into(),
+            user_id: None,
+            purpose: "login".into(),
+            code_hmac: Vec::new(),
+            provider_refs: (0..refs)
+                .map(|i| ProviderRef {
+                    provider: "2factor".into(),
+                    reference: format!("ref-{i}"),
+                })
+                .collect(),
+            status: SessionStatus::Pending,
+            attempts: 0,
+            max_attempts: 2,
+            created_at: t0,
+            expires_at: t0 + ChronoDuration::seconds(300),
+            verified_at: None,
+            local_code_sent: local,
+            verify_lease_until: None,
+        }
+    }
+
+    #[test]
+    fn each_state_of_a_session_leads_to_one_step() {
+        let now = DateTime::from_timestamp(1_800_000_010, 0).unwrap();
+        let lease = now + ChronoDuration::seconds(10);
+        let cases: Vec<(&str, Session, bool, Step, SessionStatus, u32)> = vec![
+            (
+                "local code right",
+                session(true, 0),
+                true,
+                Step::Decided { verified: true },
+                SessionStatus::Verified,
+                1,
+            ),
+            (
+                "local code wrong",
+                session(true, 0),
+                false,
+                Step::Decided { verified: false },
+                SessionStatus::Pending,
+                1,
+            ),
+            (
+                "the local code was never sent: it does not verify",
+                session(false, 1),
+                true,
+                Step::AskProviders,
+                SessionStatus::Pending,
+                0,
+            ),
+            (
+                "the local code was never sent and no provider holds one",
+                session(false, 0),
+                true,
+                Step::Decided { verified: false },
+                SessionStatus::Pending,
+                1,
+            ),
+            (
+                "provider-held code",
+                session(true, 1),
+                false,
+                Step::AskProviders,
+                SessionStatus::Pending,
+                0,
+            ),
+            (
+                "the last attempt fails the session",
+                Session {
+                    attempts: 1,
+                    ..session(true, 0)
+                },
+                false,
+                Step::Decided { verified: false },
+                SessionStatus::Failed,
+                2,
+            ),
+            (
+                "no attempts left",
+                Session {
+                    attempts: 2,
+                    ..session(true, 0)
+                },
+                true,
+                Step::Exhausted,
+                SessionStatus::Failed,
+                2,
+            ),
+            (
+                "expired",
+                Session {
+                    expires_at: now,
+                    ..session(true, 0)
+                },
+                true,
+                Step::Expired,
+                SessionStatus::Expired,
+                0,
+            ),
+            (
+                "another check is asking a provider",
+                Session {
+                    verify_lease_until: Some(lease),
+                    ..session(true, 1)
+                },
+                true,
+                Step::Busy,
+                SessionStatus::Pending,
+                0,
+            ),
+            (
+                "a lease that ran out is taken over",
+                Session {
+                    verify_lease_until: Some(now),
+                    ..session(true, 1)
+                },
+                false,
+                Step::AskProviders,
+                SessionStatus::Pending,
+                0,
+            ),
+            (
+                "verified already",
+                Session {
+                    status: SessionStatus::Verified,
+                    ..session(true, 0)
+                },
+                true,
+                Step::AlreadyVerified,
+                SessionStatus::Verified,
+                0,
+            ),
+        ];
+        for (name, mut s, local_matches, step, status, attempts) in cases {
+            let (got, _) = begin(&mut s, local_matches, now, lease);
+            assert_eq!((got, s.status, s.attempts), (step, status, attempts), "{name}");
+        }
+    }
+
+    #[test]
+    fn an_unreachable_provider_spends_no_attempt_and_frees_the_session() {
+        let now = DateTime::from_timestamp(1_800_000_010, 0).unwrap();
+        let mut s = session(false, 1);
+        let (step, _) = begin(&mut s, false, now, now + ChronoDuration::seconds(10));
+        assert_eq!(step, Step::AskProviders);
+        assert!(settle(&mut s, None, now));
+        assert_eq!((s.attempts, s.status, s.verify_lease_until), (0, SessionStatus::Pending, None));
+        let mut verified = Session {
+            status: SessionStatus::Verified,
+            ..s.clone()
+        };
+        assert!(!settle(&mut verified, Some(true), now), "a check that lost its lease does not win");
     }
 }

@@ -4,12 +4,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use uuid::Uuid;
 
 use super::memory_limits::MemoryLimits;
 
-use super::{AttemptRow, OtpEvent, SendLog, Session, SessionStatus, Store, StoreError, VerifyClaim};
+use super::{AttemptRow, OtpEvent, SendLog, Session, SessionEdit, SessionStatus, Store, StoreError};
 
 /// Rows kept of each log before the oldest are dropped.
 const LOG_CAP: usize = 100_000;
@@ -74,6 +74,7 @@ impl Store for MemoryStore {
         if let Some(update) = log.session {
             if let Some(s) = inner.sessions.get_mut(&update.id) {
                 s.provider_refs.extend(update.add_refs);
+                s.local_code_sent |= update.local_code_sent;
                 if update.failed && s.status == SessionStatus::Pending {
                     s.status = SessionStatus::Failed;
                 }
@@ -88,45 +89,16 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn claim_verify(&self, id: Uuid, now: DateTime<Utc>) -> Result<VerifyClaim, StoreError> {
+    async fn update_session(&self, id: Uuid, edit: SessionEdit<'_>) -> Result<Option<Session>, StoreError> {
         let mut inner = self.lock();
-        let Some(s) = inner.sessions.get_mut(&id) else {
-            return Ok(VerifyClaim::NotFound);
+        let Some(stored) = inner.sessions.get_mut(&id) else {
+            return Ok(None);
         };
-        Ok(match s.status {
-            SessionStatus::Verified => VerifyClaim::AlreadyVerified,
-            SessionStatus::Expired => VerifyClaim::Expired,
-            SessionStatus::Failed => VerifyClaim::Exhausted,
-            SessionStatus::Pending if s.expires_at <= now => {
-                s.status = SessionStatus::Expired;
-                VerifyClaim::Expired
-            }
-            SessionStatus::Pending if s.attempts >= s.max_attempts => VerifyClaim::Exhausted,
-            SessionStatus::Pending => {
-                s.attempts += 1;
-                VerifyClaim::Claimed(s.clone())
-            }
-        })
-    }
-
-    async fn finish_verify(&self, id: Uuid, verified: bool, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let mut inner = self.lock();
-        let Some(s) = inner.sessions.get_mut(&id) else {
-            return Ok(false);
-        };
-        if s.status != SessionStatus::Pending {
-            return Ok(false);
+        let mut session = stored.clone();
+        if edit(&mut session) {
+            *stored = session.clone();
         }
-        if verified {
-            s.status = SessionStatus::Verified;
-            s.verified_at = Some(now);
-            Ok(true)
-        } else {
-            if s.attempts >= s.max_attempts {
-                s.status = SessionStatus::Failed;
-            }
-            Ok(false)
-        }
+        Ok(Some(session))
     }
 
     async fn recent_attempts(&self, limit: usize) -> Result<Vec<AttemptRow>, StoreError> {

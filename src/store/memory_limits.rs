@@ -21,7 +21,8 @@ struct Inner {
     /// key → (last sent, resends, until).
     cooldowns: HashMap<String, (DateTime<Utc>, u32, DateTime<Utc>)>,
     idempotency: HashMap<(String, String), Idem>,
-    contacts: HashMap<String, Contact>,
+    /// (client, user id) → contact.
+    contacts: HashMap<(String, String), Contact>,
 }
 
 struct Idem {
@@ -36,6 +37,15 @@ fn window_start(now: DateTime<Utc>, window_secs: u32) -> i64 {
     now.timestamp().div_euclid(w) * w
 }
 
+/// `q` is spent until its window (from `start`) ends.
+fn refusal(q: &Quota, start: i64, now: DateTime<Utc>) -> Admission {
+    let end = DateTime::<Utc>::from_timestamp(start + q.window_secs as i64, 0).unwrap_or(now);
+    Admission::Refused {
+        key: q.key.clone(),
+        retry_after_secs: ceil_secs(end - now).max(1),
+    }
+}
+
 fn ceil_secs(d: Duration) -> u64 {
     (d.num_milliseconds().max(0) as u64).div_ceil(1000)
 }
@@ -45,6 +55,16 @@ impl MemoryLimits {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The first spent quota, as a refusal.
+    fn spent(&self, quotas: &[Quota], now: DateTime<Utc>) -> Option<Admission> {
+        let inner = self.lock();
+        quotas.iter().find_map(|q| {
+            let start = window_start(now, q.window_secs);
+            let count = inner.counters.get(&(q.key.clone(), start)).map_or(0, |c| c.0);
+            (count >= q.limit).then(|| refusal(q, start, now))
+        })
+    }
+
     /// The admission itself, under the limits lock: all quotas and the cooldown, or nothing.
     fn take(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Admission {
         let mut inner = self.lock();
@@ -52,11 +72,7 @@ impl MemoryLimits {
             let start = window_start(now, q.window_secs);
             let count = inner.counters.get(&(q.key.clone(), start)).map_or(0, |c| c.0);
             if count >= q.limit {
-                let end = DateTime::<Utc>::from_timestamp(start + q.window_secs as i64, 0).unwrap_or(now);
-                return Admission::Refused {
-                    key: q.key.clone(),
-                    retry_after_secs: ceil_secs(end - now).max(1),
-                };
+                return refusal(q, start, now);
             }
         }
         let mut resend_after_secs = None;
@@ -158,13 +174,21 @@ impl LimitStore for super::MemoryStore {
         Ok(())
     }
 
-    async fn get_contact(&self, user_id: &str) -> Result<Option<Contact>, StoreError> {
-        Ok(self.limits.lock().contacts.get(user_id).cloned())
+    async fn get_contact(&self, client: &str, user_id: &str) -> Result<Option<Contact>, StoreError> {
+        Ok(self.limits.lock().contacts.get(&(client.to_string(), user_id.to_string())).cloned())
     }
 
     async fn put_contact(&self, contact: &Contact) -> Result<(), StoreError> {
-        self.limits.lock().contacts.insert(contact.user_id.clone(), contact.clone());
+        let id = (contact.client.clone(), contact.user_id.clone());
+        self.limits.lock().contacts.insert(id, contact.clone());
         Ok(())
+    }
+
+    async fn peek(&self, quotas: &[Quota], now: DateTime<Utc>) -> Result<Admission, StoreError> {
+        Ok(self
+            .limits
+            .spent(quotas, now)
+            .unwrap_or(Admission::Admitted { resend_after_secs: None }))
     }
 
     async fn sweep(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {

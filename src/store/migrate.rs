@@ -10,6 +10,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "0001_core", include_str!("../../migrations/0001_core.sql")),
     (2, "0002_limits", include_str!("../../migrations/0002_limits.sql")),
     (3, "0003_rls", include_str!("../../migrations/0003_rls.sql")),
+    (4, "0004_tenancy_verify", include_str!("../../migrations/0004_tenancy_verify.sql")),
 ];
 
 /// Lock id for `pg_advisory_lock`: "smsgate" in ASCII.

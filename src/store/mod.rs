@@ -58,6 +58,8 @@ pub struct ProviderRef {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
     pub id: Uuid,
+    /// The calling app that opened it; no other app may see or touch it.
+    pub client: String,
     /// E.164.
     pub phone: String,
     pub user_id: Option<String>,
@@ -72,6 +74,11 @@ pub struct Session {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub verified_at: Option<DateTime<Utc>>,
+    /// Whether any SMS of the session carried smsgate's own code (else only provider-held
+    /// codes went out, and the local code must not verify).
+    pub local_code_sent: bool,
+    /// A verification asking a provider holds the session until then.
+    pub verify_lease_until: Option<DateTime<Utc>>,
 }
 
 /// One provider attempt: a row of `sms_messages_log`.
@@ -116,6 +123,8 @@ pub struct SessionUpdate {
     pub delivered_by: Option<ProviderRef>,
     /// No provider took the message: the session cannot be verified.
     pub failed: bool,
+    /// An SMS carrying smsgate's own code went out (or may have).
+    pub local_code_sent: bool,
 }
 
 /// Everything written after a send, committed together (group commit in PostgreSQL).
@@ -126,17 +135,10 @@ pub struct SendLog {
     pub events: Vec<OtpEvent>,
 }
 
-/// The result of trying to spend one verification attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub enum VerifyClaim {
-    /// The attempt is counted; the session as it now stands.
-    Claimed(Session),
-    NotFound,
-    Expired,
-    AlreadyVerified,
-    /// No attempts left (or the session failed to send).
-    Exhausted,
-}
+/// A change to one session made under its lock: it sees the newest row and returns whether to
+/// write the changed session back. The rules live with the caller; the store only makes the
+/// read-modify-write atomic across instances.
+pub type SessionEdit<'a> = &'a (dyn Fn(&mut Session) -> bool + Send + Sync);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -160,14 +162,16 @@ pub trait Store: LimitStore + Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
     async fn get_session(&self, id: Uuid) -> Result<Option<Session>, StoreError>;
+    /// Applies `edit` to the session under a lock that serialises every edit of it; returns the
+    /// session as it then stands (`None`: no such session).
+    async fn update_session(&self, id: Uuid, edit: SessionEdit<'_>) -> Result<Option<Session>, StoreError>;
     /// Commits the attempt rows, session update and events of one send; returns once durable.
     async fn write_log(&self, log: SendLog) -> Result<(), StoreError>;
-    /// Atomically counts one verification attempt if the session is pending, unexpired and has
-    /// attempts left; an expired pending session is marked expired.
-    async fn claim_verify(&self, id: Uuid, now: DateTime<Utc>) -> Result<VerifyClaim, StoreError>;
-    /// Records a claimed attempt's result: verified (only if still pending; false when another
-    /// request won), or wrong (the session fails when it has no attempts left).
-    async fn finish_verify(&self, id: Uuid, verified: bool, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Gives sessions and contacts that have no owner (made before apps were isolated) to
+    /// `client`; returns how many rows it took.
+    async fn adopt_unowned(&self, _client: &str) -> Result<u64, StoreError> {
+        Ok(0)
+    }
     /// The newest attempt rows, newest first (admin logs and tests).
     async fn recent_attempts(&self, limit: usize) -> Result<Vec<AttemptRow>, StoreError>;
 }
@@ -212,9 +216,12 @@ pub enum IdempotencyClaim {
     InFlight,
 }
 
-/// A user's contact settings (`user_contact_settings`).
+/// A user's contact settings (`user_contact_settings`), kept per calling app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
+    /// The calling app whose user this is.
+    #[serde(skip)]
+    pub client: String,
     pub user_id: String,
     pub phone: Option<String>,
     pub otp_enabled: bool,
@@ -233,6 +240,9 @@ pub trait LimitStore: Send + Sync {
         opening: Option<&Session>,
         now: DateTime<Utc>,
     ) -> Result<Admission, StoreError>;
+    /// The first quota already spent in its current window, without taking anything: `Refused`
+    /// naming it, else `Admitted`.
+    async fn peek(&self, quotas: &[Quota], now: DateTime<Utc>) -> Result<Admission, StoreError>;
     /// `admit_opening` without a session.
     async fn admit(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Result<Admission, StoreError> {
         self.admit_opening(quotas, cooldown, None, now).await
@@ -252,7 +262,8 @@ pub trait LimitStore: Send + Sync {
     async fn complete_idempotency(&self, scope: &str, key: &str, status: u16, body: &serde_json::Value) -> Result<(), StoreError>;
     /// Forgets a claimed key whose request failed in a way worth retrying.
     async fn release_idempotency(&self, scope: &str, key: &str) -> Result<(), StoreError>;
-    async fn get_contact(&self, user_id: &str) -> Result<Option<Contact>, StoreError>;
+    /// `client`'s user's contact.
+    async fn get_contact(&self, client: &str, user_id: &str) -> Result<Option<Contact>, StoreError>;
     async fn put_contact(&self, contact: &Contact) -> Result<(), StoreError>;
     /// Deletes expired counters, cooldowns and idempotency keys.
     async fn sweep(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;

@@ -2,13 +2,12 @@
 //! group-commit writer. No connection is held across a provider call.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use super::writer::LogWriter;
-use super::{AttemptRow, ProviderRef, SendLog, Session, SessionStatus, Store, StoreError, VerifyClaim};
+use super::{AttemptRow, ProviderRef, SendLog, Session, SessionEdit, SessionStatus, Store, StoreError};
 use crate::metrics::Metrics;
 
 pub struct PostgresStore {
@@ -16,8 +15,8 @@ pub struct PostgresStore {
     writer: LogWriter,
 }
 
-const SESSION_COLUMNS: &str =
-    "id, phone, user_id, purpose, code_hmac, provider_refs, status, attempts, max_attempts, created_at, expires_at, verified_at";
+const SESSION_COLUMNS: &str = "id, client, phone, user_id, purpose, code_hmac, provider_refs, status, attempts, max_attempts, \
+     created_at, expires_at, verified_at, local_code_sent, verify_lease_until";
 
 impl PostgresStore {
     /// Connects a pool to `url` (a `postgres://` URL or key=value string) and starts the writer.
@@ -48,6 +47,7 @@ fn session_from_row(row: &Row) -> Result<Session, StoreError> {
     let status: String = row.get("status");
     Ok(Session {
         id: row.get("id"),
+        client: row.get("client"),
         phone: row.get("phone"),
         user_id: row.get("user_id"),
         purpose: row.get("purpose"),
@@ -59,6 +59,8 @@ fn session_from_row(row: &Row) -> Result<Session, StoreError> {
         created_at: row.get("created_at"),
         expires_at: row.get("expires_at"),
         verified_at: row.get("verified_at"),
+        local_code_sent: row.get("local_code_sent"),
+        verify_lease_until: row.get("verify_lease_until"),
     })
 }
 
@@ -78,8 +80,9 @@ impl Store for PostgresStore {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(
-                "INSERT INTO sms_otp_sessions (id, phone, user_id, purpose, code_hmac, provider_refs, status, attempts, max_attempts, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "INSERT INTO sms_otp_sessions (id, phone, user_id, purpose, code_hmac, provider_refs, status, attempts, max_attempts,
+                                               created_at, expires_at, client, local_code_sent, verify_lease_until)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .await?;
         let refs = serde_json::to_value(&s.provider_refs).unwrap_or_default();
@@ -98,6 +101,9 @@ impl Store for PostgresStore {
                     &(s.max_attempts as i32),
                     &s.created_at,
                     &s.expires_at,
+                    &s.client,
+                    &s.local_code_sent,
+                    &s.verify_lease_until,
                 ],
             )
             .await?;
@@ -116,52 +122,47 @@ impl Store for PostgresStore {
         self.writer.write(log).await
     }
 
-    async fn claim_verify(&self, id: Uuid, now: DateTime<Utc>) -> Result<VerifyClaim, StoreError> {
+    async fn adopt_unowned(&self, owner: &str) -> Result<u64, StoreError> {
         let client = self.pool.get().await?;
-        // The common case is one statement; PostgreSQL re-checks the WHERE clause on the newest
-        // row version, so concurrent verifies never spend more attempts than the session has.
-        let claim = client
-            .prepare_cached(&format!(
-                "UPDATE sms_otp_sessions SET attempts = attempts + 1
-                  WHERE id = $1 AND status = 'pending' AND expires_at > $2 AND attempts < max_attempts
-              RETURNING {SESSION_COLUMNS}"
-            ))
+        let sessions = client
+            .execute("UPDATE sms_otp_sessions SET client = $1 WHERE client = ''", &[&owner])
             .await?;
-        if let Some(row) = client.query_opt(&claim, &[&id, &now]).await? {
-            return Ok(VerifyClaim::Claimed(session_from_row(&row)?));
-        }
-        let expire = client
-            .prepare_cached("UPDATE sms_otp_sessions SET status = 'expired' WHERE id = $1 AND status = 'pending' AND expires_at <= $2")
+        let contacts = client
+            .execute("UPDATE user_contact_settings SET client = $1 WHERE client = ''", &[&owner])
             .await?;
-        client.execute(&expire, &[&id, &now]).await?;
-        let status = client.prepare_cached("SELECT status FROM sms_otp_sessions WHERE id = $1").await?;
-        let Some(row) = client.query_opt(&status, &[&id]).await? else {
-            return Ok(VerifyClaim::NotFound);
-        };
-        let status: String = row.get(0);
-        Ok(match SessionStatus::parse(&status).ok_or(StoreError::Corrupt("status"))? {
-            SessionStatus::Expired => VerifyClaim::Expired,
-            SessionStatus::Verified => VerifyClaim::AlreadyVerified,
-            SessionStatus::Pending | SessionStatus::Failed => VerifyClaim::Exhausted,
-        })
+        Ok(sessions + contacts)
     }
 
-    async fn finish_verify(&self, id: Uuid, verified: bool, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let client = self.pool.get().await?;
-        if verified {
-            let stmt = client
-                .prepare_cached("UPDATE sms_otp_sessions SET status = 'verified', verified_at = $2 WHERE id = $1 AND status = 'pending'")
-                .await?;
-            Ok(client.execute(&stmt, &[&id, &now]).await? == 1)
-        } else {
-            let stmt = client
+    async fn update_session(&self, id: Uuid, edit: SessionEdit<'_>) -> Result<Option<Session>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let select = tx
+            .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sms_otp_sessions WHERE id = $1 FOR UPDATE"))
+            .await?;
+        let Some(row) = tx.query_opt(&select, &[&id]).await? else {
+            return Ok(None);
+        };
+        let mut session = session_from_row(&row)?;
+        if edit(&mut session) {
+            let update = tx
                 .prepare_cached(
-                    "UPDATE sms_otp_sessions SET status = 'failed' WHERE id = $1 AND status = 'pending' AND attempts >= max_attempts",
+                    "UPDATE sms_otp_sessions SET status = $2, attempts = $3, verified_at = $4, verify_lease_until = $5 WHERE id = $1",
                 )
                 .await?;
-            client.execute(&stmt, &[&id]).await?;
-            Ok(false)
+            tx.execute(
+                &update,
+                &[
+                    &id,
+                    &session.status.as_str(),
+                    &(session.attempts.min(i32::MAX as u32) as i32),
+                    &session.verified_at,
+                    &session.verify_lease_until,
+                ],
+            )
+            .await?;
         }
+        tx.commit().await?;
+        Ok(Some(session))
     }
 
     async fn recent_attempts(&self, limit: usize) -> Result<Vec<AttemptRow>, StoreError> {

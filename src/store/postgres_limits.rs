@@ -19,7 +19,7 @@ impl LimitStore for PostgresStore {
         let stmt = client
             .prepare_cached(
                 "SELECT refused_key, retry_after_secs, resend_after_secs
-                   FROM smsgate_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                   FROM smsgate_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             )
             .await?;
         let keys: Vec<&str> = quotas.iter().map(|q| q.key.as_str()).collect();
@@ -45,6 +45,7 @@ impl LimitStore for PostgresStore {
                     &opening.map(|s| s.max_attempts as i32),
                     &opening.map(|s| s.created_at),
                     &opening.map(|s| s.expires_at),
+                    &opening.map_or("", |s| s.client.as_str()),
                 ],
             )
             .await?;
@@ -139,19 +140,21 @@ impl LimitStore for PostgresStore {
         Ok(())
     }
 
-    async fn get_contact(&self, user_id: &str) -> Result<Option<Contact>, StoreError> {
+    async fn get_contact(&self, owner: &str, user_id: &str) -> Result<Option<Contact>, StoreError> {
         let client = self.pool().get().await?;
         let row = client
             .query_opt(
-                "SELECT user_id, phone, otp_enabled, preferred_provider FROM user_contact_settings WHERE user_id = $1",
-                &[&user_id],
+                "SELECT client, user_id, phone, otp_enabled, preferred_provider FROM user_contact_settings
+                  WHERE client = $1 AND user_id = $2",
+                &[&owner, &user_id],
             )
             .await?;
         Ok(row.map(|r| Contact {
-            user_id: r.get(0),
-            phone: r.get(1),
-            otp_enabled: r.get(2),
-            preferred_provider: r.get(3),
+            client: r.get("client"),
+            user_id: r.get("user_id"),
+            phone: r.get("phone"),
+            otp_enabled: r.get("otp_enabled"),
+            preferred_provider: r.get("preferred_provider"),
         }))
     }
 
@@ -159,15 +162,41 @@ impl LimitStore for PostgresStore {
         let client = self.pool().get().await?;
         client
             .execute(
-                "INSERT INTO user_contact_settings (user_id, phone, otp_enabled, preferred_provider, updated_at)
-                 VALUES ($1, $2, $3, $4, now())
-                 ON CONFLICT (user_id) DO UPDATE
+                "INSERT INTO user_contact_settings (client, user_id, phone, otp_enabled, preferred_provider, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, now())
+                 ON CONFLICT (client, user_id) DO UPDATE
                     SET phone = EXCLUDED.phone, otp_enabled = EXCLUDED.otp_enabled,
                         preferred_provider = EXCLUDED.preferred_provider, updated_at = now()",
-                &[&c.user_id, &c.phone, &c.otp_enabled, &c.preferred_provider],
+                &[&c.client, &c.user_id, &c.phone, &c.otp_enabled, &c.preferred_provider],
             )
             .await?;
         Ok(())
+    }
+
+    async fn peek(&self, quotas: &[Quota], now: DateTime<Utc>) -> Result<Admission, StoreError> {
+        let client = self.pool().get().await?;
+        let keys: Vec<&str> = quotas.iter().map(|q| q.key.as_str()).collect();
+        let windows: Vec<f64> = quotas.iter().map(|q| f64::from(q.window_secs.max(1))).collect();
+        let limits: Vec<i32> = quotas.iter().map(|q| q.limit.min(i32::MAX as u32) as i32).collect();
+        let row = client
+            .query_opt(
+                "SELECT q.key, ceil(extract(epoch FROM c.window_start + make_interval(secs => q.window_secs) - $4::timestamptz))::int8
+                   FROM UNNEST($1::text[], $2::float8[], $3::int4[]) WITH ORDINALITY AS q(key, window_secs, lim, n)
+                   JOIN rate_counters AS c
+                     ON c.key = q.key
+                    AND c.window_start = to_timestamp(floor(extract(epoch FROM $4::timestamptz) / q.window_secs) * q.window_secs)
+                  WHERE c.count >= q.lim
+                  ORDER BY q.n LIMIT 1",
+                &[&keys, &windows, &limits, &now],
+            )
+            .await?;
+        Ok(match row {
+            Some(r) => Admission::Refused {
+                key: r.get(0),
+                retry_after_secs: r.get::<_, Option<i64>>(1).unwrap_or(1).max(1) as u64,
+            },
+            None => Admission::Admitted { resend_after_secs: None },
+        })
     }
 
     async fn sweep(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {

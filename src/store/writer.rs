@@ -109,6 +109,7 @@ async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
                     .map(|u| u.delivered_by.as_ref().map(|d| d.reference.as_str()))
                     .collect::<Vec<_>>(),
                 &s.iter().map(|u| u.failed).collect::<Vec<_>>(),
+                &s.iter().map(|u| u.local_code_sent).collect::<Vec<_>>(),
                 &e.iter().map(|r| r.user_id.as_deref()).collect::<Vec<_>>(),
                 &e.iter().map(|r| r.phone.as_str()).collect::<Vec<_>>(),
                 &e.iter().map(|r| r.session_id).collect::<Vec<_>>(),
@@ -136,14 +137,15 @@ WITH attempts AS (
        SET provider_refs = s.provider_refs || u.refs,
            provider_name = COALESCE(u.provider, s.provider_name),
            provider_session_id = COALESCE(u.reference, s.provider_session_id),
-           status = CASE WHEN u.failed AND s.status = 'pending' THEN 'failed' ELSE s.status END
-      FROM UNNEST($15::uuid[], $16::jsonb[], $17::text[], $18::text[], $19::bool[])
-           AS u(id, refs, provider, reference, failed)
+           status = CASE WHEN u.failed AND s.status = 'pending' THEN 'failed' ELSE s.status END,
+           local_code_sent = s.local_code_sent OR u.local_code_sent
+      FROM UNNEST($15::uuid[], $16::jsonb[], $17::text[], $18::text[], $19::bool[], $20::bool[])
+           AS u(id, refs, provider, reference, failed, local_code_sent)
      WHERE s.id = u.id
 ), events AS (
     INSERT INTO otp_logs (user_id, phone, session_id, type, status, provider, response_time_ms, created_at)
-    SELECT * FROM UNNEST($20::text[], $21::text[], $22::uuid[], $23::text[], $24::text[], $25::text[],
-                         $26::int4[], $27::timestamptz[])
+    SELECT * FROM UNNEST($21::text[], $22::text[], $23::uuid[], $24::text[], $25::text[], $26::text[],
+                         $27::int4[], $28::timestamptz[])
 )
 SELECT 1
 "#;

@@ -112,9 +112,11 @@ async fn breaker_opens_after_repeated_failures_then_half_opens_and_recovers(back
     assert_eq!(app.metric(r#"smsgate_breaker_state{provider="2factor"}"#).await, Some(0.0));
 }
 
-async fn a_code_from_the_first_provider_still_verifies_after_a_failover(backend: Backend) {
+async fn a_code_from_a_provider_that_timed_out_verifies_nothing_but_the_failover_code_does(backend: Backend) {
     // 2Factor takes the request and delivers its AUTOGEN code but answers too late: the router
-    // fails over to Twilio, and the user may hold either SMS.
+    // fails over to Twilio. 2Factor gave no reference for this session, so its code cannot be
+    // bound to it: only Twilio's code verifies (a by-number check would accept any 2Factor
+    // code sent to this phone, for any session).
     let app = spawn_with(backend, |sim| config(sim, "timeout_ms = 300", "")).await;
     app.fault("2factor", "latency:1000");
     let sent = app.send_otp().await;
@@ -131,7 +133,39 @@ async fn a_code_from_the_first_provider_still_verifies_after_a_failover(backend:
     assert_ne!(two_factor_code, twilio_code);
     app.clear_fault("2factor");
     let r = app.verify(sid, &two_factor_code).await;
-    assert_eq!(r.body["verified"], true, "the first provider's code verifies: {}", r.body);
+    assert_eq!(
+        (r.status, &r.body["verified"]),
+        (200, &json!(false)),
+        "the unbound code: {}",
+        r.body
+    );
+    let r = app.verify(sid, &twilio_code).await;
+    assert_eq!(r.body["verified"], true, "the failover's code verifies: {}", r.body);
+}
+
+async fn a_code_sent_for_one_session_never_verifies_another(backend: Backend) {
+    // Session A's 2Factor attempt times out (Twilio carries it); session B to the same phone goes
+    // through 2Factor. B's code is 2Factor's: it must verify B and only B.
+    let app = spawn_with(backend, |sim| config(sim, "timeout_ms = 300", "")).await;
+    app.fault("2factor", "latency:1000");
+    let a = app.send_otp().await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    app.clear_fault("2factor");
+    let b = app.send_otp().await;
+    assert_eq!(b.status, 200, "{}", b.body);
+    let b_code = app
+        .sim
+        .state()
+        .messages(Some(PHONE))
+        .iter()
+        .rev()
+        .find(|m| m.provider == "2factor")
+        .and_then(|m| m.code.clone())
+        .unwrap();
+    let r = app.verify(a.body["session_id"].as_str().unwrap(), &b_code).await;
+    assert_eq!(r.body["verified"], false, "B's code does not open A: {}", r.body);
+    let r = app.verify(b.body["session_id"].as_str().unwrap(), &b_code).await;
+    assert_eq!(r.body["verified"], true, "and B's code still verifies B: {}", r.body);
 }
 
 async fn all_providers_failing_is_503_with_reasons_for_admins_only(backend: Backend) {
@@ -193,7 +227,8 @@ on_both_stores!(
     throttled_primary_cools_down_for_retry_after_then_serves_again,
     an_invalid_number_rejection_does_not_fail_over,
     breaker_opens_after_repeated_failures_then_half_opens_and_recovers,
-    a_code_from_the_first_provider_still_verifies_after_a_failover,
+    a_code_from_a_provider_that_timed_out_verifies_nothing_but_the_failover_code_does,
+    a_code_sent_for_one_session_never_verifies_another,
     all_providers_failing_is_503_with_reasons_for_admins_only,
     transactional_sms_does_not_fail_over_on_an_ambiguous_timeout_unless_configured,
 );

@@ -15,6 +15,8 @@ use crate::db::TestDb;
 
 pub const SEND_TOKEN: &str = "test-send-token";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// A second calling app, isolated from the first.
+pub const OTHER_TOKEN: &str = "test-other-app-token";
 pub const PHONE: &str = "+919876543210";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,8 @@ per_phone_per_minute = 1000
 per_phone_per_day = 1000
 per_prefix_per_minute = 10000
 resend_cooldown_seconds = 0
+verify_failures_per_phone_per_day = 1000
+verify_failures_per_user_per_day = 1000
 
 [[clients]]
 name = "app"
@@ -69,10 +73,16 @@ name = "ops"
 token_sha256 = "{admin}"
 roles = ["admin"]
 
+[[clients]]
+name = "other-app"
+token_sha256 = "{other}"
+roles = ["send"]
+
 {rest}
 "#,
         send = smsgate::api::sha256_hex(SEND_TOKEN),
         admin = smsgate::api::sha256_hex(ADMIN_TOKEN),
+        other = smsgate::api::sha256_hex(OTHER_TOKEN),
     )
 }
 
@@ -215,6 +225,12 @@ impl TestApp {
     /// Moves the app's clock forward.
     pub fn advance(&self, secs: i64) {
         self.clock.advance(chrono::Duration::seconds(secs));
+    }
+
+    /// POSTs `body` as JSON with `token`.
+    pub async fn post_as(&self, token: &str, path: &str, body: Value) -> Reply {
+        self.request(reqwest::Method::POST, path, Some(token), Some(body.to_string()), &[])
+            .await
     }
 
     /// POSTs `body` as JSON with the send token.

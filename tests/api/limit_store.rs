@@ -190,6 +190,7 @@ async fn an_admission_opens_its_session_only_when_admitted(s: Arc<dyn Store>, _:
     use smsgate::store::{Session, SessionStatus};
     let session = |id| Session {
         id,
+        client: "app".into(),
         phone: "+919876543210".into(),
         user_id: Some("u1".into()),
         purpose: "login".into(),
@@ -201,6 +202,8 @@ async fn an_admission_opens_its_session_only_when_admitted(s: Arc<dyn Store>, _:
         created_at: t0(),
         expires_at: t0() + secs(300),
         verified_at: None,
+        local_code_sent: false,
+        verify_lease_until: None,
     };
     let q = [quota("phone:m:y", 60, 1)];
     let (first, second) = (session(uuid::Uuid::new_v4()), session(uuid::Uuid::new_v4()));

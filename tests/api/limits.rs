@@ -15,7 +15,8 @@ const DAY: i64 = 86_400;
 
 /// The relaxed limits of the base test config with `over` (whole `key = value` lines) in force.
 pub fn limits_toml(over: &str) -> String {
-    let relaxed = "per_phone_per_minute = 1000\nper_phone_per_day = 1000\nper_prefix_per_minute = 10000\nresend_cooldown_seconds = 0";
+    let relaxed = "per_phone_per_minute = 1000\nper_phone_per_day = 1000\nper_prefix_per_minute = 10000\nresend_cooldown_seconds = 0\n\
+                   verify_failures_per_phone_per_day = 1000\nverify_failures_per_user_per_day = 1000";
     let overridden = |line: &str| {
         over.lines()
             .any(|o| o.split('=').next().map(str::trim) == line.split('=').next().map(str::trim))

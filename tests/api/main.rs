@@ -17,3 +17,5 @@ mod routing;
 mod shutdown;
 mod stepup;
 mod store;
+mod tenancy;
+mod verify;

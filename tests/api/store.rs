@@ -4,9 +4,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, SubsecRound, Utc};
 use smsgate::metrics::Metrics;
-use smsgate::store::{
-    AttemptRow, MemoryStore, PostgresStore, ProviderRef, SendLog, Session, SessionStatus, SessionUpdate, Store, VerifyClaim,
-};
+use smsgate::store::{AttemptRow, MemoryStore, PostgresStore, ProviderRef, SendLog, Session, SessionStatus, SessionUpdate, Store};
 use uuid::Uuid;
 
 use crate::db::TestDb;
@@ -22,6 +20,7 @@ fn session(max_attempts: u32, ttl_secs: i64) -> Session {
     let now = Utc::now().trunc_subsecs(6);
     Session {
         id: Uuid::new_v4(),
+        client: "app".into(),
         phone: "+919876543210".into(),
         user_id: Some("u1".into()),
         purpose: "login".into(),
@@ -33,6 +32,8 @@ fn session(max_attempts: u32, ttl_secs: i64) -> Session {
         created_at: now,
         expires_at: now + Duration::seconds(ttl_secs),
         verified_at: None,
+        local_code_sent: false,
+        verify_lease_until: None,
     }
 }
 
@@ -68,6 +69,7 @@ async fn sessions_round_trip_with_provider_refs(store: Arc<dyn Store>) {
         add_refs: vec![r.clone()],
         delivered_by: Some(r.clone()),
         failed: false,
+        local_code_sent: true,
     };
     store
         .write_log(SendLog {
@@ -77,65 +79,73 @@ async fn sessions_round_trip_with_provider_refs(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    assert_eq!(store.get_session(s.id).await.unwrap().unwrap().provider_refs, vec![r]);
+    let stored = store.get_session(s.id).await.unwrap().unwrap();
+    assert_eq!((stored.provider_refs, stored.local_code_sent), (vec![r], true));
     assert!(store.get_session(Uuid::new_v4()).await.unwrap().is_none());
     let rows = store.recent_attempts(10).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!((rows[0].provider.as_str(), rows[0].response_time_ms), ("twilio", 12));
 }
 
-async fn verify_claims_stop_at_the_attempt_cap(store: Arc<dyn Store>) {
+async fn an_edit_is_written_back_only_when_asked(store: Arc<dyn Store>) {
     let s = session(2, 60);
     store.insert_session(&s).await.unwrap();
-    for n in 1..=2 {
-        match store.claim_verify(s.id, Utc::now()).await.unwrap() {
-            VerifyClaim::Claimed(c) => assert_eq!(c.attempts, n),
-            other => panic!("claim {n}: {other:?}"),
-        }
-        assert!(!store.finish_verify(s.id, false, Utc::now()).await.unwrap());
-    }
-    assert_eq!(store.claim_verify(s.id, Utc::now()).await.unwrap(), VerifyClaim::Exhausted);
-    assert_eq!(store.get_session(s.id).await.unwrap().unwrap().status, SessionStatus::Failed);
-    assert_eq!(store.claim_verify(Uuid::new_v4(), Utc::now()).await.unwrap(), VerifyClaim::NotFound);
-}
-
-async fn a_session_verifies_once(store: Arc<dyn Store>) {
-    let s = session(5, 60);
-    store.insert_session(&s).await.unwrap();
-    assert!(matches!(
-        store.claim_verify(s.id, Utc::now()).await.unwrap(),
-        VerifyClaim::Claimed(_)
-    ));
-    assert!(store.finish_verify(s.id, true, Utc::now()).await.unwrap());
-    assert!(
-        !store.finish_verify(s.id, true, Utc::now()).await.unwrap(),
-        "a second win is refused"
+    let lease = Utc::now().trunc_subsecs(6) + Duration::seconds(5);
+    let edited = store
+        .update_session(s.id, &|s| {
+            s.attempts = 2;
+            s.status = SessionStatus::Failed;
+            s.verify_lease_until = Some(lease);
+            true
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.get_session(s.id).await.unwrap().as_ref(), Some(&edited));
+    assert_eq!(
+        (edited.attempts, edited.status, edited.verify_lease_until),
+        (2, SessionStatus::Failed, Some(lease))
     );
-    assert_eq!(store.claim_verify(s.id, Utc::now()).await.unwrap(), VerifyClaim::AlreadyVerified);
+    let seen = store
+        .update_session(s.id, &|s| {
+            s.attempts = 99;
+            false
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.attempts, 99, "the edit sees its own change");
+    assert_eq!(
+        store.get_session(s.id).await.unwrap().unwrap().attempts,
+        2,
+        "but nothing is written"
+    );
+    assert!(store.update_session(Uuid::new_v4(), &|_| true).await.unwrap().is_none());
 }
 
-async fn expired_sessions_are_marked_expired(store: Arc<dyn Store>) {
-    let s = session(5, 60);
-    store.insert_session(&s).await.unwrap();
-    let later = Utc::now() + Duration::seconds(61);
-    assert_eq!(store.claim_verify(s.id, later).await.unwrap(), VerifyClaim::Expired);
-    assert_eq!(store.get_session(s.id).await.unwrap().unwrap().status, SessionStatus::Expired);
-}
-
-async fn concurrent_claims_never_exceed_the_cap(store: Arc<dyn Store>) {
-    let s = session(5, 60);
+async fn concurrent_edits_of_one_session_are_serialised(store: Arc<dyn Store>) {
+    let s = session(1000, 60);
     store.insert_session(&s).await.unwrap();
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move { matches!(store.claim_verify(s.id, Utc::now()).await.unwrap(), VerifyClaim::Claimed(_)) })
+            tokio::spawn(async move {
+                store
+                    .update_session(s.id, &|s| {
+                        s.attempts += 1;
+                        true
+                    })
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
-    let mut claimed = 0;
+    let mut seen = Vec::new();
     for t in tasks {
-        claimed += t.await.unwrap() as u32;
+        seen.push(t.await.unwrap().unwrap().attempts);
     }
-    assert_eq!(claimed, 5);
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=20).collect::<Vec<_>>(), "every edit saw the one before it");
 }
 
 async fn a_failed_send_fails_the_session(store: Arc<dyn Store>) {
@@ -146,6 +156,7 @@ async fn a_failed_send_fails_the_session(store: Arc<dyn Store>) {
         add_refs: vec![],
         delivered_by: None,
         failed: true,
+        local_code_sent: false,
     };
     store
         .write_log(SendLog {
@@ -154,7 +165,7 @@ async fn a_failed_send_fails_the_session(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    assert_eq!(store.claim_verify(s.id, Utc::now()).await.unwrap(), VerifyClaim::Exhausted);
+    assert_eq!(store.get_session(s.id).await.unwrap().unwrap().status, SessionStatus::Failed);
 }
 
 macro_rules! conformance {
@@ -177,9 +188,7 @@ macro_rules! conformance {
 
 conformance!(
     sessions_round_trip_with_provider_refs,
-    verify_claims_stop_at_the_attempt_cap,
-    a_session_verifies_once,
-    expired_sessions_are_marked_expired,
-    concurrent_claims_never_exceed_the_cap,
+    an_edit_is_written_back_only_when_asked,
+    concurrent_edits_of_one_session_are_serialised,
     a_failed_send_fails_the_session,
 );
