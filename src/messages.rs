@@ -73,6 +73,7 @@ impl Gateway {
                 confirmed: false,
                 response_time_ms,
             }),
+            Err(e) if dispatch.attempts.iter().any(|a| a.ambiguous) => Err(GatewayError::MaybeSent(e)),
             Err(e) => Err(e.into()),
         }
     }

@@ -31,6 +31,9 @@ pub struct Gateway {
 pub enum GatewayError {
     #[error(transparent)]
     Dispatch(#[from] DispatchError),
+    /// Every provider failed, but one timed out after the request left: the SMS may arrive.
+    #[error("every provider failed; one may still deliver")]
+    MaybeSent(DispatchError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

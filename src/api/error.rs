@@ -63,6 +63,8 @@ pub enum ApiError {
     AllProvidersFailed {
         reasons: Vec<(String, String)>,
         show_reasons: bool,
+        /// A provider timed out after the request left: the message may still arrive.
+        maybe_delivered: bool,
     },
     #[error("the provider holding this code could not be reached; try again")]
     VerifyUnavailable,
@@ -112,10 +114,17 @@ impl ApiError {
             GatewayError::Dispatch(DispatchError::AllFailed { reasons }) => Self::AllProvidersFailed {
                 reasons,
                 show_reasons: admin,
+                maybe_delivered: false,
             },
-            GatewayError::Dispatch(DispatchError::Ambiguous { .. }) => Self::AllProvidersFailed {
+            GatewayError::MaybeSent(DispatchError::AllFailed { reasons }) => Self::AllProvidersFailed {
+                reasons,
+                show_reasons: admin,
+                maybe_delivered: true,
+            },
+            GatewayError::Dispatch(DispatchError::Ambiguous { .. }) | GatewayError::MaybeSent(_) => Self::AllProvidersFailed {
                 reasons: Vec::new(),
                 show_reasons: false,
+                maybe_delivered: true,
             },
             GatewayError::Store(e) | GatewayError::Limit(LimitError::Store(e)) => Self::Internal(anyhow::Error::new(e)),
             GatewayError::NoPhone(m) => Self::NoPhone(m),
@@ -197,9 +206,15 @@ impl ApiError {
             Self::Rejected { code, .. } => body["provider_code"] = json!(code),
             Self::AllProvidersFailed {
                 reasons,
-                show_reasons: true,
+                show_reasons,
+                maybe_delivered,
             } => {
-                body["providers"] = reasons.iter().map(|(p, r)| json!({"provider": p, "reason": r})).collect();
+                if *show_reasons {
+                    body["providers"] = reasons.iter().map(|(p, r)| json!({"provider": p, "reason": r})).collect();
+                }
+                if *maybe_delivered {
+                    body["delivery"] = json!("unknown");
+                }
             }
             _ => {}
         }

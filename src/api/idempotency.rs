@@ -25,9 +25,10 @@ impl Replayable for Answer {
 
     /// Worth retrying with the same key (a 429 asks for exactly that, after Retry-After):
     /// forget it, or the retry would be answered with the stale refusal for the key's TTL.
+    /// Never once a provider may have sent the message: a retry must not send it twice.
     fn releases_key(&self) -> bool {
-        let status = self.stored().0;
-        status >= 500 || status == 429
+        let (status, body) = self.stored();
+        (status >= 500 || status == 429) && body["delivery"] != "unknown"
     }
 }
 

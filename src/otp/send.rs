@@ -169,6 +169,7 @@ impl Gateway {
                 response_time_ms,
                 resend_after_secs,
             }),
+            Err(e) if reached => Err(GatewayError::MaybeSent(e)),
             Err(e) => Err(e.into()),
         }
     }

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_second, Backend, Reply, TestApp, PHONE};
+use crate::helpers::{config, spawn_app, spawn_second, spawn_with, Backend, Reply, TestApp, PHONE};
 use crate::limits::{app_with, post, sent};
 use crate::on_both_stores;
 
@@ -99,6 +99,27 @@ async fn a_5xx_releases_the_key_for_a_retry(backend: Backend) {
     assert_eq!((retry.status, replayed(&retry)), (202, false), "{}", retry.body);
 }
 
+async fn a_key_whose_message_may_have_gone_out_is_kept(backend: Backend) {
+    // 2Factor takes the request but answers too late, Twilio fails: the code may still arrive,
+    // so a retry with the same key must not send another one.
+    let app = spawn_with(backend, |sim| config(sim, "timeout_ms = 300", "")).await;
+    app.fault("2factor", "timeout");
+    app.fault("twilio", "500");
+    let first = keyed(&app, "/v1/otp/send", "k-maybe", json!({ "phone": PHONE })).await;
+    assert_eq!(
+        (first.status, first.body["delivery"].as_str()),
+        (503, Some("unknown")),
+        "{}",
+        first.body
+    );
+    let calls = sent(&app);
+    app.clear_fault("2factor");
+    app.clear_fault("twilio");
+    let retry = keyed(&app, "/v1/otp/send", "k-maybe", json!({ "phone": PHONE })).await;
+    assert_eq!((retry.status, replayed(&retry)), (503, true), "{}", retry.body);
+    assert_eq!(sent(&app), calls, "nothing sent twice");
+}
+
 async fn a_rate_limited_answer_is_not_kept(backend: Backend) {
     let app = app_with(backend, "resend_cooldown_seconds = 1", "").await;
     assert_eq!(app.send_otp().await.status, 200);
@@ -151,6 +172,7 @@ async fn text_sends_are_idempotent_too(backend: Backend) {
 }
 
 on_both_stores!(
+    a_key_whose_message_may_have_gone_out_is_kept,
     a_replay_returns_the_first_answer_and_sends_nothing,
     the_same_key_with_another_body_is_422,
     fifty_concurrent_duplicates_make_one_provider_call,
