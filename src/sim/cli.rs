@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::faults::{self, Fault};
-use super::{start, SimCredentials, SimHandle, SimOptions, PROVIDERS};
+use super::faults::Fault;
+use super::names::{canonical, PROVIDERS};
+use super::{start, SimCredentials, SimHandle, SimOptions};
 use crate::config::Settings;
 
 /// Flags of `smsgate sim`.
@@ -31,10 +32,19 @@ pub struct SimArgs {
 pub const EXAMPLE_CONFIG: &str = include_str!("../../examples/sim.toml");
 
 fn parse_fault_arg(arg: &str) -> Result<(String, Fault), String> {
-    match faults::parse_named(arg)? {
+    match parse_named(arg)? {
         (name, Some(fault)) => Ok((name, fault)),
         (_, None) => Err("`ok` is already the default; leave the flag out".into()),
     }
+}
+
+/// Parses `NAME=SPEC` (the `--fault` flag); NAME is a provider of [`PROVIDERS`].
+pub fn parse_named(arg: &str) -> Result<(String, Option<Fault>), String> {
+    let (name, spec) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("`{arg}` must look like NAME=SPEC, e.g. twilio=500@30%"))?;
+    let name = canonical(name.trim()).ok_or_else(|| format!("`{name}` is not one of {:?}", PROVIDERS))?;
+    Ok((name.to_string(), Fault::parse_setting(spec)?))
 }
 
 /// Runs the fakes until Ctrl-C.
@@ -151,6 +161,7 @@ pub fn providers_toml(handle: &SimHandle) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::FaultKind;
 
     #[tokio::test]
     async fn the_printed_providers_toml_is_a_valid_config() {
@@ -196,6 +207,16 @@ mod tests {
         let config = Settings::from_toml("[[providers]]\nname = \"v\"\nkind = \"vonage\"\nfrom = \"x\"\n").unwrap();
         let text = env_exports(&config, &SimCredentials::default());
         assert_eq!(text, "export VONAGE_API_KEY=sim-key\nexport VONAGE_API_SECRET=sim-secret\n");
+    }
+
+    #[test]
+    fn named_faults_name_a_known_provider() {
+        let (name, fault) = parse_named("two_factor=error:Invalid API Key").unwrap();
+        assert_eq!(name, "2factor");
+        assert_eq!(fault.unwrap().kind, FaultKind::Error("Invalid API Key".into()));
+        assert_eq!(parse_named("twilio=ok").unwrap().1, None);
+        assert!(parse_named("acme=500").is_err());
+        assert!(parse_named("twilio").is_err());
     }
 
     #[test]
