@@ -63,7 +63,7 @@ pub async fn put_contact(
         .map(str::to_string);
     // A misspelt name would otherwise be stored and silently never preferred.
     if let Some(name) = &preferred_provider {
-        if !state.gateway.settings.providers.iter().any(|p| &p.name == name) {
+        if !state.gateway.settings.providers.iter().any(|p| p.name() == name) {
             return Err(ApiError::InvalidRequest(format!(
                 "`preferred_provider` must name a configured provider; `{name}` is not one"
             )));

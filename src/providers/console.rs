@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 
-use super::{Accepted, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError};
+use super::{Accepted, BuildContext, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError};
+use crate::config::ConsoleConfig;
 
 pub struct Console {
     name: String,
@@ -11,8 +12,8 @@ pub struct Console {
 }
 
 impl Console {
-    pub fn build(ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
-        Ok(Self::new(&ctx.config.name, ctx.config.countries.clone()))
+    pub fn build(_config: &ConsoleConfig, ctx: &BuildContext<'_>) -> Self {
+        Self::new(ctx.common.name, ctx.common.countries.to_vec())
     }
 
     pub fn new(name: &str, countries: Vec<String>) -> Self {

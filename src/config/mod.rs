@@ -9,6 +9,15 @@ use figment::Figment;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+mod http_spec;
+mod provider;
+
+pub use http_spec::HttpSpec;
+pub use provider::{
+    CommonKeys, ConsoleConfig, Fast2smsConfig, HttpConfig, Msg91Config, PlivoConfig, ProviderCommon, ProviderConfig, SecretVar,
+    TextlocalConfig, TwilioConfig, TwoFactorConfig, VonageConfig,
+};
+
 /// The whole configuration of one smsgate instance.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,77 +128,6 @@ pub struct ClientConfig {
     pub token_sha256s: Vec<String>,
     /// `send`, `admin`, `super_admin`.
     pub roles: Vec<String>,
-}
-
-/// One provider entry. Keys not used by its `kind` are ignored by that adapter.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderConfig {
-    pub name: String,
-    pub kind: String,
-    /// Lower is tried first.
-    #[serde(default = "default_priority")]
-    pub priority: i32,
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// The provider's API root; point it at a sandbox or at `smsgate sim`.
-    #[serde(default)]
-    pub base_url: Option<String>,
-    /// Country calling codes this provider may serve; empty: its kind's default.
-    #[serde(default)]
-    pub countries: Vec<String>,
-    /// Per-attempt timeout for this provider, overriding `routing.attempt_timeout_ms`.
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-    /// Throughput cap (messages per second) for this provider.
-    #[serde(default)]
-    pub max_per_second: Option<u32>,
-
-    // Names of environment variables holding secrets.
-    #[serde(default)]
-    pub api_key_env: Option<String>,
-    #[serde(default)]
-    pub api_secret_env: Option<String>,
-    #[serde(default)]
-    pub account_sid_env: Option<String>,
-    #[serde(default)]
-    pub auth_token_env: Option<String>,
-    #[serde(default)]
-    pub auth_id_env: Option<String>,
-
-    // Plain settings, by kind.
-    #[serde(default)]
-    pub sender_id: Option<String>,
-    #[serde(default)]
-    pub template: Option<String>,
-    /// 2Factor and Twilio: `autogen`/`verify` (the provider holds the code) or `local`.
-    #[serde(default)]
-    pub otp_mode: Option<String>,
-    #[serde(default)]
-    pub from: Option<String>,
-    /// Twilio Verify service SID (`VA…`), for `otp_mode = "verify"`.
-    #[serde(default)]
-    pub verify_service_sid: Option<String>,
-    /// Twilio Verify API root (default `https://verify.twilio.com`).
-    #[serde(default)]
-    pub verify_base_url: Option<String>,
-    /// MSG91 OTP template id / Fast2SMS DLT message id.
-    #[serde(default)]
-    pub template_id: Option<String>,
-    /// Fast2SMS route (`otp`, `dlt`, `q`).
-    #[serde(default)]
-    pub route: Option<String>,
-    /// Generic `http` adapter: request and answer rules.
-    #[serde(default)]
-    pub http: Option<crate::providers::http::HttpSpec>,
-}
-
-fn default_priority() -> i32 {
-    100
-}
-
-fn default_true() -> bool {
-    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -347,7 +285,8 @@ impl Settings {
 
     /// The seed deployment configured 2Factor through these variables; they still work.
     pub fn apply_seed_env(&mut self, env: &dyn Fn(&str) -> Option<String>) {
-        for p in self.providers.iter_mut().filter(|p| p.kind == "two_factor") {
+        for p in self.providers.iter_mut() {
+            let ProviderConfig::TwoFactor(p) = p else { continue };
             if let Some(v) = env("SMS_SENDER_ID").filter(|v| !v.is_empty()) {
                 p.sender_id = Some(v);
             }
@@ -416,19 +355,14 @@ impl Settings {
         }
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.providers.iter().enumerate() {
-            if p.name.trim().is_empty() {
+            let name = p.name();
+            if name.trim().is_empty() {
                 return Err(bad(&format!("providers[{i}].name"), "must not be empty"));
             }
-            if !names.insert(p.name.as_str()) {
-                return Err(bad(&format!("providers[{i}].name"), &format!("`{}` is used twice", p.name)));
+            if !names.insert(name) {
+                return Err(bad(&format!("providers[{i}].name"), &format!("`{name}` is used twice")));
             }
-            if !crate::providers::KINDS.contains(&p.kind.as_str()) {
-                return Err(bad(
-                    &format!("providers[{i}].kind"),
-                    &format!("`{}` is not one of {}", p.kind, crate::providers::KINDS.join(", ")),
-                ));
-            }
-            if p.timeout_ms == Some(0) {
+            if p.common().timeout_ms == Some(0) {
                 return Err(bad(&format!("providers[{i}].timeout_ms"), "must be at least 1"));
             }
         }
@@ -463,7 +397,7 @@ impl Settings {
             ("server.allowed_callers", &self.server.allowed_callers),
         ] {
             for cidr in list {
-                if crate::net::Cidr::parse(cidr).is_none() {
+                if !is_ip_or_cidr(cidr) {
                     return Err(bad(key, &format!("`{cidr}` is not an IP address or CIDR")));
                 }
             }
@@ -472,6 +406,19 @@ impl Settings {
     }
 }
 
+/// `192.0.2.1`, `10.0.0.0/8`, `2001:db8::/32`: the syntax `net::Cidr` reads, checked here so
+/// configuration stays a leaf.
+fn is_ip_or_cidr(text: &str) -> bool {
+    let (addr, prefix) = match text.trim().split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (text.trim(), None),
+    };
+    let Ok(addr) = addr.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= max))
+}
+
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;
