@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 use smsgate::app::Application;
-use smsgate::config::Settings;
+use smsgate::config::{Role, Settings};
 
 #[derive(Parser)]
 #[command(name = "smsgate", version, about = "Multi-provider SMS/OTP gateway with failover")]
@@ -206,14 +206,15 @@ fn add_client_token(name: &str, roles: &[String], config: &std::path::Path) -> R
     if !valid_name {
         return Err(format!("--name `{name}` must be 1 to 64 letters, digits, `.`, `_` or `-`"));
     }
-    let mut roles: Vec<&str> = roles.iter().map(|r| r.trim()).filter(|r| !r.is_empty()).collect();
+    let mut parsed = Vec::new();
+    for name in roles.iter().map(|r| r.trim()).filter(|r| !r.is_empty()) {
+        parsed.push(Role::parse(name).ok_or_else(|| format!("--roles: `{name}` is not one of {}", role_names()))?);
+    }
+    let mut roles = parsed;
     roles.sort_unstable();
     roles.dedup();
     if roles.is_empty() {
-        return Err("--roles must list at least one of send, admin, super_admin".into());
-    }
-    if let Some(bad) = roles.iter().find(|r| !matches!(**r, "send" | "admin" | "super_admin")) {
-        return Err(format!("--roles: `{bad}` is not one of send, admin, super_admin"));
+        return Err(format!("--roles must list at least one of {}", role_names()));
     }
     let existing = match std::fs::read_to_string(config) {
         Ok(text) => text,
@@ -221,8 +222,8 @@ fn add_client_token(name: &str, roles: &[String], config: &std::path::Path) -> R
         Err(e) => return Err(format!("reading {}: {e}", config.display())),
     };
     let current = Settings::from_toml(&existing).map_err(|e| format!("{}: {e}; not changing it", config.display()))?;
-    let same_roles = |theirs: &[String]| {
-        let mut theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+    let same_roles = |theirs: &[Role]| {
+        let mut theirs = theirs.to_vec();
         theirs.sort_unstable();
         theirs.dedup();
         theirs == roles
@@ -230,7 +231,7 @@ fn add_client_token(name: &str, roles: &[String], config: &std::path::Path) -> R
     if let Some(other) = current.clients.iter().find(|c| c.name == name && !same_roles(&c.roles)) {
         return Err(format!(
             "client `{name}` exists with roles [{}]; a rotation keeps the roles (pass the same --roles)",
-            other.roles.join(", ")
+            other.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
         ));
     }
     let token = smsgate::api::new_token();
@@ -256,4 +257,9 @@ fn add_client_token(name: &str, roles: &[String], config: &std::path::Path) -> R
         .and_then(|()| std::fs::rename(&tmp, config))
         .map_err(|e| format!("writing {}: {e}", config.display()))?;
     Ok(token)
+}
+
+/// `send, admin, super_admin`: the roles a client may hold.
+fn role_names() -> String {
+    Role::ALL.map(Role::as_str).join(", ")
 }

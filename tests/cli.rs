@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use smsgate::api::{sha256_hex, Clients};
-use smsgate::config::Settings;
+use smsgate::config::{Role, Settings};
 
 const EXISTING: &str = r#"# operator's comment, kept
 [otp]
@@ -72,7 +72,7 @@ fn token_create_stores_only_the_hash_and_the_token_authenticates() {
         .cloned()
         .expect("the token authenticates");
     assert_eq!(caller.name, "billing");
-    assert!(caller.has("send") && caller.has("admin") && !caller.has("super_admin"));
+    assert!(caller.has(Role::Send) && caller.has(Role::Admin) && !caller.has(Role::SuperAdmin));
 }
 
 #[test]
@@ -86,8 +86,8 @@ fn a_second_token_for_a_name_is_a_rotation_and_both_work() {
     let clients = Clients::from_config(&settings.clients);
     for token in [&first, &second] {
         let caller = clients.authenticate(token).expect("both tokens stay valid");
-        assert_eq!((caller.name.as_str(), caller.roles.as_slice()), ("app", &["send".to_string()][..]));
-        assert!(!caller.has("admin"));
+        assert_eq!((caller.name.as_str(), caller.roles.as_slice()), ("app", &[Role::Send][..]));
+        assert!(!caller.has(Role::Admin));
     }
 }
 

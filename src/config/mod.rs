@@ -11,12 +11,14 @@ use serde::{Deserialize, Serialize};
 
 mod http_spec;
 mod provider;
+mod role;
 
 pub use http_spec::HttpSpec;
 pub use provider::{
     CommonKeys, ConsoleConfig, Fast2smsConfig, HttpConfig, Msg91Config, PlivoConfig, ProviderCommon, ProviderConfig, SecretVar,
     TextlocalConfig, TwilioConfig, TwoFactorConfig, VonageConfig,
 };
+pub use role::Role;
 
 /// The whole configuration of one smsgate instance.
 #[derive(Debug, Clone, Deserialize)]
@@ -127,7 +129,7 @@ pub struct ClientConfig {
     #[serde(default)]
     pub token_sha256s: Vec<String>,
     /// `send`, `admin`, `super_admin`.
-    pub roles: Vec<String>,
+    pub roles: Vec<Role>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -349,7 +351,7 @@ impl Settings {
             if !any {
                 return Err(bad(&format!("clients[{i}].token_sha256"), "is required"));
             }
-            if c.roles.is_empty() || c.roles.iter().any(|r| !matches!(r.as_str(), "send" | "admin" | "super_admin")) {
+            if c.roles.is_empty() {
                 return Err(bad(&format!("clients[{i}].roles"), "must list send, admin and/or super_admin"));
             }
         }

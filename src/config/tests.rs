@@ -115,3 +115,19 @@ fn caller_networks_must_be_addresses_or_cidrs() {
         assert!(err.contains("server.allowed_callers") && err.contains(bad), "{err}");
     }
 }
+
+#[test]
+fn roles_are_typed_and_an_unknown_role_is_refused_naming_it() {
+    let client = |roles: &str| {
+        format!(
+            "[[clients]]\nname = \"app\"\ntoken_sha256 = \"{}\"\nroles = {roles}\n",
+            "a".repeat(64)
+        )
+    };
+    let s = Settings::from_toml(&client("[\"send\", \"super_admin\"]")).unwrap();
+    assert_eq!(s.clients[0].roles, [Role::Send, Role::SuperAdmin]);
+    let err = Settings::from_toml(&client("[\"root\"]")).unwrap_err().to_string();
+    assert!(err.contains("found `root`") && err.contains("clients.0.roles"), "{err}");
+    let err = Settings::from_toml(&client("[]")).unwrap_err().to_string();
+    assert!(err.contains("clients[0].roles"), "{err}");
+}
