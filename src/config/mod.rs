@@ -364,6 +364,13 @@ impl Settings {
             if !names.insert(name) {
                 return Err(bad(&format!("providers[{i}].name"), &format!("`{name}` is used twice")));
             }
+            if p.is_console() && self.database_url.is_some() {
+                return Err(bad(
+                    &format!("providers[{i}].kind"),
+                    "is `console`, which writes every message and OTP code to the log and delivers nothing; \
+                     it is refused when database_url is set (a real deployment)",
+                ));
+            }
             if p.common().timeout_ms == Some(0) {
                 return Err(bad(&format!("providers[{i}].timeout_ms"), "must be at least 1"));
             }

@@ -131,3 +131,15 @@ fn roles_are_typed_and_an_unknown_role_is_refused_naming_it() {
     let err = Settings::from_toml(&client("[]")).unwrap_err().to_string();
     assert!(err.contains("clients[0].roles"), "{err}");
 }
+
+#[test]
+fn a_console_entry_is_refused_when_a_database_is_configured() {
+    let toml = "database_url = \"postgres://localhost/smsgate\"\n\
+                [[providers]]\nname = \"2factor\"\nkind = \"two_factor\"\n\
+                [[providers]]\nname = \"console\"\nkind = \"console\"\n";
+    let err = Settings::from_toml(toml).unwrap_err().to_string();
+    assert!(err.contains("providers[1].kind"), "names the key: {err}");
+    assert!(err.contains("log") && err.contains("database_url"), "says why: {err}");
+    let without_db = toml.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert!(Settings::from_toml(&without_db).is_ok(), "a development gateway may use it");
+}

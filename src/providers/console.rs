@@ -40,8 +40,9 @@ impl Provider for Console {
     }
 
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
-        // Printing the whole number and code is this provider's purpose; it is refused in
-        // configurations that have any real provider (see `routing::Registry::from_settings`).
+        // Printing the whole number and code is this provider's purpose. Configuration refuses a
+        // `console` entry when `database_url` is set, and `routing::Registry::build` falls back
+        // to it only when no provider has credentials and there is no database.
         match &sms.body {
             MessageBody::Otp { text, .. } | MessageBody::Text { text } => {
                 tracing::warn!(target: "smsgate::console", to = %sms.to, id = %sms.id, "console SMS: {text}");
