@@ -1,12 +1,12 @@
 //! The `smsgate` command: a thin CLI over the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 use smsgate::app::Application;
-use smsgate::config::{Role, Settings};
+use smsgate::config::{Role, Settings, Source};
 
 #[derive(Parser)]
 #[command(name = "smsgate", version, about = "Multi-provider SMS/OTP gateway with failover")]
@@ -19,24 +19,27 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve {
-        #[arg(long, default_value = "providers.toml", env = "SMSGATE_CONFIG")]
-        config: PathBuf,
+        /// Configuration file; default `providers.toml`, and built-in defaults when it is absent.
+        #[arg(long, env = "SMSGATE_CONFIG")]
+        config: Option<PathBuf>,
         /// Address to listen on (overrides `server.listen`).
         #[arg(long)]
         listen: Option<String>,
     },
     /// Apply database migrations (DATABASE_URL) and exit.
     Migrate {
-        #[arg(long, default_value = "providers.toml", env = "SMSGATE_CONFIG")]
-        config: PathBuf,
+        /// Configuration file; default `providers.toml`, and built-in defaults when it is absent.
+        #[arg(long, env = "SMSGATE_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Serve fake provider endpoints (2Factor, Twilio, Vonage, MSG91, Textlocal, Plivo,
     /// Fast2SMS) with fault injection, for drills and tests. Never a production path.
     Sim(smsgate::sim::SimArgs),
     /// Validate the configuration and report each provider's state.
     CheckConfig {
-        #[arg(long, default_value = "providers.toml", env = "SMSGATE_CONFIG")]
-        config: PathBuf,
+        /// Configuration file; default `providers.toml`, and built-in defaults when it is absent.
+        #[arg(long, env = "SMSGATE_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Manage API bearer tokens.
     #[command(subcommand)]
@@ -89,18 +92,35 @@ fn main() -> ExitCode {
     })
 }
 
-fn load(path: &std::path::Path) -> Result<Settings, ExitCode> {
+fn load(path: Option<&Path>) -> Result<(Settings, Source), ExitCode> {
     Settings::load(path).map_err(|e| {
         eprintln!("error: configuration: {e}");
         ExitCode::from(2)
     })
 }
 
-async fn serve(config: PathBuf, listen: Option<String>) -> ExitCode {
-    let mut settings = match load(&config) {
-        Ok(s) => s,
+/// What `source` says about where the settings came from, for a person.
+fn describe(source: &Source) -> String {
+    match source {
+        Source::File(path) => path.display().to_string(),
+        Source::Defaults { looked_for } => format!(
+            "built-in defaults and SMSGATE_* environment ({} not found in {})",
+            looked_for.display(),
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|_| ".".into())
+        ),
+    }
+}
+
+async fn serve(config: Option<PathBuf>, listen: Option<String>) -> ExitCode {
+    let (mut settings, source) = match load(config.as_deref()) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    if let Source::Defaults { .. } = source {
+        tracing::warn!("no configuration file: running on {}", describe(&source));
+    }
     if let Some(addr) = listen {
         settings.server.listen = addr;
     }
@@ -128,9 +148,9 @@ async fn serve(config: PathBuf, listen: Option<String>) -> ExitCode {
     }
 }
 
-async fn migrate(config: PathBuf) -> ExitCode {
-    let settings = match load(&config) {
-        Ok(s) => s,
+async fn migrate(config: Option<PathBuf>) -> ExitCode {
+    let (settings, _) = match load(config.as_deref()) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     let Some(url) = settings.database_url.as_ref().map(|u| u.expose_secret().to_string()) else {
@@ -154,15 +174,16 @@ async fn migrate(config: PathBuf) -> ExitCode {
     }
 }
 
-fn check_config(config: PathBuf) -> ExitCode {
-    let settings = match load(&config) {
-        Ok(s) => s,
+fn check_config(config: Option<PathBuf>) -> ExitCode {
+    let (settings, source) = match load(config.as_deref()) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     let env = |var: &str| std::env::var(var).ok();
+    let shown = describe(&source);
     match smsgate::routing::Registry::build(&settings, &env, None) {
         Ok((registry, skipped)) => {
-            println!("{}: valid", config.display());
+            println!("{shown}: valid");
             for slot in registry.slots() {
                 println!("  ok       {} ({}, priority {})", slot.name(), slot.kind, slot.priority);
             }
@@ -175,7 +196,7 @@ fn check_config(config: PathBuf) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {}: {e}", config.display());
+            eprintln!("error: {shown}: {e}");
             ExitCode::from(2)
         }
     }

@@ -2,7 +2,7 @@
 //! flags, extracted once into a typed, validated `Settings`. Nothing else reads configuration.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -256,32 +256,59 @@ pub enum ConfigError {
     Parse(#[from] Box<figment::Error>),
     #[error("{file}: `{key}` {reason}")]
     Invalid { file: String, key: String, reason: String },
+    #[error("{file}: no such file (given with --config or SMSGATE_CONFIG)")]
+    Missing { file: String },
+}
+
+/// The file read when no `--config` (nor `SMSGATE_CONFIG`) names one.
+pub const DEFAULT_FILE: &str = "providers.toml";
+
+/// Where the file layer of the settings came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    /// No file was named and the default one is absent: built-in defaults (and the environment).
+    Defaults {
+        looked_for: PathBuf,
+    },
 }
 
 impl Settings {
-    /// Loads defaults < `path` (when it exists) < `SMSGATE_*` env < `DATABASE_URL`, then the
-    /// seed variables `SMS_SENDER_ID`, `SMS_TEMPLATE`, `SMS_MODE` for the `two_factor` entry.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let figment = Figment::new()
-            .merge(Serialized::defaults(ServerSettings::default()).key("server"))
-            .merge(Toml::file_exact(path))
+    /// Loads defaults < the file < `SMSGATE_*` env (`__` nests: `SMSGATE_SERVER__LISTEN`) <
+    /// `DATABASE_URL`, then the seed variables `SMS_SENDER_ID`, `SMS_TEMPLATE`, `SMS_MODE` for the
+    /// `two_factor` entry. The file is `explicit` when given, and must then exist; otherwise it is
+    /// [`DEFAULT_FILE`], skipped when absent so a bare `smsgate serve` runs on the defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<(Self, Source), ConfigError> {
+        let path = explicit.unwrap_or(Path::new(DEFAULT_FILE));
+        let file = path.display().to_string();
+        let mut figment = Figment::new().merge(Serialized::defaults(ServerSettings::default()).key("server"));
+        let source = if path.exists() {
+            figment = figment.merge(Toml::file_exact(path));
+            Source::File(path.to_path_buf())
+        } else if explicit.is_some() {
+            return Err(ConfigError::Missing { file });
+        } else {
+            Source::Defaults {
+                looked_for: path.to_path_buf(),
+            }
+        };
+        let figment = figment
             .merge(Env::prefixed("SMSGATE_").split("__").ignore(&["config", "log"]))
             .merge(Env::raw().only(&["DATABASE_URL"]));
-        let figment = if path.exists() { figment } else { figment.select("none") };
-        let mut settings = Self::from_figment(figment, &path.display().to_string())?;
+        let mut settings = Self::from_figment(figment)?;
         settings.apply_seed_env(&|k| std::env::var(k).ok());
-        settings.validate(&path.display().to_string())?;
-        Ok(settings)
+        settings.validate(&file)?;
+        Ok((settings, source))
     }
 
     /// Extracts settings from a TOML string (tests and `check-config`).
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let settings = Self::from_figment(Figment::from(Toml::string(text)), "<inline>")?;
+        let settings = Self::from_figment(Figment::from(Toml::string(text)))?;
         settings.validate("<inline>")?;
         Ok(settings)
     }
 
-    fn from_figment(figment: Figment, _file: &str) -> Result<Self, ConfigError> {
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         figment.extract().map_err(|e| ConfigError::Parse(Box::new(e)))
     }
 

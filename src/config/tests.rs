@@ -1,3 +1,6 @@
+// `figment::Jail` closures must return `figment::Error`, which is large; it is the test API.
+#![allow(clippy::result_large_err)]
+
 use super::*;
 
 #[test]
@@ -142,4 +145,60 @@ fn a_console_entry_is_refused_when_a_database_is_configured() {
     assert!(err.contains("log") && err.contains("database_url"), "says why: {err}");
     let without_db = toml.lines().skip(1).collect::<Vec<_>>().join("\n");
     assert!(Settings::from_toml(&without_db).is_ok(), "a development gateway may use it");
+}
+
+#[test]
+fn load_layers_the_file_then_smsgate_variables_with_double_underscore_nesting() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            DEFAULT_FILE,
+            "[server]\nlisten = \"127.0.0.1:1\"\nmax_body_bytes = 1000\n[otp]\nlength = 6\n",
+        )?;
+        jail.set_env("SMSGATE_SERVER__LISTEN", "127.0.0.1:2");
+        jail.set_env("SMSGATE_OTP__LENGTH", "8");
+        jail.set_env("DATABASE_URL", "postgres://localhost/smsgate");
+        let (settings, source) = Settings::load(None).map_err(|e| e.to_string())?;
+        assert_eq!(source, Source::File(DEFAULT_FILE.into()));
+        assert_eq!(settings.server.listen, "127.0.0.1:2", "the environment beats the file");
+        assert_eq!(settings.server.max_body_bytes, 1000, "the file beats the defaults");
+        assert_eq!(settings.otp.length, 8);
+        assert!(settings.database_url.is_some());
+        Ok(())
+    });
+}
+
+#[test]
+fn load_without_a_default_file_runs_on_the_defaults_and_says_which_file_it_looked_for() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("SMSGATE_SERVER__LISTEN", "127.0.0.1:0");
+        let (settings, source) = Settings::load(None).map_err(|e| e.to_string())?;
+        assert_eq!(
+            source,
+            Source::Defaults {
+                looked_for: DEFAULT_FILE.into()
+            }
+        );
+        assert_eq!(settings.server.listen, "127.0.0.1:0");
+        assert!(settings.providers.is_empty() && settings.clients.is_empty());
+        Ok(())
+    });
+}
+
+#[test]
+fn load_of_a_named_file_that_does_not_exist_is_an_error_naming_it() {
+    figment::Jail::expect_with(|_| {
+        let err = Settings::load(Some(Path::new("elsewhere.toml"))).unwrap_err().to_string();
+        assert!(err.contains("elsewhere.toml") && err.contains("no such file"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn load_names_the_key_of_a_bad_environment_value() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("SMSGATE_OTP__LENGTH", "many");
+        let err = Settings::load(None).unwrap_err().to_string();
+        assert!(err.to_lowercase().contains("otp.length") && err.contains("SMSGATE_"), "{err}");
+        Ok(())
+    });
 }
