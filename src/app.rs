@@ -137,7 +137,7 @@ async fn adopt_unowned_rows(store: &dyn Store, settings: &Settings) -> anyhow::R
     let senders: Vec<&str> = settings
         .clients
         .iter()
-        .filter(|c| c.roles.iter().any(|r| r == "send"))
+        .filter(|c| c.roles.contains(&crate::config::Role::Send))
         .map(|c| c.name.as_str())
         .collect();
     match senders.as_slice() {

@@ -1,12 +1,12 @@
 //! The `smsgate` command: a thin CLI over the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 use smsgate::app::Application;
-use smsgate::config::Settings;
+use smsgate::config::{Role, Settings, Source};
 
 #[derive(Parser)]
 #[command(name = "smsgate", version, about = "Multi-provider SMS/OTP gateway with failover")]
@@ -19,24 +19,27 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve {
-        #[arg(long, default_value = "providers.toml", env = "SMSGATE_CONFIG")]
-        config: PathBuf,
+        /// Configuration file; default `providers.toml`, and built-in defaults when it is absent.
+        #[arg(long, env = "SMSGATE_CONFIG")]
+        config: Option<PathBuf>,
         /// Address to listen on (overrides `server.listen`).
         #[arg(long)]
         listen: Option<String>,
     },
     /// Apply database migrations (DATABASE_URL) and exit.
     Migrate {
-        #[arg(long, default_value = "providers.toml", env = "SMSGATE_CONFIG")]
-        config: PathBuf,
+        /// Configuration file; default `providers.toml`, and built-in defaults when it is absent.
+        #[arg(long, env = "SMSGATE_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Serve fake provider endpoints (2Factor, Twilio, Vonage, MSG91, Textlocal, Plivo,
     /// Fast2SMS) with fault injection, for drills and tests. Never a production path.
     Sim(smsgate::sim::SimArgs),
     /// Validate the configuration and report each provider's state.
     CheckConfig {
-        #[arg(long, default_value = "providers.toml", env = "SMSGATE_CONFIG")]
-        config: PathBuf,
+        /// Configuration file; default `providers.toml`, and built-in defaults when it is absent.
+        #[arg(long, env = "SMSGATE_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Manage API bearer tokens.
     #[command(subcommand)]
@@ -89,18 +92,35 @@ fn main() -> ExitCode {
     })
 }
 
-fn load(path: &std::path::Path) -> Result<Settings, ExitCode> {
+fn load(path: Option<&Path>) -> Result<(Settings, Source), ExitCode> {
     Settings::load(path).map_err(|e| {
         eprintln!("error: configuration: {e}");
         ExitCode::from(2)
     })
 }
 
-async fn serve(config: PathBuf, listen: Option<String>) -> ExitCode {
-    let mut settings = match load(&config) {
-        Ok(s) => s,
+/// What `source` says about where the settings came from, for a person.
+fn describe(source: &Source) -> String {
+    match source {
+        Source::File(path) => path.display().to_string(),
+        Source::Defaults { looked_for } => format!(
+            "built-in defaults and SMSGATE_* environment ({} not found in {})",
+            looked_for.display(),
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|_| ".".into())
+        ),
+    }
+}
+
+async fn serve(config: Option<PathBuf>, listen: Option<String>) -> ExitCode {
+    let (mut settings, source) = match load(config.as_deref()) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    if let Source::Defaults { .. } = source {
+        tracing::warn!("no configuration file: running on {}", describe(&source));
+    }
     if let Some(addr) = listen {
         settings.server.listen = addr;
     }
@@ -128,9 +148,9 @@ async fn serve(config: PathBuf, listen: Option<String>) -> ExitCode {
     }
 }
 
-async fn migrate(config: PathBuf) -> ExitCode {
-    let settings = match load(&config) {
-        Ok(s) => s,
+async fn migrate(config: Option<PathBuf>) -> ExitCode {
+    let (settings, _) = match load(config.as_deref()) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     let Some(url) = settings.database_url.as_ref().map(|u| u.expose_secret().to_string()) else {
@@ -154,15 +174,16 @@ async fn migrate(config: PathBuf) -> ExitCode {
     }
 }
 
-fn check_config(config: PathBuf) -> ExitCode {
-    let settings = match load(&config) {
-        Ok(s) => s,
+fn check_config(config: Option<PathBuf>) -> ExitCode {
+    let (settings, source) = match load(config.as_deref()) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     let env = |var: &str| std::env::var(var).ok();
+    let shown = describe(&source);
     match smsgate::routing::Registry::build(&settings, &env, None) {
         Ok((registry, skipped)) => {
-            println!("{}: valid", config.display());
+            println!("{shown}: valid");
             for slot in registry.slots() {
                 println!("  ok       {} ({}, priority {})", slot.name(), slot.kind, slot.priority);
             }
@@ -175,7 +196,7 @@ fn check_config(config: PathBuf) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {}: {e}", config.display());
+            eprintln!("error: {shown}: {e}");
             ExitCode::from(2)
         }
     }
@@ -206,14 +227,15 @@ fn add_client_token(name: &str, roles: &[String], config: &std::path::Path) -> R
     if !valid_name {
         return Err(format!("--name `{name}` must be 1 to 64 letters, digits, `.`, `_` or `-`"));
     }
-    let mut roles: Vec<&str> = roles.iter().map(|r| r.trim()).filter(|r| !r.is_empty()).collect();
+    let mut parsed = Vec::new();
+    for name in roles.iter().map(|r| r.trim()).filter(|r| !r.is_empty()) {
+        parsed.push(Role::parse(name).ok_or_else(|| format!("--roles: `{name}` is not one of {}", role_names()))?);
+    }
+    let mut roles = parsed;
     roles.sort_unstable();
     roles.dedup();
     if roles.is_empty() {
-        return Err("--roles must list at least one of send, admin, super_admin".into());
-    }
-    if let Some(bad) = roles.iter().find(|r| !matches!(**r, "send" | "admin" | "super_admin")) {
-        return Err(format!("--roles: `{bad}` is not one of send, admin, super_admin"));
+        return Err(format!("--roles must list at least one of {}", role_names()));
     }
     let existing = match std::fs::read_to_string(config) {
         Ok(text) => text,
@@ -221,8 +243,8 @@ fn add_client_token(name: &str, roles: &[String], config: &std::path::Path) -> R
         Err(e) => return Err(format!("reading {}: {e}", config.display())),
     };
     let current = Settings::from_toml(&existing).map_err(|e| format!("{}: {e}; not changing it", config.display()))?;
-    let same_roles = |theirs: &[String]| {
-        let mut theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+    let same_roles = |theirs: &[Role]| {
+        let mut theirs = theirs.to_vec();
         theirs.sort_unstable();
         theirs.dedup();
         theirs == roles
@@ -230,7 +252,7 @@ fn add_client_token(name: &str, roles: &[String], config: &std::path::Path) -> R
     if let Some(other) = current.clients.iter().find(|c| c.name == name && !same_roles(&c.roles)) {
         return Err(format!(
             "client `{name}` exists with roles [{}]; a rotation keeps the roles (pass the same --roles)",
-            other.roles.join(", ")
+            other.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
         ));
     }
     let token = smsgate::api::new_token();
@@ -256,4 +278,9 @@ fn add_client_token(name: &str, roles: &[String], config: &std::path::Path) -> R
         .and_then(|()| std::fs::rename(&tmp, config))
         .map_err(|e| format!("writing {}: {e}", config.display()))?;
     Ok(token)
+}
+
+/// `send, admin, super_admin`: the roles a client may hold.
+fn role_names() -> String {
+    Role::ALL.map(Role::as_str).join(", ")
 }

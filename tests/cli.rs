@@ -1,10 +1,14 @@
-//! `smsgate token create`: the built binary on a temporary config file.
+//! The built binary: `token create` on a temporary config file, and `check-config` / `serve`
+//! in a folder that has no `providers.toml`.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use smsgate::api::{sha256_hex, Clients};
-use smsgate::config::Settings;
+use smsgate::config::{Role, Settings};
 
 const EXISTING: &str = r#"# operator's comment, kept
 [otp]
@@ -72,7 +76,7 @@ fn token_create_stores_only_the_hash_and_the_token_authenticates() {
         .cloned()
         .expect("the token authenticates");
     assert_eq!(caller.name, "billing");
-    assert!(caller.has("send") && caller.has("admin") && !caller.has("super_admin"));
+    assert!(caller.has(Role::Send) && caller.has(Role::Admin) && !caller.has(Role::SuperAdmin));
 }
 
 #[test]
@@ -86,8 +90,8 @@ fn a_second_token_for_a_name_is_a_rotation_and_both_work() {
     let clients = Clients::from_config(&settings.clients);
     for token in [&first, &second] {
         let caller = clients.authenticate(token).expect("both tokens stay valid");
-        assert_eq!((caller.name.as_str(), caller.roles.as_slice()), ("app", &["send".to_string()][..]));
-        assert!(!caller.has("admin"));
+        assert_eq!((caller.name.as_str(), caller.roles.as_slice()), ("app", &[Role::Send][..]));
+        assert!(!caller.has(Role::Admin));
     }
 }
 
@@ -112,4 +116,104 @@ fn bad_roles_names_and_configs_change_nothing() {
     std::fs::write(&broken, "[otp]\nlenght = 6\n").unwrap();
     assert_eq!(token_create(&broken, "app", "send").status.code(), Some(2));
     assert_eq!(std::fs::read_to_string(&broken).unwrap(), "[otp]\nlenght = 6\n");
+}
+
+/// The binary run in `dir` with none of the caller's configuration variables.
+fn smsgate_in(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_smsgate"));
+    cmd.args(args).current_dir(dir).env_clear().env("NO_COLOR", "1");
+    cmd
+}
+
+#[test]
+fn check_config_in_a_folder_without_providers_toml_says_which_file_it_looked_for() {
+    let dir = TempDir::new();
+    let out = smsgate_in(&dir.0, &["check-config"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("built-in defaults") && stdout.contains("providers.toml not found"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("console provider"), "{stdout}");
+}
+
+#[test]
+fn a_named_config_file_that_does_not_exist_is_an_error_naming_it() {
+    let dir = TempDir::new();
+    let out = smsgate_in(&dir.0, &["check-config", "--config", "nowhere.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nowhere.toml") && stderr.contains("no such file"), "{stderr}");
+}
+
+/// Kills the server when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The port in a `smsgate listening port=N` log line.
+fn listening_port(line: &str) -> Option<u16> {
+    let rest = &line[line.find("smsgate listening")?..];
+    let digits: String = rest[rest.find("port=")? + 5..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+#[test]
+fn serve_in_a_folder_without_providers_toml_starts_on_the_defaults_and_says_so() {
+    let dir = TempDir::new();
+    let mut child = smsgate_in(&dir.0, &["serve"])
+        .env("SMSGATE_SERVER__LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let server = Running(child);
+    let (lines, seen) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut log = Vec::new();
+    let port = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match seen.recv_timeout(left) {
+            Ok(line) => {
+                let port = listening_port(&line);
+                log.push(line);
+                if let Some(port) = port {
+                    break port;
+                }
+            }
+            Err(_) => {
+                drop(server);
+                let mut err = String::new();
+                let _ = stderr.read_to_string(&mut err);
+                panic!("no readiness line before the deadline:\n{}\n{err}", log.join("\n"));
+            }
+        }
+    };
+    let log = log.join("\n");
+    assert!(
+        log.contains("providers.toml not found") && log.contains("built-in defaults"),
+        "{log}"
+    );
+
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(server);
 }

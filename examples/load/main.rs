@@ -38,7 +38,7 @@ struct Args {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     seconds: u64,
     /// A simulator fault, `NAME=SPEC` (for example `2factor=500@20%`); repeatable.
-    #[arg(long = "fault", value_parser = sim::faults::parse_named)]
+    #[arg(long = "fault", value_parser = sim::parse_named)]
     faults: Vec<(String, Option<Fault>)>,
     /// Run the abuse drill under the default limits instead of the throughput run.
     #[arg(long)]

@@ -8,12 +8,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, AppState, Caller};
+use crate::config::Role;
 use crate::providers::OtpSupport;
 
 /// `GET /v1/admin/providers`: every provider in priority order with its breaker, cool-down and
 /// what it can carry where.
 pub async fn providers(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    caller.require("admin")?;
+    caller.require(Role::Admin)?;
     let registry = state.gateway.router.registry();
     let now = Instant::now();
     let providers: Vec<_> = registry
@@ -45,7 +46,7 @@ pub async fn providers(state: web::Data<AppState>, caller: Caller) -> Result<Htt
 
 /// `GET /v1/admin/clients` (super_admin): who may call, with which roles and how many active tokens.
 pub async fn clients(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    caller.require("super_admin")?;
+    caller.require(Role::SuperAdmin)?;
     Ok(HttpResponse::Ok().json(json!({ "clients": state.clients.summary() })))
 }
 
@@ -62,7 +63,7 @@ pub async fn attempts(
     caller: Caller,
     query: Result<web::Query<AttemptsQuery>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require("admin")?;
+    caller.require(Role::Admin)?;
     let limit = query
         .map_err(|e| ApiError::InvalidRequest(e.to_string()))?
         .limit

@@ -10,25 +10,23 @@ use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::AppState;
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, Role};
 
 /// A known token's owner.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub name: String,
-    pub roles: Vec<String>,
+    pub roles: Vec<Role>,
 }
 
 impl Caller {
-    pub fn has(&self, role: &str) -> bool {
-        // super_admin holds every role; admin also holds send.
-        self.roles
-            .iter()
-            .any(|r| r == role || r == "super_admin" || (r == "admin" && role == "send"))
+    /// Whether one of the caller's roles grants `role` (super_admin ⊇ admin ⊇ send).
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.iter().any(|r| r.grants(role))
     }
 
     pub fn is_admin(&self) -> bool {
-        self.has("admin")
+        self.has(Role::Admin)
     }
 
     /// The app this caller acts for; admins see every app's sessions.
@@ -39,11 +37,11 @@ impl Caller {
         }
     }
 
-    pub fn require(&self, role: &'static str) -> Result<(), ApiError> {
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
         if self.has(role) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(role))
+            Err(ApiError::Forbidden(role.as_str()))
         }
     }
 }
@@ -79,14 +77,14 @@ impl Clients {
             name: "generated".into(),
             token_sha256: Some(sha256_hex(&token)),
             token_sha256s: Vec::new(),
-            roles: vec!["send".into(), "admin".into()],
+            roles: vec![Role::Send, Role::Admin],
         }]);
         (token, clients)
     }
 
     /// Each client's name, roles and number of active tokens, by name.
     pub fn summary(&self) -> Vec<serde_json::Value> {
-        let mut by_name: std::collections::BTreeMap<&str, (&[String], usize)> = std::collections::BTreeMap::new();
+        let mut by_name: std::collections::BTreeMap<&str, (&[Role], usize)> = std::collections::BTreeMap::new();
         for caller in self.by_hash.values() {
             by_name.entry(&caller.name).or_insert((&caller.roles, 0)).1 += 1;
         }

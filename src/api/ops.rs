@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, AppState, Caller};
+use crate::config::Role;
 use crate::providers::MessageBody;
 
 pub async fn healthz() -> HttpResponse {
@@ -64,7 +65,7 @@ pub async fn explain(
     caller: Caller,
     query: Result<web::Query<ExplainQuery>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require("admin")?;
+    caller.require(Role::Admin)?;
     let query = query.map_err(|e| ApiError::InvalidRequest(e.to_string()))?.into_inner();
     let to = state.parse_phone(&query.to)?;
     let body = match query.kind.as_deref().unwrap_or("otp") {

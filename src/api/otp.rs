@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::idempotency::{self, Answer};
 use super::{bounded, ApiError, AppState, Caller, Shape, Speaks};
+use crate::config::Role;
 use crate::otp::{self, OtpRequest, OtpSent, Recipient, Verified};
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -43,7 +44,7 @@ pub struct VerifyOtpBody {
 }
 
 async fn send(state: &AppState, caller: &Caller, req: &HttpRequest, body: &SendOtpBody) -> Result<OtpSent, ApiError> {
-    caller.require("send")?;
+    caller.require(Role::Send)?;
     let user_id = body
         .user_id
         .as_deref()
@@ -108,7 +109,7 @@ fn sent_json(sent: &OtpSent, shape: Shape) -> Value {
 }
 
 async fn verify(state: &AppState, caller: &Caller, body: &VerifyOtpBody, shape: Shape) -> Answer {
-    caller.require("send")?;
+    caller.require(Role::Send)?;
     let id = Uuid::parse_str(body.session_id.trim()).map_err(|_| ApiError::InvalidRequest("`session_id` must be a UUID".into()))?;
     let code = body.otp.trim();
     if !otp::is_well_formed(code) {
@@ -161,7 +162,7 @@ pub async fn verify_route<S: Speaks>(
 
 /// `GET /v1/otp/sessions/{id}`: the session's status, for an app that lost track of it.
 pub async fn session_status(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    caller.require("send")?;
+    caller.require(Role::Send)?;
     let id = Uuid::parse_str(path.trim()).map_err(|_| ApiError::InvalidRequest("the session id must be a UUID".into()))?;
     let session = state
         .gateway

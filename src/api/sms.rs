@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::idempotency;
 use super::{bounded, ApiError, AppState, Caller, Shape, Speaks};
+use crate::config::Role;
 use crate::messages::{MessageRequest, MessageSent};
 use crate::providers::MessageBody;
 
@@ -58,7 +59,7 @@ async fn send(
     body: MessageBody,
     shape: Shape,
 ) -> idempotency::Answer {
-    caller.require("send")?;
+    caller.require(Role::Send)?;
     let to = state.parse_phone(recipient.to)?;
     let user_id = recipient
         .user_id

@@ -4,6 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::{bounded, ApiError, AppState, Caller};
+use crate::config::Role;
 use crate::store::Contact;
 
 #[derive(Debug, Deserialize)]
@@ -22,7 +23,7 @@ fn user_id(path: &str) -> Result<String, ApiError> {
 }
 
 pub async fn get_contact(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    caller.require("send")?;
+    caller.require(Role::Send)?;
     let uid = user_id(&path)?;
     let contact = state
         .gateway
@@ -38,7 +39,7 @@ pub async fn put_contact(
     path: web::Path<String>,
     body: web::Json<ContactBody>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require("send")?;
+    caller.require(Role::Send)?;
     let uid = user_id(&path)?;
     let body = body.into_inner();
     let phone = body

@@ -64,7 +64,13 @@ impl Limits {
         let allowed = if !l.allowed_countries.is_empty() {
             Some(l.allowed_countries.iter().cloned().collect())
         } else {
-            let enabled: Vec<_> = settings.providers.iter().filter(|p| p.enabled && p.kind != "console").collect();
+            let enabled: Vec<_> = settings
+                .providers
+                .iter()
+                .filter(|p| !p.is_console())
+                .map(|p| p.common())
+                .filter(|p| p.enabled)
+                .collect();
             if enabled.is_empty() || enabled.iter().any(|p| p.countries.is_empty()) {
                 None
             } else {

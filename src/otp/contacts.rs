@@ -22,7 +22,7 @@ impl Gateway {
     pub async fn put_contact(&self, tenant: &Tenant, mut contact: Contact) -> Result<Contact, GatewayError> {
         contact.client = tenant.client.clone();
         if let Some(name) = &contact.preferred_provider {
-            if !self.settings.providers.iter().any(|p| &p.name == name) {
+            if !self.settings.providers.iter().any(|p| p.name() == name) {
                 return Err(GatewayError::Invalid(format!(
                     "`preferred_provider` must name a configured provider; `{name}` is not one"
                 )));

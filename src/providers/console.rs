@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 
-use super::{Accepted, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError};
+use super::{Accepted, BuildContext, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError};
+use crate::config::ConsoleConfig;
 
 pub struct Console {
     name: String,
@@ -11,8 +12,8 @@ pub struct Console {
 }
 
 impl Console {
-    pub fn build(ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
-        Ok(Self::new(&ctx.config.name, ctx.config.countries.clone()))
+    pub fn build(_config: &ConsoleConfig, ctx: &BuildContext<'_>) -> Self {
+        Self::new(ctx.common.name, ctx.common.countries.to_vec())
     }
 
     pub fn new(name: &str, countries: Vec<String>) -> Self {
@@ -39,8 +40,9 @@ impl Provider for Console {
     }
 
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
-        // Printing the whole number and code is this provider's purpose; it is refused in
-        // configurations that have any real provider (see `routing::Registry::from_settings`).
+        // Printing the whole number and code is this provider's purpose. Configuration refuses a
+        // `console` entry when `database_url` is set, and `routing::Registry::build` falls back
+        // to it only when no provider has credentials and there is no database.
         match &sms.body {
             MessageBody::Otp { text, .. } | MessageBody::Text { text } => {
                 tracing::warn!(target: "smsgate::console", to = %sms.to, id = %sms.id, "console SMS: {text}");

@@ -10,6 +10,7 @@ use super::{
     exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider,
     ProviderError,
 };
+use crate::config::Fast2smsConfig;
 
 const DEFAULT_BASE: &str = "https://www.fast2sms.com";
 
@@ -35,8 +36,7 @@ pub struct Fast2Sms {
 }
 
 impl Fast2Sms {
-    pub fn build(ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
-        let config = ctx.config;
+    pub fn build(config: &Fast2smsConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
         let sender_id = config.sender_id.clone().filter(|s| !s.trim().is_empty());
         let otp_route = match config.route.as_deref().unwrap_or("otp") {
             "otp" => OtpRoute::Otp,
@@ -51,7 +51,7 @@ impl Fast2Sms {
             _ => return Err(ctx.invalid("route", "must be `otp`, `dlt` or `q`")),
         };
         let base = ctx.base_url(DEFAULT_BASE)?;
-        let api_key = ctx.secret("api_key_env", config.api_key_env.as_deref(), "FAST2SMS_API_KEY")?;
+        let api_key = ctx.secret(config.api_key())?;
         Ok(Self {
             name: config.name.clone(),
             capabilities: Capabilities {

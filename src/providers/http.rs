@@ -2,7 +2,6 @@
 //! headers, form or JSON body, all templates with `{placeholder}`s) and how its answer reads
 //! (success statuses and field, reference field, throttle and reject statuses).
 
-mod spec;
 mod template;
 
 use async_trait::async_trait;
@@ -13,7 +12,7 @@ use serde_json::Value;
 use super::{
     exchange, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
-pub use spec::HttpSpec;
+use crate::config::{HttpConfig, HttpSpec};
 use template::{Escape, Placeholder, Template, Values};
 
 enum BodyTemplate {
@@ -35,9 +34,8 @@ pub struct HttpProvider {
 }
 
 impl HttpProvider {
-    pub fn build(ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
-        let spec = ctx
-            .config
+    pub fn build(config: &HttpConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
+        let spec = config
             .http
             .clone()
             .ok_or_else(|| ctx.invalid("http", "is required for kind `http`"))?;
@@ -97,13 +95,13 @@ impl HttpProvider {
                 BodyTemplate::Json(t) => t.uses(Placeholder::Secret),
             };
         let secret = if uses_secret {
-            let var = ctx.required("api_key_env", ctx.config.api_key_env.as_deref())?;
-            Some(ctx.secret("api_key_env", Some(var), var)?)
+            ctx.required("api_key_env", config.api_key_env.as_deref())?;
+            config.api_key().map(|var| ctx.secret(var)).transpose()?
         } else {
             None
         };
         Ok(Self {
-            name: ctx.config.name.clone(),
+            name: ctx.common.name.to_string(),
             capabilities: Capabilities {
                 otp: OtpSupport::Local,
                 text: true,

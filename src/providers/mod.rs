@@ -2,15 +2,13 @@
 //! failure the router acts on. One file per adapter below; adapters build the provider's request
 //! and classify its answer. They never retry, sleep, log to the database or know other providers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use secrecy::SecretString;
 
-use crate::config::ProviderConfig;
 use crate::phone::Phone;
 
+mod build;
 pub mod console;
 pub mod fast2sms;
 pub mod http;
@@ -26,6 +24,7 @@ pub mod two_factor;
 pub mod vonage;
 mod wire;
 
+pub use build::{build, BuildContext, BuildError, SecretLookup};
 pub use wire::{exchange, read_body, retry_after, scalar_text, Body};
 
 /// What one message asks of a provider.
@@ -232,116 +231,3 @@ pub trait Provider: Send + Sync {
         Err(ProviderError::misconfigured(None, format!("{} does not hold codes", self.name())))
     }
 }
-
-/// Why a configured provider could not be built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BuildError {
-    /// A secret's environment variable is unset or empty: the provider is skipped.
-    #[error("provider `{provider}`: secret environment variable {var} is not set")]
-    MissingSecret { provider: String, var: String },
-    /// No provider can be used and the gateway is not a development one (it has a database).
-    #[error("no SMS provider is usable ({skipped}); only a gateway without DATABASE_URL falls back to the console provider")]
-    NoneUsable { skipped: String },
-    /// A key is missing or wrong: the configuration is refused.
-
-    #[error("provider `{provider}`: `{key}` {reason}")]
-    Invalid { provider: String, key: String, reason: String },
-}
-
-/// Where adapters read secrets from: the process environment in production, a map in tests.
-pub type SecretLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-/// Everything an adapter needs to build itself.
-pub struct BuildContext<'a> {
-    pub config: &'a ProviderConfig,
-    pub http: reqwest::Client,
-    pub secrets: SecretLookup<'a>,
-}
-
-impl BuildContext<'_> {
-    /// Reads the secret named by the config key `key` (for example `api_key_env`), whose value
-    /// is an environment variable name; `default_var` is used when the key is absent.
-    pub fn secret(&self, key: &str, var: Option<&str>, default_var: &str) -> Result<SecretString, BuildError> {
-        let var = var.unwrap_or(default_var);
-        if var.is_empty() {
-            return Err(self.invalid(key, "must name an environment variable"));
-        }
-        match (self.secrets)(var) {
-            Some(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_string())),
-            _ => Err(BuildError::MissingSecret {
-                provider: self.config.name.clone(),
-                var: var.to_string(),
-            }),
-        }
-    }
-
-    /// A required plain (non-secret) key.
-    pub fn required<'v>(&self, key: &str, value: Option<&'v str>) -> Result<&'v str, BuildError> {
-        match value {
-            Some(v) if !v.trim().is_empty() => Ok(v),
-            _ => Err(self.invalid(key, "is required for this kind of provider")),
-        }
-    }
-
-    /// The configured base URL without a trailing slash, or the provider's public one.
-    pub fn base_url(&self, default: &str) -> Result<String, BuildError> {
-        let raw = self.config.base_url.as_deref().unwrap_or(default);
-        let parsed = url::Url::parse(raw).map_err(|e| self.invalid("base_url", &format!("is not a URL: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(self.invalid("base_url", "must be an http or https URL"));
-        }
-        Ok(raw.trim_end_matches('/').to_string())
-    }
-
-    pub fn invalid(&self, key: &str, reason: &str) -> BuildError {
-        BuildError::Invalid {
-            provider: self.config.name.clone(),
-            key: key.to_string(),
-            reason: reason.to_string(),
-        }
-    }
-
-    /// The configured countries, or `default` when none are listed.
-    pub fn countries(&self, default: &[&str]) -> Vec<String> {
-        if self.config.countries.is_empty() {
-            default.iter().map(|c| c.to_string()).collect()
-        } else {
-            self.config.countries.clone()
-        }
-    }
-}
-
-/// Builds the adapter named by `config.kind`.
-pub fn build(ctx: &BuildContext<'_>) -> Result<Arc<dyn Provider>, BuildError> {
-    let provider: Arc<dyn Provider> = match ctx.config.kind.as_str() {
-        "two_factor" => Arc::new(two_factor::TwoFactor::build(ctx)?),
-        "twilio" => Arc::new(twilio::Twilio::build(ctx)?),
-        "vonage" => Arc::new(vonage::Vonage::build(ctx)?),
-        "msg91" => Arc::new(msg91::Msg91::build(ctx)?),
-        "textlocal" => Arc::new(textlocal::Textlocal::build(ctx)?),
-        "plivo" => Arc::new(plivo::Plivo::build(ctx)?),
-        "fast2sms" => Arc::new(fast2sms::Fast2Sms::build(ctx)?),
-        "http" => Arc::new(http::HttpProvider::build(ctx)?),
-        "console" => Arc::new(console::Console::build(ctx)?),
-        other => {
-            return Err(ctx.invalid(
-                "kind",
-                &format!("`{other}` is not a provider kind (two_factor, twilio, vonage, msg91, textlocal, plivo, fast2sms, http, console)"),
-            ))
-        }
-    };
-    Ok(provider)
-}
-
-/// Every kind `build` knows.
-pub const KINDS: &[&str] = &[
-    "two_factor",
-    "twilio",
-    "vonage",
-    "msg91",
-    "textlocal",
-    "plivo",
-    "fast2sms",
-    "http",
-    "console",
-];

@@ -9,6 +9,7 @@ use super::{
     exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider,
     ProviderError,
 };
+use crate::config::Msg91Config;
 
 const DEFAULT_BASE: &str = "https://control.msg91.com";
 
@@ -25,8 +26,7 @@ pub struct Msg91 {
 }
 
 impl Msg91 {
-    pub fn build(ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
-        let config = ctx.config;
+    pub fn build(config: &Msg91Config, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
         let autogen = match config.otp_mode.as_deref().unwrap_or("local") {
             "local" => false,
             "autogen" => true,
@@ -34,7 +34,7 @@ impl Msg91 {
         };
         let template_id = ctx.required("template_id", config.template_id.as_deref())?.to_string();
         let base = ctx.base_url(DEFAULT_BASE)?;
-        let auth_key = ctx.secret("api_key_env", config.api_key_env.as_deref(), "MSG91_AUTH_KEY")?;
+        let auth_key = ctx.secret(config.auth_key())?;
         Ok(Self {
             name: config.name.clone(),
             capabilities: Capabilities {

@@ -6,6 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use super::{exchange, Accepted, Body, BuildContext, BuildError, Capabilities, OtpSupport, OutboundSms, Provider, ProviderError};
+use crate::config::PlivoConfig;
 
 const DEFAULT_BASE: &str = "https://api.plivo.com";
 
@@ -20,12 +21,11 @@ pub struct Plivo {
 }
 
 impl Plivo {
-    pub fn build(ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
-        let config = ctx.config;
+    pub fn build(config: &PlivoConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
         let from = ctx.required("from", config.from.as_deref())?.to_string();
         let base = ctx.base_url(DEFAULT_BASE)?;
-        let auth_id = ctx.secret("auth_id_env", config.auth_id_env.as_deref(), "PLIVO_AUTH_ID")?;
-        let auth_token = ctx.secret("auth_token_env", config.auth_token_env.as_deref(), "PLIVO_AUTH_TOKEN")?;
+        let auth_id = ctx.secret(config.auth_id())?;
+        let auth_token = ctx.secret(config.auth_token())?;
         Ok(Self {
             name: config.name.clone(),
             capabilities: Capabilities {

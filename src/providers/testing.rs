@@ -5,12 +5,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::{Body, BuildContext, BuildError, MessageBody, OutboundSms};
-use crate::config::{ProviderConfig, Settings};
+use crate::config::{CommonKeys, ProviderConfig, Settings};
 use crate::phone::Phone;
 
 /// One request as the server saw it.
@@ -180,10 +181,11 @@ async fn serve_one(mut stream: TcpStream, reply: String, record: mpsc::Unbounded
     Some(())
 }
 
-/// One provider entry from TOML written as if under `[[providers]]`.
-pub fn provider_config(toml: &str) -> ProviderConfig {
+/// One provider entry from TOML written as if under `[[providers]]`, as its kind's config
+/// struct (`C` is usually inferred from the adapter's `build`).
+pub fn provider_config<C: DeserializeOwned>(toml: &str) -> C {
     let settings = Settings::from_toml(&format!("[[providers]]\n{toml}")).expect("valid TOML");
-    settings.providers.into_iter().next().expect("one provider")
+    typed(settings.providers.into_iter().next().expect("one provider"))
 }
 
 /// Owned key/value pairs, to compare with `Captured::form_pairs`.
@@ -192,27 +194,35 @@ pub fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// One provider entry from JSON: `{"name": name, "kind": kind}` plus the keys of `extra`.
-pub fn json_config(name: &str, kind: &str, extra: serde_json::Value) -> ProviderConfig {
+pub fn json_config<C: DeserializeOwned>(name: &str, kind: &str, extra: serde_json::Value) -> C {
     let mut config = serde_json::json!({"name": name, "kind": kind});
     let extra = extra.as_object().expect("extra keys as a JSON object").clone();
     config.as_object_mut().expect("an object").extend(extra);
-    serde_json::from_value(config).expect("a valid provider config")
+    let config: ProviderConfig = serde_json::from_value(config).expect("a valid provider config");
+    typed(config)
+}
+
+/// The kind's own struct inside `config`; panics when `C` is another kind's.
+fn typed<C: DeserializeOwned>(config: ProviderConfig) -> C {
+    let mut value = serde_json::to_value(&config).expect("a provider config serializes");
+    value.as_object_mut().expect("an object").remove("kind");
+    serde_json::from_value(value).unwrap_or_else(|e| panic!("not a `{}` config: {e}", config.kind()))
 }
 
 /// Builds an adapter from `config` with `secrets` as the environment.
-pub fn build_with<P>(
-    config: &ProviderConfig,
+pub fn build_with<C: CommonKeys, P>(
+    config: &C,
     secrets: &[(&str, &str)],
-    build: impl Fn(&BuildContext<'_>) -> Result<P, BuildError>,
+    build: impl Fn(&C, &BuildContext<'_>) -> Result<P, BuildError>,
 ) -> Result<P, BuildError> {
     let env: HashMap<String, String> = secrets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let lookup = move |k: &str| env.get(k).cloned();
     let ctx = BuildContext {
-        config,
+        common: config.common(),
         http: reqwest::Client::new(),
         secrets: &lookup,
     };
-    build(&ctx)
+    build(config, &ctx)
 }
 
 /// An answer as `read_body` would return it.

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::{
     exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, OtpSupport, OutboundSms, Provider, ProviderError,
 };
+use crate::config::TextlocalConfig;
 
 const DEFAULT_BASE: &str = "https://api.textlocal.in";
 
@@ -21,11 +22,10 @@ pub struct Textlocal {
 }
 
 impl Textlocal {
-    pub fn build(ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
-        let config = ctx.config;
+    pub fn build(config: &TextlocalConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
         let sender = ctx.required("sender_id", config.sender_id.as_deref())?.to_string();
         let base = ctx.base_url(DEFAULT_BASE)?;
-        let api_key = ctx.secret("api_key_env", config.api_key_env.as_deref(), "TEXTLOCAL_API_KEY")?;
+        let api_key = ctx.secret(config.api_key())?;
         Ok(Self {
             name: config.name.clone(),
             capabilities: Capabilities {

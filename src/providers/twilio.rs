@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{
     exchange, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
+use crate::config::TwilioConfig;
 
 const DEFAULT_BASE: &str = "https://api.twilio.com";
 const DEFAULT_VERIFY_BASE: &str = "https://verify.twilio.com";
@@ -34,8 +35,7 @@ pub struct Twilio {
 }
 
 impl Twilio {
-    pub fn build(ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
-        let config = ctx.config;
+    pub fn build(config: &TwilioConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
         let mode = match config.otp_mode.as_deref() {
             None | Some("local") => OtpMode::Local,
             Some("verify") => OtpMode::Verify {
@@ -63,9 +63,9 @@ impl Twilio {
             },
             http: ctx.http.clone(),
             base: ctx.base_url(DEFAULT_BASE)?,
-            verify_base: verify_base_url(ctx)?,
-            account_sid: ctx.secret("account_sid_env", config.account_sid_env.as_deref(), "TWILIO_ACCOUNT_SID")?,
-            auth_token: ctx.secret("auth_token_env", config.auth_token_env.as_deref(), "TWILIO_AUTH_TOKEN")?,
+            verify_base: verify_base_url(config, ctx)?,
+            account_sid: ctx.secret(config.account_sid())?,
+            auth_token: ctx.secret(config.auth_token())?,
             from: from.map(|f| f.trim().to_string()),
             mode,
         })
@@ -109,8 +109,8 @@ impl Twilio {
 }
 
 /// `verify_base_url`, checked as `base_url` is, without a trailing slash.
-fn verify_base_url(ctx: &BuildContext<'_>) -> Result<String, BuildError> {
-    let raw = ctx.config.verify_base_url.as_deref().unwrap_or(DEFAULT_VERIFY_BASE);
+fn verify_base_url(config: &TwilioConfig, ctx: &BuildContext<'_>) -> Result<String, BuildError> {
+    let raw = config.verify_base_url.as_deref().unwrap_or(DEFAULT_VERIFY_BASE);
     match url::Url::parse(raw) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(raw.trim_end_matches('/').into()),
         _ => Err(ctx.invalid("verify_base_url", "must be an http or https URL")),

@@ -9,6 +9,7 @@ use url::Url;
 use super::{
     exchange, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
+use crate::config::TwoFactorConfig;
 
 const DEFAULT_BASE: &str = "https://2factor.in";
 
@@ -35,8 +36,7 @@ pub struct TwoFactor {
 }
 
 impl TwoFactor {
-    pub fn build(ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
-        let config = ctx.config;
+    pub fn build(config: &TwoFactorConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
         let mode = match config.otp_mode.as_deref() {
             None | Some("autogen") => OtpMode::Autogen,
             Some("local") => OtpMode::Local,
@@ -57,7 +57,7 @@ impl TwoFactor {
             },
             http: ctx.http.clone(),
             base,
-            api_key: ctx.secret("api_key_env", config.api_key_env.as_deref(), "TWO_FACTOR_API_KEY")?,
+            api_key: ctx.secret(config.api_key())?,
             mode,
             template: non_empty(&config.template),
             sender_id: non_empty(&config.sender_id),

@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{
     exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, OtpSupport, OutboundSms, Provider, ProviderError,
 };
+use crate::config::VonageConfig;
 
 const DEFAULT_BASE: &str = "https://rest.nexmo.com";
 
@@ -26,8 +27,7 @@ pub struct Vonage {
 }
 
 impl Vonage {
-    pub fn build(ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
-        let config = ctx.config;
+    pub fn build(config: &VonageConfig, ctx: &BuildContext<'_>) -> Result<Self, BuildError> {
         Ok(Self {
             name: config.name.clone(),
             capabilities: Capabilities {
@@ -38,8 +38,8 @@ impl Vonage {
             },
             http: ctx.http.clone(),
             base: ctx.base_url(DEFAULT_BASE)?,
-            api_key: ctx.secret("api_key_env", config.api_key_env.as_deref(), "VONAGE_API_KEY")?,
-            api_secret: ctx.secret("api_secret_env", config.api_secret_env.as_deref(), "VONAGE_API_SECRET")?,
+            api_key: ctx.secret(config.api_key())?,
+            api_secret: ctx.secret(config.api_secret())?,
             from: ctx.required("from", config.from.as_deref())?.trim().to_string(),
         })
     }

@@ -11,11 +11,13 @@ use super::breaker::{Breaker, BreakerState};
 use super::slot::Slot;
 use crate::config::Settings;
 use crate::phone::Phone;
-use crate::providers::{self, BuildContext, BuildError, MessageBody};
+use crate::providers::{self, BuildError, MessageBody};
 
 pub struct Registry {
     slots: Vec<Arc<Slot>>,
     countries: BTreeMap<String, Vec<String>>,
+    /// Only the development console provider was built: nothing is delivered.
+    console_only: bool,
 }
 
 /// A provider left out of the registry at build time, and why.
@@ -60,24 +62,21 @@ impl Registry {
             })?;
         let mut slots = Vec::new();
         let mut skipped = Vec::new();
+        let mut real_providers = 0;
         for cfg in settings.providers.iter() {
-            if !cfg.enabled {
+            let common = cfg.common();
+            if !common.enabled {
                 skipped.push(Skipped {
-                    provider: cfg.name.clone(),
+                    provider: common.name.to_string(),
                     reason: "disabled".into(),
                 });
                 continue;
             }
-            let ctx = BuildContext {
-                config: cfg,
-                http: http.clone(),
-                secrets,
-            };
-            let provider = match providers::build(&ctx) {
+            let provider = match providers::build(cfg, http.clone(), secrets) {
                 Ok(p) => p,
                 Err(e @ BuildError::MissingSecret { .. }) => {
                     skipped.push(Skipped {
-                        provider: cfg.name.clone(),
+                        provider: common.name.to_string(),
                         reason: e.to_string(),
                     });
                     continue;
@@ -86,13 +85,13 @@ impl Registry {
             };
             // Keep the health of a provider that was already running under the same name.
             let breaker = previous
-                .and_then(|p| p.slot(&cfg.name))
+                .and_then(|p| p.slot(common.name))
                 .map(|s| Arc::clone(&s.breaker))
                 .unwrap_or_else(|| Arc::new(Breaker::new(settings.routing.breaker.clone())));
-            let timeout = Duration::from_millis(cfg.timeout_ms.unwrap_or(settings.routing.attempt_timeout_ms));
-            // 2Factor documents 200 requests/s per account; others are capped only when configured.
-            let cap = cfg.max_per_second.or((cfg.kind == "two_factor").then_some(200));
-            slots.push(Arc::new(Slot::new(provider, &cfg.kind, cfg.priority, timeout, breaker, cap)));
+            let timeout = Duration::from_millis(common.timeout_ms.unwrap_or(settings.routing.attempt_timeout_ms));
+            let cap = cfg.max_per_second();
+            real_providers += usize::from(!cfg.is_console());
+            slots.push(Arc::new(Slot::new(provider, cfg.kind(), common.priority, timeout, breaker, cap)));
         }
         if slots.is_empty() && settings.database_url.is_some() {
             // A deployment with a database is a real one: printing codes to a log instead of
@@ -114,12 +113,18 @@ impl Registry {
                 None,
             )));
         }
-        Ok((Self::new(slots, settings.routing.countries.clone()), skipped))
+        let mut registry = Self::new(slots, settings.routing.countries.clone());
+        registry.console_only = real_providers == 0;
+        Ok((registry, skipped))
     }
 
     pub fn new(mut slots: Vec<Arc<Slot>>, countries: BTreeMap<String, Vec<String>>) -> Self {
         slots.sort_by_key(|s| s.priority);
-        Self { slots, countries }
+        Self {
+            slots,
+            countries,
+            console_only: false,
+        }
     }
 
     pub fn slots(&self) -> &[Arc<Slot>] {
@@ -132,7 +137,7 @@ impl Registry {
 
     /// Whether only the development console provider is configured.
     pub fn console_only(&self) -> bool {
-        self.slots.iter().all(|s| s.kind == "console")
+        self.console_only
     }
 
     /// The providers that may carry `body` to `to`, in the order to try them: the destination

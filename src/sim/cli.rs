@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::faults::{self, Fault};
-use super::{start, SimCredentials, SimHandle, SimOptions, PROVIDERS};
-use crate::config::Settings;
+use super::faults::Fault;
+use super::names::{canonical, PROVIDERS};
+use super::{start, SimCredentials, SimHandle, SimOptions};
+use crate::config::{ProviderConfig, Settings};
 
 /// Flags of `smsgate sim`.
 #[derive(Debug, Clone, clap::Args)]
@@ -31,10 +32,19 @@ pub struct SimArgs {
 pub const EXAMPLE_CONFIG: &str = include_str!("../../examples/sim.toml");
 
 fn parse_fault_arg(arg: &str) -> Result<(String, Fault), String> {
-    match faults::parse_named(arg)? {
+    match parse_named(arg)? {
         (name, Some(fault)) => Ok((name, fault)),
         (_, None) => Err("`ok` is already the default; leave the flag out".into()),
     }
+}
+
+/// Parses `NAME=SPEC` (the `--fault` flag); NAME is a provider of [`PROVIDERS`].
+pub fn parse_named(arg: &str) -> Result<(String, Option<Fault>), String> {
+    let (name, spec) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("`{arg}` must look like NAME=SPEC, e.g. twilio=500@30%"))?;
+    let name = canonical(name.trim()).ok_or_else(|| format!("`{name}` is not one of {:?}", PROVIDERS))?;
+    Ok((name.to_string(), Fault::parse_setting(spec)?))
 }
 
 /// Runs the fakes until Ctrl-C.
@@ -92,58 +102,66 @@ pub fn banner(handle: &SimHandle, credentials: &SimCredentials) -> String {
     out
 }
 
+/// What the fakes accept for the secret a provider reads through config key `key`
+/// (`api_key_env`), and the `SIM_*` variable `providers_toml` names for it.
+fn sim_secret<'c>(key: &str, c: &'c SimCredentials) -> Option<(&'static str, &'c str)> {
+    match key {
+        "api_key_env" => Some(("SIM_API_KEY", &c.api_key)),
+        "api_secret_env" => Some(("SIM_API_SECRET", &c.api_secret)),
+        "account_sid_env" => Some(("SIM_TWILIO_SID", &c.account_sid)),
+        "auth_token_env" => Some(("SIM_AUTH_TOKEN", &c.auth_token)),
+        "auth_id_env" => Some(("SIM_PLIVO_AUTH_ID", &c.plivo_auth_id)),
+        _ => None,
+    }
+}
+
 /// One `export VAR=value` line for each secret variable the providers of `config` read (the
 /// `*_env` keys, or each kind's default variable), valued with what the fakes accept.
 pub fn env_exports(config: &Settings, credentials: &SimCredentials) -> String {
-    let c = credentials;
-    let mut vars: BTreeMap<String, &str> = BTreeMap::new();
+    let mut vars: BTreeMap<&str, &str> = BTreeMap::new();
     for p in &config.providers {
-        let secrets: Vec<(&Option<String>, &str, &str)> = match p.kind.as_str() {
-            "two_factor" => vec![(&p.api_key_env, "TWO_FACTOR_API_KEY", &c.api_key)],
-            "twilio" => vec![
-                (&p.account_sid_env, "TWILIO_ACCOUNT_SID", &c.account_sid),
-                (&p.auth_token_env, "TWILIO_AUTH_TOKEN", &c.auth_token),
-            ],
-            "vonage" => vec![
-                (&p.api_key_env, "VONAGE_API_KEY", &c.api_key),
-                (&p.api_secret_env, "VONAGE_API_SECRET", &c.api_secret),
-            ],
-            "msg91" => vec![(&p.api_key_env, "MSG91_AUTH_KEY", &c.api_key)],
-            "textlocal" => vec![(&p.api_key_env, "TEXTLOCAL_API_KEY", &c.api_key)],
-            "plivo" => vec![
-                (&p.auth_id_env, "PLIVO_AUTH_ID", &c.plivo_auth_id),
-                (&p.auth_token_env, "PLIVO_AUTH_TOKEN", &c.auth_token),
-            ],
-            "fast2sms" => vec![(&p.api_key_env, "FAST2SMS_API_KEY", &c.api_key)],
-            // `http` speaks no fake's API by default; `console` has no secret.
-            _ => Vec::new(),
-        };
-        for (var, default, value) in secrets {
-            vars.insert(var.clone().unwrap_or_else(|| default.to_string()), value);
+        if let ProviderConfig::Http(_) = p {
+            // A generic `http` provider speaks no fake's API unless its spec is written to.
+            continue;
+        }
+        for secret in p.secrets() {
+            if let Some((_, value)) = sim_secret(secret.key, credentials) {
+                vars.insert(secret.var, value);
+            }
         }
     }
     vars.iter().map(|(var, value)| format!("export {var}={value}\n")).collect()
 }
 
-/// `[[providers]]` entries for every fake, in failover order.
+/// `[[providers]]` entries for every fake, in failover order; secrets are read from the `SIM_*`
+/// variables the banner prints.
 pub fn providers_toml(handle: &SimHandle) -> String {
     let entries: [(&str, &str, &str); 7] = [
-        ("2factor", "two_factor", "api_key_env = \"SIM_API_KEY\"\nsender_id = \"SMSGTE\"\ntemplate = \"OTP1\"\notp_mode = \"autogen\"\n"),
-        ("twilio", "twilio", "account_sid_env = \"SIM_TWILIO_SID\"\nauth_token_env = \"SIM_AUTH_TOKEN\"\nfrom = \"+15005550006\"\n# otp_mode = \"verify\" uses Twilio Verify on the same port:\nverify_base_url = \"{url}\"\nverify_service_sid = \"VA00000000000000000000000000000000\"\n"),
-        ("vonage", "vonage", "api_key_env = \"SIM_API_KEY\"\napi_secret_env = \"SIM_API_SECRET\"\nfrom = \"smsgate\"\n"),
-        ("msg91", "msg91", "api_key_env = \"SIM_API_KEY\"\ntemplate_id = \"sim-otp-template\"\n"),
-        ("textlocal", "textlocal", "api_key_env = \"SIM_API_KEY\"\nsender_id = \"TXTLCL\"\n"),
-        ("plivo", "plivo", "auth_id_env = \"SIM_PLIVO_AUTH_ID\"\nauth_token_env = \"SIM_AUTH_TOKEN\"\nfrom = \"+14155550100\"\n"),
-        ("fast2sms", "fast2sms", "api_key_env = \"SIM_API_KEY\"\nroute = \"otp\"\n"),
+        ("2factor", "two_factor", "sender_id = \"SMSGTE\"\ntemplate = \"OTP1\"\notp_mode = \"autogen\"\n"),
+        ("twilio", "twilio", "from = \"+15005550006\"\n# otp_mode = \"verify\" uses Twilio Verify on the same port:\nverify_base_url = \"{url}\"\nverify_service_sid = \"VA00000000000000000000000000000000\"\n"),
+        ("vonage", "vonage", "from = \"smsgate\"\n"),
+        ("msg91", "msg91", "template_id = \"sim-otp-template\"\n"),
+        ("textlocal", "textlocal", "sender_id = \"TXTLCL\"\n"),
+        ("plivo", "plivo", "from = \"+14155550100\"\n"),
+        ("fast2sms", "fast2sms", "route = \"otp\"\n"),
     ];
+    let credentials = SimCredentials::default();
     let mut out = String::new();
     for (priority, (name, kind, keys)) in (1..).zip(entries) {
         let url = handle.url(name);
-        let _ = writeln!(
-            out,
+        let entry = format!(
             "[[providers]]\nname = \"{name}\"\nkind = \"{kind}\"\npriority = {priority}\nbase_url = \"{url}\"\n{}",
             keys.replace("{url}", &url)
         );
+        out.push_str(&entry);
+        // The kind knows which secrets it reads; name the simulator's variable for each.
+        let parsed = Settings::from_toml(&entry).expect("the simulator's own entries are valid");
+        for secret in parsed.providers.iter().flat_map(ProviderConfig::secrets) {
+            if let Some((var, _)) = sim_secret(secret.key, &credentials) {
+                let _ = writeln!(out, "{} = \"{var}\"", secret.key);
+            }
+        }
+        out.push('\n');
     }
     out
 }
@@ -151,6 +169,7 @@ pub fn providers_toml(handle: &SimHandle) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::FaultKind;
 
     #[tokio::test]
     async fn the_printed_providers_toml_is_a_valid_config() {
@@ -158,7 +177,7 @@ mod tests {
         let toml = providers_toml(&handle);
         let settings = crate::config::Settings::from_toml(&toml).unwrap();
         assert_eq!(settings.providers.len(), PROVIDERS.len());
-        assert_eq!(settings.providers[1].base_url.as_deref(), Some(handle.url("twilio").as_str()));
+        assert_eq!(settings.providers[1].common().base_url, Some(handle.url("twilio").as_str()));
         let text = banner(&handle, &SimCredentials::default());
         assert!(text.contains(&toml) && text.contains("/_sim/faults"));
         handle.stop().await;
@@ -196,6 +215,16 @@ mod tests {
         let config = Settings::from_toml("[[providers]]\nname = \"v\"\nkind = \"vonage\"\nfrom = \"x\"\n").unwrap();
         let text = env_exports(&config, &SimCredentials::default());
         assert_eq!(text, "export VONAGE_API_KEY=sim-key\nexport VONAGE_API_SECRET=sim-secret\n");
+    }
+
+    #[test]
+    fn named_faults_name_a_known_provider() {
+        let (name, fault) = parse_named("two_factor=error:Invalid API Key").unwrap();
+        assert_eq!(name, "2factor");
+        assert_eq!(fault.unwrap().kind, FaultKind::Error("Invalid API Key".into()));
+        assert_eq!(parse_named("twilio=ok").unwrap().1, None);
+        assert!(parse_named("acme=500").is_err());
+        assert!(parse_named("twilio").is_err());
     }
 
     #[test]

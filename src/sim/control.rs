@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::faults::Fault;
-use super::state::{canonical, SimState};
-use super::PROVIDERS;
+use super::names::{canonical, PROVIDERS};
+use super::state::SimState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -124,15 +124,6 @@ impl fmt::Display for Fault {
     }
 }
 
-/// Parses `NAME=SPEC` (the `--fault` flag); NAME is a provider of [`super::PROVIDERS`].
-pub fn parse_named(arg: &str) -> Result<(String, Option<Fault>), String> {
-    let (name, spec) = arg
-        .split_once('=')
-        .ok_or_else(|| format!("`{arg}` must look like NAME=SPEC, e.g. twilio=500@30%"))?;
-    let name = super::state::canonical(name.trim()).ok_or_else(|| format!("`{name}` is not one of {:?}", super::PROVIDERS))?;
-    Ok((name.to_string(), Fault::parse_setting(spec)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,15 +172,5 @@ mod tests {
         ] {
             assert!(Fault::parse(bad).is_err(), "{bad:?} parsed");
         }
-    }
-
-    #[test]
-    fn named_faults_name_a_known_provider() {
-        let (name, fault) = parse_named("two_factor=error:Invalid API Key").unwrap();
-        assert_eq!(name, "2factor");
-        assert_eq!(fault.unwrap().kind, FaultKind::Error("Invalid API Key".into()));
-        assert_eq!(parse_named("twilio=ok").unwrap().1, None);
-        assert!(parse_named("acme=500").is_err());
-        assert!(parse_named("twilio").is_err());
     }
 }

@@ -10,6 +10,7 @@ mod control;
 mod fast2sms;
 pub mod faults;
 mod msg91;
+mod names;
 mod plivo;
 mod state;
 mod textlocal;
@@ -23,12 +24,11 @@ use std::sync::Arc;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
 
-pub use cli::{run_cli, SimArgs};
+pub use cli::{parse_named, run_cli, SimArgs};
 pub use faults::{Fault, FaultKind};
 pub use state::{SimMessage, SimState};
 
-/// The fakes, in port order (`base_port + index`); the control API follows on `base_port + 7`.
-pub const PROVIDERS: [&str; 7] = ["2factor", "twilio", "vonage", "msg91", "textlocal", "plivo", "fast2sms"];
+pub use names::PROVIDERS;
 
 /// The credentials every fake accepts; anything else gets the provider's auth error.
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ impl SimHandle {
     /// The base URL of a fake (`http://127.0.0.1:PORT`); Twilio Verify shares Twilio's.
     /// Panics on a name that is not in [`PROVIDERS`] (nor `two_factor`).
     pub fn url(&self, provider: &str) -> String {
-        let name = state::canonical(provider).unwrap_or_else(|| panic!("`{provider}` is not a sim provider ({PROVIDERS:?})"));
+        let name = names::canonical(provider).unwrap_or_else(|| panic!("`{provider}` is not a sim provider ({PROVIDERS:?})"));
         let index = PROVIDERS.iter().position(|p| *p == name).unwrap_or(0);
         self.urls[index].clone()
     }
@@ -131,7 +131,7 @@ impl Drop for SimHandle {
 pub async fn start(opts: SimOptions) -> std::io::Result<SimHandle> {
     let state = Arc::new(SimState::new(opts.credentials));
     for (name, fault) in opts.faults {
-        if state::canonical(&name).is_none() {
+        if names::canonical(&name).is_none() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("fault for `{name}`, which is not one of {PROVIDERS:?}"),

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::faults::Fault;
-use super::{SimCredentials, PROVIDERS};
+use super::names::{canonical, PROVIDERS};
+use super::SimCredentials;
 
 /// How many messages (and provider-held codes per provider) are kept; older ones are dropped.
 pub const CAPACITY: usize = 10_000;
@@ -121,12 +122,6 @@ pub struct SimState {
     pub(crate) credentials: SimCredentials,
     calls: [AtomicU64; 7],
     inner: Mutex<Inner>,
-}
-
-/// The name in [`PROVIDERS`] for `name`, which may also be the adapter kind (`two_factor`).
-pub fn canonical(name: &str) -> Option<&'static str> {
-    let name = if name == "two_factor" { "2factor" } else { name };
-    PROVIDERS.iter().copied().find(|p| *p == name)
 }
 
 fn index(provider: &str) -> Option<usize> {

@@ -21,7 +21,7 @@ templates = true
 "#;
 
 fn spec_from(toml: &str) -> HttpSpec {
-    testing::provider_config(toml).http.expect("an http table")
+    testing::provider_config::<HttpConfig>(toml).http.expect("an http table")
 }
 
 #[test]

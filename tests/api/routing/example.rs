@@ -53,9 +53,9 @@ async fn the_sim_example_config_loads_and_every_provider_builds_with_the_credent
     let names: Vec<&str> = registry.slots().iter().map(|s| s.name()).collect();
     assert_eq!(names, PROVIDERS, "all seven providers, in priority order");
     for (port, name) in (9100..).zip(PROVIDERS) {
-        let p = settings.providers.iter().find(|p| p.name == name).unwrap();
+        let p = settings.providers.iter().find(|p| p.name() == name).unwrap();
         assert_eq!(
-            p.base_url.as_deref(),
+            p.common().base_url,
             Some(format!("http://127.0.0.1:{port}").as_str()),
             "{name} at the sim's default port"
         );

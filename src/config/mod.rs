@@ -2,12 +2,23 @@
 //! flags, extracted once into a typed, validated `Settings`. Nothing else reads configuration.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+
+mod http_spec;
+mod provider;
+mod role;
+
+pub use http_spec::HttpSpec;
+pub use provider::{
+    CommonKeys, ConsoleConfig, Fast2smsConfig, HttpConfig, Msg91Config, PlivoConfig, ProviderCommon, ProviderConfig, SecretVar,
+    TextlocalConfig, TwilioConfig, TwoFactorConfig, VonageConfig,
+};
+pub use role::Role;
 
 /// The whole configuration of one smsgate instance.
 #[derive(Debug, Clone, Deserialize)]
@@ -118,78 +129,7 @@ pub struct ClientConfig {
     #[serde(default)]
     pub token_sha256s: Vec<String>,
     /// `send`, `admin`, `super_admin`.
-    pub roles: Vec<String>,
-}
-
-/// One provider entry. Keys not used by its `kind` are ignored by that adapter.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderConfig {
-    pub name: String,
-    pub kind: String,
-    /// Lower is tried first.
-    #[serde(default = "default_priority")]
-    pub priority: i32,
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// The provider's API root; point it at a sandbox or at `smsgate sim`.
-    #[serde(default)]
-    pub base_url: Option<String>,
-    /// Country calling codes this provider may serve; empty: its kind's default.
-    #[serde(default)]
-    pub countries: Vec<String>,
-    /// Per-attempt timeout for this provider, overriding `routing.attempt_timeout_ms`.
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-    /// Throughput cap (messages per second) for this provider.
-    #[serde(default)]
-    pub max_per_second: Option<u32>,
-
-    // Names of environment variables holding secrets.
-    #[serde(default)]
-    pub api_key_env: Option<String>,
-    #[serde(default)]
-    pub api_secret_env: Option<String>,
-    #[serde(default)]
-    pub account_sid_env: Option<String>,
-    #[serde(default)]
-    pub auth_token_env: Option<String>,
-    #[serde(default)]
-    pub auth_id_env: Option<String>,
-
-    // Plain settings, by kind.
-    #[serde(default)]
-    pub sender_id: Option<String>,
-    #[serde(default)]
-    pub template: Option<String>,
-    /// 2Factor and Twilio: `autogen`/`verify` (the provider holds the code) or `local`.
-    #[serde(default)]
-    pub otp_mode: Option<String>,
-    #[serde(default)]
-    pub from: Option<String>,
-    /// Twilio Verify service SID (`VA…`), for `otp_mode = "verify"`.
-    #[serde(default)]
-    pub verify_service_sid: Option<String>,
-    /// Twilio Verify API root (default `https://verify.twilio.com`).
-    #[serde(default)]
-    pub verify_base_url: Option<String>,
-    /// MSG91 OTP template id / Fast2SMS DLT message id.
-    #[serde(default)]
-    pub template_id: Option<String>,
-    /// Fast2SMS route (`otp`, `dlt`, `q`).
-    #[serde(default)]
-    pub route: Option<String>,
-    /// Generic `http` adapter: request and answer rules.
-    #[serde(default)]
-    pub http: Option<crate::providers::http::HttpSpec>,
-}
-
-fn default_priority() -> i32 {
-    100
-}
-
-fn default_true() -> bool {
-    true
+    pub roles: Vec<Role>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -322,38 +262,66 @@ pub enum ConfigError {
     Parse(#[from] Box<figment::Error>),
     #[error("{file}: `{key}` {reason}")]
     Invalid { file: String, key: String, reason: String },
+    #[error("{file}: no such file (given with --config or SMSGATE_CONFIG)")]
+    Missing { file: String },
+}
+
+/// The file read when no `--config` (nor `SMSGATE_CONFIG`) names one.
+pub const DEFAULT_FILE: &str = "providers.toml";
+
+/// Where the file layer of the settings came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    /// No file was named and the default one is absent: built-in defaults (and the environment).
+    Defaults {
+        looked_for: PathBuf,
+    },
 }
 
 impl Settings {
-    /// Loads defaults < `path` (when it exists) < `SMSGATE_*` env < `DATABASE_URL`, then the
-    /// seed variables `SMS_SENDER_ID`, `SMS_TEMPLATE`, `SMS_MODE` for the `two_factor` entry.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let figment = Figment::new()
-            .merge(Serialized::defaults(ServerSettings::default()).key("server"))
-            .merge(Toml::file_exact(path))
+    /// Loads defaults < the file < `SMSGATE_*` env (`__` nests: `SMSGATE_SERVER__LISTEN`) <
+    /// `DATABASE_URL`, then the seed variables `SMS_SENDER_ID`, `SMS_TEMPLATE`, `SMS_MODE` for the
+    /// `two_factor` entry. The file is `explicit` when given, and must then exist; otherwise it is
+    /// [`DEFAULT_FILE`], skipped when absent so a bare `smsgate serve` runs on the defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<(Self, Source), ConfigError> {
+        let path = explicit.unwrap_or(Path::new(DEFAULT_FILE));
+        let file = path.display().to_string();
+        let mut figment = Figment::new().merge(Serialized::defaults(ServerSettings::default()).key("server"));
+        let source = if path.exists() {
+            figment = figment.merge(Toml::file_exact(path));
+            Source::File(path.to_path_buf())
+        } else if explicit.is_some() {
+            return Err(ConfigError::Missing { file });
+        } else {
+            Source::Defaults {
+                looked_for: path.to_path_buf(),
+            }
+        };
+        let figment = figment
             .merge(Env::prefixed("SMSGATE_").split("__").ignore(&["config", "log"]))
             .merge(Env::raw().only(&["DATABASE_URL"]));
-        let figment = if path.exists() { figment } else { figment.select("none") };
-        let mut settings = Self::from_figment(figment, &path.display().to_string())?;
+        let mut settings = Self::from_figment(figment)?;
         settings.apply_seed_env(&|k| std::env::var(k).ok());
-        settings.validate(&path.display().to_string())?;
-        Ok(settings)
+        settings.validate(&file)?;
+        Ok((settings, source))
     }
 
     /// Extracts settings from a TOML string (tests and `check-config`).
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let settings = Self::from_figment(Figment::from(Toml::string(text)), "<inline>")?;
+        let settings = Self::from_figment(Figment::from(Toml::string(text)))?;
         settings.validate("<inline>")?;
         Ok(settings)
     }
 
-    fn from_figment(figment: Figment, _file: &str) -> Result<Self, ConfigError> {
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         figment.extract().map_err(|e| ConfigError::Parse(Box::new(e)))
     }
 
     /// The seed deployment configured 2Factor through these variables; they still work.
     pub fn apply_seed_env(&mut self, env: &dyn Fn(&str) -> Option<String>) {
-        for p in self.providers.iter_mut().filter(|p| p.kind == "two_factor") {
+        for p in self.providers.iter_mut() {
+            let ProviderConfig::TwoFactor(p) = p else { continue };
             if let Some(v) = env("SMS_SENDER_ID").filter(|v| !v.is_empty()) {
                 p.sender_id = Some(v);
             }
@@ -416,25 +384,27 @@ impl Settings {
             if !any {
                 return Err(bad(&format!("clients[{i}].token_sha256"), "is required"));
             }
-            if c.roles.is_empty() || c.roles.iter().any(|r| !matches!(r.as_str(), "send" | "admin" | "super_admin")) {
+            if c.roles.is_empty() {
                 return Err(bad(&format!("clients[{i}].roles"), "must list send, admin and/or super_admin"));
             }
         }
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.providers.iter().enumerate() {
-            if p.name.trim().is_empty() {
+            let name = p.name();
+            if name.trim().is_empty() {
                 return Err(bad(&format!("providers[{i}].name"), "must not be empty"));
             }
-            if !names.insert(p.name.as_str()) {
-                return Err(bad(&format!("providers[{i}].name"), &format!("`{}` is used twice", p.name)));
+            if !names.insert(name) {
+                return Err(bad(&format!("providers[{i}].name"), &format!("`{name}` is used twice")));
             }
-            if !crate::providers::KINDS.contains(&p.kind.as_str()) {
+            if p.is_console() && self.database_url.is_some() {
                 return Err(bad(
                     &format!("providers[{i}].kind"),
-                    &format!("`{}` is not one of {}", p.kind, crate::providers::KINDS.join(", ")),
+                    "is `console`, which writes every message and OTP code to the log and delivers nothing; \
+                     it is refused when database_url is set (a real deployment)",
                 ));
             }
-            if p.timeout_ms == Some(0) {
+            if p.common().timeout_ms == Some(0) {
                 return Err(bad(&format!("providers[{i}].timeout_ms"), "must be at least 1"));
             }
         }
@@ -469,7 +439,7 @@ impl Settings {
             ("server.allowed_callers", &self.server.allowed_callers),
         ] {
             for cidr in list {
-                if crate::net::Cidr::parse(cidr).is_none() {
+                if !is_ip_or_cidr(cidr) {
                     return Err(bad(key, &format!("`{cidr}` is not an IP address or CIDR")));
                 }
             }
@@ -478,6 +448,19 @@ impl Settings {
     }
 }
 
+/// `192.0.2.1`, `10.0.0.0/8`, `2001:db8::/32`: the syntax `net::Cidr` reads, checked here so
+/// configuration stays a leaf.
+fn is_ip_or_cidr(text: &str) -> bool {
+    let (addr, prefix) = match text.trim().split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (text.trim(), None),
+    };
+    let Ok(addr) = addr.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= max))
+}
+
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;
