@@ -400,7 +400,7 @@ fn attempt_rows(sms: &OutboundSms, user_id: Option<&str>, session_id: Option<Uui
             to: sms.to.e164().to_string(),
             kind: a.kind.to_string(),
             provider: a.provider.clone(),
-            outcome: a.outcome.to_string(),
+            outcome: a.outcome.as_str().to_string(),
             http_status: a.http_status.map(i32::from),
             error: a.error.clone(),
             provider_ref: a.reference.clone(),
