@@ -1,4 +1,5 @@
 //! The router: the failover loop over the registry's candidates, under the request deadline.
+//! It reads time from tokio's clock, so tests drive it with `tokio::time::pause()` and `advance`.
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -46,7 +47,7 @@ impl Router {
     }
 
     pub fn request_deadline(&self) -> Instant {
-        Instant::now() + Duration::from_millis(self.settings.deadline_ms)
+        read_clock() + Duration::from_millis(self.settings.deadline_ms)
     }
 
     /// Sends `sms` through the first provider that takes it, failing over as the error classes say.
@@ -66,14 +67,14 @@ impl Router {
             });
             return Dispatch { result, attempts };
         }
-        self.budget.record_request(Instant::now());
+        self.budget.record_request(read_clock());
         loop {
             let mut wait_until: Option<Instant> = None;
             for slot in &candidates {
                 if tried.contains(slot.name()) {
                     continue;
                 }
-                let now = Instant::now();
+                let now = read_clock();
                 if now >= deadline {
                     break;
                 }
@@ -120,7 +121,7 @@ impl Router {
             // when the deadline leaves room for an attempt after it.
             match wait_until {
                 Some(until) if until + Duration::from_millis(100) < deadline => {
-                    tokio::time::sleep_until(until.into()).await;
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await;
                 }
                 _ => {
                     return Dispatch {
@@ -135,14 +136,14 @@ impl Router {
     /// One attempt on `slot`: the call under its timeout, what the breaker and cool-down learn,
     /// and whether the dispatch stops here or moves on.
     async fn call(&self, slot: &Slot, permit: Permit, sms: &OutboundSms, deadline: Instant) -> (Attempt, Step) {
-        let started = Instant::now();
+        let started = read_clock();
         let timeout = slot.timeout.min(deadline.saturating_duration_since(started));
         let started_at = Utc::now();
         let answer = match tokio::time::timeout(timeout, slot.provider.send(sms)).await {
             Ok(answer) => answer.map_err(Failure::from),
             Err(_elapsed) => Err(Failure::TimedOut { after: timeout }),
         };
-        let done = Instant::now();
+        let done = read_clock();
         let elapsed = done - started;
         let name = slot.name().to_string();
         let mut attempt = Attempt {
@@ -219,7 +220,7 @@ impl Router {
 
     /// Routing explanation for `GET /v1/routing/explain`.
     pub fn explain(&self, body: &MessageBody, to: &crate::phone::Phone) -> Vec<Explained> {
-        self.registry().explain(body, to, Instant::now())
+        self.registry().explain(body, to, read_clock())
     }
 
     fn observe(&self, attempt: &Attempt, elapsed: Duration) {
@@ -237,7 +238,7 @@ impl Router {
     /// scraped: breakers change state with time (open → half-open) as well as with calls, so the
     /// gauge is derived at read time rather than rewritten on every send.
     pub fn publish_breakers(&self) {
-        let now = Instant::now();
+        let now = read_clock();
         for slot in self.registry().slots() {
             self.metrics
                 .breaker_state
@@ -255,6 +256,12 @@ enum Step {
         outcome: Outcome,
         reason: String,
     },
+}
+
+/// The router's clock: tokio's (paused and advanced in tests), as the `std::time::Instant` that
+/// `Breaker`, `Slot` and `RetryBudget` take as a parameter.
+fn read_clock() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 fn note(reasons: &mut Vec<(String, String)>, provider: &str, why: &str) {
