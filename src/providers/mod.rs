@@ -18,8 +18,8 @@ pub mod msg91;
 pub mod plivo;
 #[cfg(test)]
 mod spec_checks;
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 pub mod textlocal;
 pub mod twilio;
 pub mod two_factor;
