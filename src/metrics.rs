@@ -16,6 +16,8 @@ pub struct Metrics {
     pub provider_latency: HistogramVec,
     /// Failovers from one provider to the next, by the reason the first one failed.
     pub failovers: IntCounterVec,
+    /// 429 cool-downs whose `Retry-After` exceeded `throttle_backoff_max_ms` and was cut to it.
+    pub retry_after_capped: IntCounterVec,
     /// Breaker state per provider: 0 closed, 1 half-open, 2 open.
     pub breaker_state: IntGaugeVec,
     /// OTP sends by result (sent, rejected, failed, limited).
@@ -61,6 +63,11 @@ impl Metrics {
             "Failovers from one provider to the next.",
             &["from", "to", "reason"],
         );
+        let retry_after_capped = counter(
+            "smsgate_retry_after_capped_total",
+            "429 cool-downs whose Retry-After exceeded throttle_backoff_max_ms and was cut to it.",
+            &["provider"],
+        );
         let breaker_state = IntGaugeVec::new(
             Opts::new("smsgate_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open."),
             &["provider"],
@@ -96,6 +103,7 @@ impl Metrics {
             provider_requests,
             provider_latency,
             failovers,
+            retry_after_capped,
             breaker_state,
             otp_sends,
             otp_verifications,

@@ -15,4 +15,4 @@ pub use breaker::{Breaker, BreakerState, CallResult};
 pub use budget::RetryBudget;
 pub use registry::{Explained, Registry, Skipped};
 pub use router::Router;
-pub use slot::Slot;
+pub use slot::{CoolDown, Slot};

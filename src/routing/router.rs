@@ -201,8 +201,17 @@ impl Router {
         };
         let base = Duration::from_millis(self.settings.throttle_backoff_ms);
         let max = Duration::from_millis(self.settings.throttle_backoff_max_ms);
-        let wait = slot.cool_down(retry_after, base, max, now);
-        tracing::warn!(provider = %slot.name(), wait_ms = wait.as_millis() as u64, "provider throttled; cooling down");
+        let cool = slot.cool_down(retry_after, base, max, now);
+        tracing::warn!(provider = %slot.name(), wait_ms = cool.wait.as_millis() as u64, "provider throttled; cooling down");
+        if let Some(asked) = cool.capped_from {
+            tracing::warn!(
+                provider = %slot.name(),
+                retry_after_ms = asked.as_millis() as u64,
+                throttle_backoff_max_ms = self.settings.throttle_backoff_max_ms,
+                "Retry-After is longer than throttle_backoff_max_ms; cooling down for the cap instead"
+            );
+            self.metrics.retry_after_capped.with_label_values(&[slot.name()]).inc();
+        }
     }
 
     /// Checks a code held by `provider` (2Factor AUTOGEN, Twilio Verify) for `reference`.
