@@ -9,6 +9,8 @@ mod budget;
 mod registry;
 mod router;
 mod slot;
+#[cfg(test)]
+mod tests;
 
 pub use attempt::{Attempt, Delivered, Dispatch, DispatchError, Failure, Outcome};
 pub use breaker::{Breaker, BreakerState, CallResult};
