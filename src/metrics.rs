@@ -3,7 +3,9 @@
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
-const LATENCY_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0];
+/// Latency buckets in seconds, from 0.5 ms: a healthy request takes a few milliseconds (the goal
+/// is p99 under 10 ms), so the low buckets must resolve it; a provider call runs to seconds.
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// The metrics of one running gateway (each `Application` has its own registry).
 #[derive(Clone)]
@@ -20,7 +22,7 @@ pub struct Metrics {
     pub retry_after_capped: IntCounterVec,
     /// Breaker state per provider: 0 closed, 1 half-open, 2 open.
     pub breaker_state: IntGaugeVec,
-    /// OTP sends by result (sent, rejected, failed, limited).
+    /// OTP sends by result (sent, unconfirmed, failed).
     pub otp_sends: IntCounterVec,
     /// OTP verifications by result (verified, wrong_code, expired, exhausted, ...).
     pub otp_verifications: IntCounterVec,
