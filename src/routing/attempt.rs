@@ -104,6 +104,14 @@ impl Failure {
         matches!(self, Failure::TimedOut { .. })
     }
 
+    /// The `Retry-After` of a throttle, when the provider gave one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Failure::Answered(err) => err.retry_after(),
+            Failure::TimedOut { .. } => None,
+        }
+    }
+
     pub fn http_status(&self) -> Option<u16> {
         match self {
             Failure::Answered(err) => err.http_status(),

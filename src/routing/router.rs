@@ -174,7 +174,7 @@ impl Router {
                 attempt.error = Some(reason.clone());
                 attempt.ambiguous = failure.is_ambiguous();
                 match attempt.outcome {
-                    Outcome::Throttled => self.cool_down(slot, &failure, done),
+                    Outcome::Throttled => self.cool_down(slot, failure.retry_after(), done),
                     Outcome::Misconfigured => tracing::error!(provider = %name, error = %reason, "provider misconfigured"),
                     _ => {}
                 }
@@ -194,11 +194,7 @@ impl Router {
     }
 
     /// Benches a throttled provider: for its `Retry-After`, else for a jittered backoff.
-    fn cool_down(&self, slot: &Slot, failure: &Failure, now: Instant) {
-        let retry_after = match failure {
-            Failure::Answered(err) => err.retry_after(),
-            Failure::TimedOut { .. } => None,
-        };
+    fn cool_down(&self, slot: &Slot, retry_after: Option<Duration>, now: Instant) {
         let base = Duration::from_millis(self.settings.throttle_backoff_ms);
         let max = Duration::from_millis(self.settings.throttle_backoff_max_ms);
         let cool = slot.cool_down(retry_after, base, max, now);
