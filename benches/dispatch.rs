@@ -24,8 +24,8 @@ fn router(primary_fails: bool, window_seconds: u64) -> Router {
         ..BreakerSettings::default()
     };
     let slots = vec![
-        fake::slot(fake::AtOnce::new("primary", &["91"], primary_fails), 1, primary),
-        fake::slot(fake::AtOnce::new("backup", &[], false), 2, backup),
+        fake::slot(fake::at_once("primary", &["91"], primary_fails), 1, primary),
+        fake::slot(fake::at_once("backup", &[], false), 2, backup),
     ];
     let settings = RoutingSettings {
         // Every send fails over once; a budget of one retry per request never runs dry.

@@ -3,7 +3,9 @@
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
-const LATENCY_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0];
+/// Latency buckets in seconds, from 0.5 ms: a healthy request takes a few milliseconds (the goal
+/// is p99 under 10 ms), so the low buckets must resolve it; a provider call runs to seconds.
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// The metrics of one running gateway (each `Application` has its own registry).
 #[derive(Clone)]
@@ -16,9 +18,11 @@ pub struct Metrics {
     pub provider_latency: HistogramVec,
     /// Failovers from one provider to the next, by the reason the first one failed.
     pub failovers: IntCounterVec,
+    /// 429 cool-downs whose `Retry-After` exceeded `throttle_backoff_max_ms` and was cut to it.
+    pub retry_after_capped: IntCounterVec,
     /// Breaker state per provider: 0 closed, 1 half-open, 2 open.
     pub breaker_state: IntGaugeVec,
-    /// OTP sends by result (sent, rejected, failed, limited).
+    /// OTP sends by result (sent, unconfirmed, failed).
     pub otp_sends: IntCounterVec,
     /// OTP verifications by result (verified, wrong_code, expired, exhausted, ...).
     pub otp_verifications: IntCounterVec,
@@ -61,6 +65,11 @@ impl Metrics {
             "Failovers from one provider to the next.",
             &["from", "to", "reason"],
         );
+        let retry_after_capped = counter(
+            "smsgate_retry_after_capped_total",
+            "429 cool-downs whose Retry-After exceeded throttle_backoff_max_ms and was cut to it.",
+            &["provider"],
+        );
         let breaker_state = IntGaugeVec::new(
             Opts::new("smsgate_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open."),
             &["provider"],
@@ -96,6 +105,7 @@ impl Metrics {
             provider_requests,
             provider_latency,
             failovers,
+            retry_after_capped,
             breaker_state,
             otp_sends,
             otp_verifications,

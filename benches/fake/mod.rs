@@ -1,56 +1,24 @@
-//! A provider that answers at once, for measuring the router's own work without any network.
+//! Providers that answer at once (`providers::testing::Scripted`), for measuring the router's own
+//! work without any network, and the criterion settings every bench shares.
 #![allow(dead_code)] // each bench uses a part of it
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use smsgate::config::BreakerSettings;
-use smsgate::providers::{Accepted, Capabilities, OtpSupport, OutboundSms, Provider, ProviderError};
+use smsgate::providers::testing::{Reply, Scripted};
+use smsgate::providers::ProviderError;
 use smsgate::routing::{Breaker, Registry, Slot};
 
-/// Answers every send with `Accepted`, or with `Unavailable` when `fails`.
-pub struct AtOnce {
-    name: String,
-    caps: Capabilities,
-    fails: bool,
-}
-
-impl AtOnce {
-    pub fn new(name: &str, countries: &[&str], fails: bool) -> Self {
-        Self {
-            name: name.to_string(),
-            caps: Capabilities {
-                otp: OtpSupport::Local,
-                text: true,
-                template: false,
-                countries: countries.iter().map(|c| c.to_string()).collect(),
-            },
-            fails,
-        }
-    }
-}
-
-#[async_trait]
-impl Provider for AtOnce {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.caps
-    }
-
-    async fn send(&self, _sms: &OutboundSms) -> Result<Accepted, ProviderError> {
-        if self.fails {
-            return Err(ProviderError::unavailable(Some(503), "fake outage"));
-        }
-        Ok(Accepted {
-            reference: Some("ref-1".into()),
-            provider_verifies: false,
-            http_status: 200,
-        })
+/// Sends OTPs and texts to `countries` (none: every country), answering every send at once with
+/// `Accepted`, or with `Unavailable` when `fails`.
+pub fn at_once(name: &str, countries: &[&str], fails: bool) -> Scripted {
+    let provider = Scripted::new(name).countries(countries);
+    if fails {
+        provider.otherwise(Reply::Fail(ProviderError::unavailable(Some(503), "fake outage")))
+    } else {
+        provider
     }
 }
 
@@ -65,7 +33,7 @@ pub fn never_open() -> BreakerSettings {
 }
 
 /// A slot for `provider` at `priority` with its own breaker.
-pub fn slot(provider: AtOnce, priority: i32, breaker: BreakerSettings) -> Arc<Slot> {
+pub fn slot(provider: Scripted, priority: i32, breaker: BreakerSettings) -> Arc<Slot> {
     Arc::new(Slot::new(
         Arc::new(provider),
         "fake",
@@ -88,7 +56,7 @@ pub fn eight_with_country_order() -> Registry {
                 1 => &["91"],
                 _ => &["1"],
             };
-            slot(AtOnce::new(n, countries, false), i as i32, BreakerSettings::default())
+            slot(at_once(n, countries, false), i as i32, BreakerSettings::default())
         })
         .collect();
     let countries = BTreeMap::from([(

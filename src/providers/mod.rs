@@ -2,22 +2,21 @@
 //! failure the router acts on. One file per adapter below; adapters build the provider's request
 //! and classify its answer. They never retry, sleep, log to the database or know other providers.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 
 use crate::phone::Phone;
 
 mod build;
 pub mod console;
+mod error;
 pub mod fast2sms;
 pub mod http;
 pub mod msg91;
 pub mod plivo;
 #[cfg(test)]
 mod spec_checks;
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 pub mod textlocal;
 pub mod twilio;
 pub mod two_factor;
@@ -25,6 +24,7 @@ pub mod vonage;
 mod wire;
 
 pub use build::{build, BuildContext, BuildError, SecretLookup};
+pub use error::ProviderError;
 pub use wire::{exchange, read_body, retry_after, scalar_text, Body};
 
 /// What one message asks of a provider.
@@ -123,95 +123,6 @@ impl Capabilities {
 
     pub fn serves_country(&self, code: &str) -> bool {
         self.countries.is_empty() || self.countries.iter().any(|c| c == code)
-    }
-}
-
-/// The four classes of failure. The router reads only the class, never a vendor code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProviderError {
-    /// 429 or the provider's own throttle code: cool this provider down, the next one serves.
-    #[error("throttled: {details}")]
-    Throttled {
-        retry_after: Option<Duration>,
-        details: String,
-        http_status: Option<u16>,
-    },
-    /// 5xx, timeout, connection error, unreadable body: fail over.
-    #[error("unavailable: {reason}")]
-    Unavailable { reason: String, http_status: Option<u16> },
-    /// Bad credentials, no balance, unknown template or sender: fail over, open the breaker long.
-    #[error("misconfigured: {reason}")]
-    Misconfigured { reason: String, http_status: Option<u16> },
-    /// This recipient or this message is bad: never fail over, tell the caller.
-    #[error("rejected ({code}): {details}")]
-    Rejected {
-        code: String,
-        details: String,
-        http_status: Option<u16>,
-    },
-}
-
-impl ProviderError {
-    pub fn throttled(http_status: Option<u16>, retry_after: Option<Duration>, details: impl Into<String>) -> Self {
-        Self::Throttled {
-            retry_after,
-            details: details.into(),
-            http_status,
-        }
-    }
-
-    pub fn unavailable(http_status: Option<u16>, reason: impl Into<String>) -> Self {
-        Self::Unavailable {
-            reason: reason.into(),
-            http_status,
-        }
-    }
-
-    pub fn misconfigured(http_status: Option<u16>, reason: impl Into<String>) -> Self {
-        Self::Misconfigured {
-            reason: reason.into(),
-            http_status,
-        }
-    }
-
-    pub fn rejected(http_status: Option<u16>, code: impl Into<String>, details: impl Into<String>) -> Self {
-        Self::Rejected {
-            code: code.into(),
-            details: details.into(),
-            http_status,
-        }
-    }
-
-    /// A transport failure from reqwest: connection refused, reset, TLS, or its own timeout.
-    pub fn from_transport(err: &reqwest::Error) -> Self {
-        let what = if err.is_connect() {
-            "connection failed"
-        } else if err.is_timeout() {
-            "timed out"
-        } else {
-            "transport error"
-        };
-        // reqwest's Display names the URL, which may carry a key in its path: keep only the kind.
-        Self::unavailable(None, what)
-    }
-
-    /// `throttled`, `unavailable`, `misconfigured` or `rejected`: the `outcome` label.
-    pub fn class(&self) -> &'static str {
-        match self {
-            Self::Throttled { .. } => "throttled",
-            Self::Unavailable { .. } => "unavailable",
-            Self::Misconfigured { .. } => "misconfigured",
-            Self::Rejected { .. } => "rejected",
-        }
-    }
-
-    pub fn http_status(&self) -> Option<u16> {
-        match self {
-            Self::Throttled { http_status, .. }
-            | Self::Unavailable { http_status, .. }
-            | Self::Misconfigured { http_status, .. }
-            | Self::Rejected { http_status, .. } => *http_status,
-        }
     }
 }
 

@@ -1,6 +1,7 @@
-//! Test helpers for the adapters: a capture HTTP server on 127.0.0.1 port 0 that records every
+//! Test doubles. For the adapters: a capture HTTP server on 127.0.0.1 port 0 that records every
 //! request and answers each with one canned reply, plus builders for configs, bodies and messages.
-//! The one such server in the crate: every adapter's tests and `spec_checks` use it.
+//! The one such server in the crate: every adapter's tests and `spec_checks` use it. For the
+//! router and the benches: `Scripted`, an in-process provider answering from a script.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -13,6 +14,9 @@ use tokio::sync::mpsc;
 use super::{Body, BuildContext, BuildError, MessageBody, OutboundSms};
 use crate::config::{CommonKeys, ProviderConfig, Settings};
 use crate::phone::Phone;
+
+mod scripted;
+pub use scripted::{Reply, Scripted};
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]

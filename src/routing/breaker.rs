@@ -110,7 +110,12 @@ impl Breaker {
     pub fn new(settings: BreakerSettings) -> Self {
         Self {
             settings,
-            epoch: Instant::now() - Duration::from_secs(3600),
+            // Window seconds count from an hour before the breaker was made, so a `now` read
+            // shortly before it (callers read their clock first; tokio's paused test clock lags
+            // the wall clock) gets its own ordered second instead of saturating to 0. Where an
+            // Instant cannot go back that far (Windows in its first hour after boot) the epoch
+            // is now, and such a `now` merely shares second 0: never a panic.
+            epoch: Instant::now().checked_sub(Duration::from_secs(3600)).unwrap_or_else(Instant::now),
             inner: Mutex::new(Inner {
                 state: BreakerState::Closed,
                 window: Window::default(),

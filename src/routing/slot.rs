@@ -18,6 +18,14 @@ pub struct Slot {
     bucket: Option<Mutex<TokenBucket>>,
 }
 
+/// A cool-down as started: how long the provider is benched, and the provider's `Retry-After`
+/// when it was longer than the cap and cut to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoolDown {
+    pub wait: Duration,
+    pub capped_from: Option<Duration>,
+}
+
 #[derive(Debug, Default)]
 struct Cooldown {
     until: Option<Instant>,
@@ -55,20 +63,34 @@ impl Slot {
     }
 
     /// Starts a cool-down: `Retry-After` when the provider gave one, else exponential backoff
-    /// with full jitter (`base * 2^n`, capped) so instances do not return in lockstep.
-    pub fn cool_down(&self, retry_after: Option<Duration>, base: Duration, max: Duration, now: Instant) -> Duration {
+    /// with full jitter (`base * 2^n`) so instances do not return in lockstep; either is capped
+    /// at `max`.
+    pub fn cool_down(&self, retry_after: Option<Duration>, base: Duration, max: Duration, now: Instant) -> CoolDown {
         let mut c = self.cooldown.lock().unwrap_or_else(|e| e.into_inner());
         c.consecutive += 1;
-        let wait = match retry_after {
-            Some(d) => d.min(max.max(d.min(Duration::from_secs(3600)))),
+        let cool = match retry_after {
+            // `max` is the operator's bound on how long one 429 may bench a provider: a
+            // `Retry-After` of a day (or a misread header) must not silently take it out of
+            // rotation for that long. The caller reports the cut.
+            Some(asked) if asked > max => CoolDown {
+                wait: max,
+                capped_from: Some(asked),
+            },
+            Some(asked) => CoolDown {
+                wait: asked,
+                capped_from: None,
+            },
             None => {
                 let ceiling = base.saturating_mul(1 << (c.consecutive - 1).min(16)).min(max);
                 let ms = rand::thread_rng().gen_range(0..=ceiling.as_millis() as u64);
-                Duration::from_millis(ms.max(base.as_millis() as u64 / 10))
+                CoolDown {
+                    wait: Duration::from_millis(ms.max(base.as_millis() as u64 / 10)),
+                    capped_from: None,
+                }
             }
         };
-        c.until = Some(now + wait);
-        wait
+        c.until = Some(now + cool.wait);
+        cool
     }
 
     /// A call got through: the next 429 starts the backoff from the beginning.
@@ -120,6 +142,24 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn slot() -> Slot {
+        let provider = Arc::new(crate::providers::testing::Scripted::new("p"));
+        let breaker = Arc::new(Breaker::new(crate::config::BreakerSettings::default()));
+        Slot::new(provider, "fake", 1, Duration::from_secs(4), breaker, None)
+    }
+
+    #[test]
+    fn a_retry_after_longer_than_the_cap_is_cut_to_the_cap_and_reported() {
+        let slot = slot();
+        let (base, max, now) = (Duration::from_secs(1), Duration::from_secs(60), Instant::now());
+        let cool = slot.cool_down(Some(Duration::from_secs(86_400)), base, max, now);
+        assert_eq!(cool.wait, max);
+        assert_eq!(cool.capped_from, Some(Duration::from_secs(86_400)));
+        assert_eq!(slot.cooling_until(now), Some(now + max));
+        let within = slot.cool_down(Some(Duration::from_secs(30)), base, max, now);
+        assert_eq!((within.wait, within.capped_from), (Duration::from_secs(30), None));
+    }
 
     #[test]
     fn token_bucket_caps_the_rate_and_refills() {

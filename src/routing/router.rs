@@ -1,0 +1,277 @@
+//! The router: the failover loop over the registry's candidates, under the request deadline.
+//! It reads time from tokio's clock, so tests drive it with `tokio::time::pause()` and `advance`.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::attempt::{Attempt, Delivered, Dispatch, DispatchError, Failure, Outcome};
+use super::breaker::{CallResult, Permit};
+use super::budget::RetryBudget;
+use super::registry::{Explained, Registry};
+use super::slot::Slot;
+use crate::config::RoutingSettings;
+use crate::metrics::Metrics;
+use crate::providers::{MessageBody, OutboundSms, ProviderError};
+
+pub struct Router {
+    registry: RwLock<Arc<Registry>>,
+    budget: RetryBudget,
+    settings: RoutingSettings,
+    metrics: Metrics,
+}
+
+impl Router {
+    pub fn new(registry: Registry, settings: RoutingSettings, metrics: Metrics) -> Self {
+        let budget = RetryBudget::new(settings.retry_budget_ratio, settings.retry_budget_min_per_second);
+        let router = Self {
+            registry: RwLock::new(Arc::new(registry)),
+            budget,
+            settings,
+            metrics,
+        };
+        router.publish_breakers();
+        router
+    }
+
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Replaces the provider list at once; requests in flight finish on the old one.
+    pub fn swap(&self, registry: Registry) {
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
+        self.publish_breakers();
+    }
+
+    pub fn request_deadline(&self) -> Instant {
+        read_clock() + Duration::from_millis(self.settings.deadline_ms)
+    }
+
+    /// Sends `sms` through the first provider that takes it, failing over as the error classes say.
+    #[tracing::instrument(skip_all, fields(id = %sms.id, kind = sms.body.kind(), to = %sms.to.masked()))]
+    pub async fn dispatch(&self, sms: &OutboundSms, preferred: Option<&str>, deadline: Instant) -> Dispatch {
+        let registry = self.registry();
+        let kind = sms.body.kind();
+        let mut attempts = Vec::new();
+        let mut reasons: Vec<(String, String)> = Vec::new();
+        let mut tried: HashSet<String> = HashSet::new();
+        let mut last_failure: Option<(String, Outcome)> = None;
+        let candidates = registry.candidates(&sms.body, &sms.to, preferred);
+        if candidates.is_empty() {
+            let result = Err(DispatchError::NoRoute {
+                kind,
+                country: sms.to.country_code().to_string(),
+            });
+            return Dispatch { result, attempts };
+        }
+        self.budget.record_request(read_clock());
+        loop {
+            let mut wait_until: Option<Instant> = None;
+            for slot in &candidates {
+                if tried.contains(slot.name()) {
+                    continue;
+                }
+                let now = read_clock();
+                if now >= deadline {
+                    break;
+                }
+                if let Some(until) = slot.cooling_until(now) {
+                    wait_until = Some(wait_until.map_or(until, |w| w.min(until)));
+                    note(&mut reasons, slot.name(), "cooling down after 429");
+                    continue;
+                }
+                let permit = match slot.breaker.try_acquire(now) {
+                    Ok(p) => p,
+                    Err(until) => {
+                        wait_until = Some(wait_until.map_or(until, |w| w.min(until)));
+                        note(&mut reasons, slot.name(), "circuit open");
+                        continue;
+                    }
+                };
+                if !slot.take_token(now) {
+                    note(&mut reasons, slot.name(), "at its throughput cap");
+                    continue;
+                }
+                if !tried.is_empty() && !self.budget.try_retry(now) {
+                    note(&mut reasons, slot.name(), "retry budget exhausted");
+                    return Dispatch {
+                        result: Err(DispatchError::AllFailed { reasons }),
+                        attempts,
+                    };
+                }
+                if let Some((from, why)) = last_failure.take() {
+                    self.metrics.failovers.with_label_values(&[&from, slot.name(), why.as_str()]).inc();
+                    tracing::info!(from = %from, to = %slot.name(), reason = %why, "failing over");
+                }
+                tried.insert(slot.name().to_string());
+                let (attempt, step) = self.call(slot, permit, sms, deadline).await;
+                attempts.push(attempt);
+                match step {
+                    Step::Stop(result) => return Dispatch { result, attempts },
+                    Step::Next { outcome, reason } => {
+                        note(&mut reasons, slot.name(), &reason);
+                        last_failure = Some((slot.name().to_string(), outcome));
+                    }
+                }
+            }
+            // Every untried candidate is cooling down or open: wait for the first to come back
+            // when the deadline leaves room for an attempt after it.
+            match wait_until {
+                Some(until) if until + Duration::from_millis(100) < deadline => {
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await;
+                }
+                _ => {
+                    return Dispatch {
+                        result: Err(DispatchError::AllFailed { reasons }),
+                        attempts,
+                    }
+                }
+            }
+        }
+    }
+
+    /// One attempt on `slot`: the call under its timeout, what the breaker and cool-down learn,
+    /// and whether the dispatch stops here or moves on.
+    async fn call(&self, slot: &Slot, permit: Permit, sms: &OutboundSms, deadline: Instant) -> (Attempt, Step) {
+        let started = read_clock();
+        let timeout = slot.timeout.min(deadline.saturating_duration_since(started));
+        let started_at = Utc::now();
+        let answer = match tokio::time::timeout(timeout, slot.provider.send(sms)).await {
+            Ok(answer) => answer.map_err(Failure::from),
+            Err(_elapsed) => Err(Failure::TimedOut { after: timeout }),
+        };
+        let done = read_clock();
+        let elapsed = done - started;
+        let name = slot.name().to_string();
+        let mut attempt = Attempt {
+            provider: name.clone(),
+            kind: sms.body.kind(),
+            outcome: Outcome::Accepted,
+            http_status: None,
+            error: None,
+            reference: None,
+            response_time_ms: elapsed.as_millis().min(u32::MAX as u128) as u32,
+            ambiguous: false,
+            started_at,
+        };
+        let step = match answer {
+            Ok(accepted) => {
+                let slow = slot.breaker.is_slow(elapsed);
+                permit.record(if slow { CallResult::Failure } else { CallResult::Success }, done);
+                slot.reset_cooldown();
+                attempt.http_status = Some(accepted.http_status).filter(|s| *s != 0);
+                attempt.reference = accepted.reference.clone();
+                Step::Stop(Ok(Delivered { provider: name, accepted }))
+            }
+            Err(failure) => {
+                permit.record(failure.breaker_verdict(), done);
+                let reason = failure.to_string();
+                attempt.outcome = failure.outcome();
+                attempt.http_status = failure.http_status();
+                attempt.error = Some(reason.clone());
+                attempt.ambiguous = failure.is_ambiguous();
+                match attempt.outcome {
+                    Outcome::Throttled => self.cool_down(slot, failure.retry_after(), done),
+                    Outcome::Misconfigured => tracing::error!(provider = %name, error = %reason, "provider misconfigured"),
+                    _ => {}
+                }
+                let is_otp = matches!(sms.body, MessageBody::Otp { .. });
+                if failure.fails_over(is_otp, self.settings.failover_on_ambiguous_timeout) {
+                    Step::Next {
+                        outcome: attempt.outcome,
+                        reason,
+                    }
+                } else {
+                    Step::Stop(Err(failure.into_dispatch_error(name)))
+                }
+            }
+        };
+        self.observe(&attempt, elapsed);
+        (attempt, step)
+    }
+
+    /// Benches a throttled provider: for its `Retry-After`, else for a jittered backoff.
+    fn cool_down(&self, slot: &Slot, retry_after: Option<Duration>, now: Instant) {
+        let base = Duration::from_millis(self.settings.throttle_backoff_ms);
+        let max = Duration::from_millis(self.settings.throttle_backoff_max_ms);
+        let cool = slot.cool_down(retry_after, base, max, now);
+        tracing::warn!(provider = %slot.name(), wait_ms = cool.wait.as_millis() as u64, "provider throttled; cooling down");
+        if let Some(asked) = cool.capped_from {
+            tracing::warn!(
+                provider = %slot.name(),
+                retry_after_ms = asked.as_millis() as u64,
+                throttle_backoff_max_ms = self.settings.throttle_backoff_max_ms,
+                "Retry-After is longer than throttle_backoff_max_ms; cooling down for the cap instead"
+            );
+            self.metrics.retry_after_capped.with_label_values(&[slot.name()]).inc();
+        }
+    }
+
+    /// Checks a code held by `provider` (2Factor AUTOGEN, Twilio Verify) for `reference`.
+    pub async fn verify_with(&self, provider: &str, reference: &str, code: &str) -> Result<bool, ProviderError> {
+        let registry = self.registry();
+        let slot = registry
+            .slot(provider)
+            .ok_or_else(|| ProviderError::misconfigured(None, format!("provider `{provider}` is no longer configured")))?;
+        let timeout = slot.timeout;
+        match tokio::time::timeout(timeout, slot.provider.verify(reference, code)).await {
+            Ok(result) => result,
+            Err(_) => Err(ProviderError::unavailable(None, "verification timed out")),
+        }
+    }
+
+    /// Routing explanation for `GET /v1/routing/explain`.
+    pub fn explain(&self, body: &MessageBody, to: &crate::phone::Phone) -> Vec<Explained> {
+        self.registry().explain(body, to, read_clock())
+    }
+
+    fn observe(&self, attempt: &Attempt, elapsed: Duration) {
+        self.metrics
+            .provider_requests
+            .with_label_values(&[&attempt.provider, attempt.kind, attempt.outcome.as_str()])
+            .inc();
+        self.metrics
+            .provider_latency
+            .with_label_values(&[&attempt.provider, attempt.kind])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Sets `smsgate_breaker_state` from each breaker as it stands now. Called when metrics are
+    /// scraped: breakers change state with time (open → half-open) as well as with calls, so the
+    /// gauge is derived at read time rather than rewritten on every send.
+    pub fn publish_breakers(&self) {
+        let now = read_clock();
+        for slot in self.registry().slots() {
+            self.metrics
+                .breaker_state
+                .with_label_values(&[slot.name()])
+                .set(slot.breaker.state(now).gauge());
+        }
+    }
+}
+
+/// Where a dispatch goes after one attempt.
+enum Step {
+    Stop(Result<Delivered, DispatchError>),
+    /// Fail over; `outcome` labels the failover metric, `reason` is told to admins.
+    Next {
+        outcome: Outcome,
+        reason: String,
+    },
+}
+
+/// The router's clock: tokio's (paused and advanced in tests), as the `std::time::Instant` that
+/// `Breaker`, `Slot` and `RetryBudget` take as a parameter.
+fn read_clock() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+fn note(reasons: &mut Vec<(String, String)>, provider: &str, why: &str) {
+    match reasons.iter_mut().find(|(p, _)| p == provider) {
+        Some(entry) => entry.1 = why.to_string(),
+        None => reasons.push((provider.to_string(), why.to_string())),
+    }
+}
