@@ -176,8 +176,13 @@ impl LimitStore for PostgresStore {
         let keys = client
             .execute("DELETE FROM idempotency_keys WHERE expires_at <= $1", &[&now])
             .await?;
+        // A cooldown row outlives its wait by a day: its resend count is what doubles the next
+        // wait. `$1` is cast: left to inference, `$1 - interval` makes it an interval.
         let cooldowns = client
-            .execute("DELETE FROM resend_cooldowns WHERE until <= $1 - interval '1 day'", &[&now])
+            .execute(
+                "DELETE FROM resend_cooldowns WHERE until <= $1::timestamptz - interval '1 day'",
+                &[&now],
+            )
             .await?;
         Ok(counters + keys + cooldowns)
     }
