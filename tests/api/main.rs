@@ -11,6 +11,7 @@ mod idempotency;
 mod limit_store;
 mod limits;
 mod otp;
+mod protocol;
 mod pumping;
 mod rls;
 mod routing;
