@@ -60,9 +60,21 @@ enum TokenCommand {
     },
 }
 
+/// `SMSGATE_LOG` with the database driver held at `info`: at `debug` tokio_postgres logs every
+/// statement's parameters, phone numbers included. Naming `tokio_postgres` in `SMSGATE_LOG`
+/// overrides this.
+fn log_directives(spec: &str) -> String {
+    if spec.contains("tokio_postgres") {
+        spec.to_string()
+    } else {
+        format!("{spec},tokio_postgres=info")
+    }
+}
+
 fn main() -> ExitCode {
+    let spec = std::env::var("SMSGATE_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SMSGATE_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(log_directives(&spec)).unwrap_or_else(|_| "info".into()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -256,4 +268,16 @@ fn add_client_token(name: &str, roles: &[String], config: &std::path::Path) -> R
         .and_then(|()| std::fs::rename(&tmp, config))
         .map_err(|e| format!("writing {}: {e}", config.display()))?;
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_directives;
+
+    #[test]
+    fn the_database_driver_logs_no_parameters_unless_asked() {
+        assert_eq!(log_directives("debug"), "debug,tokio_postgres=info");
+        assert_eq!(log_directives("trace,smsgate=debug"), "trace,smsgate=debug,tokio_postgres=info");
+        assert_eq!(log_directives("debug,tokio_postgres=debug"), "debug,tokio_postgres=debug");
+    }
 }

@@ -79,7 +79,9 @@ pub async fn attempts(
         .map(|r| {
             json!({
                 "message_id": r.message_id, "session_id": r.session_id, "kind": r.kind, "provider": r.provider,
-                "outcome": r.outcome, "http_status": r.http_status, "error": r.error,
+                "outcome": r.outcome, "http_status": r.http_status,
+                // Providers quote the destination in their errors.
+                "error": r.error.as_deref().map(crate::phone::mask_numbers_in),
                 "response_time_ms": r.response_time_ms, "ambiguous": r.ambiguous, "created_at": r.created_at,
                 "to": crate::phone::Phone::parse(&r.to, "1").map(|p| p.masked()).unwrap_or_default(),
             })

@@ -176,7 +176,8 @@ impl ResponseError for ApiError {
 impl ApiError {
     /// The JSON body: `{error, message}` and the context this error carries.
     pub fn body(&self) -> serde_json::Value {
-        let mut body = json!({ "error": self.code(), "message": self.to_string() });
+        // A provider's text (a rejection, a failure reason) may quote the destination.
+        let mut body = json!({ "error": self.code(), "message": crate::phone::mask_numbers_in(&self.to_string()) });
         match self {
             Self::Internal(_) => {
                 body["message"] = json!("internal error; the cause is in the gateway's log");
@@ -194,7 +195,10 @@ impl ApiError {
                 reasons,
                 show_reasons: true,
             } => {
-                body["providers"] = reasons.iter().map(|(p, r)| json!({"provider": p, "reason": r})).collect();
+                body["providers"] = reasons
+                    .iter()
+                    .map(|(p, r)| json!({"provider": p, "reason": crate::phone::mask_numbers_in(r)}))
+                    .collect();
             }
             _ => {}
         }

@@ -10,6 +10,7 @@ mod helpers;
 mod idempotency;
 mod limit_store;
 mod limits;
+mod masking;
 mod otp;
 mod protocol;
 mod pumping;
