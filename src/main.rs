@@ -149,11 +149,7 @@ async fn migrate(config: PathBuf) -> ExitCode {
         eprintln!("error: DATABASE_URL is not set");
         return ExitCode::from(2);
     };
-    let result = async {
-        let store = smsgate::store::PostgresStore::connect(&url, 2, smsgate::metrics::Metrics::new())?;
-        anyhow::Ok(smsgate::store::migrate::run(store.pool()).await?)
-    }
-    .await;
+    let result = async { smsgate::store::PostgresStore::migrate(&url, &settings.database).await }.await;
     match result {
         Ok(n) => {
             println!("applied {n} migration(s)");

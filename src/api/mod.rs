@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod deadline;
 mod error;
 mod idempotency;
 mod ops;
@@ -121,6 +122,7 @@ fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
     match err {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => ApiError::PayloadTooLarge(limit),
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Payload(e) if deadline::is_body_timeout(&e) => ApiError::RequestTimeout,
         JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::InvalidRequest(e.to_string()),
         JsonPayloadError::Deserialize(e) => ApiError::InvalidJson(format!("request body is not valid JSON: {e}")),
         other => ApiError::InvalidJson(other.to_string()),
@@ -147,6 +149,21 @@ where
         }
         Ok(res)
     }
+}
+
+/// Gives every request body `server.body_timeout_ms` to arrive (see `deadline`).
+pub fn bound_body<S, B>(
+    mut req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>>
+where
+    S: Service<actix_web::dev::ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    if let Some(state) = req.app_data::<web::Data<AppState>>() {
+        let timeout = std::time::Duration::from_millis(state.gateway.settings.server.body_timeout_ms);
+        deadline::bound_body(&mut req, timeout);
+    }
+    srv.call(req)
 }
 
 /// Rejects strings that are empty or too long, naming the field.

@@ -17,5 +17,6 @@ mod pumping;
 mod rls;
 mod routing;
 mod shutdown;
+mod stalls;
 mod stepup;
 mod store;
