@@ -57,17 +57,9 @@ pub struct AttemptsQuery {
 }
 
 /// `GET /v1/admin/attempts?limit=50`: the newest provider attempts, numbers masked.
-pub async fn attempts(
-    state: web::Data<AppState>,
-    caller: Caller,
-    query: Result<web::Query<AttemptsQuery>, actix_web::Error>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn attempts(state: web::Data<AppState>, caller: Caller, query: web::Query<AttemptsQuery>) -> Result<HttpResponse, ApiError> {
     caller.require("admin")?;
-    let limit = query
-        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?
-        .limit
-        .unwrap_or(50)
-        .clamp(1, 500);
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let rows = state
         .gateway
         .store

@@ -80,7 +80,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     let json = web::JsonConfig::default()
         .limit(max_body_bytes)
         .error_handler(move |err, _req| json_error(err, max_body_bytes).into());
+    // Handlers that take `web::Query`/`web::Path` directly answer in the same shape.
+    let query = web::QueryConfig::default().error_handler(|err, _req| ApiError::InvalidRequest(err.to_string()).into());
+    let path = web::PathConfig::default().error_handler(|err, _req| ApiError::InvalidRequest(err.to_string()).into());
     cfg.app_data(json)
+        .app_data(query)
+        .app_data(path)
         .app_data(web::PayloadConfig::new(max_body_bytes))
         .service(at("/v1/otp/send").route(web::post().to(otp::send_route::<V1>)))
         .service(at("/v1/otp/verify").route(web::post().to(otp::verify_route::<V1>)))

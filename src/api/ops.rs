@@ -73,13 +73,9 @@ pub struct ExplainQuery {
 }
 
 /// `GET /v1/routing/explain?to=+9198...&kind=otp`: the ordered candidates and why each is in or out.
-pub async fn explain(
-    state: web::Data<AppState>,
-    caller: Caller,
-    query: Result<web::Query<ExplainQuery>, actix_web::Error>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn explain(state: web::Data<AppState>, caller: Caller, query: web::Query<ExplainQuery>) -> Result<HttpResponse, ApiError> {
     caller.require("admin")?;
-    let query = query.map_err(|e| ApiError::InvalidRequest(e.to_string()))?.into_inner();
+    let query = query.into_inner();
     let to = state.parse_phone(&query.to)?;
     let body = match query.kind.as_deref().unwrap_or("otp") {
         "otp" => MessageBody::Otp {
