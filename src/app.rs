@@ -4,6 +4,9 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use secrecy::ExposeSecret;
@@ -16,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::otp::OtpKey;
 use crate::routing::{Registry, Router};
 use crate::service::Gateway;
-use crate::store::{self, MemoryStore, PostgresStore, Store};
+use crate::store::{MemoryStore, PostgresStore, Store};
 
 /// Where provider secrets come from: the environment in production, a map in tests.
 pub type Secrets = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -93,12 +96,28 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap_fn(api::bound_body)
                 .wrap_fn(api::observe)
                 .configure(|cfg| api::configure(cfg, max_body))
                 .default_service(web::to(api::not_found))
-        })
-        .listen(listener)?
-        .run();
+        });
+        // Every phase of a connection is bounded: the head, idle keep-alive, the close, and how
+        // many are open at once (the body's deadline is `api::bound_body`).
+        let cfg = &gateway.settings.server;
+        let ms = Duration::from_millis;
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let keep_alive = match cfg.keep_alive_seconds {
+            0 => KeepAlive::Disabled,
+            s => KeepAlive::Timeout(Duration::from_secs(s)),
+        };
+        let server = server
+            .workers(workers)
+            .max_connections(cfg.max_connections.div_ceil(workers))
+            .client_request_timeout(ms(cfg.header_timeout_ms))
+            .client_disconnect_timeout(ms(cfg.client_disconnect_timeout_ms))
+            .keep_alive(keep_alive)
+            .listen(listener)?
+            .run();
         Ok(Self {
             port,
             server,
@@ -119,8 +138,10 @@ impl Application {
 async fn open_store(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Arc<dyn Store>> {
     match &settings.database_url {
         Some(url) if !url.expose_secret().is_empty() => {
-            let pg = PostgresStore::connect(url.expose_secret(), 16, metrics.clone())?;
-            let applied = store::migrate::run(pg.pool()).await.context("applying migrations")?;
+            let applied = PostgresStore::migrate(url.expose_secret(), &settings.database)
+                .await
+                .context("applying migrations")?;
+            let pg = PostgresStore::connect_with(url.expose_secret(), &settings.database, metrics.clone())?;
             tracing::info!(applied, "database ready");
             Ok(Arc::new(pg))
         }

@@ -63,9 +63,21 @@ enum TokenCommand {
     },
 }
 
+/// `SMSGATE_LOG` with the database driver held at `info`: at `debug` tokio_postgres logs every
+/// statement's parameters, phone numbers included. Naming `tokio_postgres` in `SMSGATE_LOG`
+/// overrides this.
+fn log_directives(spec: &str) -> String {
+    if spec.contains("tokio_postgres") {
+        spec.to_string()
+    } else {
+        format!("{spec},tokio_postgres=info")
+    }
+}
+
 fn main() -> ExitCode {
+    let spec = std::env::var("SMSGATE_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SMSGATE_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(log_directives(&spec)).unwrap_or_else(|_| "info".into()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -157,11 +169,7 @@ async fn migrate(config: Option<PathBuf>) -> ExitCode {
         eprintln!("error: DATABASE_URL is not set");
         return ExitCode::from(2);
     };
-    let result = async {
-        let store = smsgate::store::PostgresStore::connect(&url, 2, smsgate::metrics::Metrics::new())?;
-        anyhow::Ok(smsgate::store::migrate::run(store.pool()).await?)
-    }
-    .await;
+    let result = async { smsgate::store::PostgresStore::migrate(&url, &settings.database).await }.await;
     match result {
         Ok(n) => {
             println!("applied {n} migration(s)");
@@ -283,4 +291,16 @@ fn add_client_token(name: &str, roles: &[String], config: &std::path::Path) -> R
 /// `send, admin, super_admin`: the roles a client may hold.
 fn role_names() -> String {
     Role::ALL.map(Role::as_str).join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_directives;
+
+    #[test]
+    fn the_database_driver_logs_no_parameters_unless_asked() {
+        assert_eq!(log_directives("debug"), "debug,tokio_postgres=info");
+        assert_eq!(log_directives("trace,smsgate=debug"), "trace,smsgate=debug,tokio_postgres=info");
+        assert_eq!(log_directives("debug,tokio_postgres=debug"), "debug,tokio_postgres=debug");
+    }
 }

@@ -113,6 +113,55 @@ impl Phone {
     }
 }
 
+/// `text` with every phone number in it masked as `Phone::masked` does: `+` and 8 to 15 digits,
+/// or a bare run of 10 to 15 digits (providers often write numbers without `+`). For free text
+/// that may quote a number (provider error messages) before it leaves the gateway. Digit runs
+/// touching letters (hex ids) are left alone.
+pub fn mask_numbers_in(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let plus = bytes[i] == b'+';
+        let start = if plus { i + 1 } else { i };
+        let prev_ok = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
+        let mut end = start;
+        while end < bytes.len() && bytes[end].is_ascii_digit() {
+            end += 1;
+        }
+        let next_ok = end == bytes.len() || !bytes[end].is_ascii_alphanumeric();
+        let run = end - start;
+        let is_number = prev_ok && next_ok && if plus { (8..=15).contains(&run) } else { (10..=15).contains(&run) };
+        if is_number {
+            out.push_str(&text[copied..i]);
+            out.push_str(&mask_digits(&text[start..end], plus));
+            copied = end;
+        }
+        i = if end > i { end } else { i + 1 };
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// Masks one run of digits. With `+` the country code is known: keep it, two more digits and the
+/// last two, as `Phone::masked`. A bare run may be national: keep only two digits at each end.
+fn mask_digits(digits: &str, plus: bool) -> String {
+    let hidden = |head: usize| {
+        format!(
+            "{}{}{}",
+            &digits[..head],
+            "*".repeat(digits.len() - head - 2),
+            &digits[digits.len() - 2..]
+        )
+    };
+    match Phone::parse(&format!("+{digits}"), "1") {
+        Ok(phone) if plus => phone.masked(),
+        _ if plus => format!("+{}", hidden(0)),
+        _ => hidden(2),
+    }
+}
+
 fn country_code_len(digits: &str) -> usize {
     if digits.starts_with('1') || digits.starts_with('7') {
         1
@@ -165,5 +214,30 @@ mod tests {
         let p = Phone::parse("+919876543210", "91").unwrap();
         assert_eq!(p.masked(), "+9198******10");
         assert_eq!(p.prefix(4), "91-9876");
+    }
+
+    #[test]
+    fn numbers_inside_free_text_are_masked() {
+        assert_eq!(
+            mask_numbers_in("The 'To' number +919876543210 is not a valid phone number."),
+            "The 'To' number +9198******10 is not a valid phone number."
+        );
+        assert_eq!(
+            mask_numbers_in("invalid mobile 919876543210,14155552671"),
+            "invalid mobile 91********10,14*******71"
+        );
+        assert_eq!(mask_numbers_in("(+442079460958)"), "(+4420******58)");
+        assert_eq!(mask_numbers_in("+0123456789 rejected"), "+********89 rejected");
+        // Short numbers, codes and ids stay readable.
+        for keep in [
+            "HTTP 500 after 4000 ms",
+            "error 21211",
+            "ref 9f86d081884c7d659a2feaa0c55ad015a",
+            "id SM1234567890123",
+            "+91",
+        ] {
+            assert_eq!(mask_numbers_in(keep), keep);
+        }
+        assert_eq!(mask_numbers_in("→ 9876543210 ←"), "→ 98******10 ←");
     }
 }

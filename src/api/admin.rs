@@ -58,17 +58,9 @@ pub struct AttemptsQuery {
 }
 
 /// `GET /v1/admin/attempts?limit=50`: the newest provider attempts, numbers masked.
-pub async fn attempts(
-    state: web::Data<AppState>,
-    caller: Caller,
-    query: Result<web::Query<AttemptsQuery>, actix_web::Error>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn attempts(state: web::Data<AppState>, caller: Caller, query: web::Query<AttemptsQuery>) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
-    let limit = query
-        .map_err(|e| ApiError::InvalidRequest(e.to_string()))?
-        .limit
-        .unwrap_or(50)
-        .clamp(1, 500);
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let rows = state
         .gateway
         .store
@@ -80,7 +72,9 @@ pub async fn attempts(
         .map(|r| {
             json!({
                 "message_id": r.message_id, "session_id": r.session_id, "kind": r.kind, "provider": r.provider,
-                "outcome": r.outcome, "http_status": r.http_status, "error": r.error,
+                "outcome": r.outcome, "http_status": r.http_status,
+                // Providers quote the destination in their errors.
+                "error": r.error.as_deref().map(crate::phone::mask_numbers_in),
                 "response_time_ms": r.response_time_ms, "ambiguous": r.ambiguous, "created_at": r.created_at,
                 "to": crate::phone::Phone::parse(&r.to, "1").map(|p| p.masked()).unwrap_or_default(),
             })

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::limits::LimitError;
 use crate::routing::DispatchError;
 use crate::service::GatewayError;
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -23,6 +24,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("send JSON with Content-Type: application/json")]
     UnsupportedMediaType,
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("a valid bearer token is required")]
     Unauthorized,
     #[error("this token may not use this route (needs the {0} role)")]
@@ -74,7 +77,22 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
+/// What a client is told to wait when the database is unavailable: long enough for a pool to
+/// free up or a lock to clear, short enough for an OTP flow.
+const STORE_RETRY_AFTER_SECS: u64 = 1;
+
 impl ApiError {
+    /// An `Internal` error caused by a database that is unreachable, stalled or overloaded: it
+    /// answers 503 `store_unavailable` with `Retry-After`, not 500, wherever it was raised.
+    fn store_unavailable(&self) -> bool {
+        match self {
+            Self::Internal(cause) => cause
+                .chain()
+                .any(|c| c.downcast_ref::<StoreError>().is_some_and(StoreError::is_unavailable)),
+            _ => false,
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidJson(_) => "invalid_json",
@@ -83,6 +101,7 @@ impl ApiError {
             Self::InvalidOtp(_) => "invalid_otp",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RequestTimeout => "request_timeout",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::CallerNotAllowed => "caller_not_allowed",
@@ -102,6 +121,7 @@ impl ApiError {
             Self::AllProvidersFailed { .. } => "all_providers_failed",
             Self::VerifyUnavailable => "verification_unavailable",
             Self::VerifyInProgress => "verification_in_progress",
+            Self::Internal(_) if self.store_unavailable() => "store_unavailable",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -155,6 +175,7 @@ impl ResponseError for ApiError {
             Self::InvalidJson(_) | Self::InvalidRequest(_) | Self::InvalidPhone(_) | Self::InvalidOtp(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::CallerNotAllowed | Self::DestinationBlocked(_) => StatusCode::FORBIDDEN,
             Self::RouteNotFound | Self::SessionNotFound => StatusCode::NOT_FOUND,
@@ -164,13 +185,18 @@ impl ResponseError for ApiError {
             Self::AttemptsExhausted | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::IdempotencyConflict | Self::Rejected { .. } | Self::NoRoute { .. } | Self::NoPhone(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::AllProvidersFailed { .. } | Self::VerifyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) if self.store_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         if let Self::Internal(cause) = self {
-            tracing::error!(error = ?cause, "internal error");
+            if self.store_unavailable() {
+                tracing::warn!(error = ?cause, "database unavailable");
+            } else {
+                tracing::error!(error = ?cause, "internal error");
+            }
         }
         let mut response = HttpResponse::build(self.status_code());
         match self {
@@ -179,6 +205,13 @@ impl ResponseError for ApiError {
             }
             Self::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            // The rest of the body may still come: the connection cannot carry another request.
+            Self::RequestTimeout => {
+                response.force_close();
+            }
+            Self::Internal(_) if self.store_unavailable() => {
+                response.insert_header((header::RETRY_AFTER, STORE_RETRY_AFTER_SECS.to_string()));
             }
             _ => {}
         }
@@ -190,8 +223,13 @@ impl ResponseError for ApiError {
 impl ApiError {
     /// The JSON body: `{error, message}` and the context this error carries.
     pub fn body(&self) -> serde_json::Value {
-        let mut body = json!({ "error": self.code(), "message": self.to_string() });
+        // A provider's text (a rejection, a failure reason) may quote the destination.
+        let mut body = json!({ "error": self.code(), "message": crate::phone::mask_numbers_in(&self.to_string()) });
         match self {
+            Self::Internal(_) if self.store_unavailable() => {
+                body["message"] = json!("the database is unavailable or too slow; retry shortly");
+                body["retry_after_seconds"] = json!(STORE_RETRY_AFTER_SECS);
+            }
             Self::Internal(_) => {
                 body["message"] = json!("internal error; the cause is in the gateway's log");
             }
@@ -210,7 +248,10 @@ impl ApiError {
                 maybe_delivered,
             } => {
                 if *show_reasons {
-                    body["providers"] = reasons.iter().map(|(p, r)| json!({"provider": p, "reason": r})).collect();
+                    body["providers"] = reasons
+                        .iter()
+                        .map(|(p, r)| json!({"provider": p, "reason": crate::phone::mask_numbers_in(r)}))
+                        .collect();
                 }
                 if *maybe_delivered {
                     body["delivery"] = json!("unknown");

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod client_ip;
+mod deadline;
 mod error;
 mod idempotency;
 mod ops;
@@ -80,7 +81,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     let json = web::JsonConfig::default()
         .limit(max_body_bytes)
         .error_handler(move |err, _req| json_error(err, max_body_bytes).into());
+    // Handlers that take `web::Query`/`web::Path` directly answer in the same shape.
+    let query = web::QueryConfig::default().error_handler(|err, _req| ApiError::InvalidRequest(err.to_string()).into());
+    let path = web::PathConfig::default().error_handler(|err, _req| ApiError::InvalidRequest(err.to_string()).into());
     cfg.app_data(json)
+        .app_data(query)
+        .app_data(path)
         .app_data(web::PayloadConfig::new(max_body_bytes))
         .service(at("/v1/otp/send").route(web::post().to(otp::send_route::<V1>)))
         .service(at("/v1/otp/verify").route(web::post().to(otp::verify_route::<V1>)))
@@ -122,6 +128,7 @@ fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
     match err {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => ApiError::PayloadTooLarge(limit),
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Payload(e) if deadline::is_body_timeout(&e) => ApiError::RequestTimeout,
         JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::InvalidRequest(e.to_string()),
         JsonPayloadError::Deserialize(e) => ApiError::InvalidJson(format!("request body is not valid JSON: {e}")),
         other => ApiError::InvalidJson(other.to_string()),
@@ -148,6 +155,21 @@ where
         }
         Ok(res)
     }
+}
+
+/// Gives every request body `server.body_timeout_ms` to arrive (see `deadline`).
+pub fn bound_body<S, B>(
+    mut req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>>
+where
+    S: Service<actix_web::dev::ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    if let Some(state) = req.app_data::<web::Data<AppState>>() {
+        let timeout = std::time::Duration::from_millis(state.gateway.settings.server.body_timeout_ms);
+        deadline::bound_body(&mut req, timeout);
+    }
+    srv.call(req)
 }
 
 /// Rejects strings that are empty or too long, naming the field.

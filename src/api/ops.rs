@@ -12,16 +12,22 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready when the store answers and at least one provider's breaker lets calls through.
+/// How long `/readyz` waits for the store: a probe must answer while the database stalls.
+const STORE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Ready when the store answers `SELECT 1` within a second and at least one provider would take
+/// a send now (breaker not open, not cooling down after a 429): otherwise every send would
+/// answer 503, so the instance answers 503 with the reasons.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let gw = &state.gateway;
-    let store_ok = gw.store.ping().await.is_ok();
+    let store_ok = matches!(tokio::time::timeout(STORE_PROBE_TIMEOUT, gw.store.ping()).await, Ok(Ok(())));
     let registry = gw.router.registry();
     let now = std::time::Instant::now();
+    let open = |s: &crate::routing::Slot| matches!(s.breaker.state(now), crate::routing::BreakerState::Open { .. });
     let usable = registry
         .slots()
         .iter()
-        .filter(|s| !matches!(s.breaker.state(now), crate::routing::BreakerState::Open { .. }))
+        .filter(|s| !open(s) && s.cooling_until(now).is_none())
         .count();
     let mut warnings = Vec::new();
     if gw.store.kind() == "memory" {
@@ -30,9 +36,17 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if registry.console_only() {
         warnings.push("console provider only: messages are written to the log, not delivered");
     }
-    let ready = store_ok && usable > 0;
+    let mut reasons = Vec::new();
+    if !store_ok {
+        reasons.push("the store did not answer within 1 s");
+    }
+    if usable == 0 {
+        reasons.push("no provider can take a send now: every one is cooling down after a 429 or has its breaker open");
+    }
+    let ready = reasons.is_empty();
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
+        "reasons": reasons,
         "store": { "kind": gw.store.kind(), "reachable": store_ok },
         "providers": { "configured": registry.slots().len(), "usable": usable },
         "warnings": warnings,
@@ -60,13 +74,9 @@ pub struct ExplainQuery {
 }
 
 /// `GET /v1/routing/explain?to=+9198...&kind=otp`: the ordered candidates and why each is in or out.
-pub async fn explain(
-    state: web::Data<AppState>,
-    caller: Caller,
-    query: Result<web::Query<ExplainQuery>, actix_web::Error>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn explain(state: web::Data<AppState>, caller: Caller, query: web::Query<ExplainQuery>) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
-    let query = query.map_err(|e| ApiError::InvalidRequest(e.to_string()))?.into_inner();
+    let query = query.into_inner();
     let to = state.parse_phone(&query.to)?;
     let body = match query.kind.as_deref().unwrap_or("otp") {
         "otp" => MessageBody::Otp {

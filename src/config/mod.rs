@@ -41,6 +41,8 @@ pub struct Settings {
     /// PostgreSQL URL (`DATABASE_URL`). Unset: the in-memory store, nothing durable or shared.
     #[serde(default)]
     pub database_url: Option<SecretString>,
+    #[serde(default)]
+    pub database: DatabaseSettings,
     /// Server secret for OTP HMACs and verification tokens (`SMSGATE_OTP_SECRET`). Unset: a random
     /// one per process, so codes do not survive a restart and instances cannot share sessions.
     #[serde(default)]
@@ -63,6 +65,22 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<String>,
     /// Caller networks (CIDRs) allowed to use the send API; empty allows every network.
     pub allowed_callers: Vec<String>,
+    /// Time a client has to send its first request's head (request line and headers) once the
+    /// connection is accepted; else 408 and close. Later requests on the connection are bounded
+    /// by `keep_alive_seconds`. actix measures it on a clock that ticks every 500 ms, so it may
+    /// fire up to 500 ms early: at least 1000.
+    pub header_timeout_ms: u64,
+    /// Time a client has to send a request's whole body once the handler starts reading it;
+    /// else 408 and close. actix has no such timeout of its own; `api` applies it.
+    pub body_timeout_ms: u64,
+    /// How long an idle keep-alive connection stays open; 0 turns keep-alive off.
+    pub keep_alive_seconds: u64,
+    /// Time a client has to read the end of a response before the connection is dropped.
+    pub client_disconnect_timeout_ms: u64,
+    /// Open client connections, all workers together; past it new connections wait in the
+    /// listen backlog instead of taking a file descriptor. Keep it below the process's
+    /// descriptor limit (`ulimit -n`) less the database pool and provider connections.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -72,6 +90,45 @@ impl Default for ServerSettings {
             max_body_bytes: 16 * 1024,
             trusted_proxies: Vec::new(),
             allowed_callers: Vec::new(),
+            // A legitimate client sends its head and its small (≤16 KiB) body in one go; five
+            // seconds covers a slow mobile link, and a stalled client holds a socket no longer.
+            header_timeout_ms: 5_000,
+            body_timeout_ms: 5_000,
+            keep_alive_seconds: 30,
+            client_disconnect_timeout_ms: 1_000,
+            // Fits the common default descriptor limit of 1,024 with room for the pool, the
+            // provider clients and the listener; raise both together on a bigger host.
+            max_connections: 800,
+        }
+    }
+}
+
+/// The PostgreSQL pool. Every database wait is bounded so that a stalled database answers sends
+/// with 503 inside the request deadline (`routing.deadline_ms`) instead of holding them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// Connections per instance.
+    pub pool_size: usize,
+    /// Longest wait for a free pooled connection.
+    pub pool_wait_ms: u64,
+    /// Longest wait to open a connection (TCP, TLS and start-up).
+    pub connect_timeout_ms: u64,
+    /// PostgreSQL's `statement_timeout` on every connection: a statement waiting on a lock or
+    /// running longer is cancelled. Also the client-side bound of a call's statements, for a
+    /// database that stops answering at all.
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        // A send makes two store round trips; both bounds together stay well inside the
+        // 10 s request deadline, and far above a healthy statement (milliseconds).
+        Self {
+            pool_size: 16,
+            pool_wait_ms: 1_000,
+            connect_timeout_ms: 2_000,
+            statement_timeout_ms: 2_000,
         }
     }
 }
@@ -433,6 +490,23 @@ impl Settings {
                 "routing.breaker",
                 "half_open_probes and consecutive_failures must be at least 1",
             ));
+        }
+        let d = &self.database;
+        if d.pool_size == 0 || d.pool_wait_ms == 0 || d.connect_timeout_ms == 0 || d.statement_timeout_ms == 0 {
+            return Err(bad(
+                "database",
+                "pool_size, pool_wait_ms, connect_timeout_ms and statement_timeout_ms must be at least 1",
+            ));
+        }
+        let s = &self.server;
+        if s.header_timeout_ms < 1_000 {
+            return Err(bad(
+                "server.header_timeout_ms",
+                "must be at least 1000 (actix's clock ticks every 500 ms)",
+            ));
+        }
+        if s.body_timeout_ms == 0 || s.max_connections == 0 {
+            return Err(bad("server", "body_timeout_ms and max_connections must be at least 1"));
         }
         for (key, list) in [
             ("server.trusted_proxies", &self.server.trusted_proxies),

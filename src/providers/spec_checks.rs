@@ -1,5 +1,5 @@
 //! Test-only: the requests the Twilio and Vonage adapters build, checked against the providers'
-//! published API descriptions (`shared/specs`, checked out beside this repository): every form
+//! published API descriptions (vendored in `tests/fixtures/specs`): every form
 //! field sent is a documented property of the operation's request body, and every required one is sent.
 
 use std::collections::BTreeSet;
@@ -11,7 +11,7 @@ use super::twilio::Twilio;
 use super::vonage::Vonage;
 use super::{OutboundSms, Provider};
 
-const SPECS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/specs");
+const SPECS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/specs");
 const FORM: &str = "application/x-www-form-urlencoded";
 
 const SECRETS: &[(&str, &str)] = &[

@@ -152,6 +152,37 @@ pub enum StoreError {
     WriterStopped,
     #[error("stored data is unreadable: {0}")]
     Corrupt(&'static str),
+    #[error("the database did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+impl StoreError {
+    /// Whether the database is unreachable, stalled or overloaded (a wait ran out, a statement
+    /// was cancelled, the connection broke), as opposed to a bug or bad data: worth a 503 and a
+    /// retry rather than a 500.
+    pub fn is_unavailable(&self) -> bool {
+        use deadpool_postgres::PoolError;
+        use tokio_postgres::error::SqlState;
+        match self {
+            Self::Timeout(_) | Self::WriterStopped => true,
+            Self::Pool(PoolError::Timeout(_) | PoolError::Backend(_) | PoolError::Closed) => true,
+            Self::Pool(_) => false,
+            Self::Database(e) => match e.code() {
+                // No SQLSTATE: the connection failed, closed or timed out.
+                None => true,
+                Some(code) => [
+                    SqlState::QUERY_CANCELED,
+                    SqlState::LOCK_NOT_AVAILABLE,
+                    SqlState::TOO_MANY_CONNECTIONS,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::ADMIN_SHUTDOWN,
+                ]
+                .contains(code),
+            },
+            Self::Batch(e) => e.is_unavailable(),
+            Self::Corrupt(_) => false,
+        }
+    }
 }
 
 #[async_trait]

@@ -1,44 +1,111 @@
 //! The PostgreSQL store. Each call is one statement; the attempt log goes through the
 //! group-commit writer. No connection is held across a provider call.
 
+use std::future::Future;
+use std::time::Duration;
+
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use super::writer::LogWriter;
 use super::{AttemptRow, ProviderRef, SendLog, Session, SessionEdit, SessionStatus, Store, StoreError};
+use crate::config::DatabaseSettings;
 use crate::metrics::Metrics;
 
 pub struct PostgresStore {
     pool: Pool,
     writer: LogWriter,
+    /// The longest a call may take end to end, whatever the database does.
+    call_limit: Duration,
 }
 
 const SESSION_COLUMNS: &str = "id, client, phone, user_id, purpose, code_hmac, provider_refs, status, attempts, max_attempts, \
      created_at, expires_at, verified_at, local_code_sent, verify_lease_until";
 
 impl PostgresStore {
-    /// Connects a pool to `url` (a `postgres://` URL or key=value string) and starts the writer.
+    /// Connects a pool of `max_connections` to `url` with the default timeouts.
     pub fn connect(url: &str, max_connections: usize, metrics: Metrics) -> anyhow::Result<Self> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a PostgreSQL URL: {e}"))?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager).max_size(max_connections).build()?;
+        let settings = DatabaseSettings {
+            pool_size: max_connections,
+            ..DatabaseSettings::default()
+        };
+        Self::connect_with(url, &settings, metrics)
+    }
+
+    /// Connects a pool to `url` (a `postgres://` URL or key=value string) and starts the writer.
+    /// Every wait is bounded: for a pooled connection (`pool_wait_ms`), for a new one
+    /// (`connect_timeout_ms`), and for each statement (`statement_timeout_ms`, set on the
+    /// connection so PostgreSQL cancels it, and enforced here too for a server that is gone).
+    pub fn connect_with(url: &str, settings: &DatabaseSettings, metrics: Metrics) -> anyhow::Result<Self> {
+        let pool = pool(url, settings, Some(settings.statement_timeout_ms))?;
         let writer = LogWriter::spawn(pool.clone(), metrics);
-        Ok(Self { pool, writer })
+        let ms = Duration::from_millis;
+        let call_limit = ms(settings.pool_wait_ms + settings.connect_timeout_ms + settings.statement_timeout_ms);
+        Ok(Self { pool, writer, call_limit })
+    }
+
+    /// Applies the migrations through a connection of their own with no statement timeout: a
+    /// migration may rewrite a large table, and may wait for another instance's migration.
+    pub async fn migrate(url: &str, settings: &DatabaseSettings) -> anyhow::Result<usize> {
+        let settings = DatabaseSettings {
+            pool_size: 1,
+            ..settings.clone()
+        };
+        let pool = pool(url, &settings, None)?;
+        Ok(super::migrate::run(&pool).await?)
     }
 
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
+
+    /// Runs one store call within `call_limit`. PostgreSQL's `statement_timeout` cannot help when
+    /// the server (or the network) stops answering; then the call fails with
+    /// `StoreError::Timeout`, and the idle connections are dropped, since the one the call held
+    /// is back among them and may never answer again.
+    pub(super) async fn bounded<T>(&self, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.call_limit, call).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.pool.retain(|_, _| false);
+                Err(StoreError::Timeout(self.call_limit))
+            }
+        }
+    }
+}
+
+/// A pool whose waits for a free or a new connection are bounded, and whose connections cancel
+/// any statement running longer than `statement_timeout_ms`.
+fn pool(url: &str, settings: &DatabaseSettings, statement_timeout_ms: Option<u64>) -> anyhow::Result<Pool> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a PostgreSQL URL: {e}"))?;
+    let ms = Duration::from_millis;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(ms(settings.connect_timeout_ms));
+    }
+    if let Some(timeout) = statement_timeout_ms {
+        // Appended to the URL's own options (tests set `search_path` there).
+        let options = format!("{} -c statement_timeout={timeout}", config.get_options().unwrap_or_default());
+        config.options(options.trim_start());
+    }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Ok(Pool::builder(manager)
+        .max_size(settings.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(ms(settings.pool_wait_ms)))
+        // The connect timeout bounds each address tried; this bounds the whole start-up.
+        .create_timeout(Some(ms(settings.connect_timeout_ms)))
+        .recycle_timeout(Some(ms(settings.connect_timeout_ms)))
+        .build()?)
 }
 
 fn session_from_row(row: &Row) -> Result<Session, StoreError> {
@@ -71,128 +138,146 @@ impl Store for PostgresStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let client = self.pool.get().await?;
-        client.simple_query("SELECT 1").await?;
-        Ok(())
+        self.bounded(async move {
+            let client = self.pool.get().await?;
+            client.simple_query("SELECT 1").await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn insert_session(&self, s: &Session) -> Result<(), StoreError> {
-        let client = self.pool.get().await?;
-        let stmt = client
-            .prepare_cached(
-                "INSERT INTO sms_otp_sessions (id, phone, user_id, purpose, code_hmac, provider_refs, status, attempts, max_attempts,
-                                               created_at, expires_at, client, local_code_sent, verify_lease_until)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            )
-            .await?;
-        let refs = serde_json::to_value(&s.provider_refs).unwrap_or_default();
-        client
-            .execute(
-                &stmt,
-                &[
-                    &s.id,
-                    &s.phone,
-                    &s.user_id,
-                    &s.purpose,
-                    &s.code_hmac,
-                    &refs,
-                    &s.status.as_str(),
-                    &(s.attempts as i32),
-                    &(s.max_attempts as i32),
-                    &s.created_at,
-                    &s.expires_at,
-                    &s.client,
-                    &s.local_code_sent,
-                    &s.verify_lease_until,
-                ],
-            )
-            .await?;
-        Ok(())
+        self.bounded(async move {
+            let client = self.pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO sms_otp_sessions (id, phone, user_id, purpose, code_hmac, provider_refs, status, attempts,
+                                                   max_attempts, created_at, expires_at, client, local_code_sent, verify_lease_until)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                )
+                .await?;
+            let refs = serde_json::to_value(&s.provider_refs).unwrap_or_default();
+            client
+                .execute(
+                    &stmt,
+                    &[
+                        &s.id,
+                        &s.phone,
+                        &s.user_id,
+                        &s.purpose,
+                        &s.code_hmac,
+                        &refs,
+                        &s.status.as_str(),
+                        &(s.attempts as i32),
+                        &(s.max_attempts as i32),
+                        &s.created_at,
+                        &s.expires_at,
+                        &s.client,
+                        &s.local_code_sent,
+                        &s.verify_lease_until,
+                    ],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn get_session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
-        let client = self.pool.get().await?;
-        let stmt = client
-            .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sms_otp_sessions WHERE id = $1"))
-            .await?;
-        client.query_opt(&stmt, &[&id]).await?.as_ref().map(session_from_row).transpose()
+        self.bounded(async move {
+            let client = self.pool.get().await?;
+            let stmt = client
+                .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sms_otp_sessions WHERE id = $1"))
+                .await?;
+            client.query_opt(&stmt, &[&id]).await?.as_ref().map(session_from_row).transpose()
+        })
+        .await
     }
 
     async fn write_log(&self, log: SendLog) -> Result<(), StoreError> {
-        self.writer.write(log).await
+        self.bounded(async move { self.writer.write(log).await }).await
     }
 
     async fn adopt_unowned(&self, owner: &str) -> Result<u64, StoreError> {
-        let client = self.pool.get().await?;
-        let sessions = client
-            .execute("UPDATE sms_otp_sessions SET client = $1 WHERE client = ''", &[&owner])
-            .await?;
-        let contacts = client
-            .execute("UPDATE user_contact_settings SET client = $1 WHERE client = ''", &[&owner])
-            .await?;
-        Ok(sessions + contacts)
+        self.bounded(async move {
+            let client = self.pool.get().await?;
+            let sessions = client
+                .execute("UPDATE sms_otp_sessions SET client = $1 WHERE client = ''", &[&owner])
+                .await?;
+            let contacts = client
+                .execute("UPDATE user_contact_settings SET client = $1 WHERE client = ''", &[&owner])
+                .await?;
+            Ok(sessions + contacts)
+        })
+        .await
     }
 
     async fn update_session(&self, id: Uuid, edit: SessionEdit<'_>) -> Result<Option<Session>, StoreError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let select = tx
-            .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sms_otp_sessions WHERE id = $1 FOR UPDATE"))
-            .await?;
-        let Some(row) = tx.query_opt(&select, &[&id]).await? else {
-            return Ok(None);
-        };
-        let mut session = session_from_row(&row)?;
-        if edit(&mut session) {
-            let update = tx
-                .prepare_cached(
-                    "UPDATE sms_otp_sessions SET status = $2, attempts = $3, verified_at = $4, verify_lease_until = $5 WHERE id = $1",
+        self.bounded(async move {
+            let mut client = self.pool.get().await?;
+            let tx = client.transaction().await?;
+            let select = tx
+                .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sms_otp_sessions WHERE id = $1 FOR UPDATE"))
+                .await?;
+            let Some(row) = tx.query_opt(&select, &[&id]).await? else {
+                return Ok(None);
+            };
+            let mut session = session_from_row(&row)?;
+            if edit(&mut session) {
+                let update = tx
+                    .prepare_cached(
+                        "UPDATE sms_otp_sessions SET status = $2, attempts = $3, verified_at = $4, verify_lease_until = $5 WHERE id = $1",
+                    )
+                    .await?;
+                tx.execute(
+                    &update,
+                    &[
+                        &id,
+                        &session.status.as_str(),
+                        &(session.attempts.min(i32::MAX as u32) as i32),
+                        &session.verified_at,
+                        &session.verify_lease_until,
+                    ],
                 )
                 .await?;
-            tx.execute(
-                &update,
-                &[
-                    &id,
-                    &session.status.as_str(),
-                    &(session.attempts.min(i32::MAX as u32) as i32),
-                    &session.verified_at,
-                    &session.verify_lease_until,
-                ],
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Some(session))
+            }
+            tx.commit().await?;
+            Ok(Some(session))
+        })
+        .await
     }
 
     async fn recent_attempts(&self, limit: usize) -> Result<Vec<AttemptRow>, StoreError> {
-        let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                r#"SELECT id, message_id, session_id, user_id, "to", type, provider_name, outcome, status_code, error,
-                          provider_ref, response_time_ms, ambiguous, created_at
-                     FROM sms_messages_log ORDER BY created_at DESC LIMIT $1"#,
-                &[&(limit as i64)],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AttemptRow {
-                id: r.get(0),
-                message_id: r.get(1),
-                session_id: r.get(2),
-                user_id: r.get(3),
-                to: r.get(4),
-                kind: r.get(5),
-                provider: r.get(6),
-                outcome: r.get(7),
-                http_status: r.get(8),
-                error: r.get(9),
-                provider_ref: r.get(10),
-                response_time_ms: r.get(11),
-                ambiguous: r.get(12),
-                created_at: r.get(13),
-            })
-            .collect())
+        self.bounded(async move {
+            let client = self.pool.get().await?;
+            let rows = client
+                .query(
+                    r#"SELECT id, message_id, session_id, user_id, "to", type, provider_name, outcome, status_code, error,
+                              provider_ref, response_time_ms, ambiguous, created_at
+                         FROM sms_messages_log ORDER BY created_at DESC LIMIT $1"#,
+                    &[&(limit as i64)],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| AttemptRow {
+                    id: r.get(0),
+                    message_id: r.get(1),
+                    session_id: r.get(2),
+                    user_id: r.get(3),
+                    to: r.get(4),
+                    kind: r.get(5),
+                    provider: r.get(6),
+                    outcome: r.get(7),
+                    http_status: r.get(8),
+                    error: r.get(9),
+                    provider_ref: r.get(10),
+                    response_time_ms: r.get(11),
+                    ambiguous: r.get(12),
+                    created_at: r.get(13),
+                })
+                .collect())
+        })
+        .await
     }
 }

@@ -181,6 +181,21 @@ pub async fn spawn_on(backend: Backend, sim: SimHandle, toml: &str) -> TestApp {
     }
 }
 
+/// Starts the app on `db`'s schema reached through `url` (a proxy in front of the server);
+/// the app owns `db`, dropped with it.
+pub async fn spawn_via(db: TestDb, url: String, sim: SimHandle, toml: &str) -> TestApp {
+    let clock = test_clock();
+    let base = launch(toml, Some(url.clone()), clock.clone()).await;
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        sim: Arc::new(sim),
+        db: Some(db),
+        db_url: Some(url),
+        clock,
+    }
+}
+
 /// A second instance next to `first`: the same simulator and, on PostgreSQL, the same schema,
 /// so that state held in the store (limits, idempotency keys, sessions) is shared.
 pub async fn spawn_second(first: &TestApp, toml: &str) -> TestApp {

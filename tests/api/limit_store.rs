@@ -180,6 +180,56 @@ async fn concurrent_claims_yield_exactly_one_claimed(s: Arc<dyn Store>, other: A
         .all(|c| matches!(c, IdempotencyClaim::Claimed | IdempotencyClaim::InFlight)));
 }
 
+async fn a_sweep_deletes_expired_state_and_keeps_fresh_state(s: Arc<dyn Store>, _: Arc<dyn Store>) {
+    let day = 86_400;
+    let cd = |key: &str| CooldownSpec {
+        key: key.into(),
+        base_secs: 10,
+        max_secs: 40,
+        reset_secs: 3600,
+    };
+    // Expired by `later`: a one-minute counter, a cooldown that ended over a day before, a key.
+    assert_eq!(
+        s.admit(&[quota("old", 60, 5)], Some(&cd("resend:old")), t0()).await.unwrap(),
+        admitted(Some(10))
+    );
+    assert_eq!(
+        s.claim_idempotency("app", "old", b"h", t0(), 60, 60).await.unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    let later = t0() + secs(2 * day);
+    assert_eq!(
+        s.admit(&[quota("new", 60, 1)], Some(&cd("resend:new")), later).await.unwrap(),
+        admitted(Some(10))
+    );
+    assert_eq!(
+        s.claim_idempotency("app", "new", b"h", later, 3600, 60).await.unwrap(),
+        IdempotencyClaim::Claimed
+    );
+
+    assert_eq!(s.sweep(later + secs(1)).await.unwrap(), 3, "the old counter, cooldown and key");
+    assert_eq!(s.sweep(later + secs(1)).await.unwrap(), 0, "they are gone");
+    assert_eq!(
+        s.admit(&[quota("new", 60, 1)], None, later + secs(1)).await.unwrap(),
+        refused("new", 49),
+        "the fresh counter stays"
+    );
+    assert_eq!(
+        s.admit(&[quota("other", 60, 5)], Some(&cd("resend:new")), later + secs(1))
+            .await
+            .unwrap(),
+        refused("resend:new", 9),
+        "the fresh cooldown stays"
+    );
+    assert_eq!(
+        s.claim_idempotency("app", "new", b"other", later + secs(1), 3600, 60)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Conflict,
+        "the fresh key stays"
+    );
+}
+
 async fn postgres_store(db: &TestDb) -> Arc<dyn Store> {
     let store = PostgresStore::connect(&db.url(), 4, Metrics::new()).unwrap();
     smsgate::store::migrate::run(store.pool()).await.unwrap();
@@ -246,4 +296,5 @@ limit_conformance!(
     an_idempotency_key_is_claimed_once_then_replayed,
     a_stuck_claim_is_taken_over_after_its_lease_and_a_released_one_at_once,
     concurrent_claims_yield_exactly_one_claimed,
+    a_sweep_deletes_expired_state_and_keeps_fresh_state,
 );
