@@ -1,5 +1,6 @@
 //! One bad request never hurts another: a value PostgreSQL would refuse is stopped at the edge
-//! (and, past it, fails only its own write).
+//! (and, past it, fails only its own write), and a template the provider does not know is the
+//! request's fault, never the provider's.
 
 use futures::future::join_all;
 use serde_json::json;
@@ -40,4 +41,37 @@ async fn poisoned_requests_never_fail_the_sends_committed_beside_them() {
         .await
         .unwrap();
     assert_eq!(rows.get::<_, i64>(0), SENDS as i64, "every legitimate send's attempt row");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_the_provider_does_not_know_is_422_and_its_breaker_stays_closed() {
+    let app = spawn_app(Backend::Memory).await;
+    app.sim.state().set_templates("2factor", Some(&["OrderShipped"]));
+    for _ in 0..10 {
+        let r = app
+            .post(
+                "/v1/sms/template",
+                json!({"to": PHONE, "template": "NoSuchTemplate", "vars": ["A-1"]}),
+            )
+            .await;
+        assert_eq!((r.status, r.body["error"].as_str()), (422, Some("message_rejected")), "{}", r.body);
+    }
+    assert_eq!(app.calls("2factor"), 10, "every refusal came from 2Factor itself");
+    assert_eq!(app.metric(r#"smsgate_breaker_state{provider="2factor"}"#).await, Some(0.0));
+
+    let known = app
+        .post(
+            "/v1/sms/template",
+            json!({"to": PHONE, "template": "OrderShipped", "vars": ["A-1"]}),
+        )
+        .await;
+    assert_eq!(
+        (known.status, known.body["provider"].as_str()),
+        (202, Some("2factor")),
+        "{}",
+        known.body
+    );
+    let otp = app.send_otp().await;
+    assert_eq!(otp.status, 200, "{}", otp.body);
+    assert_eq!((app.calls("2factor"), app.calls("twilio")), (12, 0), "the OTP went through 2factor");
 }
