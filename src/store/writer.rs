@@ -103,7 +103,7 @@ async fn commit_isolating(pool: &Pool, logs: &[SendLog], replies: Vec<Reply>) {
 /// the same statement without the offending send would commit.
 fn blames_the_rows(e: &StoreError) -> bool {
     match e {
-        StoreError::Database(db) => db.code().is_some_and(|c| matches!(&c.code()[..2], "22" | "23")),
+        StoreError::Database(db) => db.code().is_some_and(|c| matches!(c.code().get(..2), Some("22" | "23"))),
         _ => false,
     }
 }
