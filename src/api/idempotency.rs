@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, AppState, Caller};
+use super::{fields, ApiError, AppState, Caller};
 use crate::limits::{IdempotencyError, Once, Replayable};
 
 /// A handler's answer before it becomes a response: status and JSON body.
@@ -74,9 +74,9 @@ fn key_of(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     };
     let key = value
         .to_str()
-        .map_err(|_| ApiError::InvalidRequest("`Idempotency-Key` must be visible ASCII".into()))?
-        .trim();
-    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        .map_err(|_| ApiError::InvalidRequest("`Idempotency-Key` must be visible ASCII".into()))?;
+    let key = fields::identifier("Idempotency-Key", key, 255)?;
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::InvalidRequest(
             "`Idempotency-Key` must be 1 to 255 visible ASCII characters".into(),
         ));

@@ -6,6 +6,7 @@ mod auth;
 mod client_ip;
 mod deadline;
 mod error;
+mod fields;
 mod idempotency;
 mod ops;
 mod otp;
@@ -49,6 +50,9 @@ impl Speaks for Seed {
     const SHAPE: Shape = Shape::Seed;
 }
 
+/// Longest `client_ip` accepted (an IPv6 address with an IPv4 tail is 45).
+const MAX_IP: usize = 64;
+
 /// What every handler can reach.
 pub struct AppState {
     pub gateway: Arc<Gateway>,
@@ -68,6 +72,7 @@ impl AppState {
         // An unreadable line makes the whole chain untrustworthy: no IP rather than a guess.
         let forwarded = lines.filter(|l| !l.is_empty()).map(|l| l.join(","));
         let peer = req.peer_addr().map(|a| a.ip());
+        let body_ip = body_ip.map(|ip| fields::identifier("client_ip", ip, MAX_IP)).transpose()?;
         client_ip::end_user_ip(body_ip, forwarded.as_deref(), peer, &self.trusted_proxies).map_err(ApiError::InvalidRequest)
     }
 
@@ -170,16 +175,4 @@ where
         deadline::bound_body(&mut req, timeout);
     }
     srv.call(req)
-}
-
-/// Rejects strings that are empty or too long, naming the field.
-fn bounded<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str, ApiError> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(ApiError::InvalidRequest(format!("`{field}` must not be empty")));
-    }
-    if v.chars().count() > max {
-        return Err(ApiError::InvalidRequest(format!("`{field}` is longer than {max} characters")));
-    }
-    Ok(v)
 }

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::fields;
 use super::idempotency::{self, Answer};
-use super::{bounded, ApiError, AppState, Caller, Shape, Speaks};
+use super::{ApiError, AppState, Caller, Shape, Speaks};
 use crate::config::Role;
 use crate::otp::{self, OtpRequest, OtpSent, Recipient, Verified};
 
@@ -48,17 +49,17 @@ async fn send(state: &AppState, caller: &Caller, req: &HttpRequest, body: &SendO
     let user_id = body
         .user_id
         .as_deref()
-        .map(|u| bounded("user_id", u, 128))
+        .map(|u| fields::identifier("user_id", u, 128))
         .transpose()?
         .map(str::to_string);
     if let Some(n) = &body.name {
-        bounded("name", n, 128)?;
+        fields::identifier("name", n, 128)?;
     }
-    let purpose = bounded("purpose", body.purpose.as_deref().unwrap_or("login"), 32)?.to_string();
+    let purpose = fields::identifier("purpose", body.purpose.as_deref().unwrap_or("login"), 32)?.to_string();
     let preferred_provider = body
         .provider
         .as_deref()
-        .map(|p| bounded("provider", p, 64))
+        .map(|p| fields::identifier("provider", p, 64))
         .transpose()?
         .map(str::to_string);
     let to = match (&body.phone, &user_id) {

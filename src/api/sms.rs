@@ -6,8 +6,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::idempotency;
-use super::{bounded, ApiError, AppState, Caller, Shape, Speaks};
+use super::{fields, idempotency};
+use super::{ApiError, AppState, Caller, Shape, Speaks};
 use crate::config::Role;
 use crate::messages::{MessageRequest, MessageSent};
 use crate::providers::MessageBody;
@@ -15,6 +15,7 @@ use crate::providers::MessageBody;
 /// Longest text accepted (Twilio's limit; about ten SMS parts).
 const MAX_TEXT: usize = 1600;
 const MAX_VARS: usize = 20;
+const MAX_VAR: usize = 500;
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -63,7 +64,7 @@ async fn send(
     let to = state.parse_phone(recipient.to)?;
     let user_id = recipient
         .user_id
-        .map(|u| bounded("user_id", u, 128))
+        .map(|u| fields::identifier("user_id", u, 128))
         .transpose()?
         .map(str::to_string);
     let client_ip = state.client_ip(req, recipient.client_ip)?;
@@ -103,7 +104,7 @@ pub async fn text_route<S: Speaks>(
     body: web::Json<TextBody>,
 ) -> Result<HttpResponse, ApiError> {
     idempotency::once(&state, &caller, &req, &*body, || async {
-        let text = bounded("text", &body.text, MAX_TEXT)?.to_string();
+        let text = fields::text("text", &body.text, MAX_TEXT)?.to_string();
         let recipient = Recipient {
             to: &body.to,
             user_id: body.user_id.as_deref(),
@@ -121,12 +122,12 @@ pub async fn template_route<S: Speaks>(
     body: web::Json<TemplateBody>,
 ) -> Result<HttpResponse, ApiError> {
     idempotency::once(&state, &caller, &req, &*body, || async {
-        let name = bounded("template", &body.template, 100)?.to_string();
+        let name = fields::identifier("template", &body.template, 100)?.to_string();
         if body.vars.len() > MAX_VARS {
             return Err(ApiError::InvalidRequest(format!("`vars` may hold at most {MAX_VARS} values")));
         }
-        if body.vars.iter().any(|v| v.chars().count() > 500) {
-            return Err(ApiError::InvalidRequest("each of `vars` must be at most 500 characters".into()));
+        for (i, v) in body.vars.iter().enumerate() {
+            fields::var(&format!("vars[{i}]"), v, MAX_VAR)?;
         }
         let message = MessageBody::Template {
             name,

@@ -3,7 +3,8 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{bounded, ApiError, AppState, Caller};
+use super::fields;
+use super::{ApiError, AppState, Caller};
 use crate::config::Role;
 use crate::store::Contact;
 
@@ -19,7 +20,7 @@ pub struct ContactBody {
 }
 
 fn user_id(path: &str) -> Result<String, ApiError> {
-    Ok(bounded("user_id", path, 128)?.to_string())
+    Ok(fields::identifier("user_id", path, 128)?.to_string())
 }
 
 pub async fn get_contact(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -51,7 +52,7 @@ pub async fn put_contact(
     let preferred_provider = body
         .preferred_provider
         .as_deref()
-        .map(|p| bounded("preferred_provider", p, 64))
+        .map(|p| fields::identifier("preferred_provider", p, 64))
         .transpose()?
         .map(str::to_string);
     let contact = Contact {

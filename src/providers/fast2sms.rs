@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
+use super::wire::TemplateOf;
 use super::{
     exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider,
     ProviderError,
@@ -111,12 +112,23 @@ impl Provider for Fast2Sms {
             .header("authorization", self.api_key.expose_secret())
             .json(&payload);
         let body = exchange(request).await?;
-        Ok(Accepted::message(classify(&body)?, body.status))
+        let named_by = match sms.body {
+            MessageBody::Template { .. } => TemplateOf::Request,
+            _ => TemplateOf::Config,
+        };
+        Ok(Accepted::message(classify_as(&body, named_by)?, body.status))
     }
 }
 
-/// Maps an answer to its `request_id` or to the class of its error.
+/// Maps an answer to its `request_id` or to the class of its error, for a send whose DLT
+/// template (if any) is the config's.
+#[cfg(test)]
 pub(crate) fn classify(body: &Body) -> Result<Option<String>, ProviderError> {
+    classify_as(body, TemplateOf::Config)
+}
+
+/// As [`classify`]; 413 (the DLT template id is unknown) is the fault of whoever named it.
+pub(crate) fn classify_as(body: &Body, template_of: TemplateOf) -> Result<Option<String>, ProviderError> {
     if let Some(err) = body.throttled_or_server_error() {
         return Err(err);
     }
@@ -133,6 +145,7 @@ pub(crate) fn classify(body: &Body) -> Result<Option<String>, ProviderError> {
         _ => String::new(),
     };
     Err(match code.as_str() {
+        "413" if template_of == TemplateOf::Request => ProviderError::rejected(status, "unknown_template", message),
         "412" | "413" | "416" | "996" | "997" => ProviderError::misconfigured(status, format!("fast2sms {code}: {message}")),
         "406" | "411" | "995" | "999" => ProviderError::rejected(status, code, message),
         _ => ProviderError::unavailable(status, format!("fast2sms {code} (HTTP {}): {message}", body.status)),

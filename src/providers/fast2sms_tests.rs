@@ -37,6 +37,18 @@ fn every_documented_error_has_its_class() {
 }
 
 #[test]
+fn an_unknown_dlt_template_is_rejected_when_the_request_named_it() {
+    for status in [200, 400] {
+        let err = classify_as(&body(status, &failure(413)), TemplateOf::Request).unwrap_err();
+        assert_eq!(err, ProviderError::rejected(Some(status), "unknown_template", "m413"));
+        for code in [412, 416, 996, 997] {
+            let err = classify_as(&body(status, &failure(code)), TemplateOf::Request).unwrap_err();
+            assert_eq!(err.class(), "misconfigured", "the account's, whoever named the template: {code}");
+        }
+    }
+}
+
+#[test]
 fn success_carries_the_request_id() {
     let ok = r#"{"return":true,"request_id":"lwdtp7","message":["SMS sent successfully."]}"#;
     assert_eq!(classify(&body(200, ok)), Ok(Some("lwdtp7".into())));

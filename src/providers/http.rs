@@ -118,7 +118,33 @@ impl HttpProvider {
         })
     }
 
+    /// Refuses, as the message's own fault, a value that cannot go where the spec puts it: a
+    /// header value holds no control character but tab, a URL path no CR, LF or NUL. Checked
+    /// before rendering, so an invalid header left after it is the config's (or the secret's).
+    fn refuse_unsafe_values(&self, values: &Values<'_>) -> Result<(), ProviderError> {
+        let refuse = |p: Placeholder, place: &str| {
+            ProviderError::rejected(
+                None,
+                "invalid_value",
+                format!("{} holds a control character, which cannot go in the {place}", p.written()),
+            )
+        };
+        for p in self.url.path_placeholders().filter(|p| *p != Placeholder::Secret) {
+            if values.get(p).contains(['\r', '\n', '\0']) {
+                return Err(refuse(p, "URL path"));
+            }
+        }
+        let in_headers = self.headers.iter().flat_map(|(_, t)| t.placeholders());
+        for p in in_headers.filter(|p| *p != Placeholder::Secret) {
+            if values.get(p).chars().any(|c| c.is_control() && c != '\t') {
+                return Err(refuse(p, "headers"));
+            }
+        }
+        Ok(())
+    }
+
     fn request(&self, values: &Values<'_>) -> Result<reqwest::RequestBuilder, ProviderError> {
+        self.refuse_unsafe_values(values)?;
         // The URL and headers may carry the secret: errors name only the key, never the value.
         let url = url::Url::parse(&self.url.render(values, Escape::Url))
             .map_err(|_| ProviderError::misconfigured(None, "http.url is not a URL once filled in"))?;

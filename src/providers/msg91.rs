@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 
+use super::wire::TemplateOf;
 use super::{
     exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider,
     ProviderError,
@@ -102,7 +103,11 @@ impl Provider for Msg91 {
             }
         };
         let body = self.call(request).await?;
-        let answer = classify(&body)?;
+        let named_by = match sms.body {
+            MessageBody::Template { .. } => TemplateOf::Request,
+            _ => TemplateOf::Config,
+        };
+        let answer = classify_as(&body, named_by)?;
         let otp = matches!(sms.body, MessageBody::Otp { .. });
         let reference = if otp && self.autogen {
             // MSG91 verifies by mobile number, so the number is the verification reference.
@@ -129,8 +134,14 @@ impl Provider for Msg91 {
     }
 }
 
-/// Maps an answer to its success JSON or to the class of its error.
+/// Maps an answer to its success JSON or to the class of its error, for a call that names no
+/// template of the request's (OTP send, retry, verify).
 pub(crate) fn classify(body: &Body) -> Result<&Value, ProviderError> {
+    classify_as(body, TemplateOf::Config)
+}
+
+/// As [`classify`]; a template MSG91 does not know is the fault of whoever named it.
+pub(crate) fn classify_as(body: &Body, template_of: TemplateOf) -> Result<&Value, ProviderError> {
     if let Some(err) = body.throttled_or_server_error() {
         return Err(err);
     }
@@ -143,11 +154,14 @@ pub(crate) fn classify(body: &Body) -> Result<&Value, ProviderError> {
     let message = json.get("message").and_then(Value::as_str).unwrap_or("");
     let code = json.get("code").and_then(scalar_text).unwrap_or_default();
     let m = message.to_ascii_lowercase();
+    let unknown_template = m.contains("template") && (m.contains("not found") || m.contains("invalid"));
     Err(if m.contains("too many requests") {
         ProviderError::throttled(status, body.retry_after, message)
     } else if code == "201" || m.contains("authkey") || m.contains("authenticationfailure") {
         ProviderError::misconfigured(status, format!("msg91 authentication failed: {message}"))
-    } else if m.contains("insufficient balance") || (m.contains("template") && (m.contains("not found") || m.contains("invalid"))) {
+    } else if unknown_template && template_of == TemplateOf::Request {
+        ProviderError::rejected(status, "unknown_template", message)
+    } else if m.contains("insufficient balance") || unknown_template {
         ProviderError::misconfigured(status, format!("msg91: {message}"))
     } else if m.contains("invalid mobile") || m.contains("mobile no. invalid") {
         let code = if code.is_empty() { "invalid_mobile".into() } else { code };

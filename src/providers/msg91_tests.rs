@@ -35,6 +35,26 @@ fn every_documented_error_has_its_class() {
 }
 
 #[test]
+fn a_template_the_request_named_and_msg91_does_not_know_is_rejected() {
+    let flow_class = |status, text: &str| match classify_as(&body(status, text), TemplateOf::Request) {
+        Ok(_) => "accepted",
+        Err(e) => e.class(),
+    };
+    for m in ["Template not found", "Invalid template id", "template_id invalid"] {
+        assert_eq!(flow_class(200, &error(m)), "rejected", "{m}");
+        assert_eq!(flow_class(400, &error(m)), "rejected", "{m}");
+        assert_eq!(class(200, &error(m)), "misconfigured", "the configured OTP template: {m}");
+    }
+    // The account stays the account's, whoever named the template.
+    assert_eq!(flow_class(200, &error("authkey invalid")), "misconfigured");
+    assert_eq!(flow_class(401, &error("AuthenticationFailure")), "misconfigured");
+    assert_eq!(flow_class(200, &error("Insufficient balance")), "misconfigured");
+    assert_eq!(flow_class(400, &error("Invalid mobile number")), "rejected");
+    assert_eq!(flow_class(200, &error("Too Many Requests")), "throttled");
+    assert_eq!(flow_class(200, &error("Something new went wrong")), "unavailable");
+}
+
+#[test]
 fn throttle_keeps_retry_after() {
     let mut answer = body(429, "");
     answer.retry_after = Some(std::time::Duration::from_secs(9));
@@ -127,6 +147,18 @@ async fn template_goes_through_flow() {
         json!({"template_id": "order_shipped", "short_url": "0",
                "recipients": [{"mobiles": "919876543210", "var1": "A1", "var2": "today"}]})
     );
+}
+
+#[tokio::test]
+async fn an_unknown_flow_template_is_rejected_but_an_unknown_otp_template_is_misconfigured() {
+    let server = CaptureServer::start(200, &error("Template not found")).await;
+    let msg91 = build(&server.base_url, "");
+    let err = msg91.send(&testing::template("no_such_flow", &["A1"])).await.unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::Rejected { code, .. } if code == "unknown_template"),
+        "{err:?}"
+    );
+    assert_eq!(msg91.send(&testing::otp("123456", "x")).await.unwrap_err().class(), "misconfigured");
 }
 
 #[tokio::test]

@@ -6,6 +6,8 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+pub(crate) use super::wire::TemplateOf;
+
 use super::{
     exchange, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
@@ -117,7 +119,11 @@ impl Provider for TwoFactor {
             MessageBody::Text { .. } => return Err(ProviderError::misconfigured(None, "2Factor does not send plain text")),
         };
         let body = exchange(request).await?;
-        let reference = classify_send(&body)?;
+        let named_by = match sms.body {
+            MessageBody::Template { .. } => TemplateOf::Request,
+            _ => TemplateOf::Config,
+        };
+        let reference = classify_send(&body, named_by)?;
         Ok(Accepted {
             reference: Some(reference),
             provider_verifies,
@@ -145,7 +151,7 @@ enum Answer {
 }
 
 /// Reads 2Factor's answer; 429, 5xx and anything that is not its JSON shape are errors here.
-fn parse(body: &Body) -> Result<Answer, ProviderError> {
+fn parse(body: &Body, template_of: TemplateOf) -> Result<Answer, ProviderError> {
     let status = Some(body.status);
     if body.status >= 500 {
         return Err(ProviderError::unavailable(status, format!("HTTP {}", body.status)));
@@ -154,7 +160,7 @@ fn parse(body: &Body) -> Result<Answer, ProviderError> {
     match body.str_field("Status") {
         Some(s) if s.eq_ignore_ascii_case("success") && body.status < 300 => Ok(Answer::Success(details)),
         Some(s) if s.eq_ignore_ascii_case("error") => Ok(Answer::Error(details)),
-        _ if body.status == 429 => Err(classify_error(body, "HTTP 429")),
+        _ if body.status == 429 => Err(classify_error(body, "HTTP 429", template_of)),
         _ => {
             body.json_or_unavailable()?;
             Err(ProviderError::unavailable(
@@ -165,21 +171,25 @@ fn parse(body: &Body) -> Result<Answer, ProviderError> {
     }
 }
 
+/// 2Factor's words for a template it does not know (TSMS or OTP).
+const UNKNOWN_TEMPLATE: &[&str] = &["template name not found", "invalid template"];
+
 /// The class of a 2Factor `Details` text (any HTTP 429 is throttling whatever it says).
-fn classify_error(body: &Body, details: &str) -> ProviderError {
+fn classify_error(body: &Body, details: &str, template_of: TemplateOf) -> ProviderError {
     let status = Some(body.status);
     let d = details.to_ascii_lowercase();
     let any = |needles: &[&str]| needles.iter().any(|n| d.contains(n));
     if body.status == 429 || any(&["rate limit exceeded", "too many requests"]) {
         ProviderError::throttled(status, body.retry_after, details)
+    } else if any(UNKNOWN_TEMPLATE) && template_of == TemplateOf::Request {
+        ProviderError::rejected(status, "unknown_template", details)
     } else if any(&[
         "invalid api key",
         "api key not found",
         "insufficient balance",
-        "template name not found",
-        "invalid template",
         "sender id not approved",
-    ]) {
+    ]) || any(UNKNOWN_TEMPLATE)
+    {
         ProviderError::misconfigured(status, details)
     } else if any(&["invalid phone number", "phone number blocked", "dnd number"]) {
         ProviderError::rejected(status, details, details)
@@ -189,25 +199,25 @@ fn classify_error(body: &Body, details: &str) -> ProviderError {
 }
 
 /// A send answer: the session or message id, or the class of the failure.
-pub(crate) fn classify_send(body: &Body) -> Result<String, ProviderError> {
-    match parse(body)? {
+pub(crate) fn classify_send(body: &Body, template_of: TemplateOf) -> Result<String, ProviderError> {
+    match parse(body, template_of)? {
         Answer::Success(id) if !id.is_empty() => Ok(id),
         Answer::Success(_) => Err(ProviderError::unavailable(Some(body.status), "success without Details")),
-        Answer::Error(details) => Err(classify_error(body, &details)),
+        Answer::Error(details) => Err(classify_error(body, &details, template_of)),
     }
 }
 
 /// A VERIFY answer: matched, a wrong / expired / unknown session's code, or a failure.
 pub(crate) fn classify_verify(body: &Body) -> Result<bool, ProviderError> {
     const NOT_VALID: &[&str] = &["otp mismatch", "otp expired", "invalid session", "session expired"];
-    match parse(body)? {
+    match parse(body, TemplateOf::Config)? {
         Answer::Success(d) if d.eq_ignore_ascii_case("otp matched") => Ok(true),
         Answer::Success(d) => Err(ProviderError::unavailable(
             Some(body.status),
             format!("2Factor VERIFY success with unexpected Details: {d}"),
         )),
         Answer::Error(d) if NOT_VALID.contains(&d.trim().to_ascii_lowercase().as_str()) => Ok(false),
-        Answer::Error(d) => Err(classify_error(body, &d)),
+        Answer::Error(d) => Err(classify_error(body, &d, TemplateOf::Config)),
     }
 }
 

@@ -24,28 +24,44 @@ const OK: &str = r#"{"Status":"Success","Details":"2f-session-1"}"#;
 
 #[test]
 fn every_documented_error_has_its_one_class() {
+    // (details, class when the template is the config's, class when the request named it)
     let cases = [
-        ("Invalid API Key", "misconfigured"),
-        ("API Key Not Found", "misconfigured"),
-        ("Insufficient Balance", "misconfigured"),
-        ("Template Name Not Found", "misconfigured"),
-        ("Invalid Template", "misconfigured"),
-        ("Sender ID Not Approved", "misconfigured"),
-        ("Invalid Phone Number", "rejected"),
-        ("Phone Number Blocked", "rejected"),
-        ("DND Number", "rejected"),
-        ("Rate Limit Exceeded", "throttled"),
-        ("Too Many Requests", "throttled"),
-        ("invalid api key", "misconfigured"),
-        ("Something new happened", "unavailable"),
+        ("Invalid API Key", "misconfigured", "misconfigured"),
+        ("API Key Not Found", "misconfigured", "misconfigured"),
+        ("Insufficient Balance", "misconfigured", "misconfigured"),
+        ("Template Name Not Found", "misconfigured", "rejected"),
+        ("Invalid Template", "misconfigured", "rejected"),
+        ("Sender ID Not Approved", "misconfigured", "misconfigured"),
+        ("Invalid Phone Number", "rejected", "rejected"),
+        ("Phone Number Blocked", "rejected", "rejected"),
+        ("DND Number", "rejected", "rejected"),
+        ("Rate Limit Exceeded", "throttled", "throttled"),
+        ("Too Many Requests", "throttled", "throttled"),
+        ("invalid api key", "misconfigured", "misconfigured"),
+        ("Something new happened", "unavailable", "unavailable"),
     ];
     for status in [200, 400] {
-        for (details, class) in cases {
-            let err = classify_send(&error(status, details)).unwrap_err();
-            assert_eq!(err.class(), class, "{details} with HTTP {status}");
-            assert_eq!(err.http_status(), Some(status));
+        for (details, config, request) in cases {
+            for (template_of, class) in [(TemplateOf::Config, config), (TemplateOf::Request, request)] {
+                let err = classify_send(&error(status, details), template_of).unwrap_err();
+                assert_eq!(err.class(), class, "{details} with HTTP {status}, {template_of:?}");
+                assert_eq!(err.http_status(), Some(status));
+            }
         }
     }
+}
+
+#[tokio::test]
+async fn a_template_2factor_does_not_know_is_the_requests_fault_but_the_otp_templates_is_the_configs() {
+    let unknown = r#"{"Status":"Error","Details":"Template Name Not Found"}"#;
+    let server = CaptureServer::start(200, unknown).await;
+    let p = provider(&server.base_url, serde_json::json!({"sender_id": "SMSGTE", "template": "LoginOTP"}));
+    let err = p.send(&testing::template("NoSuchTemplate", &["A-1"])).await.unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::Rejected { code, .. } if code == "unknown_template"),
+        "{err:?}"
+    );
+    assert_eq!(p.send(&otp()).await.unwrap_err().class(), "misconfigured");
 }
 
 #[test]
@@ -53,7 +69,7 @@ fn http_429_is_throttled_with_its_retry_after_whatever_the_body() {
     for text in [r#"{"Status":"Error","Details":"Slow down"}"#, "<html>429</html>", ""] {
         let mut b = body(429, text);
         b.retry_after = Some(Duration::from_secs(9));
-        match classify_send(&b).unwrap_err() {
+        match classify_send(&b, TemplateOf::Config).unwrap_err() {
             ProviderError::Throttled { retry_after, .. } => {
                 assert_eq!(retry_after, Some(Duration::from_secs(9)), "{text}")
             }
@@ -74,7 +90,11 @@ fn malformed_answers_and_5xx_are_unavailable() {
         (500, r#"{"Status":"Error","Details":"Invalid API Key"}"#),
         (503, ""),
     ] {
-        assert_eq!(classify_send(&body(status, text)).unwrap_err().class(), "unavailable", "{text}");
+        assert_eq!(
+            classify_send(&body(status, text), TemplateOf::Request).unwrap_err().class(),
+            "unavailable",
+            "{text}"
+        );
         assert_eq!(classify_verify(&body(status, text)).unwrap_err().class(), "unavailable", "{text}");
     }
 }

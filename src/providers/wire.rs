@@ -9,6 +9,16 @@ use super::ProviderError;
 /// Bodies larger than this are not provider answers; they are refused as `Unavailable`.
 const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// Who named the template of a send, and so whose fault a template the provider does not
+/// know is: the operator's (open the breaker) or the request's (refuse that message only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TemplateOf {
+    /// A template in the provider's config (the OTP template): an unknown one is misconfiguration.
+    Config,
+    /// The template a template send names: an unknown one is that request's mistake.
+    Request,
+}
+
 /// A provider's answer, read whole.
 #[derive(Debug, Clone)]
 pub struct Body {

@@ -96,7 +96,7 @@ async fn send(state: web::Data<SimState>, req: HttpRequest, raw: web::Bytes) -> 
             if text(&request.sender_id).is_none() {
                 return error(400, 416);
             }
-            let Some(id) = text(&request.message) else {
+            let Some(id) = text(&request.message).filter(|id| state.knows_template(NAME, id)) else {
                 return error(400, 413);
             };
             let vars: Vec<String> = request

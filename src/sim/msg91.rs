@@ -75,7 +75,7 @@ async fn send_otp(state: web::Data<SimState>, req: HttpRequest) -> HttpResponse 
         return refusal;
     }
     let query = common::form(req.query_string().as_bytes());
-    let Some(template) = common::field(&query, "template_id") else {
+    let Some(template) = common::field(&query, "template_id").filter(|t| state.knows_template(NAME, t)) else {
         return error("Template not found", "400");
     };
     let Some((to, digits)) = mobile(&req) else {
@@ -166,7 +166,10 @@ async fn flow(state: web::Data<SimState>, req: HttpRequest, body: web::Bytes) ->
     let Ok(request) = serde_json::from_slice::<FlowRequest>(&body) else {
         return error("Invalid JSON body", "400");
     };
-    let Some(template) = request.template_id.filter(|t| !t.trim().is_empty()) else {
+    let Some(template) = request
+        .template_id
+        .filter(|t| !t.trim().is_empty() && state.knows_template(NAME, t))
+    else {
         return error("Template not found", "400");
     };
     let mut messages = Vec::new();

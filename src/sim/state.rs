@@ -1,7 +1,7 @@
 //! What the fakes remember: delivered messages, provider-held OTP codes, faults and call counts.
 //! In memory and bounded, shared by every fake of one simulator.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -115,6 +115,8 @@ struct Inner {
     faults: HashMap<&'static str, Fault>,
     /// Codes held by a provider, keyed by provider then by its reference.
     held: HashMap<&'static str, Bounded<String, HeldCode>>,
+    /// The templates registered with a provider; a provider not listed knows every template.
+    templates: HashMap<&'static str, HashSet<String>>,
 }
 
 /// Everything the simulator remembers; shared by all its fakes.
@@ -157,6 +159,27 @@ impl SimState {
             .filter(|m| to.is_none_or(|t| digits(&m.to) == digits(t)))
             .cloned()
             .collect()
+    }
+
+    /// Registers exactly `names` as the templates `provider` knows (as with DLT, a template
+    /// must be registered before it is sent); `None` goes back to knowing every template.
+    pub fn set_templates(&self, provider: &str, names: Option<&[&str]>) {
+        let Some(name) = canonical(provider) else { return };
+        let mut inner = self.lock();
+        match names {
+            Some(names) => {
+                inner.templates.insert(name, names.iter().map(|n| n.to_string()).collect());
+            }
+            None => {
+                inner.templates.remove(name);
+            }
+        }
+    }
+
+    /// Whether `provider` would send the template named `template`.
+    pub fn knows_template(&self, provider: &str, template: &str) -> bool {
+        let Some(name) = canonical(provider) else { return false };
+        self.lock().templates.get(name).is_none_or(|known| known.contains(template))
     }
 
     /// Forgets every delivered message.
@@ -307,5 +330,17 @@ mod tests {
         s.count_call("2factor");
         assert_eq!(s.calls("2factor"), 2);
         assert_eq!(s.calls("twilio"), 0);
+    }
+
+    #[test]
+    fn a_provider_knows_every_template_until_told_which_are_registered() {
+        let s = state();
+        assert!(s.knows_template("msg91", "anything"));
+        s.set_templates("two_factor", Some(&["OrderShipped"]));
+        assert!(s.knows_template("2factor", "OrderShipped"));
+        assert!(!s.knows_template("2factor", "NoSuchTemplate"));
+        assert!(s.knows_template("msg91", "NoSuchTemplate"), "per provider");
+        s.set_templates("2factor", None);
+        assert!(s.knows_template("2factor", "NoSuchTemplate"));
     }
 }

@@ -116,7 +116,7 @@ async fn send_template(state: web::Data<SimState>, path: web::Path<String>, body
     let Some(to) = common::field(&form, "To").and_then(common::indian_or_e164) else {
         return error("Invalid Phone Number");
     };
-    let Some(template) = common::field(&form, "TemplateName") else {
+    let Some(template) = common::field(&form, "TemplateName").filter(|t| state.knows_template(NAME, t)) else {
         return error("Template Name Not Found");
     };
     if common::field(&form, "From").is_none() {

@@ -58,19 +58,53 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<(SendLog, Reply)>, metrics: Metr
         let pool = pool.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            let logs: Vec<&SendLog> = batch.iter().map(|(l, _)| l).collect();
+            let (logs, replies): (Vec<SendLog>, Vec<Reply>) = batch.into_iter().unzip();
             let rows = logs.iter().map(|l| l.attempts.len()).sum::<usize>();
             metrics.log_batch_rows.with_label_values(&["postgres"]).observe(rows as f64);
-            let result = commit(&pool, &logs).await;
-            if let Err(e) = &result {
-                tracing::error!(error = ?e, sends = batch.len(), "group commit failed");
-            }
-            let shared = result.map_err(Arc::new);
-            for (_, reply) in batch {
-                let _ = reply.send(shared.clone());
-            }
+            commit_isolating(&pool, &logs, replies).await;
             drop(slot);
         });
+    }
+}
+
+/// Commits `logs` and answers each send. When the statement fails on the data of the rows
+/// (one send's value PostgreSQL refuses, or a constraint), the batch is halved and each half
+/// committed on its own, down to single sends: only the send at fault fails, never the other
+/// sends that happened to share its statement. Any other failure (connection, pool) fails
+/// every send of the range at once, without multiplying statements against a sick database.
+async fn commit_isolating(pool: &Pool, logs: &[SendLog], replies: Vec<Reply>) {
+    let mut replies: Vec<Option<Reply>> = replies.into_iter().map(Some).collect();
+    // Ranges of `logs` still to commit; the whole batch first.
+    let mut pending = Vec::new();
+    pending.push(0..logs.len());
+    while let Some(range) = pending.pop() {
+        let part: Vec<&SendLog> = logs[range.clone()].iter().collect();
+        let result = commit(pool, &part).await;
+        match &result {
+            Err(e) if range.len() > 1 && blames_the_rows(e) => {
+                tracing::warn!(error = ?e, sends = range.len(), "group commit refused a row; committing the batch in halves");
+                let mid = range.start + range.len() / 2;
+                pending.push(mid..range.end);
+                pending.push(range.start..mid);
+                continue;
+            }
+            Err(e) => tracing::error!(error = ?e, sends = range.len(), "group commit failed"),
+            Ok(()) => {}
+        }
+        let shared = result.map_err(Arc::new);
+        for reply in replies[range].iter_mut().filter_map(Option::take) {
+            let _ = reply.send(shared.clone());
+        }
+    }
+}
+
+/// Whether PostgreSQL refused the statement for what the rows hold (SQLSTATE class 22, data
+/// exception, such as a NUL byte in `text`; or 23, integrity constraint violation), so that
+/// the same statement without the offending send would commit.
+fn blames_the_rows(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(db) => db.code().is_some_and(|c| matches!(c.code().get(..2), Some("22" | "23"))),
+        _ => false,
     }
 }
 

@@ -192,3 +192,144 @@ fn alert_rules_use_only_metrics_smsgate_defines() {
     }
     assert!(checked >= 6, "the rules were read");
 }
+
+/// Values no field may hold: NUL (PostgreSQL refuses it in `text`), CR/LF (header and URL
+/// injection), other C0 and C1 controls.
+const POISON_EVERYWHERE: &[&str] = &["u\u{0}1", "u\r\nX-Injected: 1", "\u{0}", "u\u{1b}[2J", "u\u{7f}", "u\u{85}"];
+/// What message texts and template vars may still not hold (line breaks and tabs are fine).
+const POISON_IN_TEXT: &[&str] = &["a\u{0}b", "a\rb", "line\r\nbreak", "a\u{7}b", "a\u{9b}b"];
+/// Identifiers also refuse what texts allow.
+const POISON_IN_IDENTIFIERS: &[&str] = &["u\n1", "u\t1"];
+
+/// A route, a valid body for it, and the text fields it carries: (field, is free text).
+type Poisonable = (&'static str, serde_json::Value, Vec<(&'static str, bool)>);
+
+fn poisonable() -> Vec<Poisonable> {
+    let otp = json!({"phone": "+919876543210", "user_id": "u1", "name": "Asha", "purpose": "login", "provider": "2factor", "client_ip": "203.0.113.5"});
+    let otp_fields = vec![
+        ("user_id", false),
+        ("name", false),
+        ("purpose", false),
+        ("provider", false),
+        ("client_ip", false),
+    ];
+    let text = json!({"to": "+14155552671", "text": "Your order shipped", "user_id": "u1", "client_ip": "203.0.113.5"});
+    let text_fields = vec![("text", true), ("user_id", false), ("client_ip", false)];
+    let template =
+        json!({"to": "+919876543210", "template": "OrderShipped", "vars": ["A-1", "today"], "user_id": "u1", "client_ip": "203.0.113.5"});
+    let template_fields = vec![("template", false), ("vars", true), ("user_id", false), ("client_ip", false)];
+    vec![
+        ("/v1/otp/send", otp.clone(), otp_fields.clone()),
+        ("/api/sms/sendOtp", otp.clone(), otp_fields.clone()),
+        ("/otp/send", otp, otp_fields),
+        ("/v1/sms/send", text.clone(), text_fields.clone()),
+        ("/sms/send-transactional", text, text_fields),
+        ("/v1/sms/template", template.clone(), template_fields.clone()),
+        ("/api/sms/sendTemplate", template, template_fields),
+    ]
+}
+
+fn poison(body: &serde_json::Value, field: &str, value: &str) -> serde_json::Value {
+    let mut body = body.clone();
+    if field == "vars" {
+        body["vars"][1] = json!(value);
+    } else {
+        body[field] = json!(value);
+    }
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poisoned_text_fields_are_400_naming_the_field_and_reach_no_provider() {
+    let app = spawn_app(Backend::Memory).await;
+    for (route, body, fields) in poisonable() {
+        for (field, free_text) in fields {
+            let extra = if free_text { POISON_IN_TEXT } else { POISON_IN_IDENTIFIERS };
+            for value in POISON_EVERYWHERE.iter().chain(extra) {
+                let r = app.post(route, poison(&body, field, value)).await;
+                let named = if field == "vars" {
+                    "`vars[1]`".to_string()
+                } else {
+                    format!("`{field}`")
+                };
+                assert_eq!(
+                    (r.status, r.body["error"].as_str()),
+                    (400, Some("invalid_request")),
+                    "{route} {field}={value:?}: {}",
+                    r.body
+                );
+                let message = r.body["message"].as_str().unwrap_or_default();
+                assert!(message.contains(&named), "{route} {field}={value:?}: {message}");
+            }
+        }
+        let r = app
+            .request(
+                Method::POST,
+                route,
+                Some(SEND_TOKEN),
+                Some(body.to_string()),
+                &[("Idempotency-Key", "key\twith-tab")],
+            )
+            .await;
+        assert_eq!(r.status, 400, "{route} Idempotency-Key with a tab: {}", r.body);
+        assert!(r.body["message"].as_str().unwrap_or_default().contains("Idempotency-Key"));
+    }
+    for (route, body) in [
+        ("/v1/otp/verify", json!({"session_id": "\u{0}", "otp": "123456"})),
+        ("/v1/otp/verify", json!({"session_id": uuid::Uuid::new_v4(), "otp": "12\u{0}34"})),
+    ] {
+        assert_eq!(app.post(route, body.clone()).await.status, 400, "{route} {body}");
+    }
+    for path in ["u%001", "u%0D%0AX-Injected:%201", "u%1B1", "u%C2%851"] {
+        let get = app.get(&format!("/v1/users/{path}/contact"), Some(SEND_TOKEN)).await;
+        assert_eq!(
+            (get.status, get.body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "GET {path}: {}",
+            get.body
+        );
+        let put = app
+            .request(
+                Method::PUT,
+                &format!("/v1/users/{path}/contact"),
+                Some(SEND_TOKEN),
+                Some(json!({"phone": "+919876543210", "otp_enabled": true}).to_string()),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (put.status, put.body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "PUT {path}: {}",
+            put.body
+        );
+    }
+    for value in POISON_EVERYWHERE {
+        let put = app
+            .request(
+                Method::PUT,
+                "/v1/users/u1/contact",
+                Some(SEND_TOKEN),
+                Some(json!({"phone": "+919876543210", "preferred_provider": value}).to_string()),
+                &[],
+            )
+            .await;
+        assert_eq!(put.status, 400, "preferred_provider={value:?}: {}", put.body);
+        assert!(put.body["message"].as_str().unwrap_or_default().contains("`preferred_provider`"));
+    }
+    assert_eq!(
+        (app.calls("2factor"), app.calls("twilio")),
+        (0, 0),
+        "no poisoned request reached a provider"
+    );
+
+    // The same bodies unpoisoned go out, and message texts keep their line breaks and tabs.
+    for (route, body, _) in poisonable() {
+        let r = app.post(route, body.clone()).await;
+        assert!(r.status == 200 || r.status == 202, "{route} {body}: {} {}", r.status, r.body);
+    }
+    let multiline = json!({"to": "+14155552671", "text": "Line 1\nLine 2\tend"});
+    assert_eq!(app.post("/v1/sms/send", multiline).await.status, 202);
+    let vars = json!({"to": "+919876543210", "template": "OrderShipped", "vars": ["A-1\nB-2", ""]});
+    assert_eq!(app.post("/v1/sms/template", vars).await.status, 202);
+}

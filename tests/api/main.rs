@@ -8,6 +8,7 @@ mod flood;
 mod garbage;
 mod helpers;
 mod idempotency;
+mod isolation;
 mod limit_store;
 mod limits;
 mod masking;

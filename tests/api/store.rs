@@ -192,3 +192,44 @@ conformance!(
     concurrent_edits_of_one_session_are_serialised,
     a_failed_send_fails_the_session,
 );
+
+/// A send whose row PostgreSQL refuses (a NUL byte that got past the edge) fails on its own:
+/// the sends that shared its group-commit statement commit, and their rows are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_row_fails_only_its_own_send_in_a_group_commit() {
+    const SENDS: usize = 50;
+    const BAD: usize = 25;
+    let (store, _db) = postgres().await;
+    let start = Arc::new(tokio::sync::Barrier::new(SENDS));
+    let tasks: Vec<_> = (0..SENDS)
+        .map(|i| {
+            let (store, start) = (Arc::clone(&store), Arc::clone(&start));
+            tokio::spawn(async move {
+                let mut row = attempt(Uuid::new_v4(), "twilio", "accepted", i as i32);
+                if i == BAD {
+                    row.user_id = Some("u\u{0}1".into());
+                }
+                let id = row.id;
+                start.wait().await;
+                let log = SendLog {
+                    attempts: vec![row],
+                    ..SendLog::default()
+                };
+                (id, store.write_log(log).await)
+            })
+        })
+        .collect();
+    let mut committed = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let (id, result) = task.await.unwrap();
+        match (i == BAD, result) {
+            (false, Ok(())) => committed.push(id),
+            (true, Err(_)) => {}
+            (bad, result) => panic!("send {i} (bad: {bad}): {result:?}"),
+        }
+    }
+    let mut stored: Vec<Uuid> = store.recent_attempts(SENDS * 2).await.unwrap().iter().map(|r| r.id).collect();
+    stored.sort();
+    committed.sort();
+    assert_eq!(stored, committed, "every good send's row, and no other");
+}

@@ -24,6 +24,19 @@ pub enum Placeholder {
 }
 
 impl Placeholder {
+    /// How a template writes it: `{to}`, `{var1}`.
+    pub fn written(self) -> String {
+        match self {
+            Self::To => "{to}".into(),
+            Self::ToDigits => "{to_digits}".into(),
+            Self::Text => "{text}".into(),
+            Self::Otp => "{otp}".into(),
+            Self::Template => "{template}".into(),
+            Self::Var(i) => format!("{{var{}}}", i + 1),
+            Self::Secret => "{secret}".into(),
+        }
+    }
+
     fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "to" => Self::To,
@@ -67,7 +80,7 @@ pub struct Values<'a> {
 }
 
 impl Values<'_> {
-    fn get(&self, placeholder: Placeholder) -> &str {
+    pub fn get(&self, placeholder: Placeholder) -> &str {
         match placeholder {
             Placeholder::To => self.to,
             Placeholder::ToDigits => self.to_digits,
@@ -129,6 +142,25 @@ impl Template {
 
     pub fn uses(&self, placeholder: Placeholder) -> bool {
         self.segments.contains(&Segment::Value(placeholder))
+    }
+
+    /// The placeholders filled in anywhere.
+    pub fn placeholders(&self) -> impl Iterator<Item = Placeholder> + '_ {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Value(p) => Some(*p),
+            Segment::Literal(_) => None,
+        })
+    }
+
+    /// The placeholders of a URL template that land before its query or fragment.
+    pub fn path_placeholders(&self) -> impl Iterator<Item = Placeholder> + '_ {
+        self.segments
+            .iter()
+            .take_while(|s| !matches!(s, Segment::Literal(l) if l.contains(['?', '#'])))
+            .filter_map(|s| match s {
+                Segment::Value(p) => Some(*p),
+                Segment::Literal(_) => None,
+            })
     }
 
     pub fn render(&self, values: &Values<'_>, escape: Escape) -> String {
@@ -208,6 +240,15 @@ mod tests {
         assert_eq!(t.render(&v, Escape::Raw), "Bearer s3cr=t tpl:A1,B 2,.");
         assert!(t.uses(Placeholder::Secret) && t.uses(Placeholder::Var(8)));
         assert!(!t.uses(Placeholder::To));
+    }
+
+    #[test]
+    fn path_placeholders_stop_at_the_query() {
+        let t = Template::parse("https://x.example/{template}/send/{to_digits}?m={text}&k={secret}").unwrap();
+        let path: Vec<_> = t.path_placeholders().collect();
+        assert_eq!(path, [Placeholder::Template, Placeholder::ToDigits]);
+        assert_eq!(t.placeholders().count(), 4);
+        assert_eq!(Placeholder::Var(2).written(), "{var3}");
     }
 
     #[test]

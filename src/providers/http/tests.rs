@@ -160,6 +160,31 @@ async fn get_request_carries_everything_in_the_url() {
     assert!(req.body.is_empty());
 }
 
+#[tokio::test]
+async fn values_that_cannot_go_in_a_header_or_url_path_are_the_messages_fault_and_send_nothing() {
+    let toml = ACME.replace(
+        "url = \"BASE/v1/send?to={to}\"",
+        "url = \"BASE/v1/{template}/send?to={to}&t={text}\"",
+    );
+    let mut server = CaptureServer::start(200, r#"{"status":"ok","id":"m-7"}"#).await;
+    let config = testing::provider_config(&toml.replace("BASE", &server.base_url));
+    let acme = testing::build_with(&config, &[("ACME_KEY", "k&y")], HttpProvider::build).unwrap();
+    for name in ["tpl\r\nX-Injected: 1", "tpl\n", "tpl\0", "tpl\u{1}"] {
+        let err = acme.send(&testing::template(name, &[])).await.unwrap_err();
+        assert!(
+            matches!(&err, ProviderError::Rejected { code, details, .. } if code == "invalid_value" && details.contains("{template}")),
+            "{name:?}: {err:?}"
+        );
+    }
+    assert!(server.received().is_empty(), "nothing was sent");
+    // A line break in the text goes percent-encoded into the query: that is the text's right.
+    let mut server = CaptureServer::start(200, r#"{"status":"ok","id":"m-7"}"#).await;
+    let config = testing::provider_config(&toml.replace("BASE", &server.base_url));
+    let acme = testing::build_with(&config, &[("ACME_KEY", "k&y")], HttpProvider::build).unwrap();
+    acme.send(&testing::text("line 1\nline 2")).await.unwrap();
+    assert_eq!(server.request().await.query()["t"], "line 1\nline 2");
+}
+
 fn build_err(http: &str) -> BuildError {
     let config = testing::provider_config(&format!(
         "name = \"a\"\nkind = \"http\"\napi_key_env = \"K\"\n[providers.http]\n{http}"
