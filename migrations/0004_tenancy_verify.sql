@@ -15,6 +15,10 @@ ALTER TABLE sms_otp_sessions ADD COLUMN IF NOT EXISTS local_code_sent boolean NO
 ALTER TABLE sms_otp_sessions ADD COLUMN IF NOT EXISTS verify_lease_until timestamptz;
 ALTER TABLE sms_otp_sessions ALTER COLUMN local_code_sent SET DEFAULT false;
 
+-- A provider that checks codes by number (MSG91 autogen) keeps only the newest code of a number:
+-- only the newest session holding its code may ask it.
+CREATE INDEX IF NOT EXISTS sms_otp_sessions_phone_created ON sms_otp_sessions (phone, created_at);
+
 ALTER TABLE user_contact_settings ADD COLUMN IF NOT EXISTS client text NOT NULL DEFAULT '';
 DO $$
 BEGIN

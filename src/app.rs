@@ -46,7 +46,7 @@ impl Application {
         let metrics = Metrics::new();
         let store = open_store(&settings, &metrics).await?;
         adopt_unowned_rows(&*store, &settings).await?;
-        let (registry, skipped) = Registry::build(&settings, &*secrets, None).context("provider configuration")?;
+        let (registry, skipped) = Registry::build(&settings, &*secrets).context("provider configuration")?;
         for s in &skipped {
             tracing::warn!(provider = %s.provider, reason = %s.reason, "provider skipped");
         }

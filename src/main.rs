@@ -189,7 +189,7 @@ fn check_config(config: Option<PathBuf>) -> ExitCode {
     };
     let env = |var: &str| std::env::var(var).ok();
     let shown = describe(&source);
-    match smsgate::routing::Registry::build(&settings, &env, None) {
+    match smsgate::routing::Registry::build(&settings, &env) {
         Ok((registry, skipped)) => {
             println!("{shown}: valid");
             for slot in registry.slots() {

@@ -10,7 +10,7 @@ use crate::limits::{Idempotency, LimitError, Limits};
 use crate::metrics::Metrics;
 use crate::otp::OtpKey;
 use crate::routing::{DispatchError, Router};
-use crate::store::{Store, StoreError};
+use crate::store::{AttemptRow, Store, StoreError};
 
 pub struct Gateway {
     pub(crate) store: Arc<dyn Store>,
@@ -93,4 +93,69 @@ impl Gateway {
     pub fn idempotency(&self) -> &Idempotency {
         &self.idempotency
     }
+
+    /// Prometheus text of every metric, breaker states read as of now.
+    pub fn render_metrics(&self) -> String {
+        self.router.publish_breakers();
+        self.metrics.render()
+    }
+
+    /// The newest provider attempts, newest first.
+    pub async fn recent_attempts(&self, limit: usize) -> Result<Vec<AttemptRow>, GatewayError> {
+        Ok(self.store.recent_attempts(limit).await?)
+    }
+
+    /// Whether this instance can serve sends: the store answers within `STORE_PROBE_TIMEOUT`
+    /// and at least one provider would take a send now (breaker not open, not cooling down after
+    /// a 429). Otherwise every send would answer 503, and so does the readiness probe.
+    pub async fn readiness(&self) -> Readiness {
+        let store_reachable = matches!(tokio::time::timeout(STORE_PROBE_TIMEOUT, self.store.ping()).await, Ok(Ok(())));
+        let registry = self.router.registry();
+        let now = std::time::Instant::now();
+        let open = |s: &crate::routing::Slot| matches!(s.breaker.state(now), crate::routing::BreakerState::Open { .. });
+        let usable = registry
+            .slots()
+            .iter()
+            .filter(|s| !open(s) && s.cooling_until(now).is_none())
+            .count();
+        let mut warnings = Vec::new();
+        if self.store.kind() == "memory" {
+            warnings.push("in-memory store: sessions, limits and logs are neither durable nor shared between instances; set DATABASE_URL");
+        }
+        if registry.console_only() {
+            warnings.push("console provider only: messages are written to the log, not delivered");
+        }
+        let mut reasons = Vec::new();
+        if !store_reachable {
+            reasons.push("the store did not answer within 1 s");
+        }
+        if usable == 0 {
+            reasons.push("no provider can take a send now: every one is cooling down after a 429 or has its breaker open");
+        }
+        Readiness {
+            store_kind: self.store.kind(),
+            store_reachable,
+            configured: registry.slots().len(),
+            usable,
+            warnings,
+            reasons,
+        }
+    }
+}
+
+/// How long the readiness probe waits for the store: it must answer while the database stalls.
+const STORE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What `/readyz` reports.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    pub store_kind: &'static str,
+    pub store_reachable: bool,
+    /// Providers configured, and those that would take a send now.
+    pub configured: usize,
+    pub usable: usize,
+    /// Why the instance is not ready; empty when it is.
+    pub reasons: Vec<&'static str>,
+    /// Ready, but worth knowing.
+    pub warnings: Vec<&'static str>,
 }

@@ -15,7 +15,7 @@ use crate::providers::OtpSupport;
 /// what it can carry where.
 pub async fn providers(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
-    let registry = state.gateway.router.registry();
+    let registry = state.gateway.router().registry();
     let now = Instant::now();
     let providers: Vec<_> = registry
         .slots()
@@ -41,7 +41,7 @@ pub async fn providers(state: web::Data<AppState>, caller: Caller) -> Result<Htt
             })
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "providers": providers, "routes": state.gateway.settings.routing.countries })))
+    Ok(HttpResponse::Ok().json(json!({ "providers": providers, "routes": state.gateway.settings().routing.countries })))
 }
 
 /// `GET /v1/admin/clients` (super_admin): who may call, with which roles and how many active tokens.
@@ -63,10 +63,9 @@ pub async fn attempts(state: web::Data<AppState>, caller: Caller, query: web::Qu
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let rows = state
         .gateway
-        .store
         .recent_attempts(limit)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .map_err(|e| ApiError::from_gateway(e, true))?;
     let rows: Vec<_> = rows
         .iter()
         .map(|r| {

@@ -171,7 +171,7 @@ where
     S: Service<actix_web::dev::ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
     if let Some(state) = req.app_data::<web::Data<AppState>>() {
-        let timeout = std::time::Duration::from_millis(state.gateway.settings.server.body_timeout_ms);
+        let timeout = std::time::Duration::from_millis(state.gateway.settings().server.body_timeout_ms);
         deadline::bound_body(&mut req, timeout);
     }
     srv.call(req)

@@ -12,44 +12,17 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// How long `/readyz` waits for the store: a probe must answer while the database stalls.
-const STORE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Ready when the store answers `SELECT 1` within a second and at least one provider would take
-/// a send now (breaker not open, not cooling down after a 429): otherwise every send would
-/// answer 503, so the instance answers 503 with the reasons.
+/// Ready when the store answers and at least one provider would take a send now (see
+/// `Gateway::readiness`); otherwise 503 with the reasons.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let gw = &state.gateway;
-    let store_ok = matches!(tokio::time::timeout(STORE_PROBE_TIMEOUT, gw.store.ping()).await, Ok(Ok(())));
-    let registry = gw.router.registry();
-    let now = std::time::Instant::now();
-    let open = |s: &crate::routing::Slot| matches!(s.breaker.state(now), crate::routing::BreakerState::Open { .. });
-    let usable = registry
-        .slots()
-        .iter()
-        .filter(|s| !open(s) && s.cooling_until(now).is_none())
-        .count();
-    let mut warnings = Vec::new();
-    if gw.store.kind() == "memory" {
-        warnings.push("in-memory store: sessions, limits and logs are neither durable nor shared between instances; set DATABASE_URL");
-    }
-    if registry.console_only() {
-        warnings.push("console provider only: messages are written to the log, not delivered");
-    }
-    let mut reasons = Vec::new();
-    if !store_ok {
-        reasons.push("the store did not answer within 1 s");
-    }
-    if usable == 0 {
-        reasons.push("no provider can take a send now: every one is cooling down after a 429 or has its breaker open");
-    }
-    let ready = reasons.is_empty();
+    let r = state.gateway.readiness().await;
+    let ready = r.reasons.is_empty();
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
-        "reasons": reasons,
-        "store": { "kind": gw.store.kind(), "reachable": store_ok },
-        "providers": { "configured": registry.slots().len(), "usable": usable },
-        "warnings": warnings,
+        "reasons": r.reasons,
+        "store": { "kind": r.store_kind, "reachable": r.store_reachable },
+        "providers": { "configured": r.configured, "usable": r.usable },
+        "warnings": r.warnings,
     });
     if ready {
         HttpResponse::Ok().json(body)
@@ -59,10 +32,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    state.gateway.router.publish_breakers();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.gateway.metrics.render())
+        .body(state.gateway.render_metrics())
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +66,6 @@ pub async fn explain(state: web::Data<AppState>, caller: Caller, query: web::Que
             )))
         }
     };
-    let candidates = state.gateway.router.explain(&body, &to);
+    let candidates = state.gateway.router().explain(&body, &to);
     Ok(HttpResponse::Ok().json(json!({ "to": to.masked(), "kind": body.kind(), "candidates": candidates })))
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::token::{issue_token, TokenClaims};
 use crate::service::{Gateway, GatewayError, Tenant};
-use crate::store::{OtpEvent, SendLog, Session, SessionStatus};
+use crate::store::{OtpEvent, ProviderRef, SendLog, Session, SessionStatus};
 
 /// A check waiting for another one's provider answer looks again after this, doubling.
 const BUSY_POLL_FIRST: Duration = Duration::from_millis(20);
@@ -210,6 +210,9 @@ impl Gateway {
     async fn ask_providers(&self, session: &Session, code: &str) -> Result<(Step, Session), GatewayError> {
         let mut result = Some(false);
         for r in &session.provider_refs {
+            if !self.binds_to(session, r).await? {
+                continue;
+            }
             match self.router.verify_with(&r.provider, &r.reference, code).await {
                 Ok(true) => {
                     result = Some(true);
@@ -246,6 +249,18 @@ impl Gateway {
         })
     }
 
+    /// Whether the provider's code for `r` can only be this session's. A reference that is the
+    /// phone number itself (a provider that checks codes by number, such as MSG91 autogen)
+    /// matches whatever code the provider last sent that number, so it is asked only for the
+    /// newest session holding one of its codes: an older session never accepts a newer code.
+    async fn binds_to(&self, session: &Session, r: &ProviderRef) -> Result<bool, GatewayError> {
+        let by_number = r.reference.trim_start_matches('+') == session.phone.trim_start_matches('+');
+        if !by_number {
+            return Ok(true);
+        }
+        Ok(self.store.newest_session_holding(&session.phone, &r.provider).await? == Some(session.id))
+    }
+
     fn token_for(&self, session: &Session) -> String {
         let now = self.clock.now();
         let claims = TokenClaims {
@@ -279,7 +294,6 @@ impl Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::ProviderRef;
 
     fn session(local: bool, refs: usize) -> Session {
         let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();

@@ -16,7 +16,9 @@ pub enum ProviderError {
     /// 5xx, timeout, connection error, unreadable body: fail over.
     #[error("unavailable: {reason}")]
     Unavailable { reason: String, http_status: Option<u16> },
-    /// Bad credentials, no balance, unknown template or sender: fail over, open the breaker long.
+    /// Bad credentials, no balance, an unknown sender or an unknown template named by the
+    /// configuration: fail over, open the breaker long. (A template the request named is
+    /// `Rejected`: the request's fault, not the provider's.)
     #[error("misconfigured: {reason}")]
     Misconfigured { reason: String, http_status: Option<u16> },
     /// This recipient or this message is bad: never fail over, tell the caller.

@@ -55,15 +55,6 @@ impl Msg91 {
     async fn call(&self, request: reqwest::RequestBuilder) -> Result<Body, ProviderError> {
         exchange(request.header("authkey", self.auth_key.expose_secret())).await
     }
-
-    /// Asks MSG91 to send the OTP of `reference` (the digits) again. Not used by the router.
-    pub async fn resend(&self, reference: &str) -> Result<(), ProviderError> {
-        let request = self
-            .http
-            .get(format!("{}/api/v5/otp/retry", self.base))
-            .query(&[("mobile", reference), ("retrytype", "text")]);
-        classify(&self.call(request).await?).map(|_| ())
-    }
 }
 
 #[async_trait]

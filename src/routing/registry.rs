@@ -45,11 +45,7 @@ impl Registry {
     /// Builds every enabled provider. A provider whose secret is missing is skipped (and
     /// returned with its reason); any other build error refuses the configuration. When no real
     /// provider can be built, the `console` provider stands in, loudly.
-    pub fn build(
-        settings: &Settings,
-        secrets: providers::SecretLookup<'_>,
-        previous: Option<&Registry>,
-    ) -> Result<(Self, Vec<Skipped>), BuildError> {
+    pub fn build(settings: &Settings, secrets: providers::SecretLookup<'_>) -> Result<(Self, Vec<Skipped>), BuildError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(settings.routing.connect_timeout_ms))
             .pool_idle_timeout(Duration::from_secs(90))
@@ -83,11 +79,7 @@ impl Registry {
                 }
                 Err(e) => return Err(e),
             };
-            // Keep the health of a provider that was already running under the same name.
-            let breaker = previous
-                .and_then(|p| p.slot(common.name))
-                .map(|s| Arc::clone(&s.breaker))
-                .unwrap_or_else(|| Arc::new(Breaker::new(settings.routing.breaker.clone())));
+            let breaker = Arc::new(Breaker::new(settings.routing.breaker.clone()));
             let timeout = Duration::from_millis(common.timeout_ms.unwrap_or(settings.routing.attempt_timeout_ms));
             let cap = cfg.max_per_second();
             real_providers += usize::from(!cfg.is_console());
@@ -209,7 +201,7 @@ mod tests {
     #[test]
     fn without_credentials_a_dev_gateway_falls_back_to_the_console() {
         let settings = Settings::from_toml(TOML).unwrap();
-        let (registry, skipped) = Registry::build(&settings, &|_| None, None).unwrap();
+        let (registry, skipped) = Registry::build(&settings, &|_| None).unwrap();
         assert!(registry.console_only());
         assert_eq!(skipped.len(), 1);
     }
@@ -218,7 +210,7 @@ mod tests {
     fn without_credentials_a_database_backed_gateway_refuses_to_start() {
         let mut settings = Settings::from_toml(TOML).unwrap();
         settings.database_url = Some("postgres://localhost/x".to_string().into());
-        let err = Registry::build(&settings, &|_| None, None).err().expect("refused");
+        let err = Registry::build(&settings, &|_| None).err().expect("refused");
         assert!(err.to_string().contains("TWILIO_ACCOUNT_SID"), "{err}");
     }
 }

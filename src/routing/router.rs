@@ -40,12 +40,6 @@ impl Router {
         Arc::clone(&self.registry.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Replaces the provider list at once; requests in flight finish on the old one.
-    pub fn swap(&self, registry: Registry) {
-        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
-        self.publish_breakers();
-    }
-
     pub fn request_deadline(&self) -> Instant {
         read_clock() + Duration::from_millis(self.settings.deadline_ms)
     }

@@ -205,7 +205,7 @@ mod tests {
         ]);
         assert_eq!(vars, expected);
         let lookup = |k: &str| vars.get(k).map(|v| v.to_string());
-        let (registry, skipped) = crate::routing::Registry::build(&example, &lookup, None).unwrap();
+        let (registry, skipped) = crate::routing::Registry::build(&example, &lookup).unwrap();
         assert!(skipped.is_empty(), "{skipped:?}");
         assert_eq!(registry.slots().len(), PROVIDERS.len());
     }

@@ -1,6 +1,6 @@
 //! `smsgate sim`: fake 2Factor, Twilio (Messages and Verify), Vonage, MSG91, Textlocal, Plivo and
-//! Fast2SMS servers on local ports. Each speaks its provider's real wire format (see
-//! `briefs/wire.md`), remembers what it "delivered", and can be told to fail (see [`faults`]).
+//! Fast2SMS servers on local ports. Each speaks its provider's real wire format (paths,
+//! authentication, bodies and error codes as the providers document them), remembers what it "delivered", and can be told to fail (see [`faults`]).
 //! Tests, benchmarks and failover drills point providers' `base_url` at it. Never used by
 //! production paths.
 

@@ -89,6 +89,16 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn newest_session_holding(&self, phone: &str, provider: &str) -> Result<Option<Uuid>, StoreError> {
+        Ok(self
+            .lock()
+            .sessions
+            .values()
+            .filter(|s| s.phone == phone && s.provider_refs.iter().any(|r| r.provider == provider))
+            .max_by_key(|s| s.created_at)
+            .map(|s| s.id))
+    }
+
     async fn update_session(&self, id: Uuid, edit: SessionEdit<'_>) -> Result<Option<Session>, StoreError> {
         let mut inner = self.lock();
         let Some(stored) = inner.sessions.get_mut(&id) else {

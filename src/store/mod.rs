@@ -100,7 +100,8 @@ pub struct AttemptRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// An OTP event: a row of `otp_logs` (`autogen`, `local`, `template`, `verify`).
+/// An OTP event: a row of `otp_logs` (`autogen`: a provider-held code went out; `local`:
+/// smsgate's own code; `verify`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtpEvent {
     pub session_id: Uuid,
@@ -203,6 +204,9 @@ pub trait Store: LimitStore + Send + Sync {
     async fn adopt_unowned(&self, _client: &str) -> Result<u64, StoreError> {
         Ok(0)
     }
+    /// The newest session to `phone` holding a code of `provider` (for providers that check
+    /// codes by number, where only the newest code of a number is live).
+    async fn newest_session_holding(&self, phone: &str, provider: &str) -> Result<Option<Uuid>, StoreError>;
     /// The newest attempt rows, newest first (admin logs and tests).
     async fn recent_attempts(&self, limit: usize) -> Result<Vec<AttemptRow>, StoreError>;
 }

@@ -40,9 +40,9 @@ impl PostgresStore {
     /// connection so PostgreSQL cancels it, and enforced here too for a server that is gone).
     pub fn connect_with(url: &str, settings: &DatabaseSettings, metrics: Metrics) -> anyhow::Result<Self> {
         let pool = pool(url, settings, Some(settings.statement_timeout_ms))?;
-        let writer = LogWriter::spawn(pool.clone(), metrics);
         let ms = Duration::from_millis;
         let call_limit = ms(settings.pool_wait_ms + settings.connect_timeout_ms + settings.statement_timeout_ms);
+        let writer = LogWriter::spawn(pool.clone(), metrics, call_limit);
         Ok(Self { pool, writer, call_limit })
     }
 
@@ -208,6 +208,21 @@ impl Store for PostgresStore {
                 .execute("UPDATE user_contact_settings SET client = $1 WHERE client = ''", &[&owner])
                 .await?;
             Ok(sessions + contacts)
+        })
+        .await
+    }
+
+    async fn newest_session_holding(&self, phone: &str, provider: &str) -> Result<Option<Uuid>, StoreError> {
+        self.bounded(async move {
+            let client = self.pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT id FROM sms_otp_sessions
+                      WHERE phone = $1 AND provider_refs @> jsonb_build_array(jsonb_build_object('provider', $2::text))
+                      ORDER BY created_at DESC LIMIT 1",
+                )
+                .await?;
+            Ok(client.query_opt(&stmt, &[&phone, &provider]).await?.map(|r| r.get(0)))
         })
         .await
     }

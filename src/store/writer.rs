@@ -3,6 +3,7 @@
 //! While one batch commits the next one gathers, so durability does not cost throughput.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -23,9 +24,11 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    pub fn spawn(pool: Pool, metrics: Metrics) -> Self {
+    /// Starts the writer; each statement it runs gives up after `limit` (a database that stops
+    /// answering must not hold the batch slots, and every send waiting on them, forever).
+    pub fn spawn(pool: Pool, metrics: Metrics, limit: Duration) -> Self {
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-        tokio::spawn(run(pool, rx, metrics));
+        tokio::spawn(run(pool, rx, metrics, limit));
         Self { tx }
     }
 
@@ -41,7 +44,7 @@ impl LogWriter {
     }
 }
 
-async fn run(pool: Pool, mut rx: mpsc::Receiver<(SendLog, Reply)>, metrics: Metrics) {
+async fn run(pool: Pool, mut rx: mpsc::Receiver<(SendLog, Reply)>, metrics: Metrics, limit: Duration) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
@@ -61,7 +64,7 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<(SendLog, Reply)>, metrics: Metr
             let (logs, replies): (Vec<SendLog>, Vec<Reply>) = batch.into_iter().unzip();
             let rows = logs.iter().map(|l| l.attempts.len()).sum::<usize>();
             metrics.log_batch_rows.with_label_values(&["postgres"]).observe(rows as f64);
-            commit_isolating(&pool, &logs, replies).await;
+            commit_isolating(&pool, &logs, replies, limit).await;
             drop(slot);
         });
     }
@@ -72,14 +75,21 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<(SendLog, Reply)>, metrics: Metr
 /// committed on its own, down to single sends: only the send at fault fails, never the other
 /// sends that happened to share its statement. Any other failure (connection, pool) fails
 /// every send of the range at once, without multiplying statements against a sick database.
-async fn commit_isolating(pool: &Pool, logs: &[SendLog], replies: Vec<Reply>) {
+async fn commit_isolating(pool: &Pool, logs: &[SendLog], replies: Vec<Reply>, limit: Duration) {
     let mut replies: Vec<Option<Reply>> = replies.into_iter().map(Some).collect();
     // Ranges of `logs` still to commit; the whole batch first.
     let mut pending = Vec::new();
     pending.push(0..logs.len());
     while let Some(range) = pending.pop() {
         let part: Vec<&SendLog> = logs[range.clone()].iter().collect();
-        let result = commit(pool, &part).await;
+        let result = match tokio::time::timeout(limit, commit(pool, &part)).await {
+            Ok(result) => result,
+            Err(_) => {
+                // The connection it held may never answer again: start afresh.
+                pool.retain(|_, _| false);
+                Err(StoreError::Timeout(limit))
+            }
+        };
         match &result {
             Err(e) if range.len() > 1 && blames_the_rows(e) => {
                 tracing::warn!(error = ?e, sends = range.len(), "group commit refused a row; committing the batch in halves");

@@ -1,4 +1,4 @@
-//! Each fake answers a request made exactly per wire.md with the provider's success shape,
+//! Each fake answers a request made exactly as the provider documents it with the provider's success shape,
 //! wrong credentials with its auth error, and a bad number with its invalid-number error.
 
 use serde_json::json;

@@ -48,7 +48,7 @@ async fn the_sim_example_config_loads_and_every_provider_builds_with_the_credent
     assert_eq!(env["SIM_API_KEY"], c.api_key);
     assert_eq!(env["SIM_TWILIO_SID"], c.account_sid);
     let lookup = |k: &str| env.get(k).cloned();
-    let (registry, skipped) = smsgate::routing::Registry::build(&settings, &lookup, None).expect("every provider builds");
+    let (registry, skipped) = smsgate::routing::Registry::build(&settings, &lookup).expect("every provider builds");
     assert!(skipped.is_empty(), "every secret is printed: {skipped:?}");
     let names: Vec<&str> = registry.slots().iter().map(|s| s.name()).collect();
     assert_eq!(names, PROVIDERS, "all seven providers, in priority order");
