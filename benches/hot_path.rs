@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use smsgate::config::BreakerSettings;
-use smsgate::otp::OtpKey;
+use smsgate::keys::HmacKey;
 use smsgate::phone::Phone;
 use smsgate::providers::MessageBody;
 use smsgate::routing::{Breaker, CallResult};
@@ -31,7 +31,7 @@ fn phone_parse(c: &mut Criterion) {
 }
 
 fn otp_code(c: &mut Criterion) {
-    let key = OtpKey::new("bench-secret-of-a-realistic-length-0123456789".to_string().into());
+    let key = HmacKey::new("bench-secret-of-a-realistic-length-0123456789".to_string().into());
     let session = Uuid::new_v4();
     let stored = key.code_hmac(session, "123456");
     let mut g = c.benchmark_group("otp");

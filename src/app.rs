@@ -14,9 +14,9 @@ use secrecy::ExposeSecret;
 use crate::api::{self, AppState, Clients};
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::keys::HmacKey;
 use crate::limits::{Idempotency, Limits};
 use crate::metrics::Metrics;
-use crate::otp::OtpKey;
 use crate::routing::{Registry, Router};
 use crate::service::Gateway;
 use crate::store::{MemoryStore, PostgresStore, Store};
@@ -52,15 +52,15 @@ impl Application {
         }
         let router = Arc::new(Router::new(registry, settings.routing.clone(), metrics.clone()));
         let key = match &settings.otp_secret {
-            Some(secret) if !secret.expose_secret().is_empty() => OtpKey::new(secret.clone()),
+            Some(secret) if !secret.expose_secret().is_empty() => HmacKey::new(secret.clone()),
             _ => {
                 tracing::warn!("SMSGATE_OTP_SECRET is not set: using a random secret, so sessions do not survive a restart and instances cannot share them");
-                OtpKey::random()
+                HmacKey::random()
             }
         };
         let token_key = match &settings.token_secret {
-            Some(secret) if !secret.expose_secret().is_empty() => OtpKey::new(secret.clone()),
-            _ => OtpKey::new(hex::encode(key.sign(b"smsgate verification token v1")).into()),
+            Some(secret) if !secret.expose_secret().is_empty() => HmacKey::new(secret.clone()),
+            _ => HmacKey::new(hex::encode(key.sign(b"smsgate verification token v1")).into()),
         };
         let (clients, generated_token) = if settings.clients.is_empty() {
             let (token, clients) = Clients::generated();

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::keys::HmacKey;
 use crate::limits::{Idempotency, LimitError, Limits};
 use crate::metrics::Metrics;
-use crate::otp::OtpKey;
 use crate::routing::{DispatchError, Router};
 use crate::store::{AttemptRow, Store, StoreError};
 
@@ -19,9 +19,9 @@ pub struct Gateway {
     pub(crate) router: Arc<Router>,
     pub(crate) settings: Arc<Settings>,
     /// Keeps codes as HMACs bound to their session.
-    pub(crate) key: OtpKey,
+    pub(crate) key: HmacKey,
     /// Signs verification tokens (`SMSGATE_TOKEN_SECRET`, shared with the apps that check them).
-    pub(crate) token_key: OtpKey,
+    pub(crate) token_key: HmacKey,
     pub(crate) metrics: Metrics,
     pub(crate) clock: Clock,
 }

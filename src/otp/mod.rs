@@ -9,7 +9,7 @@ pub(crate) mod send;
 mod token;
 mod verify;
 
-pub use code::{generate_code, is_well_formed, render, OtpKey, Policy, CODE_LENGTHS};
+pub use code::{generate_code, is_well_formed, render, Policy, CODE_LENGTHS};
 pub use send::{OtpRequest, OtpSent, Recipient};
 pub use token::{check_token, issue_token, TokenClaims};
 pub use verify::Verified;

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::OtpKey;
+use crate::keys::HmacKey;
 
 /// What a verification token vouches for: this session's code was verified.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -20,7 +20,7 @@ pub struct TokenClaims {
 
 /// A verification token: `base64url(claims JSON) "." base64url(HMAC-SHA256(key, first part))`.
 /// An app holding the token key checks it offline (see README, "Verification tokens").
-pub fn issue_token(key: &OtpKey, claims: &TokenClaims) -> String {
+pub fn issue_token(key: &HmacKey, claims: &TokenClaims) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let payload = b64.encode(serde_json::to_vec(claims).expect("claims serialize"));
@@ -29,7 +29,7 @@ pub fn issue_token(key: &OtpKey, claims: &TokenClaims) -> String {
 }
 
 /// Checks a token's signature and expiry.
-pub fn check_token(key: &OtpKey, token: &str, now_unix: i64) -> Option<TokenClaims> {
+pub fn check_token(key: &HmacKey, token: &str, now_unix: i64) -> Option<TokenClaims> {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let (payload, signature) = token.split_once('.')?;
@@ -46,7 +46,7 @@ mod tests {
 
     #[test]
     fn tokens_verify_until_they_expire_and_not_after_tampering() {
-        let key = OtpKey::random();
+        let key = HmacKey::random();
         let claims = TokenClaims {
             sid: Uuid::new_v4(),
             uid: Some("u1".into()),
@@ -56,7 +56,7 @@ mod tests {
         let token = issue_token(&key, &claims);
         assert_eq!(check_token(&key, &token, 999), Some(claims.clone()));
         assert_eq!(check_token(&key, &token, 1_000), None, "expired");
-        assert_eq!(check_token(&OtpKey::random(), &token, 999), None, "other key");
+        assert_eq!(check_token(&HmacKey::random(), &token, 999), None, "other key");
         let forged = issue_token(
             &key,
             &TokenClaims {

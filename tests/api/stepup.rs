@@ -3,7 +3,8 @@
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use smsgate::otp::{check_token, OtpKey};
+use smsgate::keys::HmacKey;
+use smsgate::otp::check_token;
 
 use crate::helpers::{config, spawn_app, spawn_with, Backend, TestApp, PHONE, SEND_TOKEN};
 use crate::on_both_stores;
@@ -63,7 +64,7 @@ async fn stored_phone_and_preferred_provider_drive_the_send(backend: Backend) {
 
     let token = ok.body["verification_token"].as_str().expect("a verification token");
     let now = chrono::Utc::now().timestamp();
-    let key = OtpKey::new(TOKEN_SECRET.to_string().into());
+    let key = HmacKey::new(TOKEN_SECRET.to_string().into());
     let claims = check_token(&key, token, now).expect("the token checks with token_secret");
     assert_eq!(claims.sid.to_string(), sid);
     assert_eq!(claims.uid.as_deref(), Some("u1"));
@@ -75,7 +76,7 @@ async fn stored_phone_and_preferred_provider_drive_the_send(backend: Backend) {
     );
     assert!(check_token(&key, token, claims.exp).is_none(), "not after its expiry");
     assert!(
-        check_token(&OtpKey::new("other".to_string().into()), token, now).is_none(),
+        check_token(&HmacKey::new("other".to_string().into()), token, now).is_none(),
         "only under token_secret"
     );
 }
