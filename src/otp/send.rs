@@ -54,6 +54,9 @@ impl Gateway {
     pub async fn send_otp(&self, req: OtpRequest) -> Result<OtpSent, GatewayError> {
         let started = Instant::now();
         let (phone, preferred) = self.resolve(&req).await?;
+        let policy = Policy::for_purpose(&self.settings.otp, &req.purpose);
+        let code = code::generate_code(policy.length);
+        let session = self.new_session(&req, &phone, &policy, &code);
         let ctx = SendContext {
             phone: &phone,
             client_ip: req.client_ip,
@@ -61,17 +64,69 @@ impl Gateway {
             client: &req.client,
             is_otp: true,
         };
-        let policy = Policy::for_purpose(&self.settings.otp, &req.purpose);
-        let code = code::generate_code(policy.length);
+        // Admitted or not in one round trip; an admitted session is stored with its counters.
+        let resend_after_secs = self.limits.admit(&*self.store, &ctx, Some(&session), session.created_at).await?;
+        let sms = OutboundSms {
+            id: session.id,
+            to: phone,
+            body: MessageBody::Otp {
+                text: code::render(&self.settings.otp.message, &code, policy.ttl_seconds),
+                code,
+            },
+        };
+        let dispatch = self
+            .router
+            .dispatch(&sms, preferred.as_deref(), self.router.request_deadline())
+            .await;
+        let judged = Judged::of(&dispatch, self.carried_local_code(&dispatch));
+        let log = SendLog {
+            attempts: attempt_rows(&sms, req.user_id.as_deref(), Some(session.id), &dispatch),
+            session: Some(judged.session_update(session.id)),
+            events: vec![OtpEvent {
+                session_id: session.id,
+                user_id: req.user_id.clone(),
+                phone: session.phone.clone(),
+                event: judged.event_type().into(),
+                status: judged.status.into(),
+                provider: dispatch.result.as_ref().ok().map(|d| d.provider.clone()),
+                response_time_ms: started.elapsed().as_millis() as i32,
+                created_at: self.clock.now(),
+            }],
+        };
+        self.commit(log, judged.reached).await?;
+        self.metrics.otp_sends.with_label_values(&[judged.status]).inc();
+        let sent = |session: Session, provider: Option<String>| OtpSent {
+            confirmed: provider.is_some(),
+            session,
+            provider,
+            response_time_ms: started.elapsed().as_millis() as u64,
+            resend_after_secs,
+        };
+        match dispatch.result {
+            Ok(d) => Ok(sent(
+                Session {
+                    provider_refs: judged.refs,
+                    ..session
+                },
+                Some(d.provider),
+            )),
+            Err(_) if judged.unconfirmed => Ok(sent(session, None)),
+            Err(e) if judged.reached => Err(GatewayError::MaybeSent(e)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A pending session for `code`, which is kept only as an HMAC bound to the session id.
+    fn new_session(&self, req: &OtpRequest, phone: &Phone, policy: &Policy, code: &str) -> Session {
         let id = Uuid::new_v4();
         let now = self.clock.now();
-        let session = Session {
+        Session {
             id,
             client: req.client.clone(),
             phone: phone.e164().to_string(),
             user_id: req.user_id.clone(),
             purpose: policy.purpose.clone(),
-            code_hmac: self.key.code_hmac(id, &code),
+            code_hmac: self.key.code_hmac(id, code),
             provider_refs: Vec::new(),
             status: SessionStatus::Pending,
             attempts: 0,
@@ -81,96 +136,6 @@ impl Gateway {
             verified_at: None,
             local_code_sent: false,
             verify_lease_until: None,
-        };
-        let resend_after_secs = self.limits.admit(&*self.store, &ctx, Some(&session), now).await?;
-        let text = code::render(&self.settings.otp.message, &code, policy.ttl_seconds);
-        let sms = OutboundSms {
-            id,
-            to: phone.clone(),
-            body: MessageBody::Otp { code, text },
-        };
-        let dispatch = self
-            .router
-            .dispatch(&sms, preferred.as_deref(), self.router.request_deadline())
-            .await;
-
-        let (refs, delivered_by) = match &dispatch.result {
-            Ok(d) => {
-                let r = d.accepted.reference.clone().map(|reference| ProviderRef {
-                    provider: d.provider.clone(),
-                    reference,
-                });
-                let held = if d.accepted.provider_verifies {
-                    r.clone().into_iter().collect()
-                } else {
-                    Vec::new()
-                };
-                (held, r)
-            }
-            Err(_) => (Vec::new(), None),
-        };
-        // A provider-held code is bound to the reference its provider gave for this session;
-        // a provider that timed out gave none, and its code (if it arrives) verifies nothing,
-        // so an OTP timeout fails over to the next provider instead.
-        let local_code_sent = self.carried_local_code(&dispatch);
-        // An OTP whose only failure was a timeout after sending its local code may still
-        // arrive: keep the session open so that code verifies, and say delivery is unconfirmed.
-        let unconfirmed = matches!(dispatch.result, Err(DispatchError::AllFailed { .. })) && local_code_sent;
-        let reached = dispatch.result.is_ok() || dispatch.attempts.iter().any(|a| a.ambiguous);
-        let failed = dispatch.result.is_err() && !unconfirmed;
-
-        let event_type = if refs.is_empty() { "local" } else { "autogen" };
-        let status = if dispatch.result.is_ok() {
-            "sent"
-        } else if unconfirmed {
-            "unconfirmed"
-        } else {
-            "failed"
-        };
-        let log = SendLog {
-            attempts: attempt_rows(&sms, req.user_id.as_deref(), Some(id), &dispatch),
-            session: Some(SessionUpdate {
-                id,
-                add_refs: refs.clone(),
-                delivered_by,
-                failed,
-                local_code_sent,
-            }),
-            events: vec![OtpEvent {
-                session_id: id,
-                user_id: req.user_id.clone(),
-                phone: session.phone.clone(),
-                event: event_type.into(),
-                status: status.into(),
-                provider: dispatch.result.as_ref().ok().map(|d| d.provider.clone()),
-                response_time_ms: started.elapsed().as_millis() as i32,
-                created_at: self.clock.now(),
-            }],
-        };
-        self.commit(log, reached).await?;
-        self.metrics.otp_sends.with_label_values(&[status]).inc();
-        let response_time_ms = started.elapsed().as_millis() as u64;
-        match dispatch.result {
-            Ok(d) => {
-                let mut session = session;
-                session.provider_refs = refs;
-                Ok(OtpSent {
-                    session,
-                    provider: Some(d.provider),
-                    confirmed: true,
-                    response_time_ms,
-                    resend_after_secs,
-                })
-            }
-            Err(_) if unconfirmed => Ok(OtpSent {
-                session,
-                provider: None,
-                confirmed: false,
-                response_time_ms,
-                resend_after_secs,
-            }),
-            Err(e) if reached => Err(GatewayError::MaybeSent(e)),
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -230,6 +195,75 @@ impl Gateway {
     }
 }
 
+/// What a dispatch means for the session it carried.
+#[derive(Debug, Clone, PartialEq)]
+struct Judged {
+    /// Provider-held codes the session now has, each bound by its provider's reference.
+    refs: Vec<ProviderRef>,
+    /// The provider that took the message and its reference.
+    delivered_by: Option<ProviderRef>,
+    /// An SMS with smsgate's own code went out, or may have.
+    local_code_sent: bool,
+    /// Every provider failed, but smsgate's own code may still arrive: the session stays open.
+    unconfirmed: bool,
+    /// A provider took the request, or may have: the answer must never be a plain failure.
+    reached: bool,
+    /// `sent`, `unconfirmed` or `failed`.
+    status: &'static str,
+}
+
+impl Judged {
+    fn of(dispatch: &Dispatch, local_code_sent: bool) -> Self {
+        let delivered_by = dispatch.result.as_ref().ok().and_then(|d| {
+            d.accepted.reference.clone().map(|reference| ProviderRef {
+                provider: d.provider.clone(),
+                reference,
+            })
+        });
+        // A provider-held code is bound to the reference its provider gave for this session; a
+        // provider that timed out gave none, and its code (if it arrives) verifies nothing.
+        let held = matches!(&dispatch.result, Ok(d) if d.accepted.provider_verifies);
+        let refs = if held {
+            delivered_by.clone().into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        let unconfirmed = matches!(dispatch.result, Err(DispatchError::AllFailed { .. })) && local_code_sent;
+        let status = match (&dispatch.result, unconfirmed) {
+            (Ok(_), _) => "sent",
+            (Err(_), true) => "unconfirmed",
+            (Err(_), false) => "failed",
+        };
+        Self {
+            refs,
+            delivered_by,
+            local_code_sent,
+            unconfirmed,
+            reached: dispatch.result.is_ok() || dispatch.attempts.iter().any(|a| a.ambiguous),
+            status,
+        }
+    }
+
+    fn session_update(&self, id: Uuid) -> SessionUpdate {
+        SessionUpdate {
+            id,
+            add_refs: self.refs.clone(),
+            delivered_by: self.delivered_by.clone(),
+            failed: self.status == "failed",
+            local_code_sent: self.local_code_sent,
+        }
+    }
+
+    /// The `otp_logs` type: `autogen` when a provider holds the code, else `local`.
+    fn event_type(&self) -> &'static str {
+        if self.refs.is_empty() {
+            "local"
+        } else {
+            "autogen"
+        }
+    }
+}
+
 /// The rows of `sms_messages_log` for every attempt of one dispatch.
 pub(crate) fn attempt_rows(sms: &OutboundSms, user_id: Option<&str>, session_id: Option<Uuid>, dispatch: &Dispatch) -> Vec<AttemptRow> {
     dispatch
@@ -252,4 +286,109 @@ pub(crate) fn attempt_rows(sms: &OutboundSms, user_id: Option<&str>, session_id:
             created_at: a.started_at,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::Accepted;
+    use crate::routing::{Attempt, Delivered, Outcome};
+
+    fn attempt(provider: &str, outcome: Outcome) -> Attempt {
+        Attempt {
+            provider: provider.into(),
+            kind: "otp",
+            outcome,
+            http_status: None,
+            error: None,
+            reference: None,
+            response_time_ms: 1,
+            ambiguous: outcome == Outcome::Timeout,
+            started_at: chrono::Utc::now(),
+        }
+    }
+
+    fn delivered(provider_verifies: bool) -> Result<Delivered, DispatchError> {
+        Ok(Delivered {
+            provider: "p".into(),
+            accepted: Accepted {
+                reference: Some("ref-1".into()),
+                provider_verifies,
+                http_status: 200,
+            },
+        })
+    }
+
+    fn all_failed() -> Result<Delivered, DispatchError> {
+        Err(DispatchError::AllFailed { reasons: Vec::new() })
+    }
+
+    #[test]
+    fn a_dispatch_is_judged_for_its_session() {
+        let held = ProviderRef {
+            provider: "p".into(),
+            reference: "ref-1".into(),
+        };
+        // (case, result, attempts, local code sent) → (refs, status, reached)
+        let cases = [
+            (
+                "smsgate's own code accepted",
+                delivered(false),
+                vec![attempt("p", Outcome::Accepted)],
+                true,
+                0,
+                "sent",
+                true,
+            ),
+            (
+                "a provider-held code accepted",
+                delivered(true),
+                vec![attempt("p", Outcome::Accepted)],
+                false,
+                1,
+                "sent",
+                true,
+            ),
+            (
+                "own code timed out, the rest failed: it may arrive",
+                all_failed(),
+                vec![attempt("a", Outcome::Timeout), attempt("b", Outcome::Unavailable)],
+                true,
+                0,
+                "unconfirmed",
+                true,
+            ),
+            (
+                "a provider-held code timed out: nothing can verify, but it may have gone out",
+                all_failed(),
+                vec![attempt("a", Outcome::Timeout)],
+                false,
+                0,
+                "failed",
+                true,
+            ),
+            (
+                "nothing left",
+                all_failed(),
+                vec![attempt("a", Outcome::Unavailable)],
+                false,
+                0,
+                "failed",
+                false,
+            ),
+        ];
+        for (case, result, attempts, local, refs, status, reached) in cases {
+            let judged = Judged::of(&Dispatch { result, attempts }, local);
+            assert_eq!(
+                (judged.refs.len(), judged.status, judged.reached),
+                (refs, status, reached),
+                "{case}"
+            );
+            assert_eq!(judged.session_update(Uuid::nil()).failed, status == "failed", "{case}");
+            if refs == 1 {
+                assert_eq!(judged.refs, vec![held.clone()], "{case}");
+                assert_eq!(judged.event_type(), "autogen");
+            }
+        }
+    }
 }
