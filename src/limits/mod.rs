@@ -1,7 +1,8 @@
 //! Abuse limits: per-phone, per-IP, per-user, per-client and per-prefix windows, the resend
 //! cooldown, and the SMS-pumping guard (allowed and blocked countries, prefix velocity,
-//! record-only mode), and `Idempotency-Key`. The counting lives in the store so every limit holds
-//! across instances; this module decides which counters a send takes from. It never sends anything.
+//! record-only mode), the daily cap on wrong codes, and `Idempotency-Key`. The counting lives in
+//! the store so every limit holds across instances; this module decides which counters a request
+//! takes from. It never sends anything.
 
 mod idempotency;
 

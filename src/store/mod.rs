@@ -1,6 +1,7 @@
 //! Storage: `trait Store` with a PostgreSQL backend (production) and an in-memory one (the
 //! zero-setup default). Both pass one conformance suite. The store holds no business rules: it
-//! applies the state changes `otp` and `gateway` decide, atomically.
+//! applies the state changes `otp`, `messages` and `limits` decide, atomically (a session edit under
+//! its row lock, an admission in one statement, a send's log in one group commit).
 
 mod memory;
 mod memory_limits;
