@@ -2,20 +2,18 @@
 
 use smsgate::sim::SimHandle;
 
-use super::{base_config, provider, US_PHONE};
-use crate::helpers::{spawn_with, Backend, PHONE};
+use smsgate::config::Settings;
+
+use super::US_PHONE;
+use crate::helpers::{spawn_with, with_providers, Backend, PHONE};
 use crate::on_both_stores;
 
 /// Priorities that contradict the per-country order, so only the country lists can explain
 /// where a message goes: vonage first by priority, 2factor last but one.
-fn per_country(sim: &SimHandle) -> String {
-    base_config(&format!(
-        "{}{}{}{}\n[routing.countries]\n\"91\" = [\"2factor\", \"msg91\", \"twilio\"]\ndefault = [\"twilio\", \"vonage\"]\n",
-        provider(sim, "vonage", 1, ""),
-        provider(sim, "twilio", 2, ""),
-        provider(sim, "2factor", 3, ""),
-        provider(sim, "msg91", 4, ""),
-    ))
+fn per_country(sim: &SimHandle) -> Settings {
+    let mut settings = with_providers(sim, &["vonage", "twilio", "2factor", "msg91"]);
+    settings.routing.countries = super::countries(&[("91", &["2factor", "msg91", "twilio"]), ("default", &["twilio", "vonage"])]);
+    settings
 }
 
 async fn an_otp_to_india_goes_to_the_first_provider_of_the_india_list(backend: Backend) {

@@ -2,15 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::{base_config, provider};
-use crate::helpers::{eventually, spawn_with, Backend, PHONE};
+use crate::helpers::{eventually, spawn_with, with_providers, Backend, PHONE};
 use crate::on_both_stores;
 
 async fn with_the_primary_failing_every_call_twenty_otps_are_delivered_by_the_secondary_and_verify(backend: Backend) {
-    let app = spawn_with(backend, |sim| {
-        base_config(&format!("{}{}", provider(sim, "2factor", 1, ""), provider(sim, "msg91", 2, "")))
-    })
-    .await;
+    let app = spawn_with(backend, |sim| with_providers(sim, &["2factor", "msg91"])).await;
     app.fault("2factor", "500");
     let mut sessions = Vec::new();
     for _ in 0..20 {
@@ -35,10 +31,7 @@ async fn with_the_primary_failing_every_call_twenty_otps_are_delivered_by_the_se
 }
 
 async fn a_throttled_primary_is_not_called_until_retry_after_has_passed_then_serves_again(backend: Backend) {
-    let app = spawn_with(backend, |sim| {
-        base_config(&format!("{}{}", provider(sim, "2factor", 1, ""), provider(sim, "twilio", 2, "")))
-    })
-    .await;
+    let app = spawn_with(backend, |sim| with_providers(sim, &["2factor", "twilio"])).await;
     app.fault("2factor", "throttle:1");
     let throttled_at = Instant::now();
     app.otp_round_trip(PHONE, "twilio").await;
@@ -60,13 +53,12 @@ async fn a_throttled_primary_is_not_called_until_retry_after_has_passed_then_ser
 
 async fn a_primary_slower_than_slow_call_ms_opens_its_breaker(backend: Backend) {
     let app = spawn_with(backend, |sim| {
-        let breaker =
-            "[routing]\nattempt_timeout_ms = 3000\n\n[routing.breaker]\nslow_call_ms = 150\nconsecutive_failures = 3\nopen_ms = 60000\n";
-        base_config(&format!(
-            "{}{}{breaker}",
-            provider(sim, "2factor", 1, ""),
-            provider(sim, "twilio", 2, "")
-        ))
+        let mut settings = with_providers(sim, &["2factor", "twilio"]);
+        settings.routing.attempt_timeout_ms = 3000;
+        settings.routing.breaker.slow_call_ms = 150;
+        settings.routing.breaker.consecutive_failures = 3;
+        settings.routing.breaker.open_ms = 60_000;
+        settings
     })
     .await;
     app.fault("2factor", "latency:400");

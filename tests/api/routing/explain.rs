@@ -4,20 +4,19 @@
 use serde_json::Value;
 use smsgate::sim::SimHandle;
 
-use super::{base_config, provider};
-use crate::helpers::{spawn_with, Backend, ADMIN_TOKEN, PHONE, SEND_TOKEN};
+use smsgate::config::Settings;
+
+use crate::helpers::{spawn_with, with_providers, Backend, ADMIN_TOKEN, PHONE, SEND_TOKEN};
 use crate::on_both_stores;
 
 const INDIA_OTP: &str = "to=%2B919876543210&kind=otp";
 
-fn routed(sim: &SimHandle) -> String {
-    base_config(&format!(
-        "{}{}{}{}\n[routing.breaker]\nconsecutive_failures = 2\nopen_ms = 60000\n\n[routing.countries]\n\"91\" = [\"2factor\", \"msg91\", \"twilio\"]\ndefault = [\"twilio\", \"vonage\"]\n",
-        provider(sim, "vonage", 1, ""),
-        provider(sim, "twilio", 2, ""),
-        provider(sim, "2factor", 3, ""),
-        provider(sim, "msg91", 4, ""),
-    ))
+fn routed(sim: &SimHandle) -> Settings {
+    let mut settings = with_providers(sim, &["vonage", "twilio", "2factor", "msg91"]);
+    settings.routing.breaker.consecutive_failures = 2;
+    settings.routing.breaker.open_ms = 60_000;
+    settings.routing.countries = super::countries(&[("91", &["2factor", "msg91", "twilio"]), ("default", &["twilio", "vonage"])]);
+    settings
 }
 
 fn line<'a>(body: &'a Value, provider: &str) -> &'a Value {
