@@ -450,21 +450,41 @@ where
     }
 }
 
-/// Runs each listed test on the memory store and on PostgreSQL.
+/// Runs each listed test on the memory store and on PostgreSQL, as tests `memory::$name` and
+/// `postgres::$name`. Each store has a runner: an async function that sets the store up, hands
+/// it to the test function it is given, and tears it down afterwards. Without runners the tests
+/// take a [`Backend`] and start the app on it ([`on_memory`], [`on_postgres`]).
 #[macro_export]
 macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
+    (memory: $memory:path, postgres: $postgres:path; $($name:ident),* $(,)?) => {
         mod memory {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                super::$name($crate::helpers::Backend::Memory).await;
+                $memory(super::$name).await;
             })*
         }
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                super::$name($crate::helpers::Backend::Postgres).await;
+                $postgres(super::$name).await;
             })*
         }
     };
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both_stores!(
+            memory: $crate::helpers::on_memory,
+            postgres: $crate::helpers::on_postgres;
+            $($name),*
+        );
+    };
+}
+
+/// Runs an app test on the memory store.
+pub async fn on_memory<F: std::future::Future<Output = ()>>(test: impl FnOnce(Backend) -> F) {
+    test(Backend::Memory).await
+}
+
+/// Runs an app test on a fresh PostgreSQL schema.
+pub async fn on_postgres<F: std::future::Future<Output = ()>>(test: impl FnOnce(Backend) -> F) {
+    test(Backend::Postgres).await
 }
