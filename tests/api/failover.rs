@@ -1,4 +1,5 @@
-//! Failover within one request, 429 cool-downs, circuit breakers, and the attempt log.
+//! Failover within one request, circuit breakers, and the attempt log (429 cool-downs are
+//! drilled in `routing/drills.rs`).
 
 use std::time::Duration;
 
@@ -53,25 +54,6 @@ async fn otp_is_delivered_by_twilio_when_2factor_refuses_connections(backend: Ba
         app.metric(&format!("{FAILOVER_2F_TW}\"unavailable\",to=\"twilio\"}}")).await,
         Some(1.0)
     );
-}
-
-async fn throttled_primary_cools_down_for_retry_after_then_serves_again(backend: Backend) {
-    let app = spawn_app(backend).await;
-    app.fault("2factor", "throttle:1");
-    send_and_verify_via_twilio(&app).await;
-    assert_eq!(app.calls("2factor"), 1);
-    // Inside the Retry-After window the throttled provider is not called at all.
-    send_and_verify_via_twilio(&app).await;
-    assert_eq!(app.calls("2factor"), 1, "Retry-After is honoured");
-    app.clear_fault("2factor");
-    let back = eventually(Duration::from_secs(4), || async {
-        let before = app.calls("2factor");
-        app.send_otp().await.status == 200 && app.calls("2factor") > before
-    })
-    .await;
-    assert!(back, "traffic returns to the primary after the cool-down");
-    let last = app.sim.state().messages(Some(PHONE)).last().cloned().unwrap();
-    assert_eq!(last.provider, "2factor");
 }
 
 async fn an_invalid_number_rejection_does_not_fail_over(backend: Backend) {
@@ -214,7 +196,6 @@ on_both_stores!(
     otp_is_delivered_by_twilio_when_2factor_returns_500,
     otp_is_delivered_by_twilio_when_2factor_times_out,
     otp_is_delivered_by_twilio_when_2factor_refuses_connections,
-    throttled_primary_cools_down_for_retry_after_then_serves_again,
     an_invalid_number_rejection_does_not_fail_over,
     breaker_opens_after_repeated_failures_then_half_opens_and_recovers,
     a_code_from_a_provider_that_timed_out_verifies_nothing_but_the_failover_code_does,

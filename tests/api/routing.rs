@@ -1,5 +1,7 @@
 //! Routing through the real app and the simulator: per-country order, capability filtering,
 //! `GET /v1/routing/explain`, failover drills, every provider on its own, and `examples/sim.toml`.
+//! Routing keeps no state in the store, so these run on the memory store only; the example's
+//! drill, which a deployment runs as written, runs on both.
 
 mod capabilities;
 mod countries;

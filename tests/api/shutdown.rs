@@ -71,14 +71,14 @@ async fn sigterm_lets_a_send_in_flight_finish_and_commit_its_attempts() {
 
     let (status, body) = send.await.unwrap();
     assert_eq!(status, 200, "the send in flight finished: {body}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let exit = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "the process exits after draining");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+    let exited = eventually(Duration::from_secs(10), || {
+        let done = child.0.try_wait().unwrap().is_some();
+        async move { done }
+    })
+    .await;
+    assert!(exited, "the process exits after draining");
+    // `Child` keeps the status it reaped.
+    let exit = child.0.try_wait().unwrap().expect("exited");
     assert!(exit.success(), "and exits cleanly: {exit}");
     let session: uuid::Uuid = body["session_id"].as_str().unwrap().parse().unwrap();
     let rows = db

@@ -6,7 +6,6 @@ use smsgate::config::Settings;
 
 use super::US_PHONE;
 use crate::helpers::{spawn_with, with_providers, Backend, PHONE};
-use crate::on_both_stores;
 
 /// Priorities that contradict the per-country order, so only the country lists can explain
 /// where a message goes: vonage first by priority, 2factor last but one.
@@ -16,22 +15,25 @@ fn per_country(sim: &SimHandle) -> Settings {
     settings
 }
 
-async fn an_otp_to_india_goes_to_the_first_provider_of_the_india_list(backend: Backend) {
-    let app = spawn_with(backend, per_country).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_otp_to_india_goes_to_the_first_provider_of_the_india_list() {
+    let app = spawn_with(Backend::Memory, per_country).await;
     app.otp_round_trip(PHONE, "2factor").await;
     for other in ["vonage", "twilio", "msg91"] {
         assert_eq!(app.calls(other), 0, "{other} was not needed");
     }
 }
 
-async fn an_otp_to_the_us_goes_to_the_first_provider_of_the_default_list(backend: Backend) {
-    let app = spawn_with(backend, per_country).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_otp_to_the_us_goes_to_the_first_provider_of_the_default_list() {
+    let app = spawn_with(Backend::Memory, per_country).await;
     app.otp_round_trip(US_PHONE, "twilio").await;
     assert_eq!(app.calls("vonage"), 0, "vonage has the best priority but is second in `default`");
 }
 
-async fn a_us_otp_fails_over_to_vonage_when_twilio_returns_500_and_verifies(backend: Backend) {
-    let app = spawn_with(backend, per_country).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_us_otp_fails_over_to_vonage_when_twilio_returns_500_and_verifies() {
+    let app = spawn_with(Backend::Memory, per_country).await;
     app.fault("twilio", "500");
     app.otp_round_trip(US_PHONE, "vonage").await;
     assert_eq!(app.calls("twilio"), 1);
@@ -46,8 +48,9 @@ async fn a_us_otp_fails_over_to_vonage_when_twilio_returns_500_and_verifies(back
     assert_eq!(failover, Some(1.0));
 }
 
-async fn an_india_otp_fails_over_along_the_india_list_only(backend: Backend) {
-    let app = spawn_with(backend, per_country).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_india_otp_fails_over_along_the_india_list_only() {
+    let app = spawn_with(Backend::Memory, per_country).await;
     app.fault("2factor", "500");
     app.otp_round_trip(PHONE, "msg91").await;
     app.fault("msg91", "500");
@@ -58,10 +61,3 @@ async fn an_india_otp_fails_over_along_the_india_list_only(backend: Backend) {
     assert_eq!(r.body["error"], "all_providers_failed");
     assert_eq!(app.calls("vonage"), 0, "vonage serves India but is not in its list: never called");
 }
-
-on_both_stores!(
-    an_otp_to_india_goes_to_the_first_provider_of_the_india_list,
-    an_otp_to_the_us_goes_to_the_first_provider_of_the_default_list,
-    a_us_otp_fails_over_to_vonage_when_twilio_returns_500_and_verifies,
-    an_india_otp_fails_over_along_the_india_list_only,
-);

@@ -8,13 +8,12 @@ use smsgate::config::{ProviderConfig, Settings};
 use smsgate::sim::SimHandle;
 
 use crate::helpers::{base_settings, sim_provider, spawn_with, Backend, TestApp, PHONE};
-use crate::on_both_stores;
 
 const VERIFY_SID: &str = "VA00000000000000000000000000000000";
 
 /// The app with `name`'s fake as its only provider, its entry as `adjust` changes it.
-async fn alone(backend: Backend, name: &'static str, adjust: impl FnOnce(&SimHandle, &mut ProviderConfig)) -> TestApp {
-    spawn_with(backend, |sim| {
+async fn alone(name: &'static str, adjust: impl FnOnce(&SimHandle, &mut ProviderConfig)) -> TestApp {
+    spawn_with(Backend::Memory, |sim| {
         let mut entry = sim_provider(sim, name, 1);
         adjust(sim, &mut entry);
         only(entry)
@@ -76,12 +75,13 @@ async fn template(app: &TestApp, name: &str, supported: bool) {
     }
 }
 
-async fn two_factor_alone_sends_autogen_and_local_otps_and_templates_but_no_text(backend: Backend) {
-    let app = alone(backend, "2factor", as_is).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_factor_alone_sends_autogen_and_local_otps_and_templates_but_no_text() {
+    let app = alone("2factor", as_is).await;
     app.otp_round_trip(PHONE, "2factor").await;
     template(&app, "2factor", true).await;
     text(&app, "2factor", false).await;
-    let app = alone(backend, "2factor", |_, p| {
+    let app = alone("2factor", |_, p| {
         let ProviderConfig::TwoFactor(c) = p else { unreachable!() };
         c.otp_mode = Some("local".into());
     })
@@ -89,12 +89,13 @@ async fn two_factor_alone_sends_autogen_and_local_otps_and_templates_but_no_text
     app.otp_round_trip(PHONE, "2factor").await;
 }
 
-async fn twilio_alone_sends_local_and_verify_otps_and_text_but_no_templates(backend: Backend) {
-    let app = alone(backend, "twilio", as_is).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_alone_sends_local_and_verify_otps_and_text_but_no_templates() {
+    let app = alone("twilio", as_is).await;
     app.otp_round_trip(PHONE, "twilio").await;
     text(&app, "twilio", true).await;
     template(&app, "twilio", false).await;
-    let app = alone(backend, "twilio", |sim, p| {
+    let app = alone("twilio", |sim, p| {
         let ProviderConfig::Twilio(c) = p else { unreachable!() };
         c.otp_mode = Some("verify".into());
         c.verify_base_url = Some(sim.url("twilio"));
@@ -105,19 +106,21 @@ async fn twilio_alone_sends_local_and_verify_otps_and_text_but_no_templates(back
     text(&app, "twilio", true).await;
 }
 
-async fn vonage_alone_sends_an_otp_and_text_but_no_templates(backend: Backend) {
-    let app = alone(backend, "vonage", as_is).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vonage_alone_sends_an_otp_and_text_but_no_templates() {
+    let app = alone("vonage", as_is).await;
     app.otp_round_trip(PHONE, "vonage").await;
     text(&app, "vonage", true).await;
     template(&app, "vonage", false).await;
 }
 
-async fn msg91_alone_sends_local_and_autogen_otps_and_templates_but_no_text(backend: Backend) {
-    let app = alone(backend, "msg91", as_is).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msg91_alone_sends_local_and_autogen_otps_and_templates_but_no_text() {
+    let app = alone("msg91", as_is).await;
     app.otp_round_trip(PHONE, "msg91").await;
     template(&app, "msg91", true).await;
     text(&app, "msg91", false).await;
-    let app = alone(backend, "msg91", |_, p| {
+    let app = alone("msg91", |_, p| {
         let ProviderConfig::Msg91(c) = p else { unreachable!() };
         c.otp_mode = Some("autogen".into());
     })
@@ -125,26 +128,29 @@ async fn msg91_alone_sends_local_and_autogen_otps_and_templates_but_no_text(back
     app.otp_round_trip(PHONE, "msg91").await;
 }
 
-async fn textlocal_alone_sends_an_otp_and_text_but_no_templates(backend: Backend) {
-    let app = alone(backend, "textlocal", as_is).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn textlocal_alone_sends_an_otp_and_text_but_no_templates() {
+    let app = alone("textlocal", as_is).await;
     app.otp_round_trip(PHONE, "textlocal").await;
     text(&app, "textlocal", true).await;
     template(&app, "textlocal", false).await;
 }
 
-async fn plivo_alone_sends_an_otp_and_text_but_no_templates(backend: Backend) {
-    let app = alone(backend, "plivo", as_is).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plivo_alone_sends_an_otp_and_text_but_no_templates() {
+    let app = alone("plivo", as_is).await;
     app.otp_round_trip(PHONE, "plivo").await;
     text(&app, "plivo", true).await;
     template(&app, "plivo", false).await;
 }
 
-async fn fast2sms_alone_sends_an_otp_text_and_dlt_template(backend: Backend) {
-    let app = alone(backend, "fast2sms", as_is).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast2sms_alone_sends_an_otp_text_and_dlt_template() {
+    let app = alone("fast2sms", as_is).await;
     app.otp_round_trip(PHONE, "fast2sms").await;
     text(&app, "fast2sms", true).await;
     template(&app, "fast2sms", true).await;
-    let app = alone(backend, "fast2sms", |_, p| {
+    let app = alone("fast2sms", |_, p| {
         let ProviderConfig::Fast2sms(c) = p else { unreachable!() };
         c.route = Some("q".into());
     })
@@ -201,12 +207,13 @@ rejected_statuses = [400]
     )))
 }
 
-async fn the_generic_http_adapter_speaks_textlocal_and_plivo_from_toml_alone(backend: Backend) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generic_http_adapter_speaks_textlocal_and_plivo_from_toml_alone() {
     for (config, fake) in [
         (http_as_textlocal as fn(&SimHandle) -> Settings, "textlocal"),
         (http_as_plivo, "plivo"),
     ] {
-        let app = spawn_with(backend, config).await;
+        let app = spawn_with(Backend::Memory, config).await;
         let sent = app.send_otp_to(PHONE).await;
         assert_eq!(sent.status, 200, "{fake}: {}", sent.body);
         assert_eq!(app.delivered_by(PHONE).as_deref(), Some(fake), "the {fake} fake took the request");
@@ -232,14 +239,3 @@ async fn the_generic_http_adapter_speaks_textlocal_and_plivo_from_toml_alone(bac
         assert_eq!(app.calls(fake), 2);
     }
 }
-
-on_both_stores!(
-    two_factor_alone_sends_autogen_and_local_otps_and_templates_but_no_text,
-    twilio_alone_sends_local_and_verify_otps_and_text_but_no_templates,
-    vonage_alone_sends_an_otp_and_text_but_no_templates,
-    msg91_alone_sends_local_and_autogen_otps_and_templates_but_no_text,
-    textlocal_alone_sends_an_otp_and_text_but_no_templates,
-    plivo_alone_sends_an_otp_and_text_but_no_templates,
-    fast2sms_alone_sends_an_otp_text_and_dlt_template,
-    the_generic_http_adapter_speaks_textlocal_and_plivo_from_toml_alone,
-);
