@@ -102,6 +102,24 @@ macro_rules! provider_config {
     };
 }
 
+/// `$body` with `$c` bound to the kind's config struct, whatever the kind: the shared keys are
+/// fields of every struct.
+macro_rules! each_kind {
+    ($self:expr, $c:ident => $body:expr) => {
+        match $self {
+            Self::TwoFactor($c) => $body,
+            Self::Twilio($c) => $body,
+            Self::Vonage($c) => $body,
+            Self::Msg91($c) => $body,
+            Self::Textlocal($c) => $body,
+            Self::Plivo($c) => $body,
+            Self::Fast2sms($c) => $body,
+            Self::Http($c) => $body,
+            Self::Console($c) => $body,
+        }
+    };
+}
+
 fn default_priority() -> i32 {
     100
 }
@@ -344,6 +362,26 @@ impl ProviderConfig {
             Self::Http(c) => c.api_key().into_iter().collect(),
             Self::Console(_) => Vec::new(),
         }
+    }
+
+    /// The shared `timeout_ms` key, to change in place (tests adjust a parsed or built entry).
+    pub fn timeout_ms_mut(&mut self) -> &mut Option<u64> {
+        each_kind!(self, c => &mut c.timeout_ms)
+    }
+
+    /// The shared `enabled` key, to change in place.
+    pub fn enabled_mut(&mut self) -> &mut bool {
+        each_kind!(self, c => &mut c.enabled)
+    }
+
+    /// The shared `base_url` key, to change in place.
+    pub fn base_url_mut(&mut self) -> &mut Option<String> {
+        each_kind!(self, c => &mut c.base_url)
+    }
+
+    /// The shared `countries` key, to change in place.
+    pub fn countries_mut(&mut self) -> &mut Vec<String> {
+        each_kind!(self, c => &mut c.countries)
     }
 
     /// Whether this is the development `console` provider, which delivers nothing.

@@ -4,7 +4,10 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{config, spawn_app, spawn_with, Backend, TestApp, ADMIN_TOKEN, PHONE, SEND_TOKEN};
+use smsgate::config::{ClientConfig, Role, Settings};
+use smsgate::sim::SimHandle;
+
+use crate::helpers::{client, config_with, spawn_app, spawn_with, Backend, ADMIN_TOKEN, PHONE, SEND_TOKEN};
 use crate::on_both_stores;
 
 const ROOT_TOKEN: &str = "test-root-token";
@@ -16,36 +19,27 @@ const ADMIN_ROUTES: [&str; 3] = [
     "/v1/admin/providers",
 ];
 
-/// The default config plus a `super_admin` client and a `send` client with two active tokens.
-fn with_more_clients(sim: &smsgate::sim::SimHandle, extra: &str) -> String {
-    let more = format!(
-        r#"
-[[clients]]
-name = "root"
-token_sha256 = "{root}"
-roles = ["super_admin"]
-
-[[clients]]
-name = "rotating"
-token_sha256s = ["{old}", "{new}"]
-roles = ["send"]
-
-{extra}
-"#,
-        root = smsgate::api::sha256_hex(ROOT_TOKEN),
-        old = smsgate::api::sha256_hex(OLD_TOKEN),
-        new = smsgate::api::sha256_hex(NEW_TOKEN).to_uppercase(),
-    );
-    config(sim, "", &more)
-}
-
-async fn contact(app: &TestApp, user: &str, token: Option<&str>) -> crate::helpers::Reply {
-    app.get(&format!("/v1/users/{user}/contact"), token).await
+/// The default settings plus a `super_admin` client and a `send` client with two active tokens
+/// (one hash in upper case: hashes are read case-blind), then `adjust`.
+fn with_more_clients(sim: &SimHandle, adjust: impl FnOnce(&mut Settings)) -> Settings {
+    config_with(sim, |c| {
+        c.clients.push(client("root", ROOT_TOKEN, &[Role::SuperAdmin]));
+        c.clients.push(ClientConfig {
+            name: "rotating".into(),
+            token_sha256: None,
+            token_sha256s: vec![
+                smsgate::api::sha256_hex(OLD_TOKEN),
+                smsgate::api::sha256_hex(NEW_TOKEN).to_uppercase(),
+            ],
+            roles: vec![Role::Send],
+        });
+        adjust(c);
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_routes_need_the_admin_role_and_super_admin_holds_every_role() {
-    let app = spawn_with(Backend::Memory, |sim| with_more_clients(sim, "")).await;
+    let app = spawn_with(Backend::Memory, |sim| with_more_clients(sim, |_| {})).await;
     for route in ADMIN_ROUTES {
         let none = app.get(route, None).await;
         assert_eq!((none.status, none.body["error"].as_str()), (401, Some("unauthorized")), "{route}");
@@ -80,9 +74,9 @@ async fn admin_routes_need_the_admin_role_and_super_admin_holds_every_role() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_active_token_of_a_client_works_during_rotation() {
-    let app = spawn_with(Backend::Memory, |sim| with_more_clients(sim, "")).await;
+    let app = spawn_with(Backend::Memory, |sim| with_more_clients(sim, |_| {})).await;
     for token in [OLD_TOKEN, NEW_TOKEN] {
-        let r = contact(&app, "u1", Some(token)).await;
+        let r = app.contact("u1", Some(token)).await;
         assert_eq!(r.status, 200, "{token}: {}", r.body);
         let sent = app
             .request(
@@ -95,16 +89,16 @@ async fn every_active_token_of_a_client_works_during_rotation() {
             .await;
         assert_eq!(sent.status, 200, "{token}: {}", sent.body);
     }
-    let retired = contact(&app, "u1", Some("test-rotated-retired")).await;
+    let retired = app.contact("u1", Some("test-rotated-retired")).await;
     assert_eq!(retired.status, 401, "a token whose hash is not listed is refused");
-    let hash = contact(&app, "u1", Some(&smsgate::api::sha256_hex(NEW_TOKEN))).await;
+    let hash = app.contact("u1", Some(&smsgate::api::sha256_hex(NEW_TOKEN))).await;
     assert_eq!(hash.status, 401, "the stored hash is not itself a token");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_outside_the_allowlist_are_refused() {
     let app = spawn_with(Backend::Memory, |sim| {
-        with_more_clients(sim, "[server]\nallowed_callers = [\"10.0.0.0/8\"]\n")
+        with_more_clients(sim, |c| c.server.allowed_callers = vec!["10.0.0.0/8".into()])
     })
     .await;
     let body = Some(json!({"phone": PHONE}).to_string());
@@ -130,7 +124,7 @@ async fn callers_outside_the_allowlist_are_refused() {
     assert_eq!(app.get("/healthz", None).await.status, 200, "probes stay open");
 
     let allowed = spawn_with(Backend::Memory, |sim| {
-        with_more_clients(sim, "[server]\nallowed_callers = [\"127.0.0.1/32\"]\n")
+        with_more_clients(sim, |c| c.server.allowed_callers = vec!["127.0.0.1/32".into()])
     })
     .await;
     assert_eq!(allowed.send_otp().await.status, 200);
@@ -176,8 +170,8 @@ async fn answers_never_say_whether_a_number_or_user_is_known(backend: Backend) {
         .request(Method::PUT, "/v1/users/blank/contact", Some(SEND_TOKEN), Some("{}".into()), &[])
         .await;
     assert_eq!(empty.status, 200, "{}", empty.body);
-    let unknown = contact(&app, "nobody", Some(SEND_TOKEN)).await;
-    let blank = contact(&app, "blank", Some(SEND_TOKEN)).await;
+    let unknown = app.contact("nobody", Some(SEND_TOKEN)).await;
+    let blank = app.contact("blank", Some(SEND_TOKEN)).await;
     assert_eq!((unknown.status, blank.status), (200, 200));
     assert_eq!(unknown.body["user_id"], "nobody");
     assert_eq!(shape(unknown.body), shape(blank.body));
@@ -194,7 +188,10 @@ on_both_stores!(answers_never_say_whether_a_number_or_user_is_known);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_provider_list_shows_live_health_and_the_client_list_is_for_super_admins_only() {
     let app = spawn_with(Backend::Memory, |sim| {
-        with_more_clients(sim, "[routing.breaker]\nconsecutive_failures = 1\nopen_ms = 60000\n")
+        with_more_clients(sim, |c| {
+            c.routing.breaker.consecutive_failures = 1;
+            c.routing.breaker.open_ms = 60_000;
+        })
     })
     .await;
     app.fault("2factor", "500");

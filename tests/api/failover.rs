@@ -1,20 +1,19 @@
-//! Failover within one request, 429 cool-downs, circuit breakers, and the attempt log.
+//! Failover within one request, circuit breakers, and the attempt log (429 cool-downs are
+//! drilled in `routing/drills.rs`).
 
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{config, eventually, spawn_app, spawn_with, Backend, TestApp, ADMIN_TOKEN, PHONE};
+use smsgate::config::Settings;
+use smsgate::sim::SimHandle;
+
+use crate::helpers::{
+    config_with, eventually, sim_provider, spawn_app, spawn_tuned, spawn_with, Backend, SettingsExt, TestApp, ADMIN_TOKEN, PHONE,
+};
 use crate::on_both_stores;
 
 const FAILOVER_2F_TW: &str = r#"smsgate_failovers_total{from="2factor",reason="#;
-
-fn vonage(sim: &smsgate::sim::SimHandle) -> String {
-    format!(
-        "[[providers]]\nname = \"vonage\"\nkind = \"vonage\"\npriority = 3\nbase_url = \"{}\"\nfrom = \"SMSGATE\"\n",
-        sim.url("vonage")
-    )
-}
 
 async fn send_and_verify_via_twilio(app: &TestApp) {
     let sent = app.send_otp().await;
@@ -37,7 +36,7 @@ async fn otp_is_delivered_by_twilio_when_2factor_returns_500(backend: Backend) {
 }
 
 async fn otp_is_delivered_by_twilio_when_2factor_times_out(backend: Backend) {
-    let app = spawn_with(backend, |sim| config(sim, "timeout_ms = 300", "")).await;
+    let app = spawn_tuned(backend, |c| *c.provider_mut("2factor").timeout_ms_mut() = Some(300)).await;
     app.fault("2factor", "timeout");
     let started = std::time::Instant::now();
     send_and_verify_via_twilio(&app).await;
@@ -49,31 +48,12 @@ async fn otp_is_delivered_by_twilio_when_2factor_refuses_connections(backend: Ba
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let app = spawn_with(backend, |sim| config(sim, "", "").replacen(&sim.url("2factor"), &dead, 1)).await;
+    let app = spawn_tuned(backend, |c| *c.provider_mut("2factor").base_url_mut() = Some(dead)).await;
     send_and_verify_via_twilio(&app).await;
     assert_eq!(
         app.metric(&format!("{FAILOVER_2F_TW}\"unavailable\",to=\"twilio\"}}")).await,
         Some(1.0)
     );
-}
-
-async fn throttled_primary_cools_down_for_retry_after_then_serves_again(backend: Backend) {
-    let app = spawn_app(backend).await;
-    app.fault("2factor", "throttle:1");
-    send_and_verify_via_twilio(&app).await;
-    assert_eq!(app.calls("2factor"), 1);
-    // Inside the Retry-After window the throttled provider is not called at all.
-    send_and_verify_via_twilio(&app).await;
-    assert_eq!(app.calls("2factor"), 1, "Retry-After is honoured");
-    app.clear_fault("2factor");
-    let back = eventually(Duration::from_secs(4), || async {
-        let before = app.calls("2factor");
-        app.send_otp().await.status == 200 && app.calls("2factor") > before
-    })
-    .await;
-    assert!(back, "traffic returns to the primary after the cool-down");
-    let last = app.sim.state().messages(Some(PHONE)).last().cloned().unwrap();
-    assert_eq!(last.provider, "2factor");
 }
 
 async fn an_invalid_number_rejection_does_not_fail_over(backend: Backend) {
@@ -86,12 +66,10 @@ async fn an_invalid_number_rejection_does_not_fail_over(backend: Backend) {
 }
 
 async fn breaker_opens_after_repeated_failures_then_half_opens_and_recovers(backend: Backend) {
-    let app = spawn_with(backend, |sim| {
-        config(
-            sim,
-            "",
-            "[routing.breaker]\nconsecutive_failures = 3\nopen_ms = 500\nhalf_open_probes = 1\n",
-        )
+    let app = spawn_tuned(backend, |c| {
+        c.routing.breaker.consecutive_failures = 3;
+        c.routing.breaker.open_ms = 500;
+        c.routing.breaker.half_open_probes = 1;
     })
     .await;
     app.fault("2factor", "500");
@@ -117,7 +95,7 @@ async fn a_code_from_a_provider_that_timed_out_verifies_nothing_but_the_failover
     // fails over to Twilio. 2Factor gave no reference for this session, so its code cannot be
     // bound to it: only Twilio's code verifies (a by-number check would accept any 2Factor
     // code sent to this phone, for any session).
-    let app = spawn_with(backend, |sim| config(sim, "timeout_ms = 300", "")).await;
+    let app = spawn_tuned(backend, |c| *c.provider_mut("2factor").timeout_ms_mut() = Some(300)).await;
     app.fault("2factor", "latency:1000");
     let sent = app.send_otp().await;
     assert_eq!(sent.status, 200, "{}", sent.body);
@@ -146,7 +124,7 @@ async fn a_code_from_a_provider_that_timed_out_verifies_nothing_but_the_failover
 async fn a_code_sent_for_one_session_never_verifies_another(backend: Backend) {
     // Session A's 2Factor attempt times out (Twilio carries it); session B to the same phone goes
     // through 2Factor. B's code is 2Factor's: it must verify B and only B.
-    let app = spawn_with(backend, |sim| config(sim, "timeout_ms = 300", "")).await;
+    let app = spawn_tuned(backend, |c| *c.provider_mut("2factor").timeout_ms_mut() = Some(300)).await;
     app.fault("2factor", "latency:1000");
     let a = app.send_otp().await;
     assert_eq!(a.status, 200, "{}", a.body);
@@ -190,30 +168,24 @@ async fn all_providers_failing_is_503_with_reasons_for_admins_only(backend: Back
     assert_eq!(providers.len(), 2, "{}", admin.body);
 }
 
-async fn transactional_sms_does_not_fail_over_on_an_ambiguous_timeout_unless_configured(backend: Backend) {
-    let app = spawn_with(backend, |sim| {
-        format!(
-            "{}\n{}",
-            config(sim, "", "").replace("from = \"+15005550006\"", "from = \"+15005550006\"\ntimeout_ms = 300"),
-            vonage(sim)
-        )
+/// The default providers, twilio with a short timeout, then vonage for texts to +1.
+fn twilio_then_vonage(sim: &SimHandle, failover_on_ambiguous_timeout: bool) -> Settings {
+    config_with(sim, |c| {
+        *c.provider_mut("twilio").timeout_ms_mut() = Some(300);
+        c.providers.push(sim_provider(sim, "vonage", 3));
+        c.routing.failover_on_ambiguous_timeout = failover_on_ambiguous_timeout;
     })
-    .await;
+}
+
+async fn transactional_sms_does_not_fail_over_on_an_ambiguous_timeout_unless_configured(backend: Backend) {
+    let app = spawn_with(backend, |sim| twilio_then_vonage(sim, false)).await;
     app.fault("twilio", "timeout");
     let r = app.post("/v1/sms/send", json!({"to": "+14155552671", "text": "hello"})).await;
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(r.body["status"], "unconfirmed");
     assert_eq!(app.calls("vonage"), 0, "no second copy of a message that may be on its way");
 
-    let app = spawn_with(backend, |sim| {
-        let base = config(sim, "", "[routing]\nfailover_on_ambiguous_timeout = true\n");
-        format!(
-            "{}\n{}",
-            base.replace("from = \"+15005550006\"", "from = \"+15005550006\"\ntimeout_ms = 300"),
-            vonage(sim)
-        )
-    })
-    .await;
+    let app = spawn_with(backend, |sim| twilio_then_vonage(sim, true)).await;
     app.fault("twilio", "timeout");
     let r = app.post("/v1/sms/send", json!({"to": "+14155552671", "text": "hello"})).await;
     assert_eq!((r.status, r.body["provider"].as_str()), (202, Some("vonage")), "{}", r.body);
@@ -224,7 +196,6 @@ on_both_stores!(
     otp_is_delivered_by_twilio_when_2factor_returns_500,
     otp_is_delivered_by_twilio_when_2factor_times_out,
     otp_is_delivered_by_twilio_when_2factor_refuses_connections,
-    throttled_primary_cools_down_for_retry_after_then_serves_again,
     an_invalid_number_rejection_does_not_fail_over,
     breaker_opens_after_repeated_failures_then_half_opens_and_recovers,
     a_code_from_a_provider_that_timed_out_verifies_nothing_but_the_failover_code_does,

@@ -5,10 +5,10 @@
 
 use futures::future::join_all;
 use serde_json::json;
-use smsgate::config::Settings;
+use smsgate::config::LimitSettings;
 
-use crate::helpers::{config, spawn_on, start_sim, with_limits, Backend, Reply};
-use crate::limits::{phone, post, sent};
+use crate::helpers::phone;
+use crate::helpers::{config_with, spawn_with, Backend, Reply};
 use crate::on_both_stores;
 
 const PREFIX_FLOOD: u32 = 100;
@@ -18,20 +18,21 @@ const REPEATS: usize = 20;
 const FOREIGN: usize = 10;
 
 async fn a_flood_costs_no_more_sms_than_the_limits_allow(backend: Backend) {
-    let sim = start_sim().await;
-    let toml = with_limits(&config(&sim, "", ""), "allowed_countries = [\"91\"]");
-    let l = Settings::from_toml(&toml).expect("valid").limits;
+    let l = LimitSettings {
+        allowed_countries: vec!["91".into()],
+        ..LimitSettings::default()
+    };
     assert!(
         l.per_prefix_per_minute < PREFIX_FLOOD && l.per_ip_per_minute < IP_FLOOD,
         "the flood exceeds each limit"
     );
     assert!(l.resend_cooldown_seconds > 0 && l.per_phone_per_minute > 1);
-    let app = spawn_on(backend, sim, &toml).await;
+    let app = spawn_with(backend, |sim| config_with(sim, |c| c.limits = l.clone())).await;
 
     // The app's clock stands still: every repeat falls inside one resend cooldown.
     let otp = |body: serde_json::Value, headers: Vec<(&'static str, &'static str)>| {
         let app = &app;
-        async move { post(app, "/v1/otp/send", body, &headers).await }
+        async move { app.post_with("/v1/otp/send", body, &headers).await }
     };
     // Many numbers in one prefix (91-9876), with no end-user IP.
     let prefix = (0..PREFIX_FLOOD).map(|i| otp(json!({ "phone": phone(1000 + i) }), vec![]));
@@ -74,7 +75,7 @@ async fn a_flood_costs_no_more_sms_than_the_limits_allow(backend: Backend) {
 
     // One SMS per admitted send: the prefix window, the IP window, one replayed send, one repeat.
     let bound = (l.per_prefix_per_minute + l.per_ip_per_minute + 1 + 1) as u64;
-    assert_eq!(sent(&app), bound, "provider calls stay within the limits");
+    assert_eq!(app.sent(), bound, "provider calls stay within the limits");
 
     let blocks = |reason: &'static str| {
         let app = &app;

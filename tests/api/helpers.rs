@@ -1,11 +1,10 @@
 //! `spawn_app`: the real application on port 0, the provider simulator on port 0, and a store
 //! (memory, or a fresh PostgreSQL schema). One request helper serves every route.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use smsgate::app::Application;
 use smsgate::clock::Clock;
 use smsgate::config::Settings;
@@ -13,11 +12,20 @@ use smsgate::sim::{self, Fault, SimHandle, SimOptions};
 
 use crate::db::TestDb;
 
+mod settings;
+
+pub use settings::{base_settings, client, config, config_with, sim_provider, sim_secrets, to_toml, with_providers, SettingsExt};
+
 pub const SEND_TOKEN: &str = "test-send-token";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 /// A second calling app, isolated from the first.
 pub const OTHER_TOKEN: &str = "test-other-app-token";
 pub const PHONE: &str = "+919876543210";
+
+/// An Indian mobile number in the `91-9876` prefix.
+pub fn phone(i: u32) -> String {
+    format!("+9198765{i:05}")
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -44,170 +52,55 @@ pub struct Reply {
     pub body: Value,
 }
 
-/// `[otp]`, relaxed `[limits]`, the send and admin clients, and `rest` (providers, `[routing]`, …).
-pub fn base_config(rest: &str) -> String {
-    format!(
-        r#"
-[otp]
-length = 6
-ttl_seconds = 300
-max_attempts = 5
-default_country = "91"
-
-# Failover tests send many codes to one number; the limits have tests of their own.
-[limits]
-per_phone_per_minute = 1000
-per_phone_per_day = 1000
-per_prefix_per_minute = 10000
-resend_cooldown_seconds = 0
-verify_failures_per_phone_per_day = 1000
-verify_failures_per_user_per_day = 1000
-
-[[clients]]
-name = "app"
-token_sha256 = "{send}"
-roles = ["send"]
-
-[[clients]]
-name = "ops"
-token_sha256 = "{admin}"
-roles = ["admin"]
-
-[[clients]]
-name = "other-app"
-token_sha256 = "{other}"
-roles = ["send"]
-
-{rest}
-"#,
-        send = smsgate::api::sha256_hex(SEND_TOKEN),
-        admin = smsgate::api::sha256_hex(ADMIN_TOKEN),
-        other = smsgate::api::sha256_hex(OTHER_TOKEN),
-    )
-}
-
-/// The 2factor (AUTOGEN) and twilio providers against the simulator, and `extra` TOML
-/// appended (more `[routing]` keys, other providers, overrides).
-pub fn config(sim: &SimHandle, two_factor_extra: &str, extra: &str) -> String {
-    base_config(&format!(
-        r#"
-[[providers]]
-name = "2factor"
-kind = "two_factor"
-priority = 1
-base_url = "{tf}"
-api_key_env = "TWO_FACTOR_API_KEY"
-sender_id = "TFCTOR"
-template = "SMSTemplate1"
-countries = ["91"]
-{two_factor_extra}
-
-[[providers]]
-name = "twilio"
-kind = "twilio"
-priority = 2
-base_url = "{tw}"
-account_sid_env = "TWILIO_ACCOUNT_SID"
-auth_token_env = "TWILIO_AUTH_TOKEN"
-from = "+15005550006"
-
-{extra}
-"#,
-        tf = sim.url("2factor"),
-        tw = sim.url("twilio"),
-    ))
-}
-
-/// The simulator's credentials under the environment names the configs use.
-pub fn sim_secrets() -> HashMap<String, String> {
-    let c = sim::SimCredentials::default();
-    let plivo_basic = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        format!("{}:{}", c.plivo_auth_id, c.auth_token),
-    );
-    HashMap::from([
-        ("TWO_FACTOR_API_KEY".to_string(), c.api_key.clone()),
-        ("TWILIO_ACCOUNT_SID".to_string(), c.account_sid.clone()),
-        ("TWILIO_AUTH_TOKEN".to_string(), c.auth_token.clone()),
-        ("VONAGE_API_KEY".to_string(), c.api_key.clone()),
-        ("VONAGE_API_SECRET".to_string(), c.api_secret.clone()),
-        ("MSG91_AUTH_KEY".to_string(), c.api_key.clone()),
-        ("TEXTLOCAL_API_KEY".to_string(), c.api_key.clone()),
-        ("FAST2SMS_API_KEY".to_string(), c.api_key.clone()),
-        ("PLIVO_AUTH_ID".to_string(), c.plivo_auth_id.clone()),
-        ("PLIVO_AUTH_TOKEN".to_string(), c.auth_token.clone()),
-        // The generic `http` adapter speaking Plivo's API sends this as `Authorization: Basic …`.
-        ("PLIVO_BASIC_AUTH".to_string(), plivo_basic),
-        // The names examples/sim.toml and `smsgate sim` use.
-        ("SIM_API_KEY".to_string(), c.api_key.clone()),
-        ("SIM_API_SECRET".to_string(), c.api_secret.clone()),
-        ("SIM_TWILIO_SID".to_string(), c.account_sid.clone()),
-        ("SIM_AUTH_TOKEN".to_string(), c.auth_token.clone()),
-        ("SIM_PLIVO_AUTH_ID".to_string(), c.plivo_auth_id.clone()),
-    ])
-}
-
 pub async fn start_sim() -> SimHandle {
     sim::start(SimOptions::default()).await.expect("simulator starts")
 }
 
-/// Starts the app on `backend` with the default config (2factor then twilio).
+/// Starts the app on `backend` with the default settings (2factor then twilio).
 pub async fn spawn_app(backend: Backend) -> TestApp {
-    spawn_with(backend, |sim| config(sim, "", "")).await
+    spawn_with(backend, config).await
 }
 
-/// Starts the app with the TOML that `make_config` writes for the running simulator.
-pub async fn spawn_with(backend: Backend, make_config: impl FnOnce(&SimHandle) -> String) -> TestApp {
+/// Starts the app with the default settings as `adjust` changes them.
+pub async fn spawn_tuned(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_with(backend, |sim| config_with(sim, adjust)).await
+}
+
+/// Starts the app with the settings `make` builds for the running simulator.
+pub async fn spawn_with(backend: Backend, make: impl FnOnce(&SimHandle) -> Settings) -> TestApp {
     let sim = start_sim().await;
-    let toml = make_config(&sim);
-    spawn_on(backend, sim, &toml).await
+    let settings = make(&sim);
+    spawn_on(backend, sim, settings).await
 }
 
-pub async fn spawn_on(backend: Backend, sim: SimHandle, toml: &str) -> TestApp {
+pub async fn spawn_on(backend: Backend, sim: SimHandle, settings: Settings) -> TestApp {
     let db = match backend {
         Backend::Memory => None,
         Backend::Postgres => Some(TestDb::new().await),
     };
     let db_url = db.as_ref().map(|d| d.url());
-    let clock = test_clock();
-    let base = launch(toml, db_url.clone(), clock.clone()).await;
-    TestApp {
-        base,
-        http: reqwest::Client::new(),
-        sim: Arc::new(sim),
-        db,
-        db_url,
-        clock,
-    }
+    launch(settings, Arc::new(sim), db, db_url, test_clock()).await
 }
 
 /// Starts the app on `db`'s schema reached through `url` (a proxy in front of the server);
 /// the app owns `db`, dropped with it.
-pub async fn spawn_via(db: TestDb, url: String, sim: SimHandle, toml: &str) -> TestApp {
-    let clock = test_clock();
-    let base = launch(toml, Some(url.clone()), clock.clone()).await;
-    TestApp {
-        base,
-        http: reqwest::Client::new(),
-        sim: Arc::new(sim),
-        db: Some(db),
-        db_url: Some(url),
-        clock,
-    }
+pub async fn spawn_via(db: TestDb, url: String, sim: SimHandle, settings: Settings) -> TestApp {
+    launch(settings, Arc::new(sim), Some(db), Some(url), test_clock()).await
+}
+
+/// Two instances on one PostgreSQL schema and one simulator, with the settings `make` builds.
+pub async fn spawn_pair(make: impl FnOnce(&SimHandle) -> Settings) -> (TestApp, TestApp) {
+    let sim = start_sim().await;
+    let settings = make(&sim);
+    let first = spawn_on(Backend::Postgres, sim, settings.clone()).await;
+    let second = spawn_second(&first, settings).await;
+    (first, second)
 }
 
 /// A second instance next to `first`: the same simulator and, on PostgreSQL, the same schema,
 /// so that state held in the store (limits, idempotency keys, sessions) is shared.
-pub async fn spawn_second(first: &TestApp, toml: &str) -> TestApp {
-    let base = launch(toml, first.db_url.clone(), first.clock.clone()).await;
-    TestApp {
-        base,
-        http: reqwest::Client::new(),
-        sim: first.sim.clone(),
-        db: None,
-        db_url: first.db_url.clone(),
-        clock: first.clock.clone(),
-    }
+pub async fn spawn_second(first: &TestApp, settings: Settings) -> TestApp {
+    launch(settings, first.sim.clone(), None, first.db_url.clone(), first.clock.clone()).await
 }
 
 /// A held clock one second into the current minute: every per-minute window a test fills is
@@ -217,23 +110,31 @@ fn test_clock() -> Clock {
     Clock::manual(chrono::DateTime::from_timestamp(now - now.rem_euclid(60) + 1, 0).expect("in range"))
 }
 
-/// Builds and runs the application on port 0; returns its base URL.
-async fn launch(toml: &str, database_url: Option<String>, clock: Clock) -> String {
+/// Builds and runs the application on port 0 with `settings` (checked as a config file would
+/// be), and returns its handle.
+async fn launch(mut settings: Settings, sim: Arc<SimHandle>, db: Option<TestDb>, db_url: Option<String>, clock: Clock) -> TestApp {
     // `SMSGATE_LOG=debug cargo test …` shows the gateway's log next to a failing test.
     let filter = tracing_subscriber::EnvFilter::try_from_env("SMSGATE_LOG").unwrap_or_else(|_| "error".into());
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(filter).try_init();
 
-    let mut settings = Settings::from_toml(toml).expect("test config is valid");
     settings.server.listen = "127.0.0.1:0".into();
-    settings.database_url = database_url.map(Into::into);
+    settings.database_url = db_url.clone().map(Into::into);
     settings.otp_secret = Some("test-secret".to_string().into());
+    settings.validate("<test settings>").expect("test settings are valid");
     let secrets = sim_secrets();
-    let app = Application::build_at(settings, Arc::new(move |k| secrets.get(k).cloned()), clock)
+    let app = Application::build_at(settings, Arc::new(move |k| secrets.get(k).cloned()), clock.clone())
         .await
         .expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    base
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        sim,
+        db,
+        db_url,
+        clock,
+    }
 }
 
 impl TestApp {
@@ -250,7 +151,12 @@ impl TestApp {
 
     /// POSTs `body` as JSON with the send token.
     pub async fn post(&self, path: &str, body: Value) -> Reply {
-        self.request(reqwest::Method::POST, path, Some(SEND_TOKEN), Some(body.to_string()), &[])
+        self.post_with(path, body, &[]).await
+    }
+
+    /// POSTs `body` as JSON with the send token and extra `headers`.
+    pub async fn post_with(&self, path: &str, body: Value, headers: &[(&str, &str)]) -> Reply {
+        self.request(reqwest::Method::POST, path, Some(SEND_TOKEN), Some(body.to_string()), headers)
             .await
     }
 
@@ -286,12 +192,54 @@ impl TestApp {
     }
 
     pub async fn send_otp(&self) -> Reply {
-        self.post("/v1/otp/send", serde_json::json!({ "phone": PHONE })).await
+        self.send_otp_to(PHONE).await
+    }
+
+    /// Sends an OTP to `phone` with the send token.
+    pub async fn send_otp_to(&self, phone: &str) -> Reply {
+        self.post("/v1/otp/send", json!({ "phone": phone })).await
     }
 
     pub async fn verify(&self, session_id: &str, otp: &str) -> Reply {
-        self.post("/v1/otp/verify", serde_json::json!({ "session_id": session_id, "otp": otp }))
+        self.post("/v1/otp/verify", json!({ "session_id": session_id, "otp": otp })).await
+    }
+
+    /// Stores `user`'s step-up contact (`{phone, otp_enabled, preferred_provider}`) as `token`'s app.
+    pub async fn put_contact(&self, token: &str, user: &str, body: Value) -> Reply {
+        let path = format!("/v1/users/{user}/contact");
+        self.request(reqwest::Method::PUT, &path, Some(token), Some(body.to_string()), &[])
             .await
+    }
+
+    /// Reads `user`'s step-up contact with `token`.
+    pub async fn contact(&self, user: &str, token: Option<&str>) -> Reply {
+        self.get(&format!("/v1/users/{user}/contact"), token).await
+    }
+
+    /// `GET /v1/routing/explain?{query}` with `token`.
+    pub async fn explain(&self, query: &str, token: &str) -> Reply {
+        self.get(&format!("/v1/routing/explain?{query}"), Some(token)).await
+    }
+
+    /// The provider of the newest message the simulator delivered to `phone`.
+    pub fn delivered_by(&self, phone: &str) -> Option<String> {
+        self.sim.state().messages(Some(phone)).last().map(|m| m.provider.clone())
+    }
+
+    /// Sends an OTP to `phone`, checks `provider` delivered it, and verifies the delivered code.
+    pub async fn otp_round_trip(&self, phone: &str, provider: &str) {
+        let sent = self.send_otp_to(phone).await;
+        assert_eq!(sent.status, 200, "{}", sent.body);
+        assert_eq!(self.delivered_by(phone).as_deref(), Some(provider), "{}", sent.body);
+        let code = self.sim.state().last_code(phone).expect("a code was delivered");
+        let sid = sent.body["session_id"].as_str().expect("a session id");
+        let verified = self.verify(sid, &code).await;
+        assert_eq!(
+            (verified.status, &verified.body["verified"]),
+            (200, &json!(true)),
+            "{}",
+            verified.body
+        );
     }
 
     /// The newest code the simulator delivered to `PHONE`.
@@ -301,6 +249,11 @@ impl TestApp {
 
     pub fn calls(&self, provider: &str) -> u64 {
         self.sim.state().calls(provider)
+    }
+
+    /// Provider calls so far, over every simulator fake.
+    pub fn sent(&self) -> u64 {
+        sim::PROVIDERS.iter().map(|p| self.calls(p)).sum()
     }
 
     pub fn fault(&self, provider: &str, spec: &str) {
@@ -347,28 +300,41 @@ where
     }
 }
 
-/// Runs each listed test on the memory store and on PostgreSQL.
+/// Runs each listed test on the memory store and on PostgreSQL, as tests `memory::$name` and
+/// `postgres::$name`. Each store has a runner: an async function that sets the store up, hands
+/// it to the test function it is given, and tears it down afterwards. Without runners the tests
+/// take a [`Backend`] and start the app on it ([`on_memory`], [`on_postgres`]).
 #[macro_export]
 macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
+    (memory: $memory:path, postgres: $postgres:path; $($name:ident),* $(,)?) => {
         mod memory {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                super::$name($crate::helpers::Backend::Memory).await;
+                $memory(super::$name).await;
             })*
         }
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                super::$name($crate::helpers::Backend::Postgres).await;
+                $postgres(super::$name).await;
             })*
         }
     };
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both_stores!(
+            memory: $crate::helpers::on_memory,
+            postgres: $crate::helpers::on_postgres;
+            $($name),*
+        );
+    };
 }
 
-/// `toml` (a `config` output) with its `[limits]` table replaced by `[limits]` + `limits`.
-pub fn with_limits(toml: &str, limits: &str) -> String {
-    let start = toml.find("[limits]").expect("the config has a [limits] table");
-    let end = start + toml[start..].find("\n[[").expect("a table follows [limits]");
-    format!("{}[limits]\n{limits}\n{}", &toml[..start], &toml[end..])
+/// Runs an app test on the memory store.
+pub async fn on_memory<F: std::future::Future<Output = ()>>(test: impl FnOnce(Backend) -> F) {
+    test(Backend::Memory).await
+}
+
+/// Runs an app test on a fresh PostgreSQL schema.
+pub async fn on_postgres<F: std::future::Future<Output = ()>>(test: impl FnOnce(Backend) -> F) {
+    test(Backend::Postgres).await
 }

@@ -4,12 +4,11 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{config, spawn_app, spawn_second, spawn_with, Backend, Reply, TestApp, PHONE};
-use crate::limits::{app_with, post, sent};
+use crate::helpers::{config, spawn_app, spawn_pair, spawn_tuned, Backend, Reply, SettingsExt, TestApp, PHONE};
 use crate::on_both_stores;
 
 async fn keyed(app: &TestApp, path: &str, key: &str, body: Value) -> Reply {
-    post(app, path, body, &[("Idempotency-Key", key)]).await
+    app.post_with(path, body, &[("Idempotency-Key", key)]).await
 }
 
 fn replayed(r: &Reply) -> bool {
@@ -27,10 +26,10 @@ async fn a_replay_returns_the_first_answer_and_sends_nothing(backend: Backend) {
         assert_eq!(again.body, first.body, "the same session, the same answer");
         assert!(replayed(&again), "Idempotent-Replayed: true");
     }
-    assert_eq!(sent(&app), 1);
+    assert_eq!(app.sent(), 1);
     let other = keyed(&app, "/v1/otp/send", "k-2", json!({ "phone": PHONE })).await;
     assert_ne!(other.body["session_id"], first.body["session_id"], "another key is another send");
-    assert_eq!(sent(&app), 2);
+    assert_eq!(app.sent(), 2);
 }
 
 async fn the_same_key_with_another_body_is_422(backend: Backend) {
@@ -46,7 +45,7 @@ async fn the_same_key_with_another_body_is_422(backend: Backend) {
     assert!(r.body["message"].is_string());
     let route = keyed(&app, "/v1/sms/send", "k-1", json!({"to": PHONE, "text": "hi"})).await;
     assert_eq!(route.status, 422, "the key covers the route too: {}", route.body);
-    assert_eq!(sent(&app), 1);
+    assert_eq!(app.sent(), 1);
 }
 
 async fn fifty_concurrent_duplicates_make_one_provider_call(backend: Backend) {
@@ -68,7 +67,7 @@ async fn fifty_concurrent_duplicates_make_one_provider_call(backend: Backend) {
         1,
         "one request ran, 49 were replays"
     );
-    assert_eq!(sent(&app), 1);
+    assert_eq!(app.sent(), 1);
 }
 
 async fn a_5xx_releases_the_key_for_a_retry(backend: Backend) {
@@ -77,13 +76,13 @@ async fn a_5xx_releases_the_key_for_a_retry(backend: Backend) {
     app.fault("twilio", "500");
     let failed = keyed(&app, "/v1/otp/send", "k-1", json!({ "phone": PHONE })).await;
     assert_eq!(failed.status, 503, "{}", failed.body);
-    let calls = sent(&app);
+    let calls = app.sent();
     app.clear_fault("2factor");
     app.clear_fault("twilio");
     let retry = keyed(&app, "/v1/otp/send", "k-1", json!({ "phone": PHONE })).await;
     assert_eq!(retry.status, 200, "{}", retry.body);
     assert!(!replayed(&retry), "the retry ran");
-    assert_eq!(sent(&app), calls + 1);
+    assert_eq!(app.sent(), calls + 1);
     let again = keyed(&app, "/v1/otp/send", "k-1", json!({ "phone": PHONE })).await;
     assert_eq!(
         (again.body["session_id"].clone(), replayed(&again)),
@@ -102,7 +101,7 @@ async fn a_5xx_releases_the_key_for_a_retry(backend: Backend) {
 async fn a_key_whose_message_may_have_gone_out_is_kept(backend: Backend) {
     // 2Factor takes the request but answers too late, Twilio fails: the code may still arrive,
     // so a retry with the same key must not send another one.
-    let app = spawn_with(backend, |sim| config(sim, "timeout_ms = 300", "")).await;
+    let app = spawn_tuned(backend, |c| *c.provider_mut("2factor").timeout_ms_mut() = Some(300)).await;
     app.fault("2factor", "timeout");
     app.fault("twilio", "500");
     let first = keyed(&app, "/v1/otp/send", "k-maybe", json!({ "phone": PHONE })).await;
@@ -112,16 +111,16 @@ async fn a_key_whose_message_may_have_gone_out_is_kept(backend: Backend) {
         "{}",
         first.body
     );
-    let calls = sent(&app);
+    let calls = app.sent();
     app.clear_fault("2factor");
     app.clear_fault("twilio");
     let retry = keyed(&app, "/v1/otp/send", "k-maybe", json!({ "phone": PHONE })).await;
     assert_eq!((retry.status, replayed(&retry)), (503, true), "{}", retry.body);
-    assert_eq!(sent(&app), calls, "nothing sent twice");
+    assert_eq!(app.sent(), calls, "nothing sent twice");
 }
 
 async fn a_rate_limited_answer_is_not_kept(backend: Backend) {
-    let app = app_with(backend, "resend_cooldown_seconds = 1", "").await;
+    let app = spawn_tuned(backend, |c| c.limits.resend_cooldown_seconds = 1).await;
     assert_eq!(app.send_otp().await.status, 200);
     let limited = keyed(&app, "/v1/otp/send", "k-1", json!({ "phone": PHONE })).await;
     assert_eq!(limited.status, 429, "{}", limited.body);
@@ -134,7 +133,7 @@ async fn a_rate_limited_answer_is_not_kept(backend: Backend) {
         "the key goes through once the cooldown is over: {}",
         through.body
     );
-    assert_eq!(sent(&app), 2);
+    assert_eq!(app.sent(), 2);
 }
 
 async fn malformed_keys_are_400(backend: Backend) {
@@ -151,7 +150,7 @@ async fn malformed_keys_are_400(backend: Backend) {
         let r = keyed(&app, "/v1/sms/send", &key, json!({"to": PHONE, "text": "hi"})).await;
         assert_eq!(r.status, 400, "{key:?}: {}", r.body);
     }
-    assert_eq!(sent(&app), 0);
+    assert_eq!(app.sent(), 0);
     let longest = keyed(&app, "/v1/otp/send", &"x".repeat(255), json!({ "phone": PHONE })).await;
     assert_eq!(longest.status, 200, "255 characters is allowed: {}", longest.body);
 }
@@ -168,7 +167,7 @@ async fn text_sends_are_idempotent_too(backend: Backend) {
     let burst = futures::future::join_all((0..20).map(|_| keyed(&app, "/v1/sms/send", "t-2", body.clone()))).await;
     let id = &burst[0].body["message_id"];
     assert!(burst.iter().all(|r| r.status == 202 && &r.body["message_id"] == id));
-    assert_eq!(sent(&app), 2);
+    assert_eq!(app.sent(), 2);
 }
 
 on_both_stores!(
@@ -184,9 +183,7 @@ on_both_stores!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_used_on_one_instance_replays_on_another() {
-    let a = spawn_app(Backend::Postgres).await;
-    let toml = crate::helpers::config(&a.sim, "", "");
-    let b = spawn_second(&a, &toml).await;
+    let (a, b) = spawn_pair(config).await;
     let replies = futures::future::join_all((0..20).map(|i| {
         let app = if i % 2 == 0 { &a } else { &b };
         keyed(app, "/v1/otp/send", "shared", json!({ "phone": PHONE }))
@@ -194,5 +191,5 @@ async fn a_key_used_on_one_instance_replays_on_another() {
     .await;
     let id = &replies[0].body["session_id"];
     assert!(replies.iter().all(|r| r.status == 200 && &r.body["session_id"] == id));
-    assert_eq!(sent(&a), 1);
+    assert_eq!(a.sent(), 1);
 }

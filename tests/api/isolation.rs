@@ -5,8 +5,8 @@
 use futures::future::join_all;
 use serde_json::json;
 
+use crate::helpers::phone;
 use crate::helpers::{spawn_app, Backend, PHONE};
-use crate::limits::phone;
 
 const SENDS: u32 = 50;
 const POISONED: usize = 10;

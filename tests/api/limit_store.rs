@@ -3,6 +3,7 @@
 //! reset, idempotency claims (conflict, replay, lease takeover, expiry, release), and races:
 //! concurrent admissions and claims through two stores (two pools, as two instances) on one schema.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -11,6 +12,7 @@ use smsgate::metrics::Metrics;
 use smsgate::store::{Admission, CooldownSpec, IdempotencyClaim, MemoryStore, PostgresStore, Quota, Store};
 
 use crate::db::TestDb;
+use crate::on_both_stores;
 
 /// Ten seconds into a minute (and into no particular day).
 fn t0() -> DateTime<Utc> {
@@ -266,27 +268,22 @@ async fn an_admission_opens_its_session_only_when_admitted(s: Arc<dyn Store>, _:
     assert_eq!(s.get_session(second.id).await.unwrap(), None, "a refused send opens nothing");
 }
 
-macro_rules! limit_conformance {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let store: std::sync::Arc<dyn smsgate::store::Store> = std::sync::Arc::new(super::MemoryStore::new());
-                super::$name(store.clone(), store).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let db = crate::db::TestDb::new().await;
-                let (a, b) = (super::postgres_store(&db).await, super::postgres_store(&db).await);
-                super::$name(a, b).await;
-            })*
-        }
-    };
+/// Runs a test on one memory store, handed over twice (one process shares one store).
+async fn on_memory<F: Future<Output = ()>>(test: impl FnOnce(Arc<dyn Store>, Arc<dyn Store>) -> F) {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    test(store.clone(), store).await
 }
 
-limit_conformance!(
+/// Runs a test on two stores (two pools, as two instances) over one fresh PostgreSQL schema.
+async fn on_postgres<F: Future<Output = ()>>(test: impl FnOnce(Arc<dyn Store>, Arc<dyn Store>) -> F) {
+    let db = TestDb::new().await;
+    let (a, b) = (postgres_store(&db).await, postgres_store(&db).await);
+    test(a, b).await
+}
+
+on_both_stores!(
+    memory: super::on_memory,
+    postgres: super::on_postgres;
     an_admission_opens_its_session_only_when_admitted,
     an_admission_takes_every_quota_or_none,
     a_window_admits_its_limit_then_rolls_over,

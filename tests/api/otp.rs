@@ -2,8 +2,18 @@
 
 use serde_json::json;
 
-use crate::helpers::{config, spawn_app, spawn_with, Backend, PHONE};
+use smsgate::config::{OtpPolicy, ProviderConfig, Settings};
+
+use crate::helpers::{spawn_app, spawn_tuned, Backend, SettingsExt, PHONE};
 use crate::on_both_stores;
+
+/// 2factor sends a code smsgate made instead of its own AUTOGEN code.
+fn local_codes_by_2factor(c: &mut Settings) {
+    let ProviderConfig::TwoFactor(two_factor) = c.provider_mut("2factor") else {
+        unreachable!("2factor is a two_factor entry")
+    };
+    two_factor.otp_mode = Some("local".into());
+}
 
 async fn otp_is_sent_by_2factor_autogen_and_verified(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -29,7 +39,7 @@ async fn otp_is_sent_by_2factor_autogen_and_verified(backend: Backend) {
 }
 
 async fn wrong_codes_exhaust_the_session(backend: Backend) {
-    let app = spawn_with(backend, |sim| config(sim, "", "").replace("max_attempts = 5", "max_attempts = 3")).await;
+    let app = spawn_tuned(backend, |c| c.otp.max_attempts = 3).await;
     let sent = app.send_otp().await;
     let sid = sent.body["session_id"].as_str().unwrap().to_string();
     let code = app.last_code();
@@ -49,10 +59,9 @@ async fn wrong_codes_exhaust_the_session(backend: Backend) {
 }
 
 async fn an_expired_session_is_gone(backend: Backend) {
-    let app = spawn_with(backend, |sim| {
-        config(sim, "", "")
-            .replace("ttl_seconds = 300", "ttl_seconds = 1")
-            .replace("max_attempts = 5", "max_attempts = 1000")
+    let app = spawn_tuned(backend, |c| {
+        c.otp.ttl_seconds = 1;
+        c.otp.max_attempts = 1000;
     })
     .await;
     let sent = app.send_otp().await;
@@ -78,7 +87,7 @@ async fn unknown_sessions_are_404(backend: Backend) {
 }
 
 async fn local_codes_are_made_by_smsgate_and_checked_locally(backend: Backend) {
-    let app = spawn_with(backend, |sim| config(sim, "otp_mode = \"local\"", "")).await;
+    let app = spawn_tuned(backend, local_codes_by_2factor).await;
     let sent = app.send_otp().await;
     assert_eq!(sent.status, 200, "{}", sent.body);
     let code = app.last_code();
@@ -128,8 +137,16 @@ async fn seed_routes_answer_with_the_seed_shapes(backend: Backend) {
 }
 
 async fn a_purpose_brings_its_own_code_length_attempts_and_lifetime(backend: Backend) {
-    let purposes = "[otp.purposes.step_up]\nlength = 8\nmax_attempts = 2\nttl_seconds = 60\n";
-    let app = spawn_with(backend, |sim| config(sim, "otp_mode = \"local\"", purposes)).await;
+    let app = spawn_tuned(backend, |c| {
+        local_codes_by_2factor(c);
+        let step_up = OtpPolicy {
+            length: Some(8),
+            max_attempts: Some(2),
+            ttl_seconds: Some(60),
+        };
+        c.otp.purposes.insert("step_up".into(), step_up);
+    })
+    .await;
     let sent = app.post("/v1/otp/send", json!({"phone": PHONE, "purpose": "step_up"})).await;
     assert_eq!(sent.status, 200, "{}", sent.body);
     assert_eq!(app.last_code().len(), 8);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::db::TestDb;
-use crate::helpers::{config, eventually, sim_secrets, start_sim, PHONE, SEND_TOKEN};
+use crate::helpers::{config, eventually, sim_secrets, start_sim, to_toml, PHONE, SEND_TOKEN};
 
 /// Kills the child if a failed assertion leaves it running.
 struct Running(Child);
@@ -28,7 +28,7 @@ async fn sigterm_lets_a_send_in_flight_finish_and_commit_its_attempts() {
     let dir = std::env::temp_dir().join(format!("smsgate-shutdown-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("providers.toml");
-    std::fs::write(&file, config(&sim, "", "")).unwrap();
+    std::fs::write(&file, to_toml(&config(&sim))).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut command = Command::new(env!("CARGO_BIN_EXE_smsgate"));
     command
@@ -71,14 +71,14 @@ async fn sigterm_lets_a_send_in_flight_finish_and_commit_its_attempts() {
 
     let (status, body) = send.await.unwrap();
     assert_eq!(status, 200, "the send in flight finished: {body}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let exit = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "the process exits after draining");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+    let exited = eventually(Duration::from_secs(10), || {
+        let done = child.0.try_wait().unwrap().is_some();
+        async move { done }
+    })
+    .await;
+    assert!(exited, "the process exits after draining");
+    // `Child` keeps the status it reaped.
+    let exit = child.0.try_wait().unwrap().expect("exited");
     assert!(exit.success(), "and exits cleanly: {exit}");
     let session: uuid::Uuid = body["session_id"].as_str().unwrap().parse().unwrap();
     let rows = db

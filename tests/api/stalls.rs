@@ -10,21 +10,23 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use smsgate::config::Settings;
+use smsgate::sim::SimHandle;
+
 use crate::db::TestDb;
-use crate::helpers::{config, eventually, spawn_app, spawn_via, spawn_with, start_sim, Backend, TestApp, SEND_TOKEN};
+use crate::helpers::{config_with, eventually, spawn_app, spawn_via, spawn_with, start_sim, Backend, TestApp, SEND_TOKEN};
 
-/// Small bounds, so that the tests wait only as long as the bounds say.
-const BOUNDS: &str = r#"
-[server]
-header_timeout_ms = 1000
-body_timeout_ms = 300
-
-[database]
-pool_size = 4
-pool_wait_ms = 200
-connect_timeout_ms = 300
-statement_timeout_ms = 300
-"#;
+/// The default settings with small bounds, so that the tests wait only as long as the bounds say.
+fn bounded(sim: &SimHandle) -> Settings {
+    config_with(sim, |c| {
+        c.server.header_timeout_ms = 1000;
+        c.server.body_timeout_ms = 300;
+        c.database.pool_size = 4;
+        c.database.pool_wait_ms = 200;
+        c.database.connect_timeout_ms = 300;
+        c.database.statement_timeout_ms = 300;
+    })
+}
 
 const HEADER_TIMEOUT: Duration = Duration::from_millis(1000);
 const BODY_TIMEOUT: Duration = Duration::from_millis(300);
@@ -36,7 +38,7 @@ const STORE_BOUND: Duration = Duration::from_millis(800);
 const SLACK: Duration = Duration::from_millis(1500);
 
 async fn bounded_app(backend: Backend) -> TestApp {
-    spawn_with(backend, |sim| config(sim, "", BOUNDS)).await
+    spawn_with(backend, bounded).await
 }
 
 /// What a raw connection received, when its first byte came and when it closed (`None`: it was
@@ -195,8 +197,8 @@ async fn a_database_that_stops_answering_makes_sends_and_readyz_answer_503_in_bo
     url.set_host(Some("127.0.0.1")).unwrap();
     url.set_port(Some(proxy.port)).unwrap();
     let sim = start_sim().await;
-    let toml = config(&sim, "", BOUNDS);
-    let app = spawn_via(db, url.to_string(), sim, &toml).await;
+    let settings = bounded(&sim);
+    let app = spawn_via(db, url.to_string(), sim, settings).await;
     assert_eq!(app.send_otp().await.status, 200, "the database works through the proxy");
     assert_eq!(app.get("/readyz", None).await.status, 200);
 

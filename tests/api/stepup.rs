@@ -6,21 +6,10 @@ use serde_json::{json, Value};
 use smsgate::keys::HmacKey;
 use smsgate::otp::check_token;
 
-use crate::helpers::{config, spawn_app, spawn_with, Backend, TestApp, PHONE, SEND_TOKEN};
+use crate::helpers::{spawn_app, spawn_tuned, Backend, TestApp, PHONE, SEND_TOKEN};
 use crate::on_both_stores;
 
 const TOKEN_SECRET: &str = "test-token-secret";
-
-async fn put_contact(app: &TestApp, user: &str, body: Value) -> crate::helpers::Reply {
-    app.request(
-        Method::PUT,
-        &format!("/v1/users/{user}/contact"),
-        Some(SEND_TOKEN),
-        Some(body.to_string()),
-        &[],
-    )
-    .await
-}
 
 async fn session(app: &TestApp, id: &str) -> Value {
     let r = app.get(&format!("/v1/otp/sessions/{id}"), Some(SEND_TOKEN)).await;
@@ -29,13 +18,12 @@ async fn session(app: &TestApp, id: &str) -> Value {
 }
 
 async fn stored_phone_and_preferred_provider_drive_the_send(backend: Backend) {
-    // Top-level keys go before the first table.
-    let app = spawn_with(backend, |sim| format!("token_secret = \"{TOKEN_SECRET}\"\n{}", config(sim, "", ""))).await;
+    let app = spawn_tuned(backend, |c| c.token_secret = Some(TOKEN_SECRET.to_string().into())).await;
     let contact = json!({"phone": "98765 43210", "otp_enabled": true, "preferred_provider": "twilio"});
-    let put = put_contact(&app, "u1", contact).await;
+    let put = app.put_contact(SEND_TOKEN, "u1", contact).await;
     assert_eq!(put.status, 200, "{}", put.body);
     assert_eq!(put.body["phone"], PHONE, "stored in E.164");
-    let got = app.get("/v1/users/u1/contact", Some(SEND_TOKEN)).await;
+    let got = app.contact("u1", Some(SEND_TOKEN)).await;
     assert_eq!(
         (&got.body["phone"], &got.body["otp_enabled"], &got.body["preferred_provider"]),
         (&json!(PHONE), &json!(true), &json!("twilio"))
@@ -83,7 +71,9 @@ async fn stored_phone_and_preferred_provider_drive_the_send(backend: Backend) {
 
 async fn a_user_without_a_phone_is_refused(backend: Backend) {
     let app = spawn_app(backend).await;
-    let put = put_contact(&app, "nophone", json!({"preferred_provider": "twilio"})).await;
+    let put = app
+        .put_contact(SEND_TOKEN, "nophone", json!({"preferred_provider": "twilio"}))
+        .await;
     assert_eq!(put.status, 200, "{}", put.body);
     for user in ["nophone", "never-stored"] {
         let r = app.post("/v1/otp/send", json!({"user_id": user})).await;
@@ -145,7 +135,7 @@ async fn bad_contact_bodies_are_400(backend: Backend) {
         );
         assert!(r.body["message"].is_string(), "{body}: {}", r.body);
     }
-    let after = app.get("/v1/users/u1/contact", Some(SEND_TOKEN)).await;
+    let after = app.contact("u1", Some(SEND_TOKEN)).await;
     assert!(after.body["phone"].is_null(), "nothing was stored: {}", after.body);
 }
 

@@ -1,5 +1,6 @@
 //! The `Store` conformance suite: the same checks against the in-memory and PostgreSQL stores.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{Duration, SubsecRound, Utc};
@@ -8,6 +9,7 @@ use smsgate::store::{AttemptRow, MemoryStore, PostgresStore, ProviderRef, SendLo
 use uuid::Uuid;
 
 use crate::db::TestDb;
+use crate::on_both_stores;
 
 async fn postgres() -> (Arc<dyn Store>, TestDb) {
     let db = TestDb::new().await;
@@ -168,25 +170,20 @@ async fn a_failed_send_fails_the_session(store: Arc<dyn Store>) {
     assert_eq!(store.get_session(s.id).await.unwrap().unwrap().status, SessionStatus::Failed);
 }
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(std::sync::Arc::new(super::MemoryStore::new())).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let (store, _db) = super::postgres().await;
-                super::$name(store).await;
-            })*
-        }
-    };
+/// Runs a conformance test on a fresh memory store.
+async fn on_memory<F: Future<Output = ()>>(test: impl FnOnce(Arc<dyn Store>) -> F) {
+    test(Arc::new(MemoryStore::new())).await
 }
 
-conformance!(
+/// Runs a conformance test on a fresh PostgreSQL schema, dropped afterwards.
+async fn on_postgres<F: Future<Output = ()>>(test: impl FnOnce(Arc<dyn Store>) -> F) {
+    let (store, _db) = postgres().await;
+    test(store).await
+}
+
+on_both_stores!(
+    memory: super::on_memory,
+    postgres: super::on_postgres;
     sessions_round_trip_with_provider_refs,
     an_edit_is_written_back_only_when_asked,
     concurrent_edits_of_one_session_are_serialised,

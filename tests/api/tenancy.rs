@@ -4,20 +4,19 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, Backend, TestApp, ADMIN_TOKEN, OTHER_TOKEN, PHONE, SEND_TOKEN};
+use crate::helpers::{spawn_app, Backend, ADMIN_TOKEN, OTHER_TOKEN, PHONE, SEND_TOKEN};
 use crate::on_both_stores;
-
-async fn put_contact(app: &TestApp, token: &str, user: &str, phone: &str) -> crate::helpers::Reply {
-    let body = json!({ "phone": phone, "otp_enabled": true }).to_string();
-    app.request(Method::PUT, &format!("/v1/users/{user}/contact"), Some(token), Some(body), &[])
-        .await
-}
 
 async fn another_app_cannot_read_or_overwrite_a_users_contact(backend: Backend) {
     let app = spawn_app(backend).await;
-    assert_eq!(put_contact(&app, SEND_TOKEN, "u1", PHONE).await.status, 200);
+    assert_eq!(
+        app.put_contact(SEND_TOKEN, "u1", json!({ "phone": PHONE, "otp_enabled": true }))
+            .await
+            .status,
+        200
+    );
 
-    let seen = app.get("/v1/users/u1/contact", Some(OTHER_TOKEN)).await;
+    let seen = app.contact("u1", Some(OTHER_TOKEN)).await;
     assert_eq!(seen.status, 200, "{}", seen.body);
     assert_eq!(
         seen.body["phone"],
@@ -27,8 +26,13 @@ async fn another_app_cannot_read_or_overwrite_a_users_contact(backend: Backend) 
     );
 
     // The other app's "u1" is its own user: writing it leaves the first app's user alone.
-    assert_eq!(put_contact(&app, OTHER_TOKEN, "u1", "+919000000001").await.status, 200);
-    let mine = app.get("/v1/users/u1/contact", Some(SEND_TOKEN)).await;
+    assert_eq!(
+        app.put_contact(OTHER_TOKEN, "u1", json!({ "phone": "+919000000001", "otp_enabled": true }))
+            .await
+            .status,
+        200
+    );
+    let mine = app.contact("u1", Some(SEND_TOKEN)).await;
     assert_eq!(mine.body["phone"], PHONE, "{}", mine.body);
 
     // A step-up send by user id reaches the first app's user's phone, not the other's.

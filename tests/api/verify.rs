@@ -5,13 +5,15 @@
 use futures::future::join_all;
 use serde_json::json;
 
-use crate::helpers::{config, spawn_second, spawn_with, with_limits, Backend, PHONE};
-use crate::limits::limits_toml;
+use smsgate::config::Settings;
+use smsgate::sim::SimHandle;
+
+use crate::helpers::{config, config_with, spawn_pair, spawn_with, Backend, SettingsExt, PHONE};
 use crate::on_both_stores;
 
 /// Twilio alone: smsgate's own code goes out.
-fn local_codes(sim: &smsgate::sim::SimHandle) -> String {
-    config(sim, "enabled = false", "")
+fn local_codes(sim: &SimHandle) -> Settings {
+    config_with(sim, |c| *c.provider_mut("2factor").enabled_mut() = false)
 }
 
 async fn of_fifty_concurrent_right_codes_exactly_one_wins(backend: Backend) {
@@ -55,7 +57,7 @@ async fn a_right_code_inside_the_cap_is_never_lost_to_concurrent_wrong_ones(back
 }
 
 async fn concurrent_right_codes_for_a_provider_held_code_verify_once(backend: Backend) {
-    let app = spawn_with(backend, |sim| config(sim, "", "")).await;
+    let app = spawn_with(backend, config).await;
     let sent = app.send_otp().await;
     assert_eq!(sent.status, 200, "{}", sent.body);
     let sid = sent.body["session_id"].as_str().unwrap().to_string();
@@ -73,7 +75,7 @@ async fn concurrent_right_codes_for_a_provider_held_code_verify_once(backend: Ba
 }
 
 async fn a_provider_outage_during_verify_spends_no_attempt(backend: Backend) {
-    let app = spawn_with(backend, |sim| config(sim, "", "")).await;
+    let app = spawn_with(backend, config).await;
     let sent = app.send_otp().await;
     let sid = sent.body["session_id"].as_str().unwrap().to_string();
     let code = app.last_code();
@@ -101,13 +103,12 @@ on_both_stores!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_codes_per_phone_are_capped_across_two_instances() {
-    let mut toml = String::new();
-    let a = spawn_with(Backend::Postgres, |sim| {
-        toml = with_limits(&local_codes(sim), &limits_toml("verify_failures_per_phone_per_day = 3"));
-        toml.clone()
+    let (a, b) = spawn_pair(|sim| {
+        let mut settings = local_codes(sim);
+        settings.limits.verify_failures_per_phone_per_day = 3;
+        settings
     })
     .await;
-    let b = spawn_second(&a, &toml).await;
     let first = a.send_otp().await;
     let second = b.send_otp().await;
     let (s1, s2) = (

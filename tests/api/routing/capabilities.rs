@@ -3,9 +3,8 @@
 
 use serde_json::json;
 
-use super::{base_config, provider, US_PHONE};
-use crate::helpers::{spawn_with, Backend, TestApp, ADMIN_TOKEN, PHONE};
-use crate::on_both_stores;
+use super::US_PHONE;
+use crate::helpers::{spawn_with, with_providers, Backend, SettingsExt, TestApp, ADMIN_TOKEN, PHONE};
 
 /// The providers of every attempt the app logged: a skipped provider has none, not even one its
 /// adapter refused without calling out.
@@ -16,16 +15,9 @@ async fn attempted(app: &TestApp) -> Vec<String> {
     rows.map(|a| a["provider"].as_str().unwrap().to_string()).collect()
 }
 
-async fn a_template_message_skips_providers_without_templates(backend: Backend) {
-    let app = spawn_with(backend, |sim| {
-        base_config(&format!(
-            "{}{}{}",
-            provider(sim, "twilio", 1, ""),
-            provider(sim, "vonage", 2, ""),
-            provider(sim, "2factor", 3, "")
-        ))
-    })
-    .await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_message_skips_providers_without_templates() {
+    let app = spawn_with(Backend::Memory, |sim| with_providers(sim, &["twilio", "vonage", "2factor"])).await;
     let r = app
         .post(
             "/v1/sms/template",
@@ -44,11 +36,9 @@ async fn a_template_message_skips_providers_without_templates(backend: Backend) 
     assert_eq!(delivered.vars, vec!["A-17".to_string(), "Friday".to_string()]);
 }
 
-async fn a_plain_text_skips_2factor(backend: Backend) {
-    let app = spawn_with(backend, |sim| {
-        base_config(&format!("{}{}", provider(sim, "2factor", 1, ""), provider(sim, "twilio", 2, "")))
-    })
-    .await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_text_skips_2factor() {
+    let app = spawn_with(Backend::Memory, |sim| with_providers(sim, &["2factor", "twilio"])).await;
     let r = app.post("/v1/sms/send", json!({"to": PHONE, "text": "Your order shipped"})).await;
     assert_eq!((r.status, r.body["provider"].as_str()), (202, Some("twilio")), "{}", r.body);
     assert_eq!(app.calls("2factor"), 0, "2Factor sends no plain text");
@@ -56,14 +46,12 @@ async fn a_plain_text_skips_2factor(backend: Backend) {
     assert_eq!(app.delivered_by(PHONE).as_deref(), Some("twilio"));
 }
 
-async fn a_provider_that_does_not_serve_the_destination_country_is_skipped(backend: Backend) {
-    let app = spawn_with(backend, |sim| {
-        base_config(&format!(
-            "{}{}{}",
-            provider(sim, "2factor", 1, ""),
-            provider(sim, "plivo", 2, "countries = [\"44\", \"91\"]"),
-            provider(sim, "twilio", 3, "")
-        ))
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_does_not_serve_the_destination_country_is_skipped() {
+    let app = spawn_with(Backend::Memory, |sim| {
+        let mut settings = with_providers(sim, &["2factor", "plivo", "twilio"]);
+        *settings.provider_mut("plivo").countries_mut() = vec!["44".into(), "91".into()];
+        settings
     })
     .await;
     app.otp_round_trip(US_PHONE, "twilio").await;
@@ -71,17 +59,11 @@ async fn a_provider_that_does_not_serve_the_destination_country_is_skipped(backe
     app.otp_round_trip(PHONE, "2factor").await;
 }
 
-async fn a_message_no_provider_can_carry_is_422_no_route(backend: Backend) {
-    let app = spawn_with(backend, |sim| base_config(&provider(sim, "2factor", 1, ""))).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_no_provider_can_carry_is_422_no_route() {
+    let app = spawn_with(Backend::Memory, |sim| with_providers(sim, &["2factor"])).await;
     let r = app.post("/v1/sms/send", json!({"to": PHONE, "text": "hello"})).await;
     assert_eq!((r.status, r.body["error"].as_str()), (422, Some("no_route")), "{}", r.body);
     assert!(r.body["message"].is_string(), "{}", r.body);
     assert_eq!(app.calls("2factor"), 0);
 }
-
-on_both_stores!(
-    a_template_message_skips_providers_without_templates,
-    a_plain_text_skips_2factor,
-    a_provider_that_does_not_serve_the_destination_country_is_skipped,
-    a_message_no_provider_can_carry_is_422_no_route,
-);

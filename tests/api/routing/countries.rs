@@ -2,38 +2,38 @@
 
 use smsgate::sim::SimHandle;
 
-use super::{base_config, provider, US_PHONE};
-use crate::helpers::{spawn_with, Backend, PHONE};
-use crate::on_both_stores;
+use smsgate::config::Settings;
+
+use super::US_PHONE;
+use crate::helpers::{spawn_with, with_providers, Backend, PHONE};
 
 /// Priorities that contradict the per-country order, so only the country lists can explain
 /// where a message goes: vonage first by priority, 2factor last but one.
-fn per_country(sim: &SimHandle) -> String {
-    base_config(&format!(
-        "{}{}{}{}\n[routing.countries]\n\"91\" = [\"2factor\", \"msg91\", \"twilio\"]\ndefault = [\"twilio\", \"vonage\"]\n",
-        provider(sim, "vonage", 1, ""),
-        provider(sim, "twilio", 2, ""),
-        provider(sim, "2factor", 3, ""),
-        provider(sim, "msg91", 4, ""),
-    ))
+fn per_country(sim: &SimHandle) -> Settings {
+    let mut settings = with_providers(sim, &["vonage", "twilio", "2factor", "msg91"]);
+    settings.routing.countries = super::countries(&[("91", &["2factor", "msg91", "twilio"]), ("default", &["twilio", "vonage"])]);
+    settings
 }
 
-async fn an_otp_to_india_goes_to_the_first_provider_of_the_india_list(backend: Backend) {
-    let app = spawn_with(backend, per_country).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_otp_to_india_goes_to_the_first_provider_of_the_india_list() {
+    let app = spawn_with(Backend::Memory, per_country).await;
     app.otp_round_trip(PHONE, "2factor").await;
     for other in ["vonage", "twilio", "msg91"] {
         assert_eq!(app.calls(other), 0, "{other} was not needed");
     }
 }
 
-async fn an_otp_to_the_us_goes_to_the_first_provider_of_the_default_list(backend: Backend) {
-    let app = spawn_with(backend, per_country).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_otp_to_the_us_goes_to_the_first_provider_of_the_default_list() {
+    let app = spawn_with(Backend::Memory, per_country).await;
     app.otp_round_trip(US_PHONE, "twilio").await;
     assert_eq!(app.calls("vonage"), 0, "vonage has the best priority but is second in `default`");
 }
 
-async fn a_us_otp_fails_over_to_vonage_when_twilio_returns_500_and_verifies(backend: Backend) {
-    let app = spawn_with(backend, per_country).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_us_otp_fails_over_to_vonage_when_twilio_returns_500_and_verifies() {
+    let app = spawn_with(Backend::Memory, per_country).await;
     app.fault("twilio", "500");
     app.otp_round_trip(US_PHONE, "vonage").await;
     assert_eq!(app.calls("twilio"), 1);
@@ -48,8 +48,9 @@ async fn a_us_otp_fails_over_to_vonage_when_twilio_returns_500_and_verifies(back
     assert_eq!(failover, Some(1.0));
 }
 
-async fn an_india_otp_fails_over_along_the_india_list_only(backend: Backend) {
-    let app = spawn_with(backend, per_country).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_india_otp_fails_over_along_the_india_list_only() {
+    let app = spawn_with(Backend::Memory, per_country).await;
     app.fault("2factor", "500");
     app.otp_round_trip(PHONE, "msg91").await;
     app.fault("msg91", "500");
@@ -60,10 +61,3 @@ async fn an_india_otp_fails_over_along_the_india_list_only(backend: Backend) {
     assert_eq!(r.body["error"], "all_providers_failed");
     assert_eq!(app.calls("vonage"), 0, "vonage serves India but is not in its list: never called");
 }
-
-on_both_stores!(
-    an_otp_to_india_goes_to_the_first_provider_of_the_india_list,
-    an_otp_to_the_us_goes_to_the_first_provider_of_the_default_list,
-    a_us_otp_fails_over_to_vonage_when_twilio_returns_500_and_verifies,
-    an_india_otp_fails_over_along_the_india_list_only,
-);

@@ -9,7 +9,7 @@ use smsgate::config::Settings;
 use smsgate::sim::{SimCredentials, PROVIDERS};
 
 use super::US_PHONE;
-use crate::helpers::{spawn_on, start_sim, Backend, Reply, TestApp, PHONE};
+use crate::helpers::{spawn_with, Backend, Reply, SettingsExt, TestApp, PHONE};
 use crate::on_both_stores;
 
 const EXAMPLE: &str = include_str!("../../../examples/sim.toml");
@@ -68,14 +68,18 @@ async fn the_sim_example_config_loads_and_every_provider_builds_with_the_credent
     assert!(EXAMPLE.contains("DEMO ONLY"), "the token is marked as a demo token");
 }
 
-/// The example with its fixed ports swapped for the running simulator's.
+/// The example with each provider's fixed port swapped for the running simulator's.
 async fn spawn_example(backend: Backend) -> TestApp {
-    let sim = start_sim().await;
-    let mut toml = EXAMPLE.to_string();
-    for (port, name) in (9100..).zip(PROVIDERS) {
-        toml = toml.replace(&format!("\"http://127.0.0.1:{port}\""), &format!("\"{}\"", sim.url(name)));
-    }
-    spawn_on(backend, sim, &toml).await
+    spawn_with(backend, |sim| {
+        let mut settings = Settings::from_toml(EXAMPLE).expect("examples/sim.toml is valid");
+        for (port, name) in (9100..).zip(PROVIDERS) {
+            let url = settings.provider_mut(name).base_url_mut();
+            assert_eq!(url.as_deref(), Some(format!("http://127.0.0.1:{port}").as_str()), "{name}");
+            *url = Some(sim.url(name));
+        }
+        settings
+    })
+    .await
 }
 
 async fn demo(app: &TestApp, path: &str, body: serde_json::Value) -> Reply {

@@ -4,20 +4,18 @@
 use serde_json::Value;
 use smsgate::sim::SimHandle;
 
-use super::{base_config, provider};
-use crate::helpers::{spawn_with, Backend, ADMIN_TOKEN, PHONE, SEND_TOKEN};
-use crate::on_both_stores;
+use smsgate::config::Settings;
+
+use crate::helpers::{spawn_with, with_providers, Backend, ADMIN_TOKEN, PHONE, SEND_TOKEN};
 
 const INDIA_OTP: &str = "to=%2B919876543210&kind=otp";
 
-fn routed(sim: &SimHandle) -> String {
-    base_config(&format!(
-        "{}{}{}{}\n[routing.breaker]\nconsecutive_failures = 2\nopen_ms = 60000\n\n[routing.countries]\n\"91\" = [\"2factor\", \"msg91\", \"twilio\"]\ndefault = [\"twilio\", \"vonage\"]\n",
-        provider(sim, "vonage", 1, ""),
-        provider(sim, "twilio", 2, ""),
-        provider(sim, "2factor", 3, ""),
-        provider(sim, "msg91", 4, ""),
-    ))
+fn routed(sim: &SimHandle) -> Settings {
+    let mut settings = with_providers(sim, &["vonage", "twilio", "2factor", "msg91"]);
+    settings.routing.breaker.consecutive_failures = 2;
+    settings.routing.breaker.open_ms = 60_000;
+    settings.routing.countries = super::countries(&[("91", &["2factor", "msg91", "twilio"]), ("default", &["twilio", "vonage"])]);
+    settings
 }
 
 fn line<'a>(body: &'a Value, provider: &str) -> &'a Value {
@@ -36,8 +34,9 @@ fn order(body: &Value) -> Vec<&str> {
         .collect()
 }
 
-async fn explain_lists_the_country_order_with_eligibility_and_reasons(backend: Backend) {
-    let app = spawn_with(backend, routed).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_lists_the_country_order_with_eligibility_and_reasons() {
+    let app = spawn_with(Backend::Memory, routed).await;
     let r = app.explain(INDIA_OTP, ADMIN_TOKEN).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["kind"], "otp");
@@ -61,8 +60,9 @@ async fn explain_lists_the_country_order_with_eligibility_and_reasons(backend: B
     assert_eq!(line(&us.body, "2factor")["eligible"], false);
 }
 
-async fn explain_says_circuit_open_once_the_primary_breaker_opens(backend: Backend) {
-    let app = spawn_with(backend, routed).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_says_circuit_open_once_the_primary_breaker_opens() {
+    let app = spawn_with(Backend::Memory, routed).await;
     app.fault("2factor", "500");
     for _ in 0..2 {
         app.otp_round_trip(PHONE, "msg91").await;
@@ -78,8 +78,9 @@ async fn explain_says_circuit_open_once_the_primary_breaker_opens(backend: Backe
     assert_eq!(line(&r.body, "msg91")["eligible"], true);
 }
 
-async fn explain_says_cooling_down_after_a_429_with_the_time_left(backend: Backend) {
-    let app = spawn_with(backend, routed).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_says_cooling_down_after_a_429_with_the_time_left() {
+    let app = spawn_with(Backend::Memory, routed).await;
     app.fault("2factor", "throttle:30");
     app.otp_round_trip(PHONE, "msg91").await;
     let r = app.explain(INDIA_OTP, ADMIN_TOKEN).await;
@@ -99,8 +100,9 @@ async fn explain_says_cooling_down_after_a_429_with_the_time_left(backend: Backe
     assert!(line(&r.body, "msg91").get("cooling_for_ms").is_none());
 }
 
-async fn explain_is_for_admins_and_answers_bad_queries_with_400_json(backend: Backend) {
-    let app = spawn_with(backend, routed).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_is_for_admins_and_answers_bad_queries_with_400_json() {
+    let app = spawn_with(Backend::Memory, routed).await;
     let r = app.explain(INDIA_OTP, SEND_TOKEN).await;
     assert_eq!((r.status, r.body["error"].as_str()), (403, Some("forbidden")), "{}", r.body);
     for (query, error) in [
@@ -113,10 +115,3 @@ async fn explain_is_for_admins_and_answers_bad_queries_with_400_json(backend: Ba
         assert!(r.body["message"].as_str().is_some_and(|m| !m.is_empty()), "{query}: {}", r.body);
     }
 }
-
-on_both_stores!(
-    explain_lists_the_country_order_with_eligibility_and_reasons,
-    explain_says_circuit_open_once_the_primary_breaker_opens,
-    explain_says_cooling_down_after_a_429_with_the_time_left,
-    explain_is_for_admins_and_answers_bad_queries_with_400_json,
-);

@@ -4,21 +4,32 @@
 //! generic `http` adapter's conformance: TOML alone makes it speak Textlocal's and Plivo's wire.
 
 use serde_json::json;
+use smsgate::config::{ProviderConfig, Settings};
 use smsgate::sim::SimHandle;
 
-use super::{base_config, provider};
-use crate::helpers::{spawn_with, Backend, TestApp, PHONE};
-use crate::on_both_stores;
+use crate::helpers::{base_settings, sim_provider, spawn_with, Backend, TestApp, PHONE};
 
 const VERIFY_SID: &str = "VA00000000000000000000000000000000";
 
-async fn alone(backend: Backend, name: &'static str, extra: impl FnOnce(&SimHandle) -> String) -> TestApp {
-    spawn_with(backend, |sim| {
-        let extra = extra(sim);
-        base_config(&provider(sim, name, 1, &extra))
+/// The app with `name`'s fake as its only provider, its entry as `adjust` changes it.
+async fn alone(name: &'static str, adjust: impl FnOnce(&SimHandle, &mut ProviderConfig)) -> TestApp {
+    spawn_with(Backend::Memory, |sim| {
+        let mut entry = sim_provider(sim, name, 1);
+        adjust(sim, &mut entry);
+        only(entry)
     })
     .await
 }
+
+/// The base settings with `entry` as the only provider.
+fn only(entry: ProviderConfig) -> Settings {
+    let mut settings = base_settings();
+    settings.providers = vec![entry];
+    settings
+}
+
+/// The entry as it is, for the adapters without a mode to set.
+fn as_is(_: &SimHandle, _: &mut ProviderConfig) {}
 
 /// A transactional text: delivered by `name` when it carries text, else 422 `no_route`.
 async fn text(app: &TestApp, name: &str, supported: bool) {
@@ -64,74 +75,100 @@ async fn template(app: &TestApp, name: &str, supported: bool) {
     }
 }
 
-async fn two_factor_alone_sends_autogen_and_local_otps_and_templates_but_no_text(backend: Backend) {
-    let app = alone(backend, "2factor", |_| String::new()).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_factor_alone_sends_autogen_and_local_otps_and_templates_but_no_text() {
+    let app = alone("2factor", as_is).await;
     app.otp_round_trip(PHONE, "2factor").await;
     template(&app, "2factor", true).await;
     text(&app, "2factor", false).await;
-    let app = alone(backend, "2factor", |_| "otp_mode = \"local\"".into()).await;
+    let app = alone("2factor", |_, p| {
+        let ProviderConfig::TwoFactor(c) = p else { unreachable!() };
+        c.otp_mode = Some("local".into());
+    })
+    .await;
     app.otp_round_trip(PHONE, "2factor").await;
 }
 
-async fn twilio_alone_sends_local_and_verify_otps_and_text_but_no_templates(backend: Backend) {
-    let app = alone(backend, "twilio", |_| String::new()).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_alone_sends_local_and_verify_otps_and_text_but_no_templates() {
+    let app = alone("twilio", as_is).await;
     app.otp_round_trip(PHONE, "twilio").await;
     text(&app, "twilio", true).await;
     template(&app, "twilio", false).await;
-    let app = alone(backend, "twilio", |sim| {
-        format!(
-            "otp_mode = \"verify\"\nverify_base_url = \"{}\"\nverify_service_sid = \"{VERIFY_SID}\"",
-            sim.url("twilio")
-        )
+    let app = alone("twilio", |sim, p| {
+        let ProviderConfig::Twilio(c) = p else { unreachable!() };
+        c.otp_mode = Some("verify".into());
+        c.verify_base_url = Some(sim.url("twilio"));
+        c.verify_service_sid = Some(VERIFY_SID.into());
     })
     .await;
     app.otp_round_trip(PHONE, "twilio").await;
     text(&app, "twilio", true).await;
 }
 
-async fn vonage_alone_sends_an_otp_and_text_but_no_templates(backend: Backend) {
-    let app = alone(backend, "vonage", |_| String::new()).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vonage_alone_sends_an_otp_and_text_but_no_templates() {
+    let app = alone("vonage", as_is).await;
     app.otp_round_trip(PHONE, "vonage").await;
     text(&app, "vonage", true).await;
     template(&app, "vonage", false).await;
 }
 
-async fn msg91_alone_sends_local_and_autogen_otps_and_templates_but_no_text(backend: Backend) {
-    let app = alone(backend, "msg91", |_| String::new()).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msg91_alone_sends_local_and_autogen_otps_and_templates_but_no_text() {
+    let app = alone("msg91", as_is).await;
     app.otp_round_trip(PHONE, "msg91").await;
     template(&app, "msg91", true).await;
     text(&app, "msg91", false).await;
-    let app = alone(backend, "msg91", |_| "otp_mode = \"autogen\"".into()).await;
+    let app = alone("msg91", |_, p| {
+        let ProviderConfig::Msg91(c) = p else { unreachable!() };
+        c.otp_mode = Some("autogen".into());
+    })
+    .await;
     app.otp_round_trip(PHONE, "msg91").await;
 }
 
-async fn textlocal_alone_sends_an_otp_and_text_but_no_templates(backend: Backend) {
-    let app = alone(backend, "textlocal", |_| String::new()).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn textlocal_alone_sends_an_otp_and_text_but_no_templates() {
+    let app = alone("textlocal", as_is).await;
     app.otp_round_trip(PHONE, "textlocal").await;
     text(&app, "textlocal", true).await;
     template(&app, "textlocal", false).await;
 }
 
-async fn plivo_alone_sends_an_otp_and_text_but_no_templates(backend: Backend) {
-    let app = alone(backend, "plivo", |_| String::new()).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plivo_alone_sends_an_otp_and_text_but_no_templates() {
+    let app = alone("plivo", as_is).await;
     app.otp_round_trip(PHONE, "plivo").await;
     text(&app, "plivo", true).await;
     template(&app, "plivo", false).await;
 }
 
-async fn fast2sms_alone_sends_an_otp_text_and_dlt_template(backend: Backend) {
-    let app = alone(backend, "fast2sms", |_| String::new()).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast2sms_alone_sends_an_otp_text_and_dlt_template() {
+    let app = alone("fast2sms", as_is).await;
     app.otp_round_trip(PHONE, "fast2sms").await;
     text(&app, "fast2sms", true).await;
     template(&app, "fast2sms", true).await;
-    let app = alone(backend, "fast2sms", |_| "route = \"q\"".into()).await;
+    let app = alone("fast2sms", |_, p| {
+        let ProviderConfig::Fast2sms(c) = p else { unreachable!() };
+        c.route = Some("q".into());
+    })
+    .await;
     app.otp_round_trip(PHONE, "fast2sms").await;
 }
 
+/// The one `[[providers]]` entry of `toml`, parsed as a config file's would be.
+fn entry_from_toml(toml: &str) -> ProviderConfig {
+    let mut parsed = Settings::from_toml(toml).expect("the entry is valid");
+    assert_eq!(parsed.providers.len(), 1, "one entry");
+    parsed.providers.remove(0)
+}
+
 /// `kind = "http"` configured to speak Textlocal's `/send/` form.
-fn http_as_textlocal(sim: &SimHandle) -> String {
+fn http_as_textlocal(sim: &SimHandle) -> Settings {
     let url = sim.url("textlocal");
-    base_config(&format!(
+    only(entry_from_toml(&format!(
         r#"
 [[providers]]
 name = "generic"
@@ -146,14 +183,14 @@ success_field = "status"
 success_value = "success"
 reference_field = "messages.0.id"
 "#
-    ))
+    )))
 }
 
 /// `kind = "http"` configured to speak Plivo's JSON with basic auth.
-fn http_as_plivo(sim: &SimHandle) -> String {
+fn http_as_plivo(sim: &SimHandle) -> Settings {
     let url = sim.url("plivo");
     let auth_id = smsgate::sim::SimCredentials::default().plivo_auth_id;
-    base_config(&format!(
+    only(entry_from_toml(&format!(
         r#"
 [[providers]]
 name = "generic"
@@ -167,15 +204,16 @@ success_status = [202]
 reference_field = "message_uuid.0"
 rejected_statuses = [400]
 "#
-    ))
+    )))
 }
 
-async fn the_generic_http_adapter_speaks_textlocal_and_plivo_from_toml_alone(backend: Backend) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generic_http_adapter_speaks_textlocal_and_plivo_from_toml_alone() {
     for (config, fake) in [
-        (http_as_textlocal as fn(&SimHandle) -> String, "textlocal"),
+        (http_as_textlocal as fn(&SimHandle) -> Settings, "textlocal"),
         (http_as_plivo, "plivo"),
     ] {
-        let app = spawn_with(backend, config).await;
+        let app = spawn_with(Backend::Memory, config).await;
         let sent = app.send_otp_to(PHONE).await;
         assert_eq!(sent.status, 200, "{fake}: {}", sent.body);
         assert_eq!(app.delivered_by(PHONE).as_deref(), Some(fake), "the {fake} fake took the request");
@@ -201,14 +239,3 @@ async fn the_generic_http_adapter_speaks_textlocal_and_plivo_from_toml_alone(bac
         assert_eq!(app.calls(fake), 2);
     }
 }
-
-on_both_stores!(
-    two_factor_alone_sends_autogen_and_local_otps_and_templates_but_no_text,
-    twilio_alone_sends_local_and_verify_otps_and_text_but_no_templates,
-    vonage_alone_sends_an_otp_and_text_but_no_templates,
-    msg91_alone_sends_local_and_autogen_otps_and_templates_but_no_text,
-    textlocal_alone_sends_an_otp_and_text_but_no_templates,
-    plivo_alone_sends_an_otp_and_text_but_no_templates,
-    fast2sms_alone_sends_an_otp_text_and_dlt_template,
-    the_generic_http_adapter_speaks_textlocal_and_plivo_from_toml_alone,
-);

@@ -1,11 +1,8 @@
 //! `smsgate sim` from the outside: each fake's wire format, its provider-held codes, every fault
 //! kind, and the control API, through real HTTP.
 
-#[path = "sim/faults.rs"]
 mod faults;
-#[path = "sim/flows.rs"]
 mod flows;
-#[path = "sim/providers.rs"]
 mod providers;
 
 use serde_json::Value;
