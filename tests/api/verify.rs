@@ -8,7 +8,7 @@ use serde_json::json;
 use smsgate::config::Settings;
 use smsgate::sim::SimHandle;
 
-use crate::helpers::{config, config_with, spawn_pair, spawn_with, Backend, SettingsExt, PHONE};
+use crate::helpers::{config, config_with, spawn_pair, spawn_with, with_providers, Backend, SettingsExt, PHONE};
 use crate::on_both_stores;
 
 /// Twilio alone: smsgate's own code goes out.
@@ -95,6 +95,7 @@ async fn a_provider_outage_during_verify_spends_no_attempt(backend: Backend) {
 }
 
 on_both_stores!(
+    a_provider_that_checks_by_number_verifies_only_the_newest_session,
     of_fifty_concurrent_right_codes_exactly_one_wins,
     a_right_code_inside_the_cap_is_never_lost_to_concurrent_wrong_ones,
     concurrent_right_codes_for_a_provider_held_code_verify_once,
@@ -137,4 +138,33 @@ async fn wrong_codes_per_phone_are_capped_across_two_instances() {
     let r = b.verify(fresh.body["session_id"].as_str().unwrap(), &a.last_code()).await;
     assert_eq!(r.body["verified"], true, "{}", r.body);
     let _ = PHONE;
+}
+
+async fn a_provider_that_checks_by_number_verifies_only_the_newest_session(backend: Backend) {
+    // MSG91 autogen checks a code by mobile number and keeps only the newest code of a number:
+    // the older session must not accept the newer session's code.
+    let app = spawn_with(backend, |sim| {
+        let mut settings = with_providers(sim, &["msg91"]);
+        let smsgate::config::ProviderConfig::Msg91(msg91) = settings.provider_mut("msg91") else {
+            unreachable!("msg91 is a msg91 entry")
+        };
+        msg91.otp_mode = Some("autogen".into());
+        settings
+    })
+    .await;
+    let older = app.send_otp().await;
+    assert_eq!(older.status, 200, "{}", older.body);
+    app.advance(1);
+    let newer = app.send_otp().await;
+    assert_eq!(newer.status, 200, "{}", newer.body);
+    let code = app.last_code();
+    let r = app.verify(older.body["session_id"].as_str().unwrap(), &code).await;
+    assert_eq!(
+        (r.status, &r.body["verified"]),
+        (200, &json!(false)),
+        "the newer code does not open the older session: {}",
+        r.body
+    );
+    let r = app.verify(newer.body["session_id"].as_str().unwrap(), &code).await;
+    assert_eq!(r.body["verified"], true, "{}", r.body);
 }
