@@ -135,3 +135,41 @@ fn text(value: &str, max: usize) -> Result<String, String> {
     }
     Ok(v.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn build(toml: &str, env: &[(&str, &str)]) -> Result<Hooks, HookConfigError> {
+        let settings = Settings::from_toml(toml).unwrap();
+        Hooks::build(&settings.hooks, &|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+    }
+
+    #[test]
+    fn secrets_and_credentials_come_inline_or_from_the_variables_named() {
+        let hooks = build(
+            "[hooks.supabase]\nsecrets_env = \"SB\"\n[hooks.kratos]\nusername = \"k\"\npassword_env = \"KP\"\n[hooks.keycloak]\ntoken_env = \"KT\"\n",
+            &[("SB", "v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw|v1,whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"), ("KP", "pw"), ("KT", "tok")],
+        )
+        .unwrap();
+        assert!(hooks.supabase.is_configured());
+        assert!(hooks.kratos.is_configured());
+        assert!(hooks.keycloak.accept(|h| (h == "authorization").then_some("Bearer tok")));
+        let none = build("", &[]).unwrap();
+        assert!(!none.supabase.is_configured() && !none.kratos.is_configured() && !none.keycloak.is_configured());
+    }
+
+    #[test]
+    fn a_missing_variable_or_a_bad_secret_is_an_error_naming_the_key() {
+        let e = build("[hooks.supabase]\nsecrets_env = \"SB\"\n", &[]).err().unwrap().to_string();
+        assert!(e.contains("hooks.supabase.secrets_env") && e.contains("SB"), "{e}");
+        let e = build("[hooks.keycloak]\ntoken_env = \"KT\"\n", &[]).err().unwrap().to_string();
+        assert!(e.contains("hooks.keycloak.token_env"), "{e}");
+        let e = build("[hooks.supabase]\nsecrets = [\"v1,whsec_%%%\"]\n", &[])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("hooks.supabase.secrets") && e.contains("base64"), "{e}");
+    }
+}
