@@ -15,6 +15,10 @@ use crate::otp::{ExternalSender, ExternalSent};
 use crate::phone::Phone;
 use crate::service::GatewayError;
 
+/// Largest Supabase hook body read: GoTrue sends the whole user object, whose metadata can be far
+/// larger than an API request.
+pub const SUPABASE_MAX_BODY: usize = 256 * 1024;
+
 /// What a delivery came to, shaped for its hook when answered or replayed.
 struct Answer {
     hook: Hook,

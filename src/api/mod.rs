@@ -111,7 +111,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .service(at("/v1/admin/clients").route(web::get().to(admin::clients)))
         .service(at("/v1/admin/attempts").route(web::get().to(admin::attempts)))
         // Auth servers' SMS hooks, each authenticated the way its sender signs.
-        .service(at("/v1/hooks/supabase/send-sms").route(web::post().to(hooks::supabase)))
+        .service(
+            at("/v1/hooks/supabase/send-sms")
+                .app_data(web::PayloadConfig::new(max_body_bytes.max(hooks::SUPABASE_MAX_BODY)))
+                .route(web::post().to(hooks::supabase)),
+        )
         .service(at("/v1/hooks/kratos/sms").route(web::post().to(hooks::kratos)))
         .service(at("/v1/hooks/keycloak/sms").route(web::post().to(hooks::keycloak)))
         // The seed deployment's contracts, on the same handlers.

@@ -140,6 +140,15 @@ async fn an_older_gotrue_payload_and_a_secret_being_rotated_out_are_accepted(bac
 /// A refused call: what it tries, its body and its headers.
 type Case<'a> = (&'a str, String, Vec<(&'a str, String)>);
 
+async fn a_gotrue_user_with_large_metadata_is_still_delivered(backend: Backend) {
+    let app = spawn_hooks(backend).await;
+    let mut body: Value = serde_json::from_str(&gotrue_body("0b4f7c1e-9999-4c9b-9a57-4f6a3c2b1a01", "314159")).unwrap();
+    body["user"]["user_metadata"] = json!({ "notes": "x".repeat(40 * 1024) });
+    let r = gotrue_call(&app, &[NEW_SECRET], "msg_big", &body.to_string()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(texts(&app).iter().any(|t| t.contains("314159")));
+}
+
 async fn unsigned_stale_future_or_altered_calls_are_401_and_send_nothing(backend: Backend) {
     let app = spawn_hooks(backend).await;
     let body = gotrue_body("0b4f7c1e-2222-4c9b-9a57-4f6a3c2b1a01", "111222");
@@ -401,6 +410,7 @@ on_both_stores!(
     a_refused_send_answers_supabases_error_shape,
     a_hook_code_fails_over_as_an_api_otp_does,
     a_gateway_without_a_supabase_secret_refuses_the_hook,
+    a_gotrue_user_with_large_metadata_is_still_delivered,
     kratos_sms_is_delivered_with_its_basic_auth_and_refused_without,
     keycloak_sms_is_delivered_with_its_token_and_refused_without,
 );
