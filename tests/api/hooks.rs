@@ -263,6 +263,18 @@ async fn a_refused_send_answers_supabases_error_shape(backend: Backend) {
     assert_eq!(texts(&app).len(), 1);
 }
 
+async fn the_end_users_ip_from_gotrue_takes_the_per_ip_limit(backend: Backend) {
+    let app = spawn_with(backend, |sim| with_limits(&hooks_config(sim, ""), "per_ip_per_minute = 1")).await;
+    let first = gotrue_body("0b4f7c1e-aaaa-4c9b-9a57-4f6a3c2b1a01", "200001");
+    assert_eq!(gotrue_call(&app, &[NEW_SECRET], "msg_ip1", &first).await.body, json!({}));
+    // Another number, the same end user (203.0.113.7).
+    let other = gotrue_body("0b4f7c1e-bbbb-4c9b-9a57-4f6a3c2b1a01", "200002").replace(PHONE.trim_start_matches('+'), "919876500001");
+    let r = gotrue_call(&app, &[NEW_SECRET], "msg_ip2", &other).await;
+    assert_eq!(r.body["error"]["http_code"], 429, "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("address"), "{}", r.body);
+    assert!(app.sim.state().messages(Some("+919876500001")).is_empty());
+}
+
 async fn a_hook_code_fails_over_as_an_api_otp_does(backend: Backend) {
     // 2Factor sending smsgate's (here GoTrue's) code, then twilio.
     let app = spawn_with(backend, |sim| hooks_config(sim, "otp_mode = \"local\"")).await;
@@ -408,6 +420,7 @@ on_both_stores!(
     unsigned_stale_future_or_altered_calls_are_401_and_send_nothing,
     a_gotrue_retry_with_a_new_webhook_id_sends_once,
     a_refused_send_answers_supabases_error_shape,
+    the_end_users_ip_from_gotrue_takes_the_per_ip_limit,
     a_hook_code_fails_over_as_an_api_otp_does,
     a_gateway_without_a_supabase_secret_refuses_the_hook,
     a_gotrue_user_with_large_metadata_is_still_delivered,
