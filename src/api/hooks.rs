@@ -27,10 +27,12 @@ struct Answer {
 
 impl Answer {
     fn new(hook: Hook, result: Result<ExternalSent, GatewayError>) -> Self {
-        Self {
-            hook,
-            result: result.map_err(|e| ApiError::from_gateway(e, false)),
+        let result = result.map_err(|e| ApiError::from_gateway(e, false));
+        // The sender sees a stable code only; the cause goes to the log (it holds no code).
+        if let Err(ApiError::Internal(cause)) = &result {
+            tracing::error!(hook = hook.as_str(), error = ?cause, "a hook delivery failed");
         }
+        Self { hook, result }
     }
 
     /// The `result` label of `smsgate_hook_requests_total`.
@@ -141,7 +143,10 @@ where
             let e = match e {
                 IdempotencyError::Conflict => ApiError::IdempotencyConflict,
                 IdempotencyError::InFlight => ApiError::IdempotencyInFlight,
-                IdempotencyError::Store(e) => ApiError::Internal(anyhow::Error::new(e).context("claiming a hook's dedupe key")),
+                IdempotencyError::Store(e) => {
+                    tracing::error!(hook = hook.as_str(), error = ?e, "claiming a hook's dedupe key failed");
+                    ApiError::Internal(anyhow::Error::new(e).context("claiming a hook's dedupe key"))
+                }
             };
             Answer { hook, result: Err(e) }.response()
         }
