@@ -62,6 +62,7 @@ impl Application {
             Some(secret) if !secret.expose_secret().is_empty() => HmacKey::new(secret.clone()),
             _ => HmacKey::new(hex::encode(key.sign(b"smsgate verification token v1")).into()),
         };
+        let hooks = crate::hooks::Hooks::build(&settings.hooks, &*secrets).context("hook configuration")?;
         let (clients, generated_token) = if settings.clients.is_empty() {
             let (token, clients) = Clients::generated();
             (clients, Some(token))
@@ -91,6 +92,7 @@ impl Application {
             allowed_callers: cidrs(&gateway.settings.server.allowed_callers),
             gateway: Arc::clone(&gateway),
             clients: Arc::new(clients),
+            hooks: Arc::new(hooks),
         });
 
         let server = HttpServer::new(move || {

@@ -189,6 +189,14 @@ fn check_config(config: Option<PathBuf>) -> ExitCode {
     };
     let env = |var: &str| std::env::var(var).ok();
     let shown = describe(&source);
+    // A hook secret named but unset would stop `serve`: say so here.
+    let hooks = match smsgate::hooks::Hooks::build(&settings.hooks, &env) {
+        Ok(hooks) => hooks,
+        Err(e) => {
+            eprintln!("error: {shown}: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match smsgate::routing::Registry::build(&settings, &env) {
         Ok((registry, skipped)) => {
             println!("{shown}: valid");
@@ -200,6 +208,15 @@ fn check_config(config: Option<PathBuf>) -> ExitCode {
             }
             if registry.console_only() {
                 println!("  note     no provider has credentials: `serve` would use the console provider");
+            }
+            for (hook, on) in [
+                ("supabase", hooks.supabase.is_configured()),
+                ("kratos", hooks.kratos.is_configured()),
+                ("keycloak", hooks.keycloak.is_configured()),
+            ] {
+                if on {
+                    println!("  hook     {hook}");
+                }
             }
             ExitCode::SUCCESS
         }

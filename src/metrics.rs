@@ -1,5 +1,5 @@
 //! Every Prometheus metric smsgate exports, defined in this one place. Labels are low-cardinality
-//! only (`provider`, `kind`, `outcome`, `reason`, `route`, `status`): never a number or an id.
+//! only (`provider`, `kind`, `outcome`, `reason`, `route`, `status`, `hook`, `result`): never a number or an id.
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
@@ -34,6 +34,9 @@ pub struct Metrics {
     pub blocks: IntCounterVec,
     /// Attempt rows per group-commit statement.
     pub log_batch_rows: HistogramVec,
+    /// Requests to the auth servers' hooks by hook (supabase, kratos, keycloak) and result
+    /// (sent, unconfirmed, replayed, refused, failed, invalid, unauthorized, not_configured).
+    pub hook_requests: IntCounterVec,
 }
 
 impl Metrics {
@@ -100,6 +103,11 @@ impl Metrics {
             &["store"],
             &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
         );
+        let hook_requests = counter(
+            "smsgate_hook_requests_total",
+            "Requests to the auth servers' SMS hooks by hook and result.",
+            &["hook", "result"],
+        );
         Self {
             registry,
             provider_requests,
@@ -113,6 +121,7 @@ impl Metrics {
             http_latency,
             blocks,
             log_batch_rows,
+            hook_requests,
         }
     }
 

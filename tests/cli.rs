@@ -139,6 +139,38 @@ fn check_config_in_a_folder_without_providers_toml_says_which_file_it_looked_for
 }
 
 #[test]
+fn check_config_lists_the_hooks_on_and_names_an_unset_hook_variable() {
+    let dir = TempDir::new();
+    let file = dir.0.join("hooks.toml");
+    std::fs::write(
+        &file,
+        "[hooks.supabase]\nsecrets = [\"v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]\n[hooks.keycloak]\ntoken_env = \"KEYCLOAK_HOOK_TOKEN\"\n",
+    )
+    .unwrap();
+    let out = smsgate_in(&dir.0, &["check-config", "--config", "hooks.toml"])
+        .env_remove("KEYCLOAK_HOOK_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("hooks.keycloak.token_env") && stderr.contains("KEYCLOAK_HOOK_TOKEN"),
+        "{stderr}"
+    );
+    let out = smsgate_in(&dir.0, &["check-config", "--config", "hooks.toml"])
+        .env("KEYCLOAK_HOOK_TOKEN", "a-token")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("hook     supabase") && stdout.contains("hook     keycloak"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("kratos"), "{stdout}");
+}
+
+#[test]
 fn a_named_config_file_that_does_not_exist_is_an_error_naming_it() {
     let dir = TempDir::new();
     let out = smsgate_in(&dir.0, &["check-config", "--config", "nowhere.toml"]).output().unwrap();

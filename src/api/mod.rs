@@ -7,6 +7,7 @@ mod client_ip;
 mod deadline;
 mod error;
 mod fields;
+mod hooks;
 mod idempotency;
 mod ops;
 mod otp;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub trusted_proxies: Vec<Cidr>,
     /// Networks allowed to call the API; empty allows all.
     pub allowed_callers: Vec<Cidr>,
+    /// The hooks' own secrets and credentials (not the API's client tokens).
+    pub hooks: Arc<crate::hooks::Hooks>,
 }
 
 impl AppState {
@@ -107,6 +110,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .service(at("/v1/admin/providers").route(web::get().to(admin::providers)))
         .service(at("/v1/admin/clients").route(web::get().to(admin::clients)))
         .service(at("/v1/admin/attempts").route(web::get().to(admin::attempts)))
+        // Auth servers' SMS hooks, each authenticated the way its sender signs.
+        .service(
+            at("/v1/hooks/supabase/send-sms")
+                .app_data(web::PayloadConfig::new(max_body_bytes.max(hooks::SUPABASE_MAX_BODY)))
+                .route(web::post().to(hooks::supabase)),
+        )
+        .service(at("/v1/hooks/kratos/sms").route(web::post().to(hooks::kratos)))
+        .service(at("/v1/hooks/keycloak/sms").route(web::post().to(hooks::keycloak)))
         // The seed deployment's contracts, on the same handlers.
         .service(at("/api/sms/sendOtp").route(web::post().to(otp::send_route::<Seed>)))
         .service(at("/api/sms/verifyOtp").route(web::post().to(otp::verify_route::<Seed>)))

@@ -8,11 +8,13 @@ use figment::Figment;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod hooks;
 mod http_spec;
 mod provider;
 mod role;
 mod sections;
 
+pub use hooks::{CredentialHook, HooksSettings, SupabaseHook};
 pub use http_spec::HttpSpec;
 pub use provider::{
     CommonKeys, ConsoleConfig, Fast2smsConfig, HttpConfig, Msg91Config, PlivoConfig, ProviderCommon, ProviderConfig, SecretVar,
@@ -41,6 +43,9 @@ pub struct Settings {
     pub routing: RoutingSettings,
     #[serde(default)]
     pub limits: LimitSettings,
+    /// Auth servers whose SMS smsgate delivers (Supabase Auth, Ory Kratos, Keycloak).
+    #[serde(default)]
+    pub hooks: HooksSettings,
     /// PostgreSQL URL (`DATABASE_URL`). Unset: the in-memory store, nothing durable or shared.
     #[serde(default)]
     pub database_url: Option<SecretString>,
@@ -235,6 +240,21 @@ impl Settings {
                 "routing.breaker",
                 "half_open_probes and consecutive_failures must be at least 1",
             ));
+        }
+        let h = &self.hooks.supabase;
+        if h.deadline_ms == 0 || h.deadline_ms > 4_000 {
+            return Err(bad(
+                "hooks.supabase.deadline_ms",
+                "must be between 1 and 4000 (Supabase waits 5 s for the hook)",
+            ));
+        }
+        for (key, hook) in [("hooks.kratos", &self.hooks.kratos), ("hooks.keycloak", &self.hooks.keycloak)] {
+            if hook.username.is_some() != (hook.password.is_some() || hook.password_env.is_some()) {
+                return Err(bad(key, "basic auth needs both `username` and `password` (or `password_env`)"));
+            }
+            if hook.token_header.is_some() && hook.token.is_none() && hook.token_env.is_none() {
+                return Err(bad(&format!("{key}.token_header"), "needs `token` or `token_env`"));
+            }
         }
         let d = &self.database;
         if d.pool_size == 0 || d.pool_wait_ms == 0 || d.connect_timeout_ms == 0 || d.statement_timeout_ms == 0 {

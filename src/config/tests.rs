@@ -202,3 +202,26 @@ fn load_names_the_key_of_a_bad_environment_value() {
         Ok(())
     });
 }
+
+#[test]
+fn the_shipped_hook_snippets_parse() {
+    for (file, text) in [
+        ("contrib/kratos/smsgate.toml", include_str!("../../contrib/kratos/smsgate.toml")),
+        ("contrib/keycloak/smsgate.toml", include_str!("../../contrib/keycloak/smsgate.toml")),
+    ] {
+        Settings::from_toml(text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+    let s = Settings::from_toml("[hooks.supabase]\nsecrets = [\"v1,whsec_abcd\"]\nsecrets_env = \"X\"\n").unwrap();
+    assert_eq!(s.hooks.supabase.secrets.len(), 1);
+    assert_eq!(s.hooks.supabase.tolerance_seconds, 300);
+    assert_eq!(s.hooks.supabase.deadline_ms, 3_000);
+}
+
+#[test]
+fn hook_settings_that_cannot_work_name_their_key() {
+    let err = |toml: &str| Settings::from_toml(toml).unwrap_err().to_string();
+    assert!(err("[hooks.supabase]\ndeadline_ms = 6000\n").contains("hooks.supabase.deadline_ms"));
+    assert!(err("[hooks.kratos]\nusername = \"kratos\"\n").contains("hooks.kratos"));
+    assert!(err("[hooks.keycloak]\ntoken_header = \"X-Api-Key\"\n").contains("hooks.keycloak.token_header"));
+    assert!(err("[hooks.kratos]\npasword = \"x\"\n").contains("pasword"));
+}

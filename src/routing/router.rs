@@ -14,7 +14,7 @@ use super::registry::{Explained, Registry};
 use super::slot::Slot;
 use crate::config::RoutingSettings;
 use crate::metrics::Metrics;
-use crate::providers::{MessageBody, OutboundSms, ProviderError};
+use crate::providers::{MessageBody, OtpSupport, OutboundSms, ProviderError};
 
 pub struct Router {
     registry: RwLock<Arc<Registry>>,
@@ -44,16 +44,33 @@ impl Router {
         read_clock() + Duration::from_millis(self.settings.deadline_ms)
     }
 
+    /// A deadline `within` from now, or the request deadline when that comes first.
+    pub fn deadline_within(&self, within: Duration) -> Instant {
+        read_clock() + within.min(Duration::from_millis(self.settings.deadline_ms))
+    }
+
     /// Sends `sms` through the first provider that takes it, failing over as the error classes say.
-    #[tracing::instrument(skip_all, fields(id = %sms.id, kind = sms.body.kind(), to = %sms.to.masked()))]
     pub async fn dispatch(&self, sms: &OutboundSms, preferred: Option<&str>, deadline: Instant) -> Dispatch {
-        let registry = self.registry();
+        let candidates = self.registry().candidates(&sms.body, &sms.to, preferred);
+        self.dispatch_among(sms, candidates, deadline).await
+    }
+
+    /// Sends an OTP whose code was made elsewhere (an auth server checks it): only providers
+    /// that carry the code they are given are candidates. One that makes its own code (2Factor
+    /// AUTOGEN, Twilio Verify) would deliver a code the auth server never issued.
+    pub async fn dispatch_given_code(&self, sms: &OutboundSms, deadline: Instant) -> Dispatch {
+        let mut candidates = self.registry().candidates(&sms.body, &sms.to, None);
+        candidates.retain(|s| s.provider.capabilities().otp == OtpSupport::Local);
+        self.dispatch_among(sms, candidates, deadline).await
+    }
+
+    #[tracing::instrument(skip_all, fields(id = %sms.id, kind = sms.body.kind(), to = %sms.to.masked()))]
+    async fn dispatch_among(&self, sms: &OutboundSms, candidates: Vec<Arc<Slot>>, deadline: Instant) -> Dispatch {
         let kind = sms.body.kind();
         let mut attempts = Vec::new();
         let mut reasons: Vec<(String, String)> = Vec::new();
         let mut tried: HashSet<String> = HashSet::new();
         let mut last_failure: Option<(String, Outcome)> = None;
-        let candidates = registry.candidates(&sms.body, &sms.to, preferred);
         if candidates.is_empty() {
             let result = Err(DispatchError::NoRoute {
                 kind,

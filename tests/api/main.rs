@@ -7,6 +7,7 @@ mod failover;
 mod flood;
 mod garbage;
 mod helpers;
+mod hooks;
 mod idempotency;
 mod isolation;
 mod limit_store;
