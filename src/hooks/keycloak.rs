@@ -8,6 +8,7 @@
 
 use serde::Deserialize;
 
+use super::{TextPayloadError, TextSms};
 use crate::phone::Phone;
 
 pub const MAX_TEXT: usize = 1600;
@@ -21,31 +22,16 @@ struct Payload {
     _from: Option<serde_json::Value>,
 }
 
-/// One text to deliver, as Keycloak wrote it.
-#[derive(Debug, Clone)]
-pub struct Sms {
-    pub to: Phone,
-    /// Holds a code: never logged, never stored.
-    pub text: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PayloadError {
-    #[error("the body is not the SMS authenticator's JSON: {0}")]
-    Shape(String),
-    #[error("{0}")]
-    BadPhone(String),
-    #[error("{0}")]
-    BadText(String),
-}
-
 /// Keycloak sends numbers as its users typed them (`+49…`, or national ones when the plugin's
 /// `countrycode` is unset): `default_country` completes a national number as for the API.
-pub fn parse(body: &[u8], default_country: &str) -> Result<Sms, PayloadError> {
-    let p: Payload = serde_json::from_slice(body).map_err(|e| PayloadError::Shape(super::describe(&e)))?;
-    let to = Phone::parse(&p.to, default_country).map_err(|e| PayloadError::BadPhone(e.to_string()))?;
-    let text = super::text(&p.text, MAX_TEXT).map_err(PayloadError::BadText)?;
-    Ok(Sms { to, text })
+pub fn parse(body: &[u8], default_country: &str) -> Result<TextSms, TextPayloadError> {
+    let p: Payload = serde_json::from_slice(body).map_err(|e| TextPayloadError::Shape {
+        expected: "the SMS authenticator's JSON",
+        detail: super::describe(&e),
+    })?;
+    let to = Phone::parse(&p.to, default_country).map_err(|e| TextPayloadError::BadPhone(e.to_string()))?;
+    let text = super::text(&p.text, MAX_TEXT).map_err(TextPayloadError::BadText)?;
+    Ok(TextSms { to, text })
 }
 
 #[cfg(test)]
@@ -64,7 +50,13 @@ mod tests {
 
     #[test]
     fn a_body_without_text_or_number_is_refused() {
-        assert!(matches!(parse(br#"{"to":"+4917612345678"}"#, "91"), Err(PayloadError::Shape(_))));
-        assert!(matches!(parse(br#"{"to":"abc","text":"x"}"#, "91"), Err(PayloadError::BadPhone(_))));
+        assert!(matches!(
+            parse(br#"{"to":"+4917612345678"}"#, "91"),
+            Err(TextPayloadError::Shape { .. })
+        ));
+        assert!(matches!(
+            parse(br#"{"to":"abc","text":"x"}"#, "91"),
+            Err(TextPayloadError::BadPhone(_))
+        ));
     }
 }

@@ -7,6 +7,7 @@
 
 use serde::Deserialize;
 
+use super::{TextPayloadError, TextSms};
 use crate::phone::Phone;
 
 /// Longest text accepted (about ten SMS parts).
@@ -21,36 +22,20 @@ struct Payload {
     body: String,
 }
 
-/// One text to deliver, as Kratos rendered it.
-#[derive(Debug, Clone)]
-pub struct Sms {
-    pub to: Phone,
-    /// Holds a code: never logged, never stored.
-    pub text: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PayloadError {
-    #[error("the body is not a courier message: {0}")]
-    Shape(String),
-    #[error("the message has no recipient (`to` or `recipient`)")]
-    NoRecipient,
-    #[error("{0}")]
-    BadPhone(String),
-    #[error("{0}")]
-    BadText(String),
-}
-
-pub fn parse(body: &[u8], default_country: &str) -> Result<Sms, PayloadError> {
-    let p: Payload = serde_json::from_slice(body).map_err(|e| PayloadError::Shape(super::describe(&e)))?;
+/// The recipient (`to`, else Kratos' own `recipient`) and the text Kratos rendered.
+pub fn parse(body: &[u8], default_country: &str) -> Result<TextSms, TextPayloadError> {
+    let p: Payload = serde_json::from_slice(body).map_err(|e| TextPayloadError::Shape {
+        expected: "a courier message",
+        detail: super::describe(&e),
+    })?;
     let raw =
         p.to.as_deref()
             .filter(|s| !s.trim().is_empty())
             .or(p.recipient.as_deref().filter(|s| !s.trim().is_empty()))
-            .ok_or(PayloadError::NoRecipient)?;
-    let to = Phone::parse(raw, default_country).map_err(|e| PayloadError::BadPhone(e.to_string()))?;
-    let text = super::text(&p.body, MAX_TEXT).map_err(PayloadError::BadText)?;
-    Ok(Sms { to, text })
+            .ok_or(TextPayloadError::NoRecipient)?;
+    let to = Phone::parse(raw, default_country).map_err(|e| TextPayloadError::BadPhone(e.to_string()))?;
+    let text = super::text(&p.body, MAX_TEXT).map_err(TextPayloadError::BadText)?;
+    Ok(TextSms { to, text })
 }
 
 #[cfg(test)]
@@ -69,11 +54,14 @@ mod tests {
 
     #[test]
     fn a_message_without_a_recipient_or_text_is_refused() {
-        assert_eq!(parse(br#"{"body":"hi"}"#, "91").unwrap_err(), PayloadError::NoRecipient);
+        assert_eq!(parse(br#"{"body":"hi"}"#, "91").unwrap_err(), TextPayloadError::NoRecipient);
         assert!(matches!(
             parse(br#"{"to":"+919876543210","body":"  "}"#, "91"),
-            Err(PayloadError::BadText(_))
+            Err(TextPayloadError::BadText(_))
         ));
-        assert!(matches!(parse(br#"{"to":"+919876543210"}"#, "91"), Err(PayloadError::Shape(_))));
+        assert!(matches!(
+            parse(br#"{"to":"+919876543210"}"#, "91"),
+            Err(TextPayloadError::Shape { .. })
+        ));
     }
 }

@@ -18,6 +18,7 @@ pub use credentials::Credentials;
 pub use standard_webhooks::{Signed, Verifier, VerifyError};
 
 use crate::config::{CredentialHook, HooksSettings};
+use crate::phone::Phone;
 
 /// One hook: the `hook` label of `smsgate_hook_requests_total`, its idempotency scope and the
 /// calling-app name its sends are limited and logged under.
@@ -134,6 +135,28 @@ fn text(value: &str, max: usize) -> Result<String, String> {
         return Err(format!("the text is longer than {max} characters"));
     }
     Ok(v.to_string())
+}
+
+/// One text to deliver from an auth server that writes the whole SMS (Kratos, Keycloak).
+#[derive(Debug, Clone)]
+pub struct TextSms {
+    pub to: Phone,
+    /// Holds a code: never logged, never stored.
+    pub text: String,
+}
+
+/// Why a text hook's body cannot be delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextPayloadError {
+    /// Not the JSON this hook sends; `expected` names it.
+    #[error("the body is not {expected}: {detail}")]
+    Shape { expected: &'static str, detail: String },
+    #[error("the message has no recipient (`to` or `recipient`)")]
+    NoRecipient,
+    #[error("{0}")]
+    BadPhone(String),
+    #[error("{0}")]
+    BadText(String),
 }
 
 #[cfg(test)]
