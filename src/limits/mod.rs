@@ -5,6 +5,7 @@
 //! takes from. It never sends anything.
 
 mod idempotency;
+mod kind;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -17,6 +18,7 @@ use crate::phone::Phone;
 use crate::store::{Admission, CooldownSpec, Quota, Session, Store, StoreError};
 
 pub use idempotency::{Idempotency, IdempotencyError, Once, Replayable};
+pub use kind::LimitKind;
 
 const MINUTE: u32 = 60;
 const DAY: u32 = 86_400;
@@ -98,24 +100,24 @@ impl Limits {
         self.pumping_guard(ctx.phone)?;
         let l = &self.settings;
         let mut quotas = vec![Quota {
-            key: format!("client:{}", ctx.client),
+            key: LimitKind::ClientRate.key(ctx.client),
             window_secs: MINUTE,
             limit: l.per_client_per_minute,
         }];
         if ctx.is_otp {
             quotas.push(Quota {
-                key: format!("phone:m:{}", ctx.phone),
+                key: LimitKind::PhonePerMinute.key(ctx.phone),
                 window_secs: MINUTE,
                 limit: l.per_phone_per_minute,
             });
             quotas.push(Quota {
-                key: format!("phone:d:{}", ctx.phone),
+                key: LimitKind::PhonePerDay.key(ctx.phone),
                 window_secs: DAY,
                 limit: l.per_phone_per_day,
             });
             if let Some(user) = ctx.user_id {
                 quotas.push(Quota {
-                    key: format!("user:d:{user}"),
+                    key: LimitKind::UserPerDay.key(user),
                     window_secs: DAY,
                     limit: l.per_user_per_day,
                 });
@@ -123,13 +125,13 @@ impl Limits {
         }
         if let Some(ip) = ctx.client_ip {
             quotas.push(Quota {
-                key: format!("ip:m:{ip}"),
+                key: LimitKind::IpPerMinute.key(ip),
                 window_secs: MINUTE,
                 limit: l.per_ip_per_minute,
             });
         }
         let prefix = Quota {
-            key: format!("prefix:m:{}", ctx.phone.prefix(l.prefix_digits)),
+            key: LimitKind::PrefixVelocity.key(ctx.phone.prefix(l.prefix_digits)),
             window_secs: MINUTE,
             limit: l.per_prefix_per_minute,
         };
@@ -137,22 +139,14 @@ impl Limits {
             quotas.push(prefix.clone());
         }
         let cooldown = (ctx.is_otp && l.resend_cooldown_seconds > 0).then(|| CooldownSpec {
-            key: format!("resend:{}", ctx.phone),
+            key: LimitKind::ResendCooldown.key(ctx.phone),
             base_secs: l.resend_cooldown_seconds as u32,
             max_secs: l.resend_cooldown_max_seconds as u32,
             reset_secs: DAY,
         });
         let resend_after = match store.admit_opening(&quotas, cooldown.as_ref(), opening, now).await? {
             Admission::Admitted { resend_after_secs } => resend_after_secs,
-            Admission::Refused { key, retry_after_secs } => {
-                let reason = reason_of(&key);
-                self.metrics.blocks.with_label_values(&[reason]).inc();
-                return Err(LimitError::Refused {
-                    reason,
-                    retry_after_secs,
-                    message: message_for(reason, retry_after_secs),
-                });
-            }
+            Admission::Refused { key, retry_after_secs } => return Err(self.refused(&key, retry_after_secs)),
         };
         if l.record_only {
             // Counted on its own so that it never refuses; only what it would have done is kept.
@@ -168,13 +162,13 @@ impl Limits {
     pub fn verify_failure_quotas(&self, session: &Session) -> Vec<Quota> {
         let l = &self.settings;
         let mut quotas = vec![Quota {
-            key: format!("vfail:p:{}", session.phone),
+            key: LimitKind::VerifyFailuresPerPhone.key(&session.phone),
             window_secs: DAY,
             limit: l.verify_failures_per_phone_per_day,
         }];
         if let Some(user) = &session.user_id {
             quotas.push(Quota {
-                key: format!("vfail:u:{}:{user}", session.client),
+                key: LimitKind::VerifyFailuresPerUser.key(format_args!("{}:{user}", session.client)),
                 window_secs: DAY,
                 limit: l.verify_failures_per_user_per_day,
             });
@@ -198,13 +192,17 @@ impl Limits {
         Ok(())
     }
 
+    /// The refusal of a spent counter, counted by its reason.
     fn refused(&self, key: &str, retry_after_secs: u64) -> LimitError {
-        let reason = reason_of(key);
+        let (reason, message) = match LimitKind::of_key(key) {
+            Some(kind) => (kind.reason(), kind.message(retry_after_secs)),
+            None => ("rate_limited", format!("rate limited; try again in {retry_after_secs} s")),
+        };
         self.metrics.blocks.with_label_values(&[reason]).inc();
         LimitError::Refused {
             reason,
             retry_after_secs,
-            message: message_for(reason, retry_after_secs),
+            message,
         }
     }
 
@@ -227,48 +225,5 @@ impl Limits {
             reason,
             message: format!("SMS to +{cc} numbers is not allowed by this gateway"),
         })
-    }
-}
-
-fn reason_of(key: &str) -> &'static str {
-    match key.split(':').take(2).collect::<Vec<_>>().as_slice() {
-        ["client", ..] => "client_rate",
-        ["phone", "m"] => "phone_per_minute",
-        ["phone", "d"] => "phone_per_day",
-        ["user", ..] => "user_per_day",
-        ["ip", ..] => "ip_per_minute",
-        ["prefix", ..] => "prefix_velocity",
-        ["resend", ..] => "resend_cooldown",
-        ["vfail", "p"] => "verify_failures_per_phone",
-        ["vfail", "u"] => "verify_failures_per_user",
-        _ => "rate_limited",
-    }
-}
-
-fn message_for(reason: &str, retry_after: u64) -> String {
-    let what = match reason {
-        "resend_cooldown" => "a code was sent to this number moments ago",
-        "phone_per_minute" | "phone_per_day" => "too many codes were requested for this number",
-        "user_per_day" => "too many codes were requested for this user",
-        "ip_per_minute" => "too many requests from this end user's address",
-        "client_rate" => "this app is over its request quota",
-        "prefix_velocity" => "too many messages to numbers with this prefix",
-        "verify_failures_per_phone" => "too many wrong codes were entered for this number",
-        "verify_failures_per_user" => "too many wrong codes were entered for this user",
-        _ => "rate limited",
-    };
-    format!("{what}; try again in {retry_after} s")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refusal_reasons_come_from_the_counter_key() {
-        assert_eq!(reason_of("phone:m:+919876543210"), "phone_per_minute");
-        assert_eq!(reason_of("phone:d:+919876543210"), "phone_per_day");
-        assert_eq!(reason_of("resend:+919876543210"), "resend_cooldown");
-        assert_eq!(reason_of("prefix:m:91-9876"), "prefix_velocity");
     }
 }
