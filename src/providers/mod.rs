@@ -36,7 +36,9 @@ pub struct OutboundSms {
     pub body: MessageBody,
 }
 
-#[derive(Debug, Clone)]
+/// What a message carries. Its `Debug` never shows a code, a text or template values (they may
+/// hold a code too), so a stray `?sms` in a log line cannot leak one.
+#[derive(Clone)]
 pub enum MessageBody {
     /// A one-time code. `code` is the code smsgate made and `text` the rendered message carrying
     /// it; a provider that makes and checks its own code (2Factor AUTOGEN, Twilio Verify) ignores
@@ -46,6 +48,16 @@ pub enum MessageBody {
     Text { text: String },
     /// A template registered with the provider, filled with `vars` in order (VAR1, VAR2, …).
     Template { name: String, vars: Vec<String> },
+}
+
+impl std::fmt::Debug for MessageBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Otp { .. } => f.write_str("Otp { code: <redacted>, text: <redacted> }"),
+            Self::Text { text } => write!(f, "Text {{ text: <{} characters> }}", text.chars().count()),
+            Self::Template { name, vars } => write!(f, "Template {{ name: {name:?}, vars: <{} values> }}", vars.len()),
+        }
+    }
 }
 
 impl MessageBody {
@@ -140,5 +152,28 @@ pub trait Provider: Send + Sync {
     async fn verify(&self, reference: &str, code: &str) -> Result<bool, ProviderError> {
         let _ = (reference, code);
         Err(ProviderError::misconfigured(None, format!("{} does not hold codes", self.name())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MessageBody;
+
+    #[test]
+    fn a_message_body_never_debug_prints_its_code_or_text() {
+        let otp = MessageBody::Otp {
+            code: "482913".into(),
+            text: "Your code is 482913".into(),
+        };
+        let text = MessageBody::Text {
+            text: "code 482913".into(),
+        };
+        let template = MessageBody::Template {
+            name: "otp".into(),
+            vars: vec!["482913".into()],
+        };
+        for body in [otp, text, template] {
+            assert!(!format!("{body:?}").contains("482913"), "{body:?}");
+        }
     }
 }
