@@ -159,18 +159,38 @@ pub fn observe<S, B>(
 where
     S: Service<actix_web::dev::ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
+    use tracing::Instrument;
+
     let started = Instant::now();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.gateway.metrics().clone());
-    let fut = srv.call(req);
+    let request_id = request_id(req.headers());
+    // Every log line of the request carries its id and route; the answer carries the id too.
+    let span = tracing::info_span!("request", id = %request_id, route = %route);
+    let fut = span.in_scope(|| srv.call(req));
     async move {
-        let res = fut.await?;
+        let mut res = fut.await?;
         if let Some(m) = metrics {
             m.http_requests.with_label_values(&[&route, res.status().as_str()]).inc();
             m.http_latency.with_label_values(&[&route]).observe(started.elapsed().as_secs_f64());
         }
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
+            res.headers_mut()
+                .insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
+        }
         Ok(res)
     }
+    .instrument(span)
+}
+
+/// The caller's `X-Request-Id` when it is a plain token (1 to 64 of `A-Z a-z 0-9 - _ . :`), so a
+/// proxy's id ties its logs to ours; otherwise a fresh one.
+fn request_id(headers: &actix_web::http::header::HeaderMap) -> String {
+    let given = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)));
+    given.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string)
 }
 
 /// Gives every request body `server.body_timeout_ms` to arrive (see `deadline`).

@@ -91,3 +91,28 @@ async fn a_head_too_large_is_refused_before_routing() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 431);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_a_request_id_and_a_proxys_plain_id_is_kept() {
+    let app = spawn_app(Backend::Memory).await;
+    let fresh = app.get("/healthz", None).await;
+    let id = fresh.headers["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(id.len(), 36, "a fresh UUID: {id}");
+    let again = app.get("/healthz", None).await;
+    assert_ne!(again.headers["x-request-id"].to_str().unwrap(), id, "one id per request");
+
+    let kept = app
+        .request(Method::GET, "/healthz", None, None, &[("X-Request-Id", "lb-7f3a:42")])
+        .await;
+    assert_eq!(kept.headers["x-request-id"], "lb-7f3a:42");
+    let odd = app
+        .request(
+            Method::GET,
+            "/v1/otp/sessions/x",
+            Some(SEND_TOKEN),
+            None,
+            &[("X-Request-Id", "a b;c")],
+        )
+        .await;
+    assert_ne!(odd.headers["x-request-id"], "a b;c", "an id that is not a plain token is replaced");
+}
