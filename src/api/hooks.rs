@@ -72,10 +72,7 @@ impl Replayable for Answer {
     fn releases_key(&self) -> bool {
         match &self.result {
             Ok(_) => false,
-            Err(e) => {
-                let status = e.status_code();
-                (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) && e.body()["delivery"] != "unknown"
-            }
+            Err(e) => super::idempotency::worth_retrying(e.status_code().as_u16(), &e.body()),
         }
     }
 }

@@ -23,13 +23,17 @@ impl Replayable for Answer {
         }
     }
 
-    /// Worth retrying with the same key (a 429 asks for exactly that, after Retry-After):
-    /// forget it, or the retry would be answered with the stale refusal for the key's TTL.
-    /// Never once a provider may have sent the message: a retry must not send it twice.
     fn releases_key(&self) -> bool {
         let (status, body) = self.stored();
-        (status >= 500 || status == 429) && body["delivery"] != "unknown"
+        worth_retrying(status, &body)
     }
+}
+
+/// Whether an answer should let a retry with the same key run again: a 5xx or a 429 (which asks
+/// for exactly that, after Retry-After; kept, the retry would get the stale refusal for the key's
+/// TTL), but never once a provider may have sent the message, or a retry would send it twice.
+pub(super) fn worth_retrying(status: u16, body: &Value) -> bool {
+    (status >= 500 || status == 429) && body["delivery"] != "unknown"
 }
 
 /// Runs `handler` at most once per (client, key); `body` is the parsed request, hashed with the route.
