@@ -208,11 +208,10 @@ fn serve_in_empty_folder(env: &[(&str, &str)]) -> (Running, u16, String, TempDir
     let mut stderr = child.stderr.take().unwrap();
     let server = Running(child);
     let (lines, seen) = mpsc::channel();
+    // Drains stdout for the server's whole life: a closed pipe would fail its log writes.
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
+            let _ = lines.send(line);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
