@@ -196,24 +196,22 @@ fn listening_port(line: &str) -> Option<u16> {
     digits.parse().ok()
 }
 
-#[test]
-fn serve_in_a_folder_without_providers_toml_starts_on_the_defaults_and_says_so() {
+/// Starts `smsgate serve` in a fresh empty folder on port 0 with `env` added; returns the
+/// server, its port and the log lines up to the readiness line.
+fn serve_in_empty_folder(env: &[(&str, &str)]) -> (Running, u16, String, TempDir) {
     let dir = TempDir::new();
-    let mut child = smsgate_in(&dir.0, &["serve"])
-        .env("SMSGATE_SERVER__LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = smsgate_in(&dir.0, &["serve"]);
+    cmd.env("SMSGATE_SERVER__LISTEN", "127.0.0.1:0");
+    cmd.envs(env.iter().copied());
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let server = Running(child);
     let (lines, seen) = mpsc::channel();
+    // Drains stdout for the server's whole life: a closed pipe would fail its log writes.
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
+            let _ = lines.send(line);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -236,16 +234,65 @@ fn serve_in_a_folder_without_providers_toml_starts_on_the_defaults_and_says_so()
             }
         }
     };
-    let log = log.join("\n");
+    (server, port, log.join("\n"), dir)
+}
+
+/// The status line of `GET path` on the server at `port`.
+fn get_status(port: u16, path: &str) -> String {
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn serve_in_a_folder_without_providers_toml_starts_on_the_defaults_and_says_so() {
+    let (server, port, log, _dir) = serve_in_empty_folder(&[]);
     assert!(
         log.contains("providers.toml not found") && log.contains("built-in defaults"),
         "{log}"
     );
-
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let status = get_status(port, "/healthz");
+    assert!(status.starts_with("HTTP/1.0 200") || status.starts_with("HTTP/1.1 200"), "{status}");
     drop(server);
+}
+
+#[test]
+fn serve_starts_under_the_variables_kubernetes_makes_for_a_service_named_smsgate() {
+    let (server, port, log, _dir) = serve_in_empty_folder(&[
+        ("SMSGATE_PORT", "tcp://10.0.0.1:8080"),
+        ("SMSGATE_PORT_8080_TCP", "tcp://10.0.0.1:8080"),
+        ("SMSGATE_PORT_8080_TCP_ADDR", "10.0.0.1"),
+        ("SMSGATE_PORT_8080_TCP_PORT", "8080"),
+        ("SMSGATE_PORT_8080_TCP_PROTO", "tcp"),
+        ("SMSGATE_SERVICE_HOST", "10.0.0.1"),
+        ("SMSGATE_SERVICE_PORT", "8080"),
+        ("SMSGATE_SERVICE_PORT_HTTP", "8080"),
+        ("SMSGATE_LOG", "debug"),
+    ]);
+    assert!(
+        log.contains("SMSGATE_PORT_8080_TCP_ADDR") && log.contains("Kubernetes service link"),
+        "says at debug what it ignored: {log}"
+    );
+    let status = get_status(port, "/healthz");
+    assert!(status.starts_with("HTTP/1.0 200") || status.starts_with("HTTP/1.1 200"), "{status}");
+    drop(server);
+}
+
+#[test]
+fn serve_refuses_a_mistyped_smsgate_variable_naming_it() {
+    let dir = TempDir::new();
+    for (name, key) in [("SMSGATE_OTP__TTL_SECOND", "ttl_second"), ("SMSGATE_FOO", "foo")] {
+        let out = smsgate_in(&dir.0, &["serve"])
+            .env("SMSGATE_SERVER__LISTEN", "127.0.0.1:0")
+            .env("SMSGATE_SERVICE_HOST", "10.0.0.1")
+            .env(name, "5")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("`{key}`")), "{name}: {stderr}");
+    }
 }

@@ -13,6 +13,7 @@ mod http_spec;
 mod provider;
 mod role;
 mod sections;
+mod service_links;
 
 pub use hooks::{CredentialHook, HooksSettings, SupabaseHook};
 pub use http_spec::HttpSpec;
@@ -105,9 +106,15 @@ impl Settings {
                 looked_for: path.to_path_buf(),
             }
         };
-        let figment = figment
-            .merge(Env::prefixed("SMSGATE_").split("__").ignore(&["config", "log"]))
-            .merge(Env::raw().only(&["DATABASE_URL"]));
+        let links = service_links(std::env::vars_os());
+        for name in &links {
+            tracing::debug!(variable = %format!("SMSGATE_{name}"), "ignored: a Kubernetes service link, not configuration");
+        }
+        let env = Env::prefixed("SMSGATE_")
+            .filter(move |key| !links.iter().any(|link| key == link.as_str()))
+            .split("__")
+            .ignore(&["config", "log"]);
+        let figment = figment.merge(env).merge(Env::raw().only(&["DATABASE_URL"]));
         let mut settings = Self::from_figment(figment)?;
         settings.apply_seed_env(&|k| std::env::var(k).ok());
         settings.validate(&file)?;
@@ -285,6 +292,16 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// The names, without `SMSGATE_`, of the variables among `vars` that Kubernetes made for a
+/// Service (see [`service_links`](self::service_links)); loading skips them.
+fn service_links(vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>) -> Vec<String> {
+    vars.filter_map(|(name, value)| {
+        let name = name.to_str()?.strip_prefix("SMSGATE_")?;
+        service_links::is_service_link(name, value.to_str()?).then(|| name.to_string())
+    })
+    .collect()
 }
 
 /// `192.0.2.1`, `10.0.0.0/8`, `2001:db8::/32`: the syntax `net::Cidr` reads, checked here so

@@ -71,6 +71,10 @@ pub struct DatabaseSettings {
     /// running longer is cancelled. Also the client-side bound of a call's statements, for a
     /// database that stops answering at all.
     pub statement_timeout_ms: u64,
+    /// PEM file of the CA that signed the server's certificate, for `sslmode=verify-full` or
+    /// `verify-ca` (and naming one without `sslmode` means `verify-full`); `sslrootcert=` in
+    /// `DATABASE_URL` overrides it. Unset: the system's trust store.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for DatabaseSettings {
@@ -82,6 +86,7 @@ impl Default for DatabaseSettings {
             pool_wait_ms: 1_000,
             connect_timeout_ms: 2_000,
             statement_timeout_ms: 2_000,
+            ca_file: None,
         }
     }
 }

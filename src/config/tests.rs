@@ -225,3 +225,48 @@ fn hook_settings_that_cannot_work_name_their_key() {
     assert!(err("[hooks.keycloak]\ntoken_header = \"X-Api-Key\"\n").contains("hooks.keycloak.token_header"));
     assert!(err("[hooks.kratos]\npasword = \"x\"\n").contains("pasword"));
 }
+
+/// What Kubernetes puts into every pod for a Service named `smsgate` with a port named `http`.
+const SERVICE_LINKS: [(&str, &str); 8] = [
+    ("SMSGATE_SERVICE_HOST", "10.0.0.1"),
+    ("SMSGATE_SERVICE_PORT", "8080"),
+    ("SMSGATE_SERVICE_PORT_HTTP", "8080"),
+    ("SMSGATE_PORT", "tcp://10.0.0.1:8080"),
+    ("SMSGATE_PORT_8080_TCP", "tcp://10.0.0.1:8080"),
+    ("SMSGATE_PORT_8080_TCP_ADDR", "10.0.0.1"),
+    ("SMSGATE_PORT_8080_TCP_PORT", "8080"),
+    ("SMSGATE_PORT_8080_TCP_PROTO", "tcp"),
+];
+
+#[test]
+fn load_skips_the_variables_kubernetes_makes_for_a_service_named_smsgate() {
+    figment::Jail::expect_with(|jail| {
+        for (name, value) in SERVICE_LINKS {
+            jail.set_env(name, value);
+        }
+        jail.set_env("SMSGATE_OTP__LENGTH", "8");
+        let (settings, _) = Settings::load(None).map_err(|e| e.to_string())?;
+        assert_eq!(settings.otp.length, 8, "our own variables still apply");
+        Ok(())
+    });
+}
+
+#[test]
+fn load_still_names_a_mistyped_smsgate_variable_among_the_service_links() {
+    for (name, value, key) in [
+        ("SMSGATE_OTP__TTL_SECOND", "5", "ttl_second"),
+        ("SMSGATE_FOO", "1", "foo"),
+        ("SMSGATE_PORT", "8080", "port"),
+        ("SMSGATE_SERVER_PORT", "8080", "server_port"),
+    ] {
+        figment::Jail::expect_with(|jail| {
+            for (name, value) in SERVICE_LINKS.iter().filter(|(n, _)| *n != name) {
+                jail.set_env(name, value);
+            }
+            jail.set_env(name, value);
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{name}: {err}");
+            Ok(())
+        });
+    }
+}

@@ -23,4 +23,5 @@ mod stalls;
 mod stepup;
 mod store;
 mod tenancy;
+mod tls;
 mod verify;
