@@ -8,6 +8,7 @@ mod memory_limits;
 pub mod migrate;
 mod postgres;
 mod postgres_limits;
+mod postgres_tls;
 mod writer;
 
 use async_trait::async_trait;
