@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod clock;
+pub mod admin;
 pub mod config;
 pub mod hooks;
 pub mod keys;

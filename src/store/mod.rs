@@ -3,12 +3,14 @@
 //! applies the state changes `otp`, `messages` and `limits` decide, atomically (a session edit under
 //! its row lock, an admission in one statement, a send's log in one group commit).
 
+pub mod listen;
 mod memory;
 mod memory_limits;
 pub mod migrate;
 mod postgres;
 mod postgres_limits;
 mod postgres_tls;
+mod registry;
 mod writer;
 
 use async_trait::async_trait;
@@ -18,6 +20,7 @@ use uuid::Uuid;
 
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
+pub use registry::{AuditEntry, AuditNote, RegistryCommit, RegistryRow, RegistryStore, StoredRegistry, REGISTRY_CHANNEL};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -189,7 +192,7 @@ impl StoreError {
 }
 
 #[async_trait]
-pub trait Store: LimitStore + Send + Sync {
+pub trait Store: LimitStore + RegistryStore + Send + Sync {
     /// `postgres` or `memory`.
     fn kind(&self) -> &'static str;
     /// Whether the store is reachable.
