@@ -15,6 +15,7 @@ mod limits;
 mod masking;
 mod otp;
 mod protocol;
+mod registry;
 mod pumping;
 mod rls;
 mod routing;
