@@ -2,10 +2,10 @@
 //! list of providers with failover, circuit breakers and a durable log of every attempt.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod clock;
-pub mod admin;
 pub mod config;
 pub mod hooks;
 pub mod keys;

@@ -3,6 +3,7 @@
 //! audit trail. The HTTP edge is `api::admin`; rows live in `store::registry`.
 
 pub mod audit;
+pub mod commands;
 pub mod registry;
 pub mod secrets;
 mod validate;

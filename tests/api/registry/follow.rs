@@ -14,7 +14,11 @@ async fn follows_within(app: &TestApp, order: &[&str], within: Duration) -> Dura
     let started = Instant::now();
     let followed = eventually(within, || async { listed(app).await == order }).await;
     let took = started.elapsed();
-    assert!(followed, "the other instance did not follow within {within:?}: {:?}", listed(app).await);
+    assert!(
+        followed,
+        "the other instance did not follow within {within:?}: {:?}",
+        listed(app).await
+    );
     took
 }
 
@@ -29,7 +33,10 @@ async fn listeners(app: &TestApp) -> Vec<i32> {
     let client = db.client().await;
     let name = format!("{}:{}", smsgate::store::listen::APPLICATION_NAME, db.schema);
     let rows = client
-        .query("SELECT pid FROM pg_stat_activity WHERE application_name = left($1, 63) ORDER BY pid", &[&name])
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = left($1, 63) ORDER BY pid",
+            &[&name],
+        )
         .await
         .unwrap();
     rows.iter().map(|r| r.get(0)).collect()
@@ -38,7 +45,10 @@ async fn listeners(app: &TestApp) -> Vec<i32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reorder_on_one_instance_routes_the_other_by_the_new_order_within_a_second() {
     let (a, b) = spawn_pair(config).await;
-    assert!(eventually(Duration::from_secs(5), || async { listeners(&a).await.len() == 2 }).await, "both instances listen");
+    assert!(
+        eventually(Duration::from_secs(5), || async { listeners(&a).await.len() == 2 }).await,
+        "both instances listen"
+    );
     assert_eq!(listed(&b).await, ["2factor", "twilio"]);
     reorder(&a, &["twilio", "2factor"]).await;
     let took = follows_within(&b, &["twilio", "2factor"], Duration::from_secs(1)).await;
@@ -56,7 +66,10 @@ async fn a_reorder_on_one_instance_routes_the_other_by_the_new_order_within_a_se
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_listen_connection_is_reestablished_and_still_delivers_changes() {
     let (a, b) = spawn_pair(config).await;
-    assert!(eventually(Duration::from_secs(5), || async { listeners(&a).await.len() == 2 }).await, "both instances listen");
+    assert!(
+        eventually(Duration::from_secs(5), || async { listeners(&a).await.len() == 2 }).await,
+        "both instances listen"
+    );
     let dropped = listeners(&a).await;
     let admin = a.db.as_ref().unwrap().client().await;
     for pid in &dropped {

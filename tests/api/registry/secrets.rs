@@ -35,7 +35,10 @@ fn settings(sim: &smsgate::sim::SimHandle, master_key: Option<String>) -> Settin
 async fn stored(app: &TestApp) -> (Option<String>, Option<Vec<u8>>) {
     let client = app.db.as_ref().unwrap().client().await;
     let row = client
-        .query_one("SELECT secret_key_id, secret_ciphertext FROM api_integrations WHERE name = 'twilio'", &[])
+        .query_one(
+            "SELECT secret_key_id, secret_ciphertext FROM api_integrations WHERE name = 'twilio'",
+            &[],
+        )
         .await
         .unwrap();
     (row.get(0), row.get(1))
@@ -63,7 +66,14 @@ async fn a_secret_set_through_the_api_is_sealed_used_and_never_shown() {
     assert!(!ciphertext.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "stored sealed");
 
     // Twilio now works with the stored secret.
-    let off = call(&app, Method::PATCH, "/v1/admin/providers/2factor", ADMIN_TOKEN, Some(json!({"enabled": false}))).await;
+    let off = call(
+        &app,
+        Method::PATCH,
+        "/v1/admin/providers/2factor",
+        ADMIN_TOKEN,
+        Some(json!({"enabled": false})),
+    )
+    .await;
     assert_eq!(off.status, 200, "{}", off.body);
     app.otp_round_trip(PHONE, "twilio").await;
 
@@ -82,7 +92,10 @@ async fn a_secret_set_through_the_api_is_sealed_used_and_never_shown() {
     }
     let audit_rows = app.db.as_ref().unwrap().client().await;
     let text: String = audit_rows
-        .query_one("SELECT coalesce(string_agg(before::text || ' ' || after::text, ' '), '') FROM admin_audit_log", &[])
+        .query_one(
+            "SELECT coalesce(string_agg(before::text || ' ' || after::text, ' '), '') FROM admin_audit_log",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -100,7 +113,12 @@ async fn without_a_master_key_setting_a_secret_is_a_clear_409() {
         Some(json!({"secrets": {"auth_token": SECRET}})),
     )
     .await;
-    assert_eq!((set.status, set.body["error"].as_str()), (409, Some("master_key_missing")), "{}", set.body);
+    assert_eq!(
+        (set.status, set.body["error"].as_str()),
+        (409, Some("master_key_missing")),
+        "{}",
+        set.body
+    );
     assert!(set.body["message"].as_str().unwrap().contains("SMSGATE_MASTER_KEY"));
     assert!(!set.body.to_string().contains(SECRET));
     assert_eq!(stored(&app).await, (None, None));
@@ -132,7 +150,14 @@ async fn a_rotation_reseals_every_secret_under_the_new_key() {
     // An instance holding only the new key opens it and sends through Twilio.
     let only_new = settings(&app.sim, Some(key(8)));
     let second = spawn_second(&app, only_new).await;
-    let off = call(&second, Method::PATCH, "/v1/admin/providers/2factor", ADMIN_TOKEN, Some(json!({"enabled": false}))).await;
+    let off = call(
+        &second,
+        Method::PATCH,
+        "/v1/admin/providers/2factor",
+        ADMIN_TOKEN,
+        Some(json!({"enabled": false})),
+    )
+    .await;
     assert_eq!(off.status, 200, "{}", off.body);
     second.otp_round_trip(PHONE, "twilio").await;
     assert_eq!(audit(&app).await.iter().filter(|a| a["action"] == "rotate").count(), 1);
