@@ -152,7 +152,10 @@ from = "+15005550006"
         .await
         .unwrap()
         .get(0);
-    assert!(!stored.windows(secret.len()).any(|w| w == secret.as_bytes()), "the stored column is sealed");
+    assert!(
+        !stored.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the stored column is sealed"
+    );
     for answer in &answers {
         assert!(
             !answer.contains(&secret) && !answer.contains(&basic),
