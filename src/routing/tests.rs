@@ -362,7 +362,10 @@ async fn a_retry_after_cut_to_the_cap_is_counted_per_provider() {
 
 #[tokio::test(start_paused = true)]
 async fn every_attempt_is_counted_in_its_providers_stats_on_the_routers_clock() {
-    let providers = [Arc::new(p1().then(unavailable().after(ms(100)))), Arc::new(p2().then(Reply::Accept.after(ms(20))))];
+    let providers = [
+        Arc::new(p1().then(unavailable().after(ms(100)))),
+        Arc::new(p2().then(Reply::Accept.after(ms(20)))),
+    ];
     let router = router(&providers, &[], RoutingSettings::default(), Metrics::new());
     let dispatch = router.dispatch(&message(&Msg::Otp), None, router.request_deadline()).await;
     assert_eq!(outcome_of(&dispatch.result), Want::By("p2"));
@@ -383,7 +386,12 @@ async fn a_probe_calls_its_provider_alone_even_with_the_breaker_open() {
     let sms = message(&Msg::Otp);
     let first = router.dispatch(&sms, None, router.request_deadline()).await;
     assert_eq!(outcome_of(&first.result), Want::By("p2"));
-    let breaker = |router: &Router| router.registry().slots()[0].breaker.state(tokio::time::Instant::now().into_std()).label();
+    let breaker = |router: &Router| {
+        router.registry().slots()[0]
+            .breaker
+            .state(tokio::time::Instant::now().into_std())
+            .label()
+    };
     assert_eq!(breaker(&router), "open");
     let probe = router.probe("p1", &sms).await.expect("p1 is configured");
     assert_eq!(outcome_of(&probe.result), Want::AllFailed, "a probe never fails over");
