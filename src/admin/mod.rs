@@ -1,11 +1,17 @@
 //! Admin: the live provider registry (changes validated like the configuration file, committed
 //! with their audit rows, followed by every instance), provider secrets sealed at rest, and the
-//! audit trail. The HTTP edge is `api::admin`; rows live in `store::registry`.
+//! audit trail; and the operations the settings page runs: the test sender, logs, live status and
+//! multi-factor access to logs. The HTTP edge is `api::admin` and `api::admin_ops`; rows live in
+//! `store::registry` and `store::admin_logs`.
 
 pub mod audit;
 pub mod commands;
+pub mod logs;
+pub mod mfa;
 pub mod registry;
 pub mod secrets;
+pub mod status;
+pub mod test_send;
 mod validate;
 
 pub use registry::{AdminError, Change, OrderChange, ProviderView, RegistryAdmin, RegistrySource, Snapshot};

@@ -4,6 +4,7 @@
 //! its row lock, an admission in one statement, a send's log in one group commit).
 
 pub mod listen;
+pub mod admin_logs;
 mod memory;
 mod memory_limits;
 pub mod migrate;
@@ -192,7 +193,7 @@ impl StoreError {
 }
 
 #[async_trait]
-pub trait Store: LimitStore + RegistryStore + Send + Sync {
+pub trait Store: LimitStore + RegistryStore + admin_logs::AdminLogStore + Send + Sync {
     /// `postgres` or `memory`.
     fn kind(&self) -> &'static str;
     /// Whether the store is reachable.
