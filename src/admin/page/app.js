@@ -38,10 +38,14 @@ class ApiFailure extends Error {
     this.code = body && body.error ? body.error : status ? `http_${status}` : "network";
     this.field = body && body.field ? body.field : null;
   }
+  /** The gateway has no such route (an older build): not the same as a missing provider. */
+  missingRoute() {
+    return (this.status === 404 && this.code === "not_found" && this.message === "no such route") || this.code === "method_not_allowed";
+  }
   /** Text for a person at 2 a.m.: what failed and what to do about it. */
   explain() {
     if (this.code === "registry_read_only") return "Registry is read-only: no database. Change providers.toml and restart instead.";
-    if (this.code === "route_not_found") return "This gateway does not offer this yet (no such route).";
+    if (this.missingRoute()) return "This gateway does not offer this yet (no such route).";
     if (this.code === "network") return "The gateway did not answer. Check the connection and try again.";
     return this.message;
   }
@@ -205,7 +209,7 @@ async function start() {
   try {
     me = await api("GET", "/v1/admin/me");
   } catch (e) {
-    if (e.code !== "route_not_found") throw e;
+    if (!e.missingRoute()) throw e;
     // A gateway without /me: the providers list still proves the token is an admin's.
     await api("GET", "/v1/admin/providers");
     me = { name: "admin", roles: ["admin"], mfa_required: false, mfa_ok: true, database: true, can_set_secrets: false };
@@ -404,7 +408,7 @@ async function refreshStatus() {
     try {
       data = await api("GET", "/v1/admin/status");
     } catch (e) {
-      if (e.code !== "route_not_found") throw e;
+      if (!e.missingRoute()) throw e;
       data = await api("GET", "/v1/admin/providers");
     }
     state.status = Object.fromEntries((data.providers || []).map((p) => [p.name, p]));
@@ -554,10 +558,9 @@ async function saveEditor(event) {
 // ---------------------------------------------------------------- test sender
 
 function resultBlock(node, ok, lines, answer) {
-  node.replaceChildren(
-    el("p", { class: `outcome ${ok ? "ok" : "error"}` }, ...lines),
-    answer === undefined ? null : el("details", { open: true }, el("summary", {}, "Raw provider answer"), el("pre", { class: "raw" }, raw(answer))),
-  );
+  const parts = [el("p", { class: `outcome ${ok ? "ok" : "error"}` }, ...lines)];
+  if (answer !== undefined) parts.push(el("details", { open: true }, el("summary", {}, "Raw provider answer"), el("pre", { class: "raw" }, raw(answer))));
+  node.replaceChildren(...parts);
 }
 
 async function testSend(event) {
@@ -791,6 +794,7 @@ document.addEventListener("DOMContentLoaded", () => {
     state.logCursors.push(state.logNext);
     loadLogs();
   });
+  $("logs-refresh").addEventListener("click", () => loadLogs());
   $("logs-newest").addEventListener("click", () => {
     state.logCursors = [null];
     loadLogs();
@@ -804,6 +808,8 @@ document.addEventListener("DOMContentLoaded", () => {
     state.auditCursors = [null];
     loadAudit();
   });
+  // Filters stay folded on a phone, where they would push the rows off the screen.
+  $("log-filter-box").open = window.matchMedia("(min-width: 720px)").matches;
   if (token()) {
     start().catch((e) => signOut(e.explain ? e.explain() : String(e)));
   } else {
