@@ -19,6 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
@@ -51,7 +52,10 @@ impl Driver {
         let url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         let ready = helpers::eventually(PATIENCE, || async {
-            http.get(format!("{url}/status")).send().await.is_ok_and(|r| r.status().is_success())
+            http.get(format!("{url}/status"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
         })
         .await;
         assert!(ready, "chromedriver did not answer on {url}");
@@ -137,7 +141,11 @@ async fn text_with(c: &Client, css: &str, needle: &str) -> String {
 
 /// The provider names in the order the page shows them.
 async fn shown_order(c: &Client) -> Vec<String> {
-    let v = js(c, "return [...document.querySelectorAll('#provider-list li')].map(li => li.dataset.name)").await;
+    let v = js(
+        c,
+        "return [...document.querySelectorAll('#provider-list li')].map(li => li.dataset.name)",
+    )
+    .await;
     serde_json::from_value(v).unwrap()
 }
 
@@ -173,8 +181,17 @@ async fn has_route(app: &TestApp, method: reqwest::Method, path: &str) -> bool {
 async fn delivered_code(app: &TestApp, phone: &str) -> String {
     let inbox = format!("{}/_sim/messages?to={}", app.sim.control_url(), urlencode(phone));
     until("the simulator to receive the code", || async {
-        let list: Value = reqwest::get(&inbox).await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
-        Ok(list.as_array().and_then(|m| m.last()).and_then(|m| m["code"].as_str()).map(str::to_string))
+        let list: Value = reqwest::get(&inbox)
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(list
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["code"].as_str())
+            .map(str::to_string))
     })
     .await
 }
@@ -208,9 +225,16 @@ async fn an_admin_reorders_providers_tests_one_and_sees_the_log_in_a_real_browse
     order_becomes(&c, &["2factor", "twilio"]).await;
     screenshot(&c, "01-signed-in", 1280).await;
 
-    // Reorder: move twilio up, save in one request; the new order survives a reload.
-    find(&c, "button[aria-label='Move twilio up']").await.click().await.unwrap();
+    // Reorder from the keyboard: Enter on "Move twilio up" (a real button), focus stays on the
+    // moved row; then save in one request; the new order survives a reload.
+    find(&c, "button[aria-label='Move twilio up']")
+        .await
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .unwrap();
     order_becomes(&c, &["twilio", "2factor"]).await;
+    let focused = js(&c, "return document.activeElement.getAttribute('aria-label')").await;
+    assert_eq!(focused, json!("Move twilio down"), "focus follows the moved provider");
     text_with(&c, "#order-msg", "Unsaved changes").await;
     find(&c, "#order-save").await.click().await.unwrap();
     if has_route(&app, reqwest::Method::PUT, "/v1/admin/providers/order").await {
@@ -219,7 +243,12 @@ async fn an_admin_reorders_providers_tests_one_and_sees_the_log_in_a_real_browse
         find(&c, "#provider-list li").await;
         order_becomes(&c, &["twilio", "2factor"]).await;
         let api = app.get("/v1/admin/providers", Some(ADMIN_TOKEN)).await;
-        let names: Vec<&str> = api.body["providers"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = api.body["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["twilio", "2factor"], "{}", api.body);
     } else {
         // The page says the save failed and keeps the change for another try.
@@ -253,7 +282,11 @@ async fn an_admin_reorders_providers_tests_one_and_sees_the_log_in_a_real_browse
         until("the test send's log row", || async {
             let rows = js(&c, "return [...document.querySelectorAll('#log-rows tr')].map(r => r.textContent)").await;
             let rows: Vec<String> = serde_json::from_value(rows).unwrap();
-            seen(rows.iter().any(|r| r.contains("twilio") && r.contains(masked_tail)), (), format!("{rows:?}"))
+            seen(
+                rows.iter().any(|r| r.contains("twilio") && r.contains(masked_tail)),
+                (),
+                format!("{rows:?}"),
+            )
         })
         .await;
     } else {

@@ -274,8 +274,6 @@ function renderProviders() {
   state.order.forEach((name, i) => {
     const p = state.providers.find((x) => x.name === name) || { name };
     const on = state.enabled[name];
-    const st = state.status[name] || {};
-    const breaker = st.breaker || p.breaker || "unknown";
     const item = el(
       "li",
       { class: `provider ${on ? "" : "off"}`, draggable: readOnly ? false : "true", "data-name": name },
@@ -285,14 +283,14 @@ function renderProviders() {
         { class: "ident" },
         el("strong", { class: "pname" }, name),
         el("span", { class: "kind" }, p.kind || ""),
-        el("span", { class: `chip breaker-${breaker}`, title: "circuit breaker" }, breakerText(breaker, st, p)),
+        el("span", { class: "chip breaker", title: "circuit breaker" }),
       ),
       el(
         "dl",
         { class: "live" },
-        el("div", {}, el("dt", {}, "success 1m"), el("dd", {}, pct(st.success_rate_1m))),
-        el("div", {}, el("dt", {}, "p50 / p95"), el("dd", {}, `${ms(st.p50_ms_1m)} / ${ms(st.p95_ms_1m)}`)),
-        el("div", {}, el("dt", {}, "calls 1m / 1h"), el("dd", {}, st.calls_1m === undefined ? "—" : `${st.calls_1m} / ${st.calls_1h}`)),
+        el("div", {}, el("dt", {}, "success 1m"), el("dd", { "data-live": "rate" })),
+        el("div", {}, el("dt", {}, "p50 / p95"), el("dd", { "data-live": "latency" })),
+        el("div", {}, el("dt", {}, "calls 1m / 1h"), el("dd", { "data-live": "calls" })),
       ),
       el(
         "div",
@@ -334,6 +332,7 @@ function renderProviders() {
     });
     list.append(item);
   });
+  renderLive();
   if (focused) {
     const again = list.querySelector(`[data-key="${CSS.escape(focused)}"]`);
     if (again && !again.disabled) again.focus();
@@ -347,6 +346,22 @@ function renderProviders() {
   const enabledCount = state.order.filter((n) => state.enabled[n]).length;
   if (changed && enabledCount === 0) setMsg($("order-msg"), "error", "At least one provider must stay enabled.");
   $("providers-meta").textContent = [state.version !== null ? `version ${state.version}` : null, state.source ? `from ${state.source}` : null].filter(Boolean).join(" · ");
+}
+
+/** Writes the live figures into the rows in place, so a refresh never disturbs a drag or focus. */
+function renderLive() {
+  for (const item of $("provider-list").children) {
+    const name = item.dataset.name;
+    const p = state.providers.find((x) => x.name === name) || {};
+    const st = state.status[name] || {};
+    const breaker = st.breaker || p.breaker || "unknown";
+    const chip = item.querySelector(".breaker");
+    chip.className = `chip breaker breaker-${breaker}`;
+    chip.textContent = breakerText(breaker, st, p);
+    item.querySelector('[data-live="rate"]').textContent = pct(st.success_rate_1m);
+    item.querySelector('[data-live="latency"]').textContent = `${ms(st.p50_ms_1m)} / ${ms(st.p95_ms_1m)}`;
+    item.querySelector('[data-live="calls"]').textContent = st.calls_1m === undefined ? "—" : `${st.calls_1m} / ${st.calls_1h}`;
+  }
 }
 
 function breakerText(breaker, st, p) {
@@ -423,7 +438,7 @@ async function refreshStatus() {
         return;
       }
     }
-    renderProviders();
+    renderLive();
   } catch (e) {
     state.statusError = e.explain();
   }
