@@ -2,6 +2,7 @@
 //! list of providers with failover, circuit breakers and a durable log of every attempt.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod clock;

@@ -78,6 +78,7 @@ impl Clients {
             token_sha256: Some(sha256_hex(&token)),
             token_sha256s: Vec::new(),
             roles: vec![Role::Send, Role::Admin],
+            phone: None,
         }]);
         (token, clients)
     }

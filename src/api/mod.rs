@@ -2,6 +2,7 @@
 //! Handlers parse, call the gateway, and shape the answer; they hold no business rules.
 
 mod admin;
+mod admin_ops;
 mod admin_page;
 mod auth;
 mod client_ip;
@@ -111,6 +112,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .service(at("/v1/admin/providers").route(web::get().to(admin::providers)))
         .service(at("/v1/admin/clients").route(web::get().to(admin::clients)))
         .service(at("/v1/admin/attempts").route(web::get().to(admin::attempts)))
+        .service(at("/v1/admin/me").route(web::get().to(admin_ops::me)))
+        .service(at("/v1/admin/providers/{name}/test").route(web::post().to(admin_ops::test_send)))
+        .service(at("/v1/admin/providers/{name}/test/verify").route(web::post().to(admin_ops::test_verify)))
+        .service(at("/v1/admin/logs").route(web::get().to(admin_ops::logs)))
+        .service(at("/v1/admin/mfa/send").route(web::post().to(admin_ops::mfa_send)))
+        .service(at("/v1/admin/mfa/verify").route(web::post().to(admin_ops::mfa_verify)))
+        .service(at("/v1/admin/status").route(web::get().to(admin_ops::status)))
         // Auth servers' SMS hooks, each authenticated the way its sender signs.
         .service(
             at("/v1/hooks/supabase/send-sms")

@@ -201,6 +201,15 @@ impl Settings {
             if c.roles.is_empty() {
                 return Err(bad(&format!("clients[{i}].roles"), "must list send, admin and/or super_admin"));
             }
+            if let Some(phone) = &c.phone {
+                let digits = phone.strip_prefix('+').unwrap_or("");
+                if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(bad(
+                        &format!("clients[{i}].phone"),
+                        "must be a number in E.164 form such as \"+919876543210\"",
+                    ));
+                }
+            }
         }
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.providers.iter().enumerate() {

@@ -145,6 +145,10 @@ pub struct ClientConfig {
     pub token_sha256s: Vec<String>,
     /// `send`, `admin`, `super_admin`.
     pub roles: Vec<Role>,
+    /// An admin's own phone (E.164, `+…`): when set, the admin logs are shown only after an
+    /// OTP sent to it through smsgate is verified (`/v1/admin/mfa/send`, `/v1/admin/mfa/verify`).
+    #[serde(default)]
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

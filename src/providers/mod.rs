@@ -13,6 +13,7 @@ pub mod fast2sms;
 pub mod http;
 pub mod msg91;
 pub mod plivo;
+pub mod raw;
 #[cfg(test)]
 mod spec_checks;
 #[cfg(any(test, feature = "test-util"))]

@@ -9,6 +9,7 @@ mod budget;
 mod registry;
 mod router;
 mod slot;
+mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -18,3 +19,4 @@ pub use budget::RetryBudget;
 pub use registry::{Explained, Registry, Skipped};
 pub use router::Router;
 pub use slot::{CoolDown, Slot};
+pub use stats::{CallStats, WindowSummary};

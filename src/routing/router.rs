@@ -118,7 +118,7 @@ impl Router {
                     tracing::info!(from = %from, to = %slot.name(), reason = %why, "failing over");
                 }
                 tried.insert(slot.name().to_string());
-                let (attempt, step) = self.call(slot, permit, sms, deadline).await;
+                let (attempt, step) = self.call(slot, Some(permit), sms, deadline).await;
                 attempts.push(attempt);
                 match step {
                     Step::Stop(result) => return Dispatch { result, attempts },
@@ -144,9 +144,28 @@ impl Router {
         }
     }
 
-    /// One attempt on `slot`: the call under its timeout, what the breaker and cool-down learn,
-    /// and whether the dispatch stops here or moves on.
-    async fn call(&self, slot: &Slot, permit: Permit, sms: &OutboundSms, deadline: Instant) -> (Attempt, Step) {
+    /// Sends `sms` through `provider` alone (an admin's test send): no failover, and the call
+    /// goes out even while the breaker is open (testing a benched provider is the point), in
+    /// which case the breaker does not learn from it. `None`: no such provider.
+    pub async fn probe(&self, provider: &str, sms: &OutboundSms) -> Option<Dispatch> {
+        let slot = self.registry().slot(provider).cloned()?;
+        let permit = slot.breaker.try_acquire(read_clock()).ok();
+        let (attempt, step) = self.call(&slot, permit, sms, self.request_deadline()).await;
+        let result = match step {
+            Step::Stop(result) => result,
+            Step::Next { reason, .. } => Err(DispatchError::AllFailed {
+                reasons: vec![(slot.name().to_string(), reason)],
+            }),
+        };
+        Some(Dispatch {
+            result,
+            attempts: vec![attempt],
+        })
+    }
+
+    /// One attempt on `slot`: the call under its timeout, what the breaker (when the call holds
+    /// a permit), cool-down and stats learn, and whether the dispatch stops here or moves on.
+    async fn call(&self, slot: &Slot, permit: Option<Permit>, sms: &OutboundSms, deadline: Instant) -> (Attempt, Step) {
         let started = read_clock();
         let timeout = slot.timeout.min(deadline.saturating_duration_since(started));
         let started_at = Utc::now();
@@ -171,14 +190,18 @@ impl Router {
         let step = match answer {
             Ok(accepted) => {
                 let slow = slot.breaker.is_slow(elapsed);
-                permit.record(if slow { CallResult::Failure } else { CallResult::Success }, done);
+                if let Some(permit) = permit {
+                    permit.record(if slow { CallResult::Failure } else { CallResult::Success }, done);
+                }
                 slot.reset_cooldown();
                 attempt.http_status = Some(accepted.http_status).filter(|s| *s != 0);
                 attempt.reference = accepted.reference.clone();
                 Step::Stop(Ok(Delivered { provider: name, accepted }))
             }
             Err(failure) => {
-                permit.record(failure.breaker_verdict(), done);
+                if let Some(permit) = permit {
+                    permit.record(failure.breaker_verdict(), done);
+                }
                 let reason = failure.to_string();
                 attempt.outcome = failure.outcome();
                 attempt.http_status = failure.http_status();
@@ -201,6 +224,7 @@ impl Router {
             }
         };
         self.observe(&attempt, elapsed);
+        slot.stats.record(done, elapsed, attempt.outcome == Outcome::Accepted);
         (attempt, step)
     }
 

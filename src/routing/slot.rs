@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::breaker::Breaker;
+use super::stats::CallStats;
 use crate::providers::Provider;
 
 pub struct Slot {
@@ -14,6 +15,8 @@ pub struct Slot {
     pub priority: i32,
     pub timeout: Duration,
     pub breaker: Arc<Breaker>,
+    /// Calls over the last minute and hour on this instance (the admin status panel).
+    pub stats: CallStats,
     cooldown: Mutex<Cooldown>,
     bucket: Option<Mutex<TokenBucket>>,
 }
@@ -47,6 +50,8 @@ impl Slot {
             priority,
             timeout,
             breaker,
+            // The router's clock (tokio's), which records into it.
+            stats: CallStats::new(tokio::time::Instant::now().into_std()),
             cooldown: Mutex::new(Cooldown::default()),
             bucket: max_per_second.map(|rate| Mutex::new(TokenBucket::new(rate))),
         }

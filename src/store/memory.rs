@@ -25,6 +25,8 @@ struct Inner {
     sessions: HashMap<Uuid, Session>,
     attempts: VecDeque<AttemptRow>,
     events: VecDeque<OtpEvent>,
+    /// Events ever written: the id of an event is its position in that sequence.
+    events_written: u64,
 }
 
 impl MemoryStore {
@@ -34,6 +36,16 @@ impl MemoryStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl MemoryStore {
+    /// Reads the attempt and event logs, oldest first; events come with their ids.
+    pub(super) fn with_logs<R>(&self, read: impl FnOnce(&VecDeque<AttemptRow>, &mut dyn Iterator<Item = (u64, &OtpEvent)>) -> R) -> R {
+        let inner = self.lock();
+        let first = inner.events_written - inner.events.len() as u64;
+        let mut events = (first..).zip(inner.events.iter());
+        read(&inner.attempts, &mut events)
     }
 }
 
@@ -85,6 +97,7 @@ impl Store for MemoryStore {
         }
         for e in log.events {
             push_capped(&mut inner.events, e);
+            inner.events_written += 1;
         }
         Ok(())
     }

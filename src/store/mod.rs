@@ -3,6 +3,7 @@
 //! applies the state changes `otp`, `messages` and `limits` decide, atomically (a session edit under
 //! its row lock, an admission in one statement, a send's log in one group commit).
 
+pub mod admin_logs;
 mod memory;
 mod memory_limits;
 pub mod migrate;
@@ -189,7 +190,7 @@ impl StoreError {
 }
 
 #[async_trait]
-pub trait Store: LimitStore + Send + Sync {
+pub trait Store: LimitStore + admin_logs::AdminLogStore + Send + Sync {
     /// `postgres` or `memory`.
     fn kind(&self) -> &'static str;
     /// Whether the store is reachable.

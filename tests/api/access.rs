@@ -32,6 +32,7 @@ fn with_more_clients(sim: &SimHandle, adjust: impl FnOnce(&mut Settings)) -> Set
                 smsgate::api::sha256_hex(NEW_TOKEN).to_uppercase(),
             ],
             roles: vec![Role::Send],
+            phone: None,
         });
         adjust(c);
     })

@@ -30,6 +30,7 @@ pub fn client(name: &str, token: &str, roles: &[Role]) -> ClientConfig {
         token_sha256: Some(smsgate::api::sha256_hex(token)),
         token_sha256s: Vec::new(),
         roles: roles.to_vec(),
+        phone: None,
     }
 }
 
