@@ -23,7 +23,8 @@ use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-use helpers::{spawn_app, Backend, TestApp, ADMIN_TOKEN};
+use helpers::{spawn_app, spawn_tuned, Backend, TestApp, ADMIN_TOKEN};
+use smsgate::config::Role;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -161,6 +162,7 @@ async fn order_becomes(c: &Client, want: &[&str]) {
 async fn screenshot(c: &Client, name: &str, width: u32) {
     let height = js(c, "return document.documentElement.scrollHeight").await.as_u64().unwrap_or(900);
     c.set_window_size(width, height.clamp(600, 4000) as u32).await.unwrap();
+    js(c, "window.scrollTo(0, 0); return null").await;
     let png = c.screenshot().await.expect("a screenshot");
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -201,8 +203,12 @@ fn urlencode(s: &str) -> String {
 }
 
 async fn sign_in(c: &Client, app: &TestApp) {
+    sign_in_as(c, app, ADMIN_TOKEN).await
+}
+
+async fn sign_in_as(c: &Client, app: &TestApp, token: &str) {
     c.goto(&format!("{}/admin", app.base)).await.unwrap();
-    find(c, "#token").await.send_keys(ADMIN_TOKEN).await.unwrap();
+    find(c, "#token").await.send_keys(token).await.unwrap();
     find(c, "#signin-btn").await.click().await.unwrap();
     until("the providers to show", || async {
         let n = js(c, "return document.querySelectorAll('#provider-list li').length").await;
@@ -278,12 +284,12 @@ async fn an_admin_reorders_providers_tests_one_and_sees_the_log_in_a_real_browse
 
     // The log row of that send appears (the page refreshes logs after a test send).
     if has_route(&app, reqwest::Method::GET, "/v1/admin/logs?limit=1").await {
-        let masked_tail = &phone[phone.len() - 4..];
+        let masked = smsgate::phone::Phone::parse(&phone, "91").unwrap().masked();
         until("the test send's log row", || async {
             let rows = js(&c, "return [...document.querySelectorAll('#log-rows tr')].map(r => r.textContent)").await;
             let rows: Vec<String> = serde_json::from_value(rows).unwrap();
             seen(
-                rows.iter().any(|r| r.contains("twilio") && r.contains(masked_tail)),
+                rows.iter().any(|r| r.contains("twilio") && r.contains(&masked)),
                 (),
                 format!("{rows:?}"),
             )
@@ -305,5 +311,62 @@ async fn an_admin_reorders_providers_tests_one_and_sees_the_log_in_a_real_browse
     let width = js(&c, "return document.documentElement.scrollWidth").await;
     assert!(width.as_u64().unwrap() <= 360, "the page scrolls sideways at 360 px: {width}");
 
+    c.close().await.unwrap();
+}
+
+/// An admin whose client entry has a phone passes an OTP to it before the page shows logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_wait_for_an_otp_to_the_admins_own_phone_when_their_entry_has_one() {
+    const ONCALL_TOKEN: &str = "test-oncall-admin-token";
+    const ONCALL_PHONE: &str = "+919876509999";
+    let app = spawn_tuned(Backend::Postgres, |s| {
+        let mut oncall = helpers::client("oncall", ONCALL_TOKEN, &[Role::Admin]);
+        oncall.phone = Some(ONCALL_PHONE.into());
+        s.clients.push(oncall);
+    })
+    .await;
+    let driver = Driver::start().await;
+    let c = driver.browser().await;
+
+    sign_in_as(&c, &app, ONCALL_TOKEN).await;
+    let gate = find(&c, "#mfa-send").await;
+    assert!(gate.is_displayed().await.unwrap(), "the MFA step shows");
+    assert!(!find(&c, "#logs-body").await.is_displayed().await.unwrap(), "no logs before MFA");
+
+    // A wrong code is refused next to the code field; the right one opens the logs.
+    gate.click().await.unwrap();
+    let code = delivered_code(&app, ONCALL_PHONE).await;
+    let wrong = if code.starts_with('1') {
+        code.replacen('1', "2", 1)
+    } else {
+        format!("1{}", &code[1..])
+    };
+    let input = find(&c, "#mfa-code").await;
+    assert_eq!(input.attr("autocomplete").await.unwrap().as_deref(), Some("one-time-code"));
+    input.send_keys(&wrong).await.unwrap();
+    find(&c, "#mfa-verify").await.click().await.unwrap();
+    text_with(&c, "#mfa-err", "Not confirmed").await;
+    screenshot(&c, "05-mfa-wrong-code", 1280).await;
+    input.clear().await.unwrap();
+    input.send_keys(&code).await.unwrap();
+    find(&c, "#mfa-verify").await.click().await.unwrap();
+    until("the logs after MFA", || async {
+        let shown = js(
+            &c,
+            "return !document.getElementById('logs-body').hidden && document.getElementById('mfa').hidden",
+        )
+        .await;
+        seen(shown == json!(true), (), format!("{shown}"))
+    })
+    .await;
+    // The MFA send itself is in the logs, masked.
+    let masked = smsgate::phone::Phone::parse(ONCALL_PHONE, "91").unwrap().masked();
+    text_with(&c, "#log-rows", &masked).await;
+    screenshot(&c, "06-mfa-passed", 1280).await;
+
+    // The pass lasts for the tab: a reload shows the logs without asking again.
+    c.refresh().await.unwrap();
+    text_with(&c, "#log-rows", &masked).await;
+    assert!(!find(&c, "#mfa").await.is_displayed().await.unwrap());
     c.close().await.unwrap();
 }

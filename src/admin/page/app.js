@@ -75,7 +75,8 @@ function token() {
 function mfaToken() {
   try {
     const saved = JSON.parse(sessionStorage.getItem(MFA_KEY) || "null");
-    if (saved && Date.parse(saved.expires_at) > Date.now()) return saved.mfa_token;
+    // An unreadable expiry is left to the gateway to judge (it answers mfa_required).
+    if (saved && saved.mfa_token && !(Date.parse(saved.expires_at) <= Date.now())) return saved.mfa_token;
   } catch (_) {
     /* a damaged entry is no token */
   }
@@ -207,7 +208,8 @@ function signOut(message) {
 async function start() {
   let me;
   try {
-    me = await api("GET", "/v1/admin/me");
+    const mfa = mfaToken();
+    me = await api("GET", "/v1/admin/me", undefined, mfa ? { "X-Admin-MFA": mfa } : undefined);
   } catch (e) {
     if (!e.missingRoute()) throw e;
     // A gateway without /me: the providers list still proves the token is an admin's.
@@ -574,7 +576,10 @@ async function saveEditor(event) {
 
 function resultBlock(node, ok, lines, answer) {
   const parts = [el("p", { class: `outcome ${ok ? "ok" : "error"}` }, ...lines)];
-  if (answer !== undefined) parts.push(el("details", { open: true }, el("summary", {}, "Raw provider answer"), el("pre", { class: "raw" }, raw(answer))));
+  if (answer !== undefined) {
+    const text = answer === null ? "(none: no provider was asked; the gateway checked the code itself)" : raw(answer);
+    parts.push(el("details", { open: true }, el("summary", {}, "Raw provider answer"), el("pre", { class: "raw" }, text)));
+  }
   node.replaceChildren(...parts);
 }
 
@@ -653,6 +658,7 @@ async function mfaSend() {
     const r = await api("POST", "/v1/admin/mfa/send");
     state.mfaSession = r.session_id;
     $("mfa-form").hidden = false;
+    $("mfa-send").textContent = "Send another code";
     $("mfa-code").focus();
   } catch (e) {
     $("mfa-err").textContent = `Could not send the code: ${e.explain()}`;
@@ -673,6 +679,8 @@ async function mfaVerify(event) {
     loadLogs();
   } catch (e) {
     $("mfa-err").textContent = `Not confirmed: ${e.explain()}`;
+    $("mfa-code").setAttribute("aria-invalid", "true");
+    $("mfa-code").focus();
   }
 }
 
@@ -717,6 +725,11 @@ async function loadLogs(quiet) {
       sessionStorage.removeItem(MFA_KEY);
       showMfa(true);
       return;
+    }
+    if (e.field && $("log-filters").querySelector(`[data-for="${CSS.escape(e.field)}"]`)) {
+      clearErrors($("log-filters"));
+      $("log-filter-box").open = true;
+      showFieldError($("log-filters"), e.field, e.message);
     }
     note.className = "state error";
     note.textContent = `Could not load logs: ${e.explain()}${$("log-rows").children.length ? " Rows below may be stale." : ""}`;
@@ -796,6 +809,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("mfa-form").addEventListener("submit", mfaVerify);
   $("log-filters").addEventListener("submit", (ev) => {
     ev.preventDefault();
+    clearErrors($("log-filters"));
     state.logCursors = [null];
     loadLogs();
   });
