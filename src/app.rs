@@ -17,7 +17,7 @@ use crate::config::Settings;
 use crate::keys::HmacKey;
 use crate::limits::{Idempotency, Limits};
 use crate::metrics::Metrics;
-use crate::routing::{Registry, Router};
+use crate::admin::RegistryAdmin;
 use crate::service::Gateway;
 use crate::store::{MemoryStore, PostgresStore, Store};
 
@@ -46,11 +46,9 @@ impl Application {
         let metrics = Metrics::new();
         let store = open_store(&settings, &metrics).await?;
         adopt_unowned_rows(&*store, &settings).await?;
-        let (registry, skipped) = Registry::build(&settings, &*secrets).context("provider configuration")?;
-        for s in &skipped {
-            tracing::warn!(provider = %s.provider, reason = %s.reason, "provider skipped");
-        }
-        let router = Arc::new(Router::new(registry, settings.routing.clone(), metrics.clone()));
+        let settings = Arc::new(settings);
+        // The providers: the database's registry (seeded from the file while empty), else the file.
+        let (registry, router) = RegistryAdmin::open(Arc::clone(&store), Arc::clone(&settings), Arc::clone(&secrets), metrics.clone()).await?;
         let key = match &settings.otp_secret {
             Some(secret) if !secret.expose_secret().is_empty() => HmacKey::new(secret.clone()),
             _ => {
@@ -72,7 +70,6 @@ impl Application {
         let listener = TcpListener::bind(&settings.server.listen).with_context(|| format!("binding {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
         let max_body = settings.server.max_body_bytes;
-        let settings = Arc::new(settings);
         let limits = Limits::new(&settings, metrics.clone());
         spawn_sweeper(Arc::clone(&store), clock.clone());
         let gateway = Arc::new(Gateway {
@@ -93,6 +90,7 @@ impl Application {
             gateway: Arc::clone(&gateway),
             clients: Arc::new(clients),
             hooks: Arc::new(hooks),
+            registry,
         });
 
         let server = HttpServer::new(move || {

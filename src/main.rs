@@ -201,7 +201,7 @@ fn check_config(config: Option<PathBuf>) -> ExitCode {
         Ok((registry, skipped)) => {
             println!("{shown}: valid");
             for slot in registry.slots() {
-                println!("  ok       {} ({}, priority {})", slot.name(), slot.kind, slot.priority);
+                println!("  ok       {} ({}, priority {})", slot.name(), slot.kind, registry.priority(slot));
             }
             for s in &skipped {
                 println!("  skipped  {}: {}", s.provider, s.reason);

@@ -1,7 +1,7 @@
 //! Every Prometheus metric smsgate exports, defined in this one place. Labels are low-cardinality
 //! only (`provider`, `kind`, `outcome`, `reason`, `route`, `status`, `hook`, `result`): never a number or an id.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// Latency buckets in seconds, from 0.5 ms: a healthy request takes a few milliseconds (the goal
 /// is p99 under 10 ms), so the low buckets must resolve it; a provider call runs to seconds.
@@ -37,6 +37,12 @@ pub struct Metrics {
     /// Requests to the auth servers' hooks by hook (supabase, kratos, keycloak) and result
     /// (sent, unconfirmed, replayed, refused, failed, invalid, unauthorized, not_configured).
     pub hook_requests: IntCounterVec,
+    /// Provider registry reloads by cause (notify, periodic, local, start).
+    pub registry_reloads: IntCounterVec,
+    /// The version of the provider registry in force.
+    pub registry_version: IntGauge,
+    /// Committed admin changes to the registry by action.
+    pub admin_changes: IntCounterVec,
 }
 
 impl Metrics {
@@ -108,6 +114,18 @@ impl Metrics {
             "Requests to the auth servers' SMS hooks by hook and result.",
             &["hook", "result"],
         );
+        let registry_reloads = counter(
+            "smsgate_registry_reloads_total",
+            "Provider registry loads by cause (notify, periodic, local, start).",
+            &["cause"],
+        );
+        let registry_version = IntGauge::new("smsgate_registry_version", "Version of the provider registry in force.").expect("valid metric");
+        registry.register(Box::new(registry_version.clone())).expect("metric registered once");
+        let admin_changes = counter(
+            "smsgate_admin_changes_total",
+            "Committed admin changes to the provider registry by action.",
+            &["action"],
+        );
         Self {
             registry,
             provider_requests,
@@ -122,6 +140,9 @@ impl Metrics {
             blocks,
             log_batch_rows,
             hook_requests,
+            registry_reloads,
+            registry_version,
+            admin_changes,
         }
     }
 

@@ -1,7 +1,16 @@
-//! Admin operations: the settings page's test sender, logs, live status and multi-factor
-//! access to logs (provider CRUD, order, secrets and audit live beside them).
+//! Admin: the live provider registry (changes validated like the configuration file, committed
+//! with their audit rows, followed by every instance), provider secrets sealed at rest, and the
+//! audit trail; and the settings page's operations: test sender, logs, live status and
+//! multi-factor access to logs. The HTTP edge is `api::admin`; rows live in `store::registry`.
 
+pub mod audit;
 pub mod logs;
 pub mod mfa;
+pub mod registry;
+pub mod secrets;
 pub mod status;
 pub mod test_send;
+mod validate;
+
+pub use registry::{AdminError, Change, OrderChange, ProviderView, RegistryAdmin, RegistrySource, Snapshot};
+pub use secrets::MasterKeys;

@@ -1,47 +1,186 @@
-//! Admin routes: the providers with their live health, the newest attempts, and (for
-//! `super_admin`) the clients. Secrets, token hashes and full numbers never appear.
+//! Admin routes: the provider registry (read, add, change, remove, reorder) with each provider's
+//! live health, the audit trail, the newest attempts, and (for `super_admin`) the clients.
+//! Secrets (shown masked), token hashes and full numbers never appear.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, ResponseError};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, AppState, Caller};
+use crate::admin::registry::{NewProvider, ProviderPatch};
+use crate::admin::{AdminError, Change, OrderChange, ProviderView, Snapshot};
 use crate::config::Role;
+use crate::routing::Registry;
 use crate::providers::OtpSupport;
 
-/// `GET /v1/admin/providers`: every provider in priority order with its breaker, cool-down and
-/// what it can carry where.
+/// `GET /v1/admin/providers`: the registry in force, in priority order: each provider's keys,
+/// its secrets masked, its breaker and cool-down.
 pub async fn providers(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
-    let registry = state.gateway.router().registry();
-    let now = Instant::now();
-    let providers: Vec<_> = registry
-        .slots()
+    let snapshot = state.registry.snapshot();
+    Ok(HttpResponse::Ok().json(json!({
+        "version": snapshot.version,
+        "source": snapshot.source,
+        "providers": provider_list(&state, &snapshot),
+        "routes": state.gateway.settings().routing.countries,
+    })))
+}
+
+/// `POST /v1/admin/providers`: adds a provider.
+pub async fn create_provider(state: web::Data<AppState>, caller: Caller, body: web::Json<NewProvider>) -> Result<HttpResponse, actix_web::Error> {
+    caller.require(Role::Admin)?;
+    let name = body.name.clone();
+    let snapshot = state.registry.apply(&caller.name, Change::Create(body.into_inner())).await?;
+    Ok(HttpResponse::Created().json(one_provider(&state, &snapshot, &name)))
+}
+
+/// `PATCH /v1/admin/providers/{name}`: changes a provider's switch, priority, keys or secrets.
+pub async fn update_provider(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+    body: web::Json<ProviderPatch>,
+) -> Result<HttpResponse, actix_web::Error> {
+    caller.require(Role::Admin)?;
+    let name = name.into_inner();
+    let snapshot = state.registry.apply(&caller.name, Change::Update(name.clone(), body.into_inner())).await?;
+    Ok(HttpResponse::Ok().json(one_provider(&state, &snapshot, &name)))
+}
+
+/// `DELETE /v1/admin/providers/{name}`.
+pub async fn delete_provider(state: web::Data<AppState>, caller: Caller, name: web::Path<String>) -> Result<HttpResponse, actix_web::Error> {
+    caller.require(Role::Admin)?;
+    state.registry.apply(&caller.name, Change::Delete(name.into_inner())).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PUT /v1/admin/providers/order`: `["twilio", "2factor"]` or `{"order": [...], "enabled": {...}}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OrderBody {
+    List(Vec<String>),
+    Object {
+        order: Vec<String>,
+        #[serde(default)]
+        enabled: BTreeMap<String, bool>,
+    },
+}
+
+/// `PUT /v1/admin/providers/order`: the whole order (and switches), applied at once.
+pub async fn reorder(state: web::Data<AppState>, caller: Caller, body: web::Json<OrderBody>) -> Result<HttpResponse, actix_web::Error> {
+    caller.require(Role::Admin)?;
+    let change = match body.into_inner() {
+        OrderBody::List(order) => OrderChange {
+            order,
+            enabled: BTreeMap::new(),
+        },
+        OrderBody::Object { order, enabled } => OrderChange { order, enabled },
+    };
+    let snapshot = state.registry.apply(&caller.name, Change::Order(change)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "version": snapshot.version, "providers": provider_list(&state, &snapshot) })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// `GET /v1/admin/audit?cursor=&limit=`: registry changes, newest first.
+pub async fn audit(state: web::Data<AppState>, caller: Caller, query: web::Query<AuditQuery>) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let before = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::InvalidRequest("cursor: not a cursor this API gave".into()))?),
+        None => None,
+    };
+    let rows = state
+        .registry
+        .audit_page(before, limit)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.to_string())).flatten();
+    let items: Vec<_> = rows
         .iter()
-        .map(|slot| {
-            let caps = slot.provider.capabilities();
-            let otp = match caps.otp {
-                OtpSupport::None => "none",
-                OtpSupport::Local => "local",
-                OtpSupport::ProviderHeld => "provider_held",
-            };
-            json!({
-                "name": slot.name(),
-                "kind": slot.kind,
-                "priority": slot.priority,
-                "breaker": slot.breaker.state(now).label(),
-                "cooling_for_ms": slot.cooling_until(now).map(|u| (u - now).as_millis() as u64),
-                "timeout_ms": slot.timeout.as_millis() as u64,
-                "otp": otp,
-                "text": caps.text,
-                "template": caps.template,
-                "countries": caps.countries,
-            })
-        })
+        .map(|r| json!({"id": r.id, "at": r.at, "actor": r.actor, "action": r.action, "target": r.target, "before": r.before, "after": r.after}))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "providers": providers, "routes": state.gateway.settings().routing.countries })))
+    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_cursor": next })))
+}
+
+/// The providers of `snapshot` in priority order, each with its live state on this instance.
+fn provider_list(state: &AppState, snapshot: &Snapshot) -> Vec<serde_json::Value> {
+    let registry = state.gateway.router().registry();
+    let mut entries: Vec<_> = snapshot.entries.iter().collect();
+    entries.sort_by_key(|e| (e.config.common().priority, e.config.name().to_string()));
+    entries.iter().map(|e| provider_json(state.registry.view(e), &registry)).collect()
+}
+
+fn one_provider(state: &AppState, snapshot: &Snapshot, name: &str) -> serde_json::Value {
+    let registry = state.gateway.router().registry();
+    snapshot
+        .entries
+        .iter()
+        .find(|e| e.config.name() == name)
+        .map(|e| provider_json(state.registry.view(e), &registry))
+        .unwrap_or_default()
+}
+
+/// A provider's view with its breaker and what it can carry where (when it is built).
+fn provider_json(view: ProviderView, registry: &Registry) -> serde_json::Value {
+    let now = Instant::now();
+    let mut out = serde_json::to_value(&view).unwrap_or_default();
+    let slot = registry.slot(&view.name);
+    out["breaker"] = json!(slot.map_or("closed", |s| s.breaker.state(now).label()));
+    out["cooling_for_ms"] = json!(slot.and_then(|s| s.cooling_until(now)).map(|u| (u - now).as_millis() as u64));
+    if let Some(slot) = slot {
+        let caps = slot.provider.capabilities();
+        out["otp"] = json!(match caps.otp {
+            OtpSupport::None => "none",
+            OtpSupport::Local => "local",
+            OtpSupport::ProviderHeld => "provider_held",
+        });
+        out["text"] = json!(caps.text);
+        out["template"] = json!(caps.template);
+        out["countries"] = json!(caps.countries);
+        out["timeout_ms"] = json!(slot.timeout.as_millis() as u64);
+    }
+    out
+}
+
+impl ResponseError for AdminError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::ReadOnly | Self::NoMasterKey | Self::Exists(_) | Self::Busy => StatusCode::CONFLICT,
+            Self::InvalidField { .. } | Self::NoEnabledProvider(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let code = match self {
+            Self::ReadOnly => "registry_read_only",
+            Self::NoMasterKey => "master_key_missing",
+            Self::InvalidField { .. } => "invalid_field",
+            Self::NoEnabledProvider(_) => "no_enabled_provider",
+            Self::NotFound(_) => "provider_not_found",
+            Self::Exists(_) => "provider_exists",
+            Self::Busy => "registry_busy",
+            Self::Store(e) => return ApiError::Internal(anyhow::anyhow!("registry store: {e}")).error_response(),
+        };
+        let mut body = json!({ "error": code, "message": self.to_string() });
+        if let Self::InvalidField { field, .. } = self {
+            body["field"] = json!(field);
+        }
+        HttpResponse::build(self.status_code()).json(body)
+    }
 }
 
 /// `GET /v1/admin/clients` (super_admin): who may call, with which roles and how many active tokens.

@@ -66,6 +66,8 @@ pub struct AppState {
     pub allowed_callers: Vec<Cidr>,
     /// The hooks' own secrets and credentials (not the API's client tokens).
     pub hooks: Arc<crate::hooks::Hooks>,
+    /// The live provider registry: admin changes and where the providers come from.
+    pub registry: Arc<crate::admin::RegistryAdmin>,
 }
 
 impl AppState {
@@ -109,7 +111,19 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
                 .route(web::put().to(users::put_contact)),
         )
         .service(at("/v1/routing/explain").route(web::get().to(ops::explain)))
-        .service(at("/v1/admin/providers").route(web::get().to(admin::providers)))
+        .service(
+            at("/v1/admin/providers")
+                .route(web::get().to(admin::providers))
+                .route(web::post().to(admin::create_provider)),
+        )
+        // Before `{name}`, which would take `order` for a provider's name.
+        .service(at("/v1/admin/providers/order").route(web::put().to(admin::reorder)))
+        .service(
+            at("/v1/admin/providers/{name}")
+                .route(web::patch().to(admin::update_provider))
+                .route(web::delete().to(admin::delete_provider)),
+        )
+        .service(at("/v1/admin/audit").route(web::get().to(admin::audit)))
         .service(at("/v1/admin/clients").route(web::get().to(admin::clients)))
         .service(at("/v1/admin/attempts").route(web::get().to(admin::attempts)))
         .service(at("/v1/admin/me").route(web::get().to(admin_ops::me)))

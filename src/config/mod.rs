@@ -23,7 +23,8 @@ pub use provider::{
 };
 pub use role::Role;
 pub use sections::{
-    BreakerSettings, ClientConfig, DatabaseSettings, LimitSettings, OtpPolicy, OtpSettings, RoutingSettings, ServerSettings,
+    BreakerSettings, ClientConfig, DatabaseSettings, LimitSettings, OtpPolicy, OtpSettings, RegistrySettings, RoutingSettings,
+    ServerSettings,
 };
 
 /// The whole configuration of one smsgate instance.
@@ -61,6 +62,17 @@ pub struct Settings {
     /// `GET /v1/otp/sessions/{id}`.
     #[serde(default)]
     pub token_secret: Option<SecretString>,
+    /// How instances follow the provider registry in the database.
+    #[serde(default)]
+    pub registry: RegistrySettings,
+    /// Master key sealing provider secrets set through the admin API (`SMSGATE_MASTER_KEY`,
+    /// 32 bytes in base64). Unset: such secrets cannot be set.
+    #[serde(default)]
+    pub master_key: Option<SecretString>,
+    /// Earlier master keys (`SMSGATE_MASTER_KEY_PREVIOUS`, comma-separated base64), still
+    /// accepted to open secrets until `smsgate secrets rotate` re-seals them.
+    #[serde(default)]
+    pub master_key_previous: Option<SecretString>,
 }
 
 /// A configuration that cannot be used; `main` prints it and exits with code 2.
@@ -230,6 +242,9 @@ impl Settings {
             if p.common().timeout_ms == Some(0) {
                 return Err(bad(&format!("providers[{i}].timeout_ms"), "must be at least 1"));
             }
+            if let Some(base) = p.common().base_url.filter(|u| !is_http_url(u)) {
+                return Err(bad(&format!("providers[{i}].base_url"), &format!("`{base}` is not an http(s) URL")));
+            }
         }
         for (country, order) in &self.routing.countries {
             for name in order {
@@ -242,6 +257,9 @@ impl Settings {
             }
         }
         let r = &self.routing;
+        if self.registry.reload_seconds == 0 {
+            return Err(bad("registry.reload_seconds", "must be at least 1"));
+        }
         if r.deadline_ms == 0 || r.attempt_timeout_ms == 0 || r.connect_timeout_ms == 0 {
             return Err(bad(
                 "routing",
@@ -311,6 +329,11 @@ fn service_links(vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsStr
         service_links::is_service_link(name, value.to_str()?).then(|| name.to_string())
     })
     .collect()
+}
+
+/// An absolute `http://` or `https://` URL with a host.
+fn is_http_url(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
 }
 
 /// `192.0.2.1`, `10.0.0.0/8`, `2001:db8::/32`: the syntax `net::Cidr` reads, checked here so

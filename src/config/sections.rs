@@ -273,3 +273,18 @@ impl Default for LimitSettings {
         }
     }
 }
+
+/// `[registry]`: how each instance follows the provider registry in the database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrySettings {
+    /// Reload the registry this often even without a notification (a missed NOTIFY, a LISTEN
+    /// connection that was down).
+    pub reload_seconds: u64,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self { reload_seconds: 30 }
+    }
+}

@@ -16,7 +16,7 @@ mod tests;
 pub use attempt::{Attempt, Delivered, Dispatch, DispatchError, Failure, Outcome};
 pub use breaker::{Breaker, BreakerState, CallResult};
 pub use budget::RetryBudget;
-pub use registry::{Explained, Registry, Skipped};
+pub use registry::{Entry, Explained, Registry, Skipped};
 pub use router::Router;
 pub use slot::{CoolDown, Slot};
 pub use stats::{CallStats, WindowSummary};

@@ -1,15 +1,16 @@
 //! The ordered provider list: built from settings, ordered by priority or by a per-country
 //! order, filtered by what each provider can carry, and swapped whole when configuration changes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::breaker::{Breaker, BreakerState};
 use super::slot::Slot;
-use crate::config::Settings;
+use crate::config::{ProviderConfig, Settings};
 use crate::phone::Phone;
 use crate::providers::{self, BuildError, MessageBody};
 
@@ -18,6 +19,35 @@ pub struct Registry {
     countries: BTreeMap<String, Vec<String>>,
     /// Only the development console provider was built: nothing is delivered.
     console_only: bool,
+    /// Each provider's priority in force (see [`Registry::priority`]).
+    priorities: HashMap<String, i32>,
+    /// What each provider was built from, apart from its priority: an unchanged fingerprint
+    /// keeps the provider's `Slot` across a rebuild.
+    fingerprints: HashMap<String, [u8; 32]>,
+}
+
+/// One provider entry to build, with where its secrets come from.
+#[derive(Clone, Copy)]
+pub struct Entry<'a> {
+    pub config: &'a ProviderConfig,
+    pub secrets: providers::SecretLookup<'a>,
+}
+
+/// SHA-256 over the entry without its priority, and over the secrets it would read: a changed
+/// key or a rotated secret builds the provider anew.
+fn fingerprint(cfg: &ProviderConfig, secrets: providers::SecretLookup<'_>) -> [u8; 32] {
+    let mut json = serde_json::to_value(cfg).unwrap_or_default();
+    if let Some(map) = json.as_object_mut() {
+        map.remove("priority");
+    }
+    let mut hash = Sha256::new_with_prefix(json.to_string());
+    for var in cfg.secrets() {
+        hash.update([0]);
+        hash.update(var.var);
+        hash.update([0]);
+        hash.update(secrets(var.var).unwrap_or_default());
+    }
+    hash.finalize().into()
 }
 
 /// A provider left out of the registry at build time, and why.
@@ -46,6 +76,14 @@ impl Registry {
     /// returned with its reason); any other build error refuses the configuration. When no real
     /// provider can be built, the `console` provider stands in, loudly.
     pub fn build(settings: &Settings, secrets: providers::SecretLookup<'_>) -> Result<(Self, Vec<Skipped>), BuildError> {
+        let entries: Vec<Entry<'_>> = settings.providers.iter().map(|config| Entry { config, secrets }).collect();
+        Self::build_from(settings, &entries, None)
+    }
+
+    /// Builds the registry of `entries` (each with where its secrets come from). A provider of
+    /// `previous` whose entry is the same apart from its priority keeps its whole `Slot`
+    /// (breaker, cool-down, throughput bucket, HTTP client): only changed providers start fresh.
+    pub fn build_from(settings: &Settings, entries: &[Entry<'_>], previous: Option<&Registry>) -> Result<(Self, Vec<Skipped>), BuildError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(settings.routing.connect_timeout_ms))
             .pool_idle_timeout(Duration::from_secs(90))
@@ -58,8 +96,10 @@ impl Registry {
             })?;
         let mut slots = Vec::new();
         let mut skipped = Vec::new();
+        let mut priorities = HashMap::new();
+        let mut fingerprints = HashMap::new();
         let mut real_providers = 0;
-        for cfg in settings.providers.iter() {
+        for Entry { config: cfg, secrets } in entries {
             let common = cfg.common();
             if !common.enabled {
                 skipped.push(Skipped {
@@ -68,22 +108,34 @@ impl Registry {
                 });
                 continue;
             }
-            let provider = match providers::build(cfg, http.clone(), secrets) {
-                Ok(p) => p,
-                Err(e @ BuildError::MissingSecret { .. }) => {
-                    skipped.push(Skipped {
-                        provider: common.name.to_string(),
-                        reason: e.to_string(),
-                    });
-                    continue;
+            let print = fingerprint(cfg, *secrets);
+            let kept = previous
+                .filter(|p| p.fingerprints.get(common.name) == Some(&print))
+                .and_then(|p| p.slot(common.name).cloned());
+            let slot = match kept {
+                Some(slot) => slot,
+                None => {
+                    let provider = match providers::build(cfg, http.clone(), *secrets) {
+                        Ok(p) => p,
+                        Err(e @ BuildError::MissingSecret { .. }) => {
+                            skipped.push(Skipped {
+                                provider: common.name.to_string(),
+                                reason: e.to_string(),
+                            });
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let breaker = Arc::new(Breaker::new(settings.routing.breaker.clone()));
+                    let timeout = Duration::from_millis(common.timeout_ms.unwrap_or(settings.routing.attempt_timeout_ms));
+                    let cap = cfg.max_per_second();
+                    Arc::new(Slot::new(provider, cfg.kind(), common.priority, timeout, breaker, cap))
                 }
-                Err(e) => return Err(e),
             };
-            let breaker = Arc::new(Breaker::new(settings.routing.breaker.clone()));
-            let timeout = Duration::from_millis(common.timeout_ms.unwrap_or(settings.routing.attempt_timeout_ms));
-            let cap = cfg.max_per_second();
             real_providers += usize::from(!cfg.is_console());
-            slots.push(Arc::new(Slot::new(provider, cfg.kind(), common.priority, timeout, breaker, cap)));
+            priorities.insert(common.name.to_string(), common.priority);
+            fingerprints.insert(common.name.to_string(), print);
+            slots.push(slot);
         }
         if slots.is_empty() && settings.database_url.is_some() {
             // A deployment with a database is a real one: printing codes to a log instead of
@@ -104,19 +156,39 @@ impl Registry {
                 breaker,
                 None,
             )));
+            priorities.insert("console".to_string(), i32::MAX);
         }
         let mut registry = Self::new(slots, settings.routing.countries.clone());
+        registry.priorities = priorities;
+        registry.resort();
+        registry.fingerprints = fingerprints;
         registry.console_only = real_providers == 0;
         Ok((registry, skipped))
     }
 
     pub fn new(mut slots: Vec<Arc<Slot>>, countries: BTreeMap<String, Vec<String>>) -> Self {
         slots.sort_by_key(|s| s.priority);
+        let priorities = slots.iter().map(|s| (s.name().to_string(), s.priority)).collect();
         Self {
             slots,
             countries,
             console_only: false,
+            priorities,
+            fingerprints: HashMap::new(),
         }
+    }
+
+    /// Orders the slots by their current priority (then name, so equal priorities are stable).
+    fn resort(&mut self) {
+        let priorities = &self.priorities;
+        self.slots
+            .sort_by(|a, b| (priorities.get(a.name()), a.name()).cmp(&(priorities.get(b.name()), b.name())));
+    }
+
+    /// The provider's current priority. A `Slot` kept across a reorder still holds the priority
+    /// it was built with; this is the one in force.
+    pub fn priority(&self, slot: &Slot) -> i32 {
+        self.priorities.get(slot.name()).copied().unwrap_or(slot.priority)
     }
 
     pub fn slots(&self) -> &[Arc<Slot>] {
@@ -181,7 +253,7 @@ impl Registry {
             lines.push(Explained {
                 provider: slot.name().to_string(),
                 kind: slot.kind.clone(),
-                priority: slot.priority,
+                priority: self.priority(slot),
                 eligible: reason == "eligible",
                 breaker: breaker.label(),
                 cooling_for_ms: cooling,

@@ -36,8 +36,17 @@ impl Router {
         router
     }
 
+    /// The registry in force. A send holds the `Arc` it took for its whole dispatch, so a swap
+    /// never changes the providers under a send in flight.
     pub fn registry(&self) -> Arc<Registry> {
         Arc::clone(&self.registry.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Puts `registry` in force for every send that starts from now on.
+    pub fn swap(&self, registry: Registry) {
+        let registry = Arc::new(registry);
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = registry;
+        self.publish_breakers();
     }
 
     pub fn request_deadline(&self) -> Instant {

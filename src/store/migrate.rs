@@ -11,6 +11,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "0002_limits", include_str!("../../migrations/0002_limits.sql")),
     (3, "0003_rls", include_str!("../../migrations/0003_rls.sql")),
     (4, "0004_tenancy_verify", include_str!("../../migrations/0004_tenancy_verify.sql")),
+    (5, "0005_registry_audit", include_str!("../../migrations/0005_registry_audit.sql")),
     (9, "0009_admin_logs", include_str!("../../migrations/0009_admin_logs.sql")),
 ];
 

@@ -4,12 +4,14 @@
 //! its row lock, an admission in one statement, a send's log in one group commit).
 
 pub mod admin_logs;
+pub mod listen;
 mod memory;
 mod memory_limits;
 pub mod migrate;
 mod postgres;
 mod postgres_limits;
 mod postgres_tls;
+mod registry;
 mod writer;
 
 use async_trait::async_trait;
@@ -19,6 +21,7 @@ use uuid::Uuid;
 
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
+pub use registry::{AuditEntry, AuditNote, RegistryCommit, RegistryRow, RegistryStore, StoredRegistry, REGISTRY_CHANNEL};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -190,7 +193,7 @@ impl StoreError {
 }
 
 #[async_trait]
-pub trait Store: LimitStore + admin_logs::AdminLogStore + Send + Sync {
+pub trait Store: LimitStore + RegistryStore + admin_logs::AdminLogStore + Send + Sync {
     /// `postgres` or `memory`.
     fn kind(&self) -> &'static str;
     /// Whether the store is reachable.
