@@ -11,13 +11,13 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use secrecy::ExposeSecret;
 
+use crate::admin::RegistryAdmin;
 use crate::api::{self, AppState, Clients};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::keys::HmacKey;
 use crate::limits::{Idempotency, Limits};
 use crate::metrics::Metrics;
-use crate::admin::RegistryAdmin;
 use crate::service::Gateway;
 use crate::store::{MemoryStore, PostgresStore, Store};
 
@@ -48,7 +48,8 @@ impl Application {
         adopt_unowned_rows(&*store, &settings).await?;
         let settings = Arc::new(settings);
         // The providers: the database's registry (seeded from the file while empty), else the file.
-        let (registry, router) = RegistryAdmin::open(Arc::clone(&store), Arc::clone(&settings), Arc::clone(&secrets), metrics.clone()).await?;
+        let (registry, router) =
+            RegistryAdmin::open(Arc::clone(&store), Arc::clone(&settings), Arc::clone(&secrets), metrics.clone()).await?;
         let key = match &settings.otp_secret {
             Some(secret) if !secret.expose_secret().is_empty() => HmacKey::new(secret.clone()),
             _ => {

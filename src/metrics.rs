@@ -119,8 +119,11 @@ impl Metrics {
             "Provider registry loads by cause (notify, periodic, local, start).",
             &["cause"],
         );
-        let registry_version = IntGauge::new("smsgate_registry_version", "Version of the provider registry in force.").expect("valid metric");
-        registry.register(Box::new(registry_version.clone())).expect("metric registered once");
+        let registry_version =
+            IntGauge::new("smsgate_registry_version", "Version of the provider registry in force.").expect("valid metric");
+        registry
+            .register(Box::new(registry_version.clone()))
+            .expect("metric registered once");
         let admin_changes = counter(
             "smsgate_admin_changes_total",
             "Committed admin changes to the provider registry by action.",

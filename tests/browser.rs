@@ -263,6 +263,44 @@ async fn an_admin_reorders_providers_tests_one_and_sees_the_log_in_a_real_browse
     }
     screenshot(&c, "02-reordered", 1280).await;
 
+    // The provider form: the sender ID 2Factor fixes is read-only, the key is masked with a
+    // Replace button, and a bad base URL is refused next to its field.
+    find(&c, "[data-key='edit-2factor']").await.click().await.unwrap();
+    let sender = find(&c, "#cfg-sender_id").await;
+    assert_eq!(sender.prop("readOnly").await.unwrap().as_deref(), Some("true"));
+    let masked_key = text_with(&c, "#editor-fields .masked", "••••").await;
+    assert!(masked_key.chars().count() <= 8, "only the last 4 characters show: {masked_key}");
+    find(&c, "#editor-fields .secret button").await;
+    if has_route(&app, reqwest::Method::PATCH, "/v1/admin/providers/2factor").await {
+        let url = find(&c, "#cfg-base_url").await;
+        url.clear().await.unwrap();
+        url.send_keys("not a url").await.unwrap();
+        find(&c, "#editor-save").await.click().await.unwrap();
+        text_with(&c, "#cfg-base_url-err", "base_url").await;
+        assert_eq!(url.attr("aria-invalid").await.unwrap().as_deref(), Some("true"));
+        text_with(&c, "#editor-msg", "Save failed").await;
+        screenshot(&c, "02b-field-error", 1280).await;
+        // A good change saves and lands in the audit trail.
+        url.clear().await.unwrap();
+        url.send_keys(&app.sim.url("2factor")).await.unwrap();
+        let template = find(&c, "#cfg-template").await;
+        template.clear().await.unwrap();
+        template.send_keys("SMSTemplate2").await.unwrap();
+        find(&c, "#editor-save").await.click().await.unwrap();
+        text_with(&c, "#editor-msg", "Saved").await;
+        let api = app.get("/v1/admin/providers", Some(ADMIN_TOKEN)).await;
+        let two = api.body["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "2factor")
+            .unwrap()
+            .clone();
+        assert_eq!(two["config"]["template"], json!("SMSTemplate2"), "{two}");
+        text_with(&c, "#audit-list", "2factor").await;
+    }
+    find(&c, "#editor-close").await.click().await.unwrap();
+
     // Test sender: Send OTP through twilio alone, read the code from the simulator, verify it.
     let phone = helpers::phone(4242);
     find(&c, "#test-provider").await.select_by_value("twilio").await.unwrap();

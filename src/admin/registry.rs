@@ -57,7 +57,11 @@ impl AdminError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         let field = field.into();
         let message = message.into();
-        let message = if message.starts_with(&field) { message } else { format!("{field}: {message}") };
+        let message = if message.starts_with(&field) {
+            message
+        } else {
+            format!("{field}: {message}")
+        };
         Self::InvalidField { field, message }
     }
 }
@@ -171,7 +175,10 @@ pub enum Change {
     Delete(String),
     Order(OrderChange),
     /// `providers import`: the file's entries; `replace` deletes the others.
-    Import { providers: Vec<ProviderConfig>, replace: bool },
+    Import {
+        providers: Vec<ProviderConfig>,
+        replace: bool,
+    },
     /// `secrets rotate`: every sealed secret again under the current master key.
     Rotate,
 }
@@ -207,7 +214,12 @@ impl RegistryAdmin {
     /// Opens the registry for `serve`: with a database, seeds it from the file when empty and
     /// loads it; without one, takes the file's providers. Builds the router over it and, with a
     /// database, starts following changes.
-    pub async fn open(store: Arc<dyn Store>, settings: Arc<Settings>, env: EnvLookup, metrics: Metrics) -> anyhow::Result<(Arc<Self>, Arc<Router>)> {
+    pub async fn open(
+        store: Arc<dyn Store>,
+        settings: Arc<Settings>,
+        env: EnvLookup,
+        metrics: Metrics,
+    ) -> anyhow::Result<(Arc<Self>, Arc<Router>)> {
         let mut admin = Self::offline(store, Arc::clone(&settings), env, metrics.clone())?;
         let snapshot = admin.initial().await?;
         let (registry, skipped) = admin.build(&snapshot, None).context("provider configuration")?;
@@ -318,7 +330,9 @@ impl RegistryAdmin {
     pub async fn reload(&self, cause: &'static str) -> Result<bool, AdminError> {
         let Some(router) = &self.router else { return Ok(false) };
         let _one = self.reloading.lock().await;
-        let Some(stored) = self.store.load_registry().await? else { return Ok(false) };
+        let Some(stored) = self.store.load_registry().await? else {
+            return Ok(false);
+        };
         self.metrics.registry_reloads.with_label_values(&[cause]).inc();
         if stored.version <= self.snapshot().version {
             return Ok(false);
@@ -485,7 +499,10 @@ impl RegistryAdmin {
 
     fn open_secrets(&self, provider: &str, sealed: &Sealed) -> BTreeMap<String, SecretString> {
         let Some(keys) = &self.keys else {
-            tracing::warn!(provider, "provider secrets are sealed but SMSGATE_MASTER_KEY is not set; using *_env secrets");
+            tracing::warn!(
+                provider,
+                "provider secrets are sealed but SMSGATE_MASTER_KEY is not set; using *_env secrets"
+            );
             return BTreeMap::new();
         };
         let opened = keys
@@ -508,7 +525,12 @@ impl RegistryAdmin {
             .config
             .secrets()
             .into_iter()
-            .map(|s| (secret_name(s.key).to_string(), entry.secret(s.var, &self.env).filter(|v| !v.is_empty()).map(|v| secrets::mask(&v))))
+            .map(|s| {
+                (
+                    secret_name(s.key).to_string(),
+                    entry.secret(s.var, &self.env).filter(|v| !v.is_empty()).map(|v| secrets::mask(&v)),
+                )
+            })
             .collect();
         ProviderView {
             name: common.name.to_string(),
@@ -617,7 +639,10 @@ fn decide(before: &Snapshot, change: &Change, actor: &str, have_key: bool) -> Re
             let mut config = config_map(&old.config);
             for (key, value) in &patch.config {
                 if fixed_keys(&old.config).contains(&key.as_str()) && config.get(key) != Some(value) {
-                    return Err(AdminError::invalid(format!("config.{key}"), "is fixed by the provider and cannot be changed here"));
+                    return Err(AdminError::invalid(
+                        format!("config.{key}"),
+                        "is fixed by the provider and cannot be changed here",
+                    ));
                 }
                 match value {
                     Value::Null => config.remove(key),
@@ -651,10 +676,16 @@ fn decide(before: &Snapshot, change: &Change, actor: &str, have_key: bool) -> Re
                 }
             }
             if let Some(missing) = entries.iter().find(|e| !seen.contains(e.name())) {
-                return Err(AdminError::invalid("order", format!("must list every provider; `{}` is missing", missing.name())));
+                return Err(AdminError::invalid(
+                    "order",
+                    format!("must list every provider; `{}` is missing", missing.name()),
+                ));
             }
             if let Some(unknown) = order.enabled.keys().find(|n| find(&entries, n).is_none()) {
-                return Err(AdminError::invalid(format!("enabled.{unknown}"), format!("names unknown provider `{unknown}`")));
+                return Err(AdminError::invalid(
+                    format!("enabled.{unknown}"),
+                    format!("names unknown provider `{unknown}`"),
+                ));
             }
             for (rank, name) in order.order.iter().enumerate() {
                 let i = find(&entries, name).expect("checked above");
@@ -730,7 +761,12 @@ fn set_secrets(entry: &mut ProviderEntry, given: &Map<String, Value>, have_key: 
                     changed.push((name.clone(), "removed"));
                 }
             }
-            _ => return Err(AdminError::invalid(format!("secrets.{name}"), "must be a non-empty string, or null to remove it")),
+            _ => {
+                return Err(AdminError::invalid(
+                    format!("secrets.{name}"),
+                    "must be a non-empty string, or null to remove it",
+                ))
+            }
         }
     }
     if !changed.is_empty() {

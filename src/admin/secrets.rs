@@ -181,9 +181,18 @@ mod tests {
         let mut tampered = sealed.blob.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
-        assert!(matches!(k.open(&sealed.key_id, &tampered, "twilio"), Err(SecretsError::Unreadable(_))));
-        assert!(matches!(k.open(&sealed.key_id, &sealed.blob, "2factor"), Err(SecretsError::Unreadable(_))));
-        assert!(matches!(k.open(&sealed.key_id, &[1, 2, 3], "twilio"), Err(SecretsError::Unreadable(_))));
+        assert!(matches!(
+            k.open(&sealed.key_id, &tampered, "twilio"),
+            Err(SecretsError::Unreadable(_))
+        ));
+        assert!(matches!(
+            k.open(&sealed.key_id, &sealed.blob, "2factor"),
+            Err(SecretsError::Unreadable(_))
+        ));
+        assert!(matches!(
+            k.open(&sealed.key_id, &[1, 2, 3], "twilio"),
+            Err(SecretsError::Unreadable(_))
+        ));
     }
 
     #[test]
@@ -202,9 +211,15 @@ mod tests {
     fn a_master_key_must_be_32_bytes_of_base64_and_is_optional() {
         assert!(MasterKeys::from_config(None, None).unwrap().is_none());
         let short: SecretString = base64::engine::general_purpose::STANDARD.encode([1u8; 16]).into();
-        assert!(matches!(MasterKeys::from_config(Some(&short), None), Err(SecretsError::BadKey { .. })));
+        assert!(matches!(
+            MasterKeys::from_config(Some(&short), None),
+            Err(SecretsError::BadKey { .. })
+        ));
         let junk: SecretString = "not base64!".to_string().into();
-        assert!(matches!(MasterKeys::from_config(Some(&junk), None), Err(SecretsError::BadKey { .. })));
+        assert!(matches!(
+            MasterKeys::from_config(Some(&junk), None),
+            Err(SecretsError::BadKey { .. })
+        ));
     }
 
     #[test]

@@ -11,9 +11,18 @@ pub const TOP_KEYS: [&str; 4] = ["name", "kind", "priority", "enabled"];
 
 /// Builds the entry of `name`/`kind`/`priority`/`enabled` and `config`'s keys, refusing what the
 /// file would refuse, with the field named (`config.base_url`, `kind`).
-pub fn parse_entry(name: &str, kind: &str, priority: i32, enabled: bool, config: &Map<String, Value>) -> Result<ProviderConfig, AdminError> {
+pub fn parse_entry(
+    name: &str,
+    kind: &str,
+    priority: i32,
+    enabled: bool,
+    config: &Map<String, Value>,
+) -> Result<ProviderConfig, AdminError> {
     if let Some(key) = TOP_KEYS.iter().find(|k| config.contains_key(**k)) {
-        return Err(AdminError::invalid(format!("config.{key}"), format!("`{key}` is set beside `config`, not in it")));
+        return Err(AdminError::invalid(
+            format!("config.{key}"),
+            format!("`{key}` is set beside `config`, not in it"),
+        ));
     }
     let whole = |config: &Map<String, Value>| {
         let mut entry = config.clone();
@@ -31,10 +40,16 @@ pub fn parse_entry(name: &str, kind: &str, priority: i32, enabled: bool, config:
         return Err(AdminError::invalid("kind", format!("`{kind}` is not a provider kind")));
     }
     if let Some(key) = quoted_after(&err, "unknown field ") {
-        return Err(AdminError::invalid(format!("config.{key}"), format!("`{key}` is not a key of kind `{kind}`")));
+        return Err(AdminError::invalid(
+            format!("config.{key}"),
+            format!("`{key}` is not a key of kind `{kind}`"),
+        ));
     }
     if let Some(key) = quoted_after(&err, "missing field ") {
-        return Err(AdminError::invalid(format!("config.{key}"), format!("`{key}` is required for kind `{kind}`")));
+        return Err(AdminError::invalid(
+            format!("config.{key}"),
+            format!("`{key}` is required for kind `{kind}`"),
+        ));
     }
     // A value of the wrong type: the key whose removal changes the answer is the one at fault.
     let culprit = config.keys().find(|key| {
@@ -101,10 +116,19 @@ mod tests {
     fn an_entry_is_read_as_strictly_as_the_file_and_the_field_is_named() {
         let ok = parse_entry("t", "twilio", 1, true, &obj(json!({"from": "+15005550006"}))).unwrap();
         assert_eq!(ok.kind(), "twilio");
-        assert_eq!(field(parse_entry("t", "twilio", 1, true, &obj(json!({"sender": "x"})))), "config.sender");
+        assert_eq!(
+            field(parse_entry("t", "twilio", 1, true, &obj(json!({"sender": "x"})))),
+            "config.sender"
+        );
         assert_eq!(field(parse_entry("t", "carrier-pigeon", 1, true, &obj(json!({})))), "kind");
-        assert_eq!(field(parse_entry("t", "twilio", 1, true, &obj(json!({"timeout_ms": "soon"})))), "config.timeout_ms");
-        assert_eq!(field(parse_entry("t", "twilio", 1, true, &obj(json!({"name": "x"})))), "config.name");
+        assert_eq!(
+            field(parse_entry("t", "twilio", 1, true, &obj(json!({"timeout_ms": "soon"})))),
+            "config.timeout_ms"
+        );
+        assert_eq!(
+            field(parse_entry("t", "twilio", 1, true, &obj(json!({"name": "x"})))),
+            "config.name"
+        );
     }
 
     #[test]
@@ -112,6 +136,9 @@ mod tests {
         let settings = Settings::from_toml("").unwrap();
         let bad_url = parse_entry("t", "twilio", 1, true, &obj(json!({"base_url": "not a url"}))).unwrap();
         let err = check_list(&settings, &[bad_url]).unwrap_err();
-        assert!(matches!(&err, AdminError::InvalidField { field, .. } if field == "config.base_url"), "{err:?}");
+        assert!(
+            matches!(&err, AdminError::InvalidField { field, .. } if field == "config.base_url"),
+            "{err:?}"
+        );
     }
 }

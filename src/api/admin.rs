@@ -14,8 +14,8 @@ use super::{ApiError, AppState, Caller};
 use crate::admin::registry::{NewProvider, ProviderPatch};
 use crate::admin::{AdminError, Change, OrderChange, ProviderView, Snapshot};
 use crate::config::Role;
-use crate::routing::Registry;
 use crate::providers::OtpSupport;
+use crate::routing::Registry;
 
 /// `GET /v1/admin/providers`: the registry in force, in priority order: each provider's keys,
 /// its secrets masked, its breaker and cool-down.
@@ -31,7 +31,11 @@ pub async fn providers(state: web::Data<AppState>, caller: Caller) -> Result<Htt
 }
 
 /// `POST /v1/admin/providers`: adds a provider.
-pub async fn create_provider(state: web::Data<AppState>, caller: Caller, body: web::Json<NewProvider>) -> Result<HttpResponse, actix_web::Error> {
+pub async fn create_provider(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<NewProvider>,
+) -> Result<HttpResponse, actix_web::Error> {
     caller.require(Role::Admin)?;
     let name = body.name.clone();
     let snapshot = state.registry.apply(&caller.name, Change::Create(body.into_inner())).await?;
@@ -47,12 +51,19 @@ pub async fn update_provider(
 ) -> Result<HttpResponse, actix_web::Error> {
     caller.require(Role::Admin)?;
     let name = name.into_inner();
-    let snapshot = state.registry.apply(&caller.name, Change::Update(name.clone(), body.into_inner())).await?;
+    let snapshot = state
+        .registry
+        .apply(&caller.name, Change::Update(name.clone(), body.into_inner()))
+        .await?;
     Ok(HttpResponse::Ok().json(one_provider(&state, &snapshot, &name)))
 }
 
 /// `DELETE /v1/admin/providers/{name}`.
-pub async fn delete_provider(state: web::Data<AppState>, caller: Caller, name: web::Path<String>) -> Result<HttpResponse, actix_web::Error> {
+pub async fn delete_provider(
+    state: web::Data<AppState>,
+    caller: Caller,
+    name: web::Path<String>,
+) -> Result<HttpResponse, actix_web::Error> {
     caller.require(Role::Admin)?;
     state.registry.apply(&caller.name, Change::Delete(name.into_inner())).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -98,7 +109,10 @@ pub async fn audit(state: web::Data<AppState>, caller: Caller, query: web::Query
     caller.require(Role::Admin)?;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let before = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::InvalidRequest("cursor: not a cursor this API gave".into()))?),
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| ApiError::InvalidRequest("cursor: not a cursor this API gave".into()))?,
+        ),
         None => None,
     };
     let rows = state
@@ -106,7 +120,9 @@ pub async fn audit(state: web::Data<AppState>, caller: Caller, query: web::Query
         .audit_page(before, limit)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.to_string())).flatten();
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
     let items: Vec<_> = rows
         .iter()
         .map(|r| json!({"id": r.id, "at": r.at, "actor": r.actor, "action": r.action, "target": r.target, "before": r.before, "after": r.after}))

@@ -93,7 +93,9 @@ async fn listen(url: &str, settings: &DatabaseSettings, events: &mpsc::Unbounded
     let _ = events.send(ListenEvent::Connected);
     while let Some(payload) = rx.recv().await {
         // Other schemas of the same database (tests, several deployments) share the channel.
-        let Some((from, version)) = payload.rsplit_once(':') else { continue };
+        let Some((from, version)) = payload.rsplit_once(':') else {
+            continue;
+        };
         if from != schema {
             continue;
         }

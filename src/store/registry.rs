@@ -106,7 +106,12 @@ impl RegistryStore for PostgresStore {
         self.bounded(async move {
             let mut client = self.pool().get().await?;
             // One snapshot: the version and the rows it counts.
-            let tx = client.build_transaction().read_only(true).isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).start().await?;
+            let tx = client
+                .build_transaction()
+                .read_only(true)
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .start()
+                .await?;
             let version: i64 = tx.query_one("SELECT version FROM registry_version", &[]).await?.get(0);
             let rows = tx
                 .query(&format!("SELECT {ROW_COLUMNS} FROM api_integrations ORDER BY priority, name"), &[])
@@ -205,7 +210,16 @@ async fn write(tx: &tokio_postgres::Transaction<'_>, change: &RegistryCommit) ->
              ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, priority = EXCLUDED.priority,
                  enabled = EXCLUDED.enabled, config = EXCLUDED.config, secret_key_id = EXCLUDED.secret_key_id,
                  secret_ciphertext = EXCLUDED.secret_ciphertext, version = EXCLUDED.version, updated_at = now()",
-            &[&r.name, &r.kind, &r.priority, &r.enabled, &r.config, &r.secret_key_id, &r.secret_ciphertext, &version],
+            &[
+                &r.name,
+                &r.kind,
+                &r.priority,
+                &r.enabled,
+                &r.config,
+                &r.secret_key_id,
+                &r.secret_ciphertext,
+                &version,
+            ],
         )
         .await?;
     }

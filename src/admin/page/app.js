@@ -154,7 +154,9 @@ function setMsg(node, kind, text) {
 function showFieldError(form, field, message) {
   const target = form.querySelector(`[data-for="${CSS.escape(field || "_form")}"]`) || form.querySelector('[data-for="_form"]');
   if (target) {
-    target.textContent = field && target.dataset.for === "_form" ? `${field}: ${message}` : message;
+    // The gateway's messages often start with the field's name; next to the field it is noise.
+    const bare = field && message.startsWith(`${field}: `) ? message.slice(field.length + 2) : message;
+    target.textContent = field && target.dataset.for === "_form" ? `${field}: ${bare}` : bare;
     const input = form.querySelector(`[aria-describedby~="${target.id}"]`);
     if (input) {
       input.setAttribute("aria-invalid", "true");
@@ -475,16 +477,19 @@ function openEditor(name) {
   for (const [key, value] of Object.entries(config)) {
     const id = `cfg-${key}`;
     const isFixed = fixed.has(key);
-    const text = Array.isArray(value) ? value.join(", ") : value === null || value === undefined ? "" : String(value);
+    const shape = Array.isArray(value) ? "list" : value === null ? "string" : typeof value;
+    const text = shape === "list" ? value.join(", ") : shape === "object" ? JSON.stringify(value) : value === null || value === undefined ? "" : String(value);
     let input;
-    if (key === "otp_mode" || key === "mode") {
+    if (shape === "boolean") {
+      input = el("select", { id, name: key, disabled: isFixed || readOnly, "aria-describedby": `${id}-err` }, ["true", "false"].map((o) => el("option", { value: o, selected: o === text }, o)));
+    } else if (key === "otp_mode" || key === "mode") {
       const options = Array.from(new Set([text, "local", "provider"].filter(Boolean)));
       input = el("select", { id, name: key, disabled: isFixed || readOnly, "aria-describedby": `${id}-err` }, options.map((o) => el("option", { value: o, selected: o === text }, o)));
     } else {
       input = el("input", { id, name: key, type: "text", value: text, readOnly: isFixed || readOnly, spellcheck: "false", "aria-describedby": `${id}-err` });
     }
     input.dataset.orig = text;
-    input.dataset.kind = Array.isArray(value) ? "list" : typeof value;
+    input.dataset.kind = shape;
     fields.push(
       el(
         "div",
@@ -538,13 +543,26 @@ async function saveEditor(event) {
   clearErrors(form);
   const config = {};
   const secrets = {};
+  let unreadable = null;
   form.querySelectorAll("[id^=cfg-]").forEach((input) => {
     if (input.readOnly || input.disabled || input.value === input.dataset.orig) return;
     const v = input.value.trim();
-    if (input.dataset.kind === "number") config[input.name] = v === "" ? null : Number(v);
-    else if (input.dataset.kind === "list") config[input.name] = v ? v.split(",").map((s) => s.trim()).filter(Boolean) : [];
-    else config[input.name] = v;
+    const kind = input.dataset.kind;
+    if (kind === "number") config[input.name] = v === "" || Number.isNaN(Number(v)) ? v : Number(v);
+    else if (kind === "boolean") config[input.name] = v === "true";
+    else if (kind === "list") config[input.name] = v ? v.split(",").map((s) => s.trim()).filter(Boolean) : [];
+    else if (kind === "object") {
+      try {
+        config[input.name] = JSON.parse(v);
+      } catch (_) {
+        unreadable = unreadable || input.name;
+      }
+    } else config[input.name] = v;
   });
+  if (unreadable) {
+    showFieldError(form, `config.${unreadable}`, "is not valid JSON");
+    return;
+  }
   form.querySelectorAll("[id^=sec-]").forEach((input) => {
     if (!input.hidden && input.value) secrets[input.name] = input.value;
   });
@@ -752,6 +770,7 @@ function renderLogs(data) {
     ),
   );
   $("log-rows").replaceChildren(...rows);
+  $("log-table").hidden = rows.length === 0;
   state.logNext = data.next_cursor || null;
   $("logs-older").disabled = !state.logNext;
   $("logs-newest").disabled = state.logCursors.length === 1;
