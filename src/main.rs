@@ -44,6 +44,41 @@ enum Command {
     /// Manage API bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The provider registry in the database (DATABASE_URL).
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
+    /// Provider secrets sealed in the database.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Subcommand)]
+enum ProvidersCommand {
+    /// Apply a file's [[providers]] to the registry: same-named entries are replaced, others
+    /// added. Running instances follow within a second.
+    Import {
+        /// Also remove providers the file does not list.
+        #[arg(long)]
+        replace: bool,
+        /// The file; default `providers.toml` (or SMSGATE_CONFIG).
+        #[arg(env = "SMSGATE_CONFIG")]
+        file: Option<PathBuf>,
+    },
+    /// Print the registry as [[providers]] TOML, secrets omitted.
+    Export {
+        #[arg(long, env = "SMSGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Re-seal every stored secret under SMSGATE_MASTER_KEY; the old key must be given in
+    /// SMSGATE_MASTER_KEY_PREVIOUS.
+    Rotate {
+        #[arg(long, env = "SMSGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -93,6 +128,9 @@ fn main() -> ExitCode {
             Command::Migrate { config } => migrate(config).await,
             Command::CheckConfig { config } => check_config(config),
             Command::Token(TokenCommand::Create { name, roles, config }) => token_create(&name, &roles, &config),
+            Command::Providers(ProvidersCommand::Import { replace, file }) => providers_import(file, replace).await,
+            Command::Providers(ProvidersCommand::Export { config }) => providers_export(config).await,
+            Command::Secrets(SecretsCommand::Rotate { config }) => secrets_rotate(config).await,
             Command::Sim(args) => match smsgate::sim::run_cli(args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -223,6 +261,57 @@ fn check_config(config: Option<PathBuf>) -> ExitCode {
         Err(e) => {
             eprintln!("error: {shown}: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+async fn providers_import(file: Option<PathBuf>, replace: bool) -> ExitCode {
+    let (settings, _) = match load(file.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    match smsgate::admin::commands::import(settings, replace).await {
+        Ok(version) => {
+            println!("imported; the registry is at version {version}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn providers_export(config: Option<PathBuf>) -> ExitCode {
+    let (settings, _) = match load(config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    match smsgate::admin::commands::export(settings).await {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn secrets_rotate(config: Option<PathBuf>) -> ExitCode {
+    let (settings, _) = match load(config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    match smsgate::admin::commands::rotate(settings).await {
+        Ok(n) => {
+            println!("re-sealed {n} provider(s) under the current master key");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

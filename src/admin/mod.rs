@@ -4,6 +4,7 @@
 //! multi-factor access to logs. The HTTP edge is `api::admin`; rows live in `store::registry`.
 
 pub mod audit;
+pub mod commands;
 pub mod logs;
 pub mod mfa;
 pub mod registry;

@@ -23,8 +23,8 @@ pub enum ListenEvent {
 }
 
 /// The `application_name` of listener connections, followed by the schema they listen in
-/// (`smsgate-registry-listen:public`), so an operator can find them in `pg_stat_activity`.
-pub const APPLICATION_NAME: &str = "smsgate-registry-listen";
+/// (`smsgate-listen:public`; PostgreSQL keeps 63 bytes of it), so an operator can find them in `pg_stat_activity`.
+pub const APPLICATION_NAME: &str = "smsgate-listen";
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);

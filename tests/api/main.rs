@@ -16,6 +16,7 @@ mod masking;
 mod otp;
 mod protocol;
 mod pumping;
+mod registry;
 mod rls;
 mod routing;
 mod shutdown;
