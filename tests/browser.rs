@@ -256,6 +256,36 @@ async fn an_admin_reorders_providers_tests_one_and_sees_the_log_in_a_real_browse
             .map(|p| p["name"].as_str().unwrap())
             .collect();
         assert_eq!(names, ["twilio", "2factor"], "{}", api.body);
+
+        // Switching every provider off is refused by the gateway, and the page says so plainly
+        // and keeps what is live; Discard puts the switches back.
+        for name in ["twilio", "2factor"] {
+            find(&c, &format!("[data-key='en-{name}']")).await.click().await.unwrap();
+        }
+        text_with(&c, "#order-msg", "At least one provider must stay enabled").await;
+        find(&c, "#order-save").await.click().await.unwrap();
+        text_with(&c, "#order-msg", "Save failed").await;
+        screenshot(&c, "02a-save-refused", 1280).await;
+        let api = app.get("/v1/admin/providers", Some(ADMIN_TOKEN)).await;
+        assert!(
+            api.body["providers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p["enabled"] == json!(true)),
+            "{}",
+            api.body
+        );
+        find(&c, "#order-discard").await.click().await.unwrap();
+        until("the switches back on", || async {
+            let on = js(
+                &c,
+                "return [...document.querySelectorAll('#provider-list [role=switch]')].every(s => s.checked)",
+            )
+            .await;
+            seen(on == json!(true), (), format!("{on}"))
+        })
+        .await;
     } else {
         // The page says the save failed and keeps the change for another try.
         text_with(&c, "#order-msg", "Save failed").await;

@@ -132,6 +132,9 @@ const pct = (x) => (x === null || x === undefined ? "—" : `${(x * 100).toFixed
 const ms = (x) => (x === null || x === undefined ? "—" : `${Math.round(x)} ms`);
 const raw = (v) => (typeof v === "string" ? v : JSON.stringify(v, null, 2));
 
+/** Ends `text` with a full stop unless it already ends a sentence. */
+const sentence = (text) => (/[.!?)]$/.test(text) ? text : `${text}.`);
+
 function banner(id, kind, text) {
   let node = document.getElementById(`banner-${id}`);
   if (!text) {
@@ -395,7 +398,7 @@ async function saveOrder() {
     refreshStatus();
     loadAudit();
   } catch (e) {
-    setMsg($("order-msg"), "error", `Save failed: ${e.explain()} Nothing was changed.`);
+    setMsg($("order-msg"), "error", `Save failed: ${sentence(e.explain())} Nothing was changed.`);
     btn.disabled = false;
   }
 }
