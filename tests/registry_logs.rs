@@ -145,6 +145,17 @@ from = "+15005550006"
     }
     answers.push(call(reqwest::Method::GET, "/metrics", ADMIN, None).await.1);
 
+    let stored: Vec<u8> = schema
+        .client()
+        .await
+        .query_one("SELECT secret_ciphertext FROM api_integrations WHERE name = 'twilio'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        !stored.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the stored column is sealed"
+    );
     for answer in &answers {
         assert!(
             !answer.contains(&secret) && !answer.contains(&basic),

@@ -45,7 +45,14 @@ impl Router {
     /// Puts `registry` in force for every send that starts from now on.
     pub fn swap(&self, registry: Registry) {
         let registry = Arc::new(registry);
-        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = registry;
+        let old = std::mem::replace(
+            &mut *self.registry.write().unwrap_or_else(|e| e.into_inner()),
+            Arc::clone(&registry),
+        );
+        // A provider that left the registry leaves the breaker gauge too.
+        for gone in old.slots().iter().filter(|s| registry.slot(s.name()).is_none()) {
+            let _ = self.metrics.breaker_state.remove_label_values(&[gone.name()]);
+        }
         self.publish_breakers();
     }
 

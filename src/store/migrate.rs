@@ -21,9 +21,15 @@ const LOCK_ID: i64 = 0x0073_6d73_6761_7465;
 /// Applies every migration not yet applied; returns how many were.
 pub async fn run(pool: &Pool) -> Result<usize, StoreError> {
     let mut client = pool.get().await?;
-    client.batch_execute(&format!("SELECT pg_advisory_lock({LOCK_ID})")).await?;
+    // Waiting for another instance's migrations, or rewriting a large table, may take longer
+    // than a pooled connection's `statement_timeout`; the connection gets it back afterwards.
+    client
+        .batch_execute(&format!("SET statement_timeout = 0; SELECT pg_advisory_lock({LOCK_ID})"))
+        .await?;
     let result = apply(&mut client).await;
-    client.batch_execute(&format!("SELECT pg_advisory_unlock({LOCK_ID})")).await?;
+    client
+        .batch_execute(&format!("SELECT pg_advisory_unlock({LOCK_ID}); RESET statement_timeout"))
+        .await?;
     result
 }
 

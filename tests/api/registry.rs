@@ -162,9 +162,15 @@ async fn an_admin_adds_changes_and_removes_a_provider_and_each_change_is_audited
         sent.body
     );
 
+    assert!(app.metric("smsgate_breaker_state{provider=\"vonage\"}").await.is_some());
     let deleted = call(&app, Method::DELETE, "/v1/admin/providers/vonage", ADMIN_TOKEN, None).await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
     assert_eq!(listed(&app).await, ["2factor", "twilio"]);
+    assert_eq!(
+        app.metric("smsgate_breaker_state{provider=\"vonage\"}").await,
+        None,
+        "gone from the gauge"
+    );
 
     let trail = audit(&app).await;
     let actions: Vec<&str> = trail.iter().map(|a| a["action"].as_str().unwrap()).collect();

@@ -90,6 +90,14 @@ async fn a_dropped_listen_connection_is_reestablished_and_still_delivers_changes
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_periodic_reload_catches_a_change_no_notification_announced() {
     let (a, b) = spawn_pair(|sim| crate::helpers::config_with(sim, |c| c.registry.reload_seconds = 1)).await;
+    // Each listener reloads once it is connected; only a change after that is the periodic's.
+    for app in [&a, &b] {
+        let listening = eventually(Duration::from_secs(5), || async {
+            app.metric("smsgate_registry_reloads_total{cause=\"notify\"}").await >= Some(1.0)
+        })
+        .await;
+        assert!(listening, "the listener connected");
+    }
     // A change written behind the instances' backs: committed rows, no NOTIFY.
     let client = a.db.as_ref().unwrap().client().await;
     client
