@@ -14,12 +14,12 @@ use crate::admin::mfa::MfaCheck;
 use crate::admin::test_send::TestSendError;
 use crate::config::Role;
 use crate::phone::Phone;
-use crate::store::admin_logs::LogFilter;
+use crate::store::admin_logs::{LogFilter, LogSource};
 
 /// The header carrying a passed MFA check's token.
 pub const MFA_HEADER: &str = "x-admin-mfa";
 
-/// Outcomes (attempts) and statuses (OTP events) the logs can be filtered by.
+/// Outcomes (attempts, the first 6) and statuses (OTP events) the logs can be filtered by.
 const OUTCOMES: [&str; 18] = [
     "accepted",
     "throttled",
@@ -40,8 +40,26 @@ const OUTCOMES: [&str; 18] = [
     "not_found",
     "error",
 ];
-/// Attempt types and OTP event types.
+/// Attempt types and OTP event types (`template` is both).
 const TYPES: [&str; 6] = ["otp", "text", "template", "autogen", "local", "verify"];
+const ATTEMPT_OUTCOMES: usize = 6;
+
+/// The one log an outcome or type can be found in, when only one has it: the other is not read.
+fn only_source(outcome: Option<&str>, kind: Option<&str>) -> Option<LogSource> {
+    let by_outcome = outcome.map(|o| {
+        if OUTCOMES[..ATTEMPT_OUTCOMES].contains(&o) {
+            LogSource::Attempt
+        } else {
+            LogSource::OtpEvent
+        }
+    });
+    let by_kind = match kind {
+        Some("otp" | "text") => Some(LogSource::Attempt),
+        Some("autogen" | "local" | "verify") => Some(LogSource::OtpEvent),
+        _ => None,
+    };
+    by_outcome.or(by_kind)
+}
 
 /// A refusal of these routes: an `ApiError`, or one of their own with an optional `field`.
 #[derive(Debug)]
@@ -354,11 +372,14 @@ impl LogsQuery {
                 return Err(OpsError::field("until", "must be after since"));
             }
         }
+        let outcome = one_of("outcome", self.outcome.as_deref(), &OUTCOMES)?;
+        let kind = one_of("type", self.kind.as_deref(), &TYPES)?;
         Ok(LogFilter {
             phone,
             provider,
-            outcome: one_of("outcome", self.outcome.as_deref(), &OUTCOMES)?,
-            kind: one_of("type", self.kind.as_deref(), &TYPES)?,
+            source: only_source(outcome.as_deref(), kind.as_deref()),
+            outcome,
+            kind,
             since,
             until,
         })

@@ -270,3 +270,19 @@ fn load_still_names_a_mistyped_smsgate_variable_among_the_service_links() {
         });
     }
 }
+
+#[test]
+fn a_clients_phone_must_be_e164_and_is_kept() {
+    let client = |phone: &str| {
+        format!(
+            "[[clients]]\nname = \"ops\"\ntoken_sha256 = \"{}\"\nroles = [\"admin\"]\nphone = \"{phone}\"\n",
+            "a".repeat(64)
+        )
+    };
+    let s = Settings::from_toml(&client("+919876543210")).unwrap();
+    assert_eq!(s.clients[0].phone.as_deref(), Some("+919876543210"));
+    for bad in ["9876543210", "+91 98765 43210", "+12", "+91987654321098765"] {
+        let err = Settings::from_toml(&client(bad)).unwrap_err().to_string();
+        assert!(err.contains("clients[0].phone"), "{bad}: {err}");
+    }
+}

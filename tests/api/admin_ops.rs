@@ -438,6 +438,31 @@ async fn logs_need_a_passed_mfa_check_when_the_admin_has_a_phone(backend: Backen
     let expires = chrono::DateTime::parse_from_rfc3339(passed.body["expires_at"].as_str().unwrap()).unwrap();
     assert_eq!(expires.timestamp(), (app.clock.now() + chrono::Duration::minutes(15)).timestamp());
 
+    let verify = "/v1/admin/mfa/verify";
+    let missing = admin_post(&app, MFA_TOKEN, verify, json!({"code": "123456"})).await;
+    assert_field_error(&missing, "invalid_field", "session_id");
+    let short = admin_post(&app, MFA_TOKEN, verify, json!({"session_id": session, "code": "1"})).await;
+    assert_field_error(&short, "invalid_field", "code");
+    let stranger = admin_post(
+        &app,
+        MFA_TOKEN,
+        verify,
+        json!({"session_id": uuid::Uuid::new_v4(), "code": "123456"}),
+    )
+    .await;
+    assert_eq!((stranger.status, stranger.body["error"].as_str()), (404, Some("session_not_found")));
+    // The same admin's test session is not an MFA session, even with its right code.
+    let test = admin_post(&app, MFA_TOKEN, "/v1/admin/providers/twilio/test", json!({"phone": MFA_PHONE})).await;
+    let test_code = app.sim.state().last_code(MFA_PHONE).unwrap();
+    let not_mfa = admin_post(
+        &app,
+        MFA_TOKEN,
+        verify,
+        json!({"session_id": test.body["session_id"], "code": test_code}),
+    )
+    .await;
+    assert_eq!(not_mfa.status, 404, "{}", not_mfa.body);
+
     let header = [("X-Admin-MFA", token.as_str())];
     let opened = get_with(&app, MFA_TOKEN, "/v1/admin/logs", &header).await;
     assert_eq!(opened.status, 200, "{}", opened.body);
