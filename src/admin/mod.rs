@@ -1,8 +1,7 @@
 //! Admin: the live provider registry (changes validated like the configuration file, committed
 //! with their audit rows, followed by every instance), provider secrets sealed at rest, and the
-//! audit trail; and the operations the settings page runs: the test sender, logs, live status and
-//! multi-factor access to logs. The HTTP edge is `api::admin` and `api::admin_ops`; rows live in
-//! `store::registry` and `store::admin_logs`.
+//! audit trail; and the settings page's operations: test sender, logs, live status and
+//! multi-factor access to logs. The HTTP edge is `api::admin`; rows live in `store::registry`.
 
 pub mod audit;
 pub mod commands;

@@ -3,6 +3,7 @@
 
 mod admin;
 mod admin_ops;
+mod admin_page;
 mod auth;
 mod client_ip;
 mod deadline;
@@ -149,7 +150,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .service(at("/sms/send-transactional").route(web::post().to(sms::text_route::<Seed>)))
         .service(at("/healthz").route(web::get().to(ops::healthz)))
         .service(at("/readyz").route(web::get().to(ops::readyz)))
-        .service(at("/metrics").route(web::get().to(ops::metrics)));
+        .service(at("/metrics").route(web::get().to(ops::metrics)))
+        // The settings page (static, embedded; it calls the admin routes above with its token).
+        .configure(admin_page::routes);
 }
 
 /// A route whose other methods get 405 in the API's JSON error shape.

@@ -3,8 +3,8 @@
 //! applies the state changes `otp`, `messages` and `limits` decide, atomically (a session edit under
 //! its row lock, an admission in one statement, a send's log in one group commit).
 
-pub mod listen;
 pub mod admin_logs;
+pub mod listen;
 mod memory;
 mod memory_limits;
 pub mod migrate;
