@@ -3,12 +3,14 @@
 //! applies the state changes `otp`, `messages` and `limits` decide, atomically (a session edit under
 //! its row lock, an admission in one statement, a send's log in one group commit).
 
+mod admission;
 mod memory;
 mod memory_limits;
 pub mod migrate;
 mod postgres;
 mod postgres_limits;
 mod postgres_tls;
+mod sliding;
 mod writer;
 
 use async_trait::async_trait;
@@ -213,7 +215,8 @@ pub trait Store: LimitStore + Send + Sync {
     async fn recent_attempts(&self, limit: usize) -> Result<Vec<AttemptRow>, StoreError>;
 }
 
-/// One fixed-window counter a send takes from: at most `limit` per `window_secs`.
+/// One sliding-window counter a send takes from: at most `limit` in any span of `window_secs`
+/// (`sliding.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quota {
     pub key: String,
@@ -277,7 +280,7 @@ pub trait LimitStore: Send + Sync {
         opening: Option<&Session>,
         now: DateTime<Utc>,
     ) -> Result<Admission, StoreError>;
-    /// The first quota already spent in its current window, without taking anything: `Refused`
+    /// The first quota already spent in its sliding window, without taking anything: `Refused`
     /// naming it, else `Admitted`.
     async fn peek(&self, quotas: &[Quota], now: DateTime<Utc>) -> Result<Admission, StoreError>;
     /// `admit_opening` without a session.

@@ -55,24 +55,57 @@ async fn an_admission_takes_every_quota_or_none(s: Arc<dyn Store>, _: Arc<dyn St
     let (a, b) = (quota("a", 60, 2), quota("b", 60, 1));
     let both = [a.clone(), b.clone()];
     assert_eq!(s.admit(&both, None, t0()).await.unwrap(), admitted(None));
-    assert_eq!(s.admit(&both, None, t0()).await.unwrap(), refused("b", 50));
+    assert_eq!(s.admit(&both, None, t0()).await.unwrap(), refused("b", 61));
     let only_a = [a];
     assert_eq!(
         s.admit(&only_a, None, t0()).await.unwrap(),
         admitted(None),
         "the refusal took nothing from `a`"
     );
-    assert_eq!(s.admit(&only_a, None, t0()).await.unwrap(), refused("a", 50));
+    assert_eq!(s.admit(&only_a, None, t0()).await.unwrap(), refused("a", 61));
 }
 
-async fn a_window_admits_its_limit_then_rolls_over(s: Arc<dyn Store>, _: Arc<dyn Store>) {
+async fn a_window_admits_its_limit_then_slides(s: Arc<dyn Store>, _: Arc<dyn Store>) {
     let q = [quota("phone:m:x", 60, 3)];
     for _ in 0..3 {
         assert_eq!(s.admit(&q, None, t0()).await.unwrap(), admitted(None));
     }
-    assert_eq!(s.admit(&q, None, t0() + secs(1)).await.unwrap(), refused("phone:m:x", 49));
-    assert_eq!(s.admit(&q, None, t0() + secs(49)).await.unwrap(), refused("phone:m:x", 1));
-    assert_eq!(s.admit(&q, None, t0() + secs(50)).await.unwrap(), admitted(None), "a new window");
+    // The admissions' one-second bucket counts for the minute after it: until t0 + 61 s.
+    assert_eq!(s.admit(&q, None, t0() + secs(1)).await.unwrap(), refused("phone:m:x", 60));
+    assert_eq!(s.admit(&q, None, t0() + secs(49)).await.unwrap(), refused("phone:m:x", 12));
+    assert_eq!(
+        s.admit(&q, None, t0() + secs(50)).await.unwrap(),
+        refused("phone:m:x", 11),
+        "a new clock minute is no new window"
+    );
+    assert_eq!(s.admit(&q, None, t0() + secs(61)).await.unwrap(), admitted(None), "the window slid past them");
+}
+
+/// The window-edge burst a fixed window lets through: the limit just before a minute turns and
+/// again just after. `t0` is ten seconds into a minute, so the minute turns at `t0 + 50 s`.
+async fn no_span_of_a_window_admits_more_than_its_limit_across_the_minute_edge(s: Arc<dyn Store>, _: Arc<dyn Store>) {
+    let q = [quota("client:edge", 60, 3)];
+    let at = |t: i64| t0() + secs(t);
+    for _ in 0..3 {
+        assert_eq!(s.admit(&q, None, at(49)).await.unwrap(), admitted(None), "the limit, just before the edge");
+    }
+    assert_eq!(
+        s.admit(&q, None, at(50)).await.unwrap(),
+        refused("client:edge", 60),
+        "just after the edge"
+    );
+    // One attempt a second for three minutes from the edge: record what got through.
+    let mut admitted_at = vec![49, 49, 49];
+    for t in 51..(50 + 180) {
+        if let Admission::Admitted { .. } = s.admit(&q, None, at(t)).await.unwrap() {
+            admitted_at.push(t);
+        }
+    }
+    for (i, start) in admitted_at.iter().enumerate() {
+        let within = admitted_at[i..].iter().take_while(|t| **t < start + 60).count();
+        assert!(within <= 3, "{within} admitted in the 60 s from t0 + {start} s: {admitted_at:?}");
+    }
+    assert_eq!(admitted_at.len(), 3 * 3, "the limit is still reached each window: {admitted_at:?}");
 }
 
 async fn the_cooldown_doubles_caps_and_resets(s: Arc<dyn Store>, _: Arc<dyn Store>) {
@@ -213,7 +246,7 @@ async fn a_sweep_deletes_expired_state_and_keeps_fresh_state(s: Arc<dyn Store>, 
     assert_eq!(s.sweep(later + secs(1)).await.unwrap(), 0, "they are gone");
     assert_eq!(
         s.admit(&[quota("new", 60, 1)], None, later + secs(1)).await.unwrap(),
-        refused("new", 49),
+        refused("new", 60),
         "the fresh counter stays"
     );
     assert_eq!(
@@ -263,7 +296,7 @@ async fn an_admission_opens_its_session_only_when_admitted(s: Arc<dyn Store>, _:
     assert_eq!(s.get_session(first.id).await.unwrap(), Some(first));
     assert_eq!(
         s.admit_opening(&q, None, Some(&second), t0()).await.unwrap(),
-        refused("phone:m:y", 50)
+        refused("phone:m:y", 61)
     );
     assert_eq!(s.get_session(second.id).await.unwrap(), None, "a refused send opens nothing");
 }
@@ -286,7 +319,8 @@ on_both_stores!(
     postgres: super::on_postgres;
     an_admission_opens_its_session_only_when_admitted,
     an_admission_takes_every_quota_or_none,
-    a_window_admits_its_limit_then_rolls_over,
+    a_window_admits_its_limit_then_slides,
+    no_span_of_a_window_admits_more_than_its_limit_across_the_minute_edge,
     the_cooldown_doubles_caps_and_resets,
     a_refused_quota_leaves_the_cooldown_alone,
     concurrent_admissions_never_exceed_the_limit,
