@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::sliding::{bucket_expiry, bucket_ms, window_ms, Cooldown, Ledger};
+use super::sliding::{bucket_ms, window_ms, Bucket, Cooldown, Ledger};
 use super::{Admission, CooldownSpec, Quota, Session, StoreError};
 
 /// Largest number of admissions in one batch.
@@ -131,6 +131,21 @@ fn blames_the_rows(e: &StoreError) -> bool {
     }
 }
 
+/// The live buckets of some keys, each from the oldest start that may still count; a bucket
+/// written before `last_at` existed counts until its window's end (`expires_at`).
+const READ_COUNTERS: &str = "SELECT c.key, (extract(epoch FROM c.window_start) * 1000)::int8, c.count,
+        (extract(epoch FROM coalesce(c.last_at, c.expires_at)) * 1000)::int8
+   FROM UNNEST($1::text[], $2::timestamptz[]) AS q(key, since)
+   JOIN rate_counters AS c ON c.key = q.key AND c.window_start > q.since";
+
+fn bucket_of(row: &tokio_postgres::Row) -> Bucket {
+    let count: i32 = row.get(2);
+    Bucket {
+        count: count.max(0) as u32,
+        last_ms: row.get(3),
+    }
+}
+
 fn at_ms(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
@@ -172,9 +187,7 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
     let lock = tx.prepare_cached("SELECT smsgate_admission_lock($1)").await?;
     let read_counters = tx
         .prepare_cached(
-            "SELECT c.key, (extract(epoch FROM c.window_start) * 1000)::int8, c.count
-               FROM UNNEST($1::text[], $2::timestamptz[]) AS q(key, since)
-               JOIN rate_counters AS c ON c.key = q.key AND c.window_start > q.since",
+            READ_COUNTERS,
         )
         .await?;
     let read_cooldowns = tx
@@ -199,8 +212,7 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
     let window_of: std::collections::HashMap<&str, u32> = counter_keys.iter().map(|k| (k.0, k.1)).collect();
     for row in &counters {
         let key: &str = row.get(0);
-        let count: i32 = row.get(2);
-        ledger.load_bucket(key, window_of.get(key).copied().unwrap_or(1), row.get(1), count.max(0) as u32);
+        ledger.load_bucket(key, window_of.get(key).copied().unwrap_or(1), row.get(1), bucket_of(row));
     }
     for row in &cooldowns {
         let key: &str = row.get(0);
@@ -218,10 +230,11 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
 
     let write_counters = tx
         .prepare_cached(
-            "INSERT INTO rate_counters (key, window_start, count, expires_at)
-             SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::int4[], $4::timestamptz[])
+            "INSERT INTO rate_counters (key, window_start, count, last_at, expires_at)
+             SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::int4[], $4::timestamptz[], $5::timestamptz[])
              ON CONFLICT (key, window_start) DO UPDATE
                 SET count = rate_counters.count + EXCLUDED.count,
+                    last_at = greatest(rate_counters.last_at, EXCLUDED.last_at),
                     expires_at = greatest(rate_counters.expires_at, EXCLUDED.expires_at)",
         )
         .await?;
@@ -240,7 +253,7 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
                                   $7::timestamptz[], $8::timestamptz[], $9::text[])",
         )
         .await?;
-    let mut added: Vec<(&(String, i64), &(u32, u32))> = ledger.added.iter().collect();
+    let mut added: Vec<(&(String, i64), &(u32, i64, u32))> = ledger.added.iter().collect();
     added.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut cooled: Vec<(&String, &Cooldown)> = ledger.cooled.iter().collect();
     cooled.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -253,7 +266,8 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
     let c_keys: Vec<&str> = added.iter().map(|(k, _)| k.0.as_str()).collect();
     let c_starts: Vec<DateTime<Utc>> = added.iter().map(|(k, _)| at_ms(k.1)).collect();
     let c_counts: Vec<i32> = added.iter().map(|(_, v)| v.0.min(i32::MAX as u32) as i32).collect();
-    let c_expires: Vec<DateTime<Utc>> = added.iter().map(|(k, v)| at_ms(bucket_expiry(k.1, v.1))).collect();
+    let c_last: Vec<DateTime<Utc>> = added.iter().map(|(_, v)| at_ms(v.1)).collect();
+    let c_expires: Vec<DateTime<Utc>> = added.iter().map(|(_, v)| at_ms(v.1 + window_ms(v.2))).collect();
     let d_keys: Vec<&str> = cooled.iter().map(|(k, _)| k.as_str()).collect();
     let d_last: Vec<DateTime<Utc>> = cooled.iter().map(|(_, c)| c.last_sent).collect();
     let d_resends: Vec<i32> = cooled.iter().map(|(_, c)| c.resends).collect();
@@ -273,7 +287,7 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
             if c_keys.is_empty() {
                 return Ok(0);
             }
-            tx.execute(&write_counters, &[&c_keys, &c_starts, &c_counts, &c_expires]).await
+            tx.execute(&write_counters, &[&c_keys, &c_starts, &c_counts, &c_last, &c_expires]).await
         },
         async {
             if d_keys.is_empty() {
@@ -311,9 +325,7 @@ pub(super) async fn snapshot(pool: &Pool, quotas: &[Quota], now: DateTime<Utc>) 
     let client = pool.get().await?;
     let stmt = client
         .prepare_cached(
-            "SELECT c.key, (extract(epoch FROM c.window_start) * 1000)::int8, c.count
-               FROM UNNEST($1::text[], $2::timestamptz[]) AS q(key, since)
-               JOIN rate_counters AS c ON c.key = q.key AND c.window_start > q.since",
+            READ_COUNTERS,
         )
         .await?;
     let names: Vec<&str> = quotas.iter().map(|q| q.key.as_str()).collect();
@@ -325,8 +337,7 @@ pub(super) async fn snapshot(pool: &Pool, quotas: &[Quota], now: DateTime<Utc>) 
     for row in client.query(&stmt, &[&names, &since]).await? {
         let key: &str = row.get(0);
         let window = quotas.iter().find(|q| q.key == key).map_or(1, |q| q.window_secs);
-        let count: i32 = row.get(2);
-        ledger.load_bucket(key, window, row.get(1), count.max(0) as u32);
+        ledger.load_bucket(key, window, row.get(1), bucket_of(&row));
     }
     Ok(ledger)
 }

@@ -3,11 +3,13 @@
 //! rows a batch of admissions touches into a fresh ledger, decides the batch in order, and
 //! writes back what changed. One implementation, so both stores agree by construction.
 //!
-//! A window of `W` seconds is kept as buckets of `W / 60` seconds (at least one). An admission
-//! at `now` counts every bucket that overlaps `(now - W, now]`, so any span of length `W` lies
-//! inside the buckets counted at its last admission: no span of the window's length ever
-//! admits more than the limit. The price is that a spent window frees up to one bucket (1/60
-//! of the window) later than an exact log would.
+//! A window of `W` seconds is kept as buckets of `W / 60` seconds (at least one), each with its
+//! count and the time of its latest admission. An admission at `now` counts every bucket whose
+//! latest admission lies in `(now - W, now]`, so every admission of any span of length `W`
+//! ending at it is counted: no span of the window's length ever admits more than the limit.
+//! The price, when admissions of one bucket are spread over it, is that they all count until
+//! the latest of them leaves the window (at most 1/60 of the window late); admissions made at
+//! one instant free exactly `W` later.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -33,9 +35,11 @@ pub(super) fn bucket_start(now_ms: i64, window_secs: u32) -> i64 {
     now_ms.div_euclid(b) * b
 }
 
-/// When the bucket starting at `start` stops counting for its window.
-pub(super) fn bucket_expiry(start: i64, window_secs: u32) -> i64 {
-    start + bucket_ms(window_secs) + window_ms(window_secs)
+/// One bucket: how many admissions, and the latest one's time in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Bucket {
+    pub count: u32,
+    pub last_ms: i64,
 }
 
 /// A resend cooldown's state.
@@ -49,12 +53,12 @@ pub(super) struct Cooldown {
 /// Counters (key → bucket start in ms → count) and cooldowns; with `track`, what changed.
 #[derive(Default)]
 pub(super) struct Ledger {
-    /// key → (its window, bucket start in ms → count).
-    counters: HashMap<String, (u32, BTreeMap<i64, u32>)>,
+    /// key → (its window, bucket start in ms → bucket).
+    counters: HashMap<String, (u32, BTreeMap<i64, Bucket>)>,
     cooldowns: HashMap<String, Cooldown>,
     track: bool,
-    /// (key, bucket start) → admissions added, with the window that gives its expiry.
-    pub added: HashMap<(String, i64), (u32, u32)>,
+    /// (key, bucket start) → (admissions added, the latest one's time in ms, the key's window).
+    pub added: HashMap<(String, i64), (u32, i64, u32)>,
     /// Cooldowns written.
     pub cooled: HashMap<String, Cooldown>,
 }
@@ -77,11 +81,13 @@ impl Ledger {
     }
 
     /// Loads a stored bucket.
-    pub fn load_bucket(&mut self, key: &str, window_secs: u32, start_ms: i64, count: u32) {
-        *self.buckets(key, window_secs).entry(start_ms).or_default() += count;
+    pub fn load_bucket(&mut self, key: &str, window_secs: u32, start_ms: i64, bucket: Bucket) {
+        let b = self.buckets(key, window_secs).entry(start_ms).or_default();
+        b.count += bucket.count;
+        b.last_ms = b.last_ms.max(bucket.last_ms);
     }
 
-    fn buckets(&mut self, key: &str, window_secs: u32) -> &mut BTreeMap<i64, u32> {
+    fn buckets(&mut self, key: &str, window_secs: u32) -> &mut BTreeMap<i64, Bucket> {
         if !self.counters.contains_key(key) {
             self.counters.insert(key.to_string(), (window_secs, BTreeMap::new()));
         }
@@ -95,8 +101,8 @@ impl Ledger {
         self.cooldowns.insert(key.to_string(), cooldown);
     }
 
-    /// The refusal of `q` at `now`, if it is spent: the sum over the buckets overlapping the
-    /// window, and when enough of them leave it for one more admission.
+    /// The refusal of `q` at `now`, if it is spent: the sum over the buckets whose latest
+    /// admission is inside the window, and when enough of them leave it for one more admission.
     fn spent(&self, q: &Quota, now_ms: i64) -> Option<Admission> {
         let window = window_ms(q.window_secs);
         let buckets = self.counters.get(&q.key).map(|(_, b)| b);
@@ -104,18 +110,20 @@ impl Ledger {
             buckets
                 .into_iter()
                 .flat_map(|b| b.range((now_ms - window - bucket_ms(q.window_secs) + 1)..=now_ms))
+                .map(|(_, b)| b)
+                .filter(|b| b.last_ms > now_ms - window)
         };
-        let total: u64 = counted().map(|(_, c)| u64::from(*c)).sum();
+        let total: u64 = counted().map(|b| u64::from(b.count)).sum();
         if total < u64::from(q.limit) {
             return None;
         }
         // Leaving oldest first, the bucket whose leaving brings the count under the limit.
         let mut left = total;
         let mut free_at = now_ms + window;
-        for (start, c) in counted() {
-            left -= u64::from(*c);
+        for b in counted() {
+            left -= u64::from(b.count);
             if left < u64::from(q.limit) {
-                free_at = bucket_expiry(*start, q.window_secs);
+                free_at = b.last_ms + window;
                 break;
             }
         }
@@ -165,7 +173,9 @@ impl Ledger {
         for q in quotas {
             let start = bucket_start(now_ms, q.window_secs);
             let buckets = self.buckets(&q.key, q.window_secs);
-            *buckets.entry(start).or_default() += 1;
+            let b = buckets.entry(start).or_default();
+            b.count += 1;
+            b.last_ms = b.last_ms.max(now_ms);
             // Buckets that left the window only cost memory from here on.
             let oldest = now_ms - window_ms(q.window_secs) - bucket_ms(q.window_secs);
             while let Some(entry) = buckets.first_entry() {
@@ -175,7 +185,9 @@ impl Ledger {
                 entry.remove();
             }
             if self.track {
-                self.added.entry((q.key.clone(), start)).or_insert((0, q.window_secs)).0 += 1;
+                let added = self.added.entry((q.key.clone(), start)).or_insert((0, now_ms, q.window_secs));
+                added.0 += 1;
+                added.1 = added.1.max(now_ms);
             }
         }
         Admission::Admitted { resend_after_secs }
@@ -187,7 +199,8 @@ impl Ledger {
         let mut gone = 0;
         for (window, buckets) in self.counters.values_mut() {
             let before = buckets.len();
-            buckets.retain(|start, _| bucket_expiry(*start, *window) > now_ms);
+            let window = window_ms(*window);
+            buckets.retain(|_, b| b.last_ms + window > now_ms);
             gone += (before - buckets.len()) as u64;
         }
         self.counters.retain(|_, (_, b)| !b.is_empty());
@@ -239,24 +252,25 @@ mod tests {
         let mut ledger = Ledger::default();
         assert!(matches!(ledger.take(&[q(2)], None, at(0)), Admission::Admitted { .. }));
         assert!(matches!(ledger.take(&[q(2)], None, at(30_000)), Admission::Admitted { .. }));
-        // The first admission's bucket [0, 1 s) counts until 61 s.
+        // The first admission counts until 60 s.
         assert_eq!(
             ledger.take(&[q(2)], None, at(40_000)),
             Admission::Refused {
                 key: "k".into(),
-                retry_after_secs: 21
+                retry_after_secs: 20
             }
         );
-        assert!(matches!(ledger.take(&[q(2)], None, at(61_000)), Admission::Admitted { .. }));
+        assert!(matches!(ledger.take(&[q(2)], None, at(59_999)), Admission::Refused { .. }));
+        assert!(matches!(ledger.take(&[q(2)], None, at(60_000)), Admission::Admitted { .. }));
     }
 
     #[test]
     fn a_tracking_ledger_records_what_it_added() {
         let mut ledger = Ledger::tracking();
-        ledger.load_bucket("k", 60, 0, 5);
+        ledger.load_bucket("k", 60, 0, Bucket { count: 5, last_ms: 0 });
         assert!(matches!(ledger.take(&[q(10)], None, at(500)), Admission::Admitted { .. }));
         assert!(matches!(ledger.take(&[q(10)], None, at(700)), Admission::Admitted { .. }));
         let start = bucket_start(ms(at(500)), 60);
-        assert_eq!(ledger.added.get(&("k".to_string(), start)), Some(&(2, 60)));
+        assert_eq!(ledger.added.get(&("k".to_string(), start)), Some(&(2, ms(at(700)), 60)));
     }
 }

@@ -55,14 +55,14 @@ async fn an_admission_takes_every_quota_or_none(s: Arc<dyn Store>, _: Arc<dyn St
     let (a, b) = (quota("a", 60, 2), quota("b", 60, 1));
     let both = [a.clone(), b.clone()];
     assert_eq!(s.admit(&both, None, t0()).await.unwrap(), admitted(None));
-    assert_eq!(s.admit(&both, None, t0()).await.unwrap(), refused("b", 61));
+    assert_eq!(s.admit(&both, None, t0()).await.unwrap(), refused("b", 60));
     let only_a = [a];
     assert_eq!(
         s.admit(&only_a, None, t0()).await.unwrap(),
         admitted(None),
         "the refusal took nothing from `a`"
     );
-    assert_eq!(s.admit(&only_a, None, t0()).await.unwrap(), refused("a", 61));
+    assert_eq!(s.admit(&only_a, None, t0()).await.unwrap(), refused("a", 60));
 }
 
 async fn a_window_admits_its_limit_then_slides(s: Arc<dyn Store>, _: Arc<dyn Store>) {
@@ -70,15 +70,14 @@ async fn a_window_admits_its_limit_then_slides(s: Arc<dyn Store>, _: Arc<dyn Sto
     for _ in 0..3 {
         assert_eq!(s.admit(&q, None, t0()).await.unwrap(), admitted(None));
     }
-    // The admissions' one-second bucket counts for the minute after it: until t0 + 61 s.
-    assert_eq!(s.admit(&q, None, t0() + secs(1)).await.unwrap(), refused("phone:m:x", 60));
-    assert_eq!(s.admit(&q, None, t0() + secs(49)).await.unwrap(), refused("phone:m:x", 12));
+    assert_eq!(s.admit(&q, None, t0() + secs(1)).await.unwrap(), refused("phone:m:x", 59));
+    assert_eq!(s.admit(&q, None, t0() + secs(49)).await.unwrap(), refused("phone:m:x", 11));
     assert_eq!(
         s.admit(&q, None, t0() + secs(50)).await.unwrap(),
-        refused("phone:m:x", 11),
+        refused("phone:m:x", 10),
         "a new clock minute is no new window"
     );
-    assert_eq!(s.admit(&q, None, t0() + secs(61)).await.unwrap(), admitted(None), "the window slid past them");
+    assert_eq!(s.admit(&q, None, t0() + secs(60)).await.unwrap(), admitted(None), "the window slid past them");
 }
 
 /// The window-edge burst a fixed window lets through: the limit just before a minute turns and
@@ -91,12 +90,12 @@ async fn no_span_of_a_window_admits_more_than_its_limit_across_the_minute_edge(s
     }
     assert_eq!(
         s.admit(&q, None, at(50)).await.unwrap(),
-        refused("client:edge", 60),
+        refused("client:edge", 59),
         "just after the edge"
     );
-    // One attempt a second for three minutes from the edge: record what got through.
+    // One attempt a second for the rest of three windows from t0 + 49 s: what got through.
     let mut admitted_at = vec![49, 49, 49];
-    for t in 51..(50 + 180) {
+    for t in 51..(49 + 180) {
         if let Admission::Admitted { .. } = s.admit(&q, None, at(t)).await.unwrap() {
             admitted_at.push(t);
         }
@@ -246,7 +245,7 @@ async fn a_sweep_deletes_expired_state_and_keeps_fresh_state(s: Arc<dyn Store>, 
     assert_eq!(s.sweep(later + secs(1)).await.unwrap(), 0, "they are gone");
     assert_eq!(
         s.admit(&[quota("new", 60, 1)], None, later + secs(1)).await.unwrap(),
-        refused("new", 60),
+        refused("new", 59),
         "the fresh counter stays"
     );
     assert_eq!(
@@ -296,7 +295,7 @@ async fn an_admission_opens_its_session_only_when_admitted(s: Arc<dyn Store>, _:
     assert_eq!(s.get_session(first.id).await.unwrap(), Some(first));
     assert_eq!(
         s.admit_opening(&q, None, Some(&second), t0()).await.unwrap(),
-        refused("phone:m:y", 61)
+        refused("phone:m:y", 60)
     );
     assert_eq!(s.get_session(second.id).await.unwrap(), None, "a refused send opens nothing");
 }
