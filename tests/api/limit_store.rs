@@ -300,6 +300,59 @@ async fn an_admission_opens_its_session_only_when_admitted(s: Arc<dyn Store>, _:
     assert_eq!(s.get_session(second.id).await.unwrap(), None, "a refused send opens nothing");
 }
 
+/// Admissions decided in one batch (PostgreSQL) share a transaction: one that PostgreSQL refuses
+/// (its session id is taken) fails alone and takes nothing; the others are admitted and opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_fails_only_the_admission_postgres_refuses() {
+    use smsgate::store::{Session, SessionStatus};
+    let db = TestDb::new().await;
+    let s = postgres_store(&db).await;
+    let session = |id| Session {
+        id,
+        client: "app".into(),
+        phone: "+919876543210".into(),
+        user_id: None,
+        purpose: "login".into(),
+        code_hmac: vec![1; 32],
+        provider_refs: Vec::new(),
+        status: SessionStatus::Pending,
+        attempts: 0,
+        max_attempts: 5,
+        created_at: t0(),
+        expires_at: t0() + secs(300),
+        verified_at: None,
+        local_code_sent: false,
+        verify_lease_until: None,
+    };
+    let q = [quota("client:batch", 60, 22)];
+    let taken = session(uuid::Uuid::new_v4());
+    assert_eq!(s.admit_opening(&q, None, Some(&taken), t0()).await.unwrap(), admitted(None));
+    let tasks: Vec<_> = (0..21)
+        .map(|i| {
+            let (s, q) = (Arc::clone(&s), q.clone());
+            let opening = if i == 10 { taken.clone() } else { session(uuid::Uuid::new_v4()) };
+            tokio::spawn(async move { (s.admit_opening(&q, None, Some(&opening), t0()).await, opening.id) })
+        })
+        .collect();
+    let mut failed = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (Ok(a), id) => {
+                assert_eq!(a, admitted(None));
+                assert!(s.get_session(id).await.unwrap().is_some(), "an admitted session is stored");
+            }
+            (Err(_), id) => {
+                assert_eq!(id, taken.id, "only the admission at fault fails");
+                failed += 1;
+            }
+        }
+    }
+    assert_eq!(failed, 1);
+    // 1 + 20 admitted of 22: the failed admission took nothing, so one more goes, then none.
+    assert_eq!(s.admit(&q, None, t0()).await.unwrap(), admitted(None));
+    assert_eq!(s.admit(&q, None, t0()).await.unwrap(), refused("client:batch", 60));
+}
+
 /// Runs a test on one memory store, handed over twice (one process shares one store).
 async fn on_memory<F: Future<Output = ()>>(test: impl FnOnce(Arc<dyn Store>, Arc<dyn Store>) -> F) {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
