@@ -1,11 +1,15 @@
 //! Group admission for PostgreSQL: the admissions of all concurrent sends of this process are
-//! decided together, the way `writer.rs` commits their attempt logs. One transaction per batch,
-//! two round trips: (1) lock every key the batch touches, once, in hash order (transaction-level
-//! advisory locks, so instances exclude each other without writing a lock into a hot row) and
-//! read those keys' live buckets and cooldowns; (2) write the summed increments, the cooldowns
-//! and the admitted sessions, and commit. In between the batch is decided in order by the same
-//! `Ledger` the memory store uses. A hot row (a calling app's counter, a prefix's) is thus
-//! locked and written once per batch instead of once per send.
+//! decided together, the way `writer.rs` commits their attempt logs. Every key a batch touches
+//! is locked once, in hash order (transaction-level advisory locks, so instances exclude each
+//! other without writing a lock into a hot row), and a hot counter row (a calling app's, a
+//! prefix's) is written once per batch instead of once per send.
+//!
+//! The common case is one statement (`smsgate_admit_all`): when every counter has room for the
+//! whole batch and no cooldown holds any of it, all are admitted at once, the locks held only
+//! while that statement runs. Otherwise (a limit is near, or a cooldown runs) the batch is
+//! decided exactly, one admission after another, in one transaction of two round trips: lock and
+//! read the keys' live buckets and cooldowns; decide in order with the same `Ledger` the memory
+//! store uses; write the summed increments, cooldowns and sessions, and commit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +18,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::sliding::{bucket_ms, window_ms, Bucket, Cooldown, Ledger};
+use super::sliding::{bucket_ms, bucket_start, window_ms, Bucket, Cooldown, Ledger};
 use super::{Admission, CooldownSpec, Quota, Session, StoreError};
 
 /// Largest number of admissions in one batch.
@@ -133,8 +137,8 @@ fn blames_the_rows(e: &StoreError) -> bool {
 
 /// The live buckets of some keys, each from the oldest start that may still count; a bucket
 /// written before `last_at` existed counts until its window's end (`expires_at`).
-const READ_COUNTERS: &str = "SELECT c.key, (extract(epoch FROM c.window_start) * 1000)::int8, c.count,
-        (extract(epoch FROM coalesce(c.last_at, c.expires_at)) * 1000)::int8
+const READ_COUNTERS: &str = "SELECT c.key, floor(extract(epoch FROM c.window_start) * 1000)::int8, c.count,
+        floor(extract(epoch FROM coalesce(c.last_at, c.expires_at)) * 1000)::int8
    FROM UNNEST($1::text[], $2::timestamptz[]) AS q(key, since)
    JOIN rate_counters AS c ON c.key = q.key AND c.window_start > q.since";
 
@@ -153,12 +157,88 @@ fn at_ms(ms: i64) -> DateTime<Utc> {
 /// One batch: lock and read, decide, write and commit.
 async fn decide(pool: &Pool, reqs: &[&Request]) -> Result<Vec<Admission>, StoreError> {
     let client = pool.get().await?;
+    if let Some(answers) = admit_all(&client, reqs).await? {
+        return Ok(answers);
+    }
     let result = decide_on(&client, reqs).await;
     if result.is_err() {
         // Never hand the pool a connection inside a transaction.
         let _ = client.batch_execute("ROLLBACK").await;
     }
     result
+}
+
+/// The common case in one statement (`smsgate_admit_all`): every admission of the batch fits,
+/// and all are admitted. `None` when some counter or cooldown is too close to decide that
+/// wholesale; nothing was written then.
+async fn admit_all(client: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<Option<Vec<Admission>>, StoreError> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT smsgate_admit_all($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+        )
+        .await?;
+    let quotas: Vec<(&Quota, DateTime<Utc>)> = reqs.iter().flat_map(|r| r.quotas.iter().map(|q| (q, r.now))).collect();
+    let q_key: Vec<&str> = quotas.iter().map(|(q, _)| q.key.as_str()).collect();
+    let q_window: Vec<i32> = quotas.iter().map(|(q, _)| q.window_secs.min(i32::MAX as u32) as i32).collect();
+    let q_limit: Vec<i32> = quotas.iter().map(|(q, _)| q.limit.min(i32::MAX as u32) as i32).collect();
+    let q_bucket: Vec<DateTime<Utc>> = quotas
+        .iter()
+        .map(|(q, now)| at_ms(bucket_start(now.timestamp_millis(), q.window_secs)))
+        .collect();
+    let q_at: Vec<DateTime<Utc>> = quotas.iter().map(|(_, now)| *now).collect();
+    let cooldowns: Vec<(&CooldownSpec, DateTime<Utc>)> = reqs.iter().filter_map(|r| Some((r.cooldown.as_ref()?, r.now))).collect();
+    let cd_key: Vec<&str> = cooldowns.iter().map(|(c, _)| c.key.as_str()).collect();
+    let cd_base: Vec<i32> = cooldowns.iter().map(|(c, _)| c.base_secs.min(i32::MAX as u32) as i32).collect();
+    let cd_max: Vec<i32> = cooldowns.iter().map(|(c, _)| c.max_secs.min(i32::MAX as u32) as i32).collect();
+    let cd_reset: Vec<i32> = cooldowns.iter().map(|(c, _)| c.reset_secs.min(i32::MAX as u32) as i32).collect();
+    let cd_at: Vec<DateTime<Utc>> = cooldowns.iter().map(|(_, now)| *now).collect();
+    let opened: Vec<&Session> = reqs.iter().filter_map(|r| r.opening.as_ref()).collect();
+    let s_ids: Vec<uuid::Uuid> = opened.iter().map(|s| s.id).collect();
+    let s_phones: Vec<&str> = opened.iter().map(|s| s.phone.as_str()).collect();
+    let s_users: Vec<Option<&str>> = opened.iter().map(|s| s.user_id.as_deref()).collect();
+    let s_purposes: Vec<&str> = opened.iter().map(|s| s.purpose.as_str()).collect();
+    let s_hmacs: Vec<&[u8]> = opened.iter().map(|s| s.code_hmac.as_slice()).collect();
+    let s_max: Vec<i32> = opened.iter().map(|s| s.max_attempts.min(i32::MAX as u32) as i32).collect();
+    let s_created: Vec<DateTime<Utc>> = opened.iter().map(|s| s.created_at).collect();
+    let s_expires: Vec<DateTime<Utc>> = opened.iter().map(|s| s.expires_at).collect();
+    let s_clients: Vec<&str> = opened.iter().map(|s| s.client.as_str()).collect();
+    let row = client
+        .query_one(
+            &stmt,
+            &[
+                &q_key,
+                &q_window,
+                &q_limit,
+                &q_bucket,
+                &q_at,
+                &cd_key,
+                &cd_base,
+                &cd_max,
+                &cd_reset,
+                &cd_at,
+                &s_ids,
+                &s_phones,
+                &s_users,
+                &s_purposes,
+                &s_hmacs,
+                &s_max,
+                &s_created,
+                &s_expires,
+                &s_clients,
+            ],
+        )
+        .await?;
+    let Some(waits) = row.get::<_, Option<Vec<i32>>>(0) else {
+        return Ok(None);
+    };
+    let mut waits = waits.into_iter();
+    Ok(Some(
+        reqs.iter()
+            .map(|r| Admission::Admitted {
+                resend_after_secs: r.cooldown.as_ref().and(waits.next()).map(|w| w.max(0) as u64),
+            })
+            .collect(),
+    ))
 }
 
 async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<Vec<Admission>, StoreError> {
