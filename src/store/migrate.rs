@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (3, "0003_rls", include_str!("../../migrations/0003_rls.sql")),
     (4, "0004_tenancy_verify", include_str!("../../migrations/0004_tenancy_verify.sql")),
     (5, "0005_registry_audit", include_str!("../../migrations/0005_registry_audit.sql")),
+    (6, "0006_admission", include_str!("../../migrations/0006_admission.sql")),
     (9, "0009_admin_logs", include_str!("../../migrations/0009_admin_logs.sql")),
 ];
 

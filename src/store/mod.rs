@@ -5,6 +5,7 @@
 
 pub mod admin_logs;
 pub mod listen;
+mod admission;
 mod memory;
 mod memory_limits;
 pub mod migrate;
@@ -12,6 +13,7 @@ mod postgres;
 mod postgres_limits;
 mod postgres_tls;
 mod registry;
+mod sliding;
 mod writer;
 
 use async_trait::async_trait;
@@ -217,7 +219,8 @@ pub trait Store: LimitStore + RegistryStore + admin_logs::AdminLogStore + Send +
     async fn recent_attempts(&self, limit: usize) -> Result<Vec<AttemptRow>, StoreError>;
 }
 
-/// One fixed-window counter a send takes from: at most `limit` per `window_secs`.
+/// One sliding-window counter a send takes from: at most `limit` in any span of `window_secs`
+/// (`sliding.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quota {
     pub key: String,
@@ -281,7 +284,7 @@ pub trait LimitStore: Send + Sync {
         opening: Option<&Session>,
         now: DateTime<Utc>,
     ) -> Result<Admission, StoreError>;
-    /// The first quota already spent in its current window, without taking anything: `Refused`
+    /// The first quota already spent in its sliding window, without taking anything: `Refused`
     /// naming it, else `Admitted`.
     async fn peek(&self, quotas: &[Quota], now: DateTime<Utc>) -> Result<Admission, StoreError>;
     /// `admit_opening` without a session.

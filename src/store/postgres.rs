@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 pub struct PostgresStore {
     pool: Pool,
     writer: LogWriter,
+    admission: super::admission::Batcher,
     /// The longest a call may take end to end, whatever the database does.
     call_limit: Duration,
 }
@@ -44,7 +45,13 @@ impl PostgresStore {
         let ms = Duration::from_millis;
         let call_limit = ms(settings.pool_wait_ms + settings.connect_timeout_ms + settings.statement_timeout_ms);
         let writer = LogWriter::spawn(pool.clone(), metrics, call_limit);
-        Ok(Self { pool, writer, call_limit })
+        let admission = super::admission::Batcher::spawn(pool.clone(), call_limit);
+        Ok(Self {
+            pool,
+            writer,
+            admission,
+            call_limit,
+        })
     }
 
     /// Applies the migrations through a connection of their own with no statement timeout: a
@@ -60,6 +67,10 @@ impl PostgresStore {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    pub(super) fn admission(&self) -> &super::admission::Batcher {
+        &self.admission
     }
 
     /// Runs one store call within `call_limit`. PostgreSQL's `statement_timeout` cannot help when

@@ -1,9 +1,10 @@
-//! `LimitStore` for PostgreSQL: one statement per admission (the `smsgate_admit` function),
+//! `LimitStore` for PostgreSQL: admissions decided in batches (`admission.rs`),
 //! idempotency keys claimed with `INSERT … ON CONFLICT`, contacts upserted.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::admission;
 use super::{Admission, Contact, CooldownSpec, IdempotencyClaim, LimitStore, PostgresStore, Quota, Session, StoreError};
 
 #[async_trait]
@@ -15,53 +16,13 @@ impl LimitStore for PostgresStore {
         opening: Option<&Session>,
         now: DateTime<Utc>,
     ) -> Result<Admission, StoreError> {
-        self.bounded(async move {
-            let client = self.pool().get().await?;
-            let stmt = client
-                .prepare_cached(
-                    "SELECT refused_key, retry_after_secs, resend_after_secs
-                       FROM smsgate_admit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-                )
-                .await?;
-            let keys: Vec<&str> = quotas.iter().map(|q| q.key.as_str()).collect();
-            let windows: Vec<i32> = quotas.iter().map(|q| q.window_secs as i32).collect();
-            let limits: Vec<i32> = quotas.iter().map(|q| q.limit.min(i32::MAX as u32) as i32).collect();
-            let row = client
-                .query_one(
-                    &stmt,
-                    &[
-                        &keys,
-                        &windows,
-                        &limits,
-                        &cooldown.map(|c| c.key.as_str()),
-                        &cooldown.map(|c| c.base_secs as i32),
-                        &cooldown.map(|c| c.max_secs as i32),
-                        &cooldown.map(|c| c.reset_secs as i32),
-                        &now,
-                        &opening.map(|s| s.id),
-                        &opening.map(|s| s.phone.as_str()),
-                        &opening.and_then(|s| s.user_id.as_deref()),
-                        &opening.map(|s| s.purpose.as_str()),
-                        &opening.map(|s| s.code_hmac.as_slice()),
-                        &opening.map(|s| s.max_attempts as i32),
-                        &opening.map(|s| s.created_at),
-                        &opening.map(|s| s.expires_at),
-                        &opening.map_or("", |s| s.client.as_str()),
-                    ],
-                )
-                .await?;
-            let refused: Option<String> = row.get(0);
-            Ok(match refused {
-                Some(key) => Admission::Refused {
-                    key,
-                    retry_after_secs: row.get::<_, Option<i64>>(1).unwrap_or(1).max(1) as u64,
-                },
-                None => Admission::Admitted {
-                    resend_after_secs: row.get::<_, Option<i64>>(2).map(|s| s as u64),
-                },
-            })
-        })
-        .await
+        let request = admission::Request {
+            quotas: quotas.to_vec(),
+            cooldown: cooldown.cloned(),
+            opening: opening.cloned(),
+            now,
+        };
+        self.bounded(self.admission().admit(request)).await
     }
 
     async fn claim_idempotency(
@@ -193,29 +154,10 @@ impl LimitStore for PostgresStore {
 
     async fn peek(&self, quotas: &[Quota], now: DateTime<Utc>) -> Result<Admission, StoreError> {
         self.bounded(async move {
-            let client = self.pool().get().await?;
-            let keys: Vec<&str> = quotas.iter().map(|q| q.key.as_str()).collect();
-            let windows: Vec<f64> = quotas.iter().map(|q| f64::from(q.window_secs.max(1))).collect();
-            let limits: Vec<i32> = quotas.iter().map(|q| q.limit.min(i32::MAX as u32) as i32).collect();
-            let row = client
-                .query_opt(
-                    "SELECT q.key, ceil(extract(epoch FROM c.window_start + make_interval(secs => q.window_secs) - $4::timestamptz))::int8
-                       FROM UNNEST($1::text[], $2::float8[], $3::int4[]) WITH ORDINALITY AS q(key, window_secs, lim, n)
-                       JOIN rate_counters AS c
-                         ON c.key = q.key
-                        AND c.window_start = to_timestamp(floor(extract(epoch FROM $4::timestamptz) / q.window_secs) * q.window_secs)
-                      WHERE c.count >= q.lim
-                      ORDER BY q.n LIMIT 1",
-                    &[&keys, &windows, &limits, &now],
-                )
-                .await?;
-            Ok(match row {
-                Some(r) => Admission::Refused {
-                    key: r.get(0),
-                    retry_after_secs: r.get::<_, Option<i64>>(1).unwrap_or(1).max(1) as u64,
-                },
-                None => Admission::Admitted { resend_after_secs: None },
-            })
+            let ledger = admission::snapshot(self.pool(), quotas, now).await?;
+            Ok(ledger
+                .check(quotas, now)
+                .unwrap_or(Admission::Admitted { resend_after_secs: None }))
         })
         .await
     }

@@ -55,24 +55,56 @@ async fn an_admission_takes_every_quota_or_none(s: Arc<dyn Store>, _: Arc<dyn St
     let (a, b) = (quota("a", 60, 2), quota("b", 60, 1));
     let both = [a.clone(), b.clone()];
     assert_eq!(s.admit(&both, None, t0()).await.unwrap(), admitted(None));
-    assert_eq!(s.admit(&both, None, t0()).await.unwrap(), refused("b", 50));
+    assert_eq!(s.admit(&both, None, t0()).await.unwrap(), refused("b", 60));
     let only_a = [a];
     assert_eq!(
         s.admit(&only_a, None, t0()).await.unwrap(),
         admitted(None),
         "the refusal took nothing from `a`"
     );
-    assert_eq!(s.admit(&only_a, None, t0()).await.unwrap(), refused("a", 50));
+    assert_eq!(s.admit(&only_a, None, t0()).await.unwrap(), refused("a", 60));
 }
 
-async fn a_window_admits_its_limit_then_rolls_over(s: Arc<dyn Store>, _: Arc<dyn Store>) {
+async fn a_window_admits_its_limit_then_slides(s: Arc<dyn Store>, _: Arc<dyn Store>) {
     let q = [quota("phone:m:x", 60, 3)];
     for _ in 0..3 {
         assert_eq!(s.admit(&q, None, t0()).await.unwrap(), admitted(None));
     }
-    assert_eq!(s.admit(&q, None, t0() + secs(1)).await.unwrap(), refused("phone:m:x", 49));
-    assert_eq!(s.admit(&q, None, t0() + secs(49)).await.unwrap(), refused("phone:m:x", 1));
-    assert_eq!(s.admit(&q, None, t0() + secs(50)).await.unwrap(), admitted(None), "a new window");
+    assert_eq!(s.admit(&q, None, t0() + secs(1)).await.unwrap(), refused("phone:m:x", 59));
+    assert_eq!(s.admit(&q, None, t0() + secs(49)).await.unwrap(), refused("phone:m:x", 11));
+    assert_eq!(
+        s.admit(&q, None, t0() + secs(50)).await.unwrap(),
+        refused("phone:m:x", 10),
+        "a new clock minute is no new window"
+    );
+    assert_eq!(s.admit(&q, None, t0() + secs(60)).await.unwrap(), admitted(None), "the window slid past them");
+}
+
+/// The window-edge burst a fixed window lets through: the limit just before a minute turns and
+/// again just after. `t0` is ten seconds into a minute, so the minute turns at `t0 + 50 s`.
+async fn no_span_of_a_window_admits_more_than_its_limit_across_the_minute_edge(s: Arc<dyn Store>, _: Arc<dyn Store>) {
+    let q = [quota("client:edge", 60, 3)];
+    let at = |t: i64| t0() + secs(t);
+    for _ in 0..3 {
+        assert_eq!(s.admit(&q, None, at(49)).await.unwrap(), admitted(None), "the limit, just before the edge");
+    }
+    assert_eq!(
+        s.admit(&q, None, at(50)).await.unwrap(),
+        refused("client:edge", 59),
+        "just after the edge"
+    );
+    // One attempt a second for the rest of three windows from t0 + 49 s: what got through.
+    let mut admitted_at = vec![49, 49, 49];
+    for t in 51..(49 + 180) {
+        if let Admission::Admitted { .. } = s.admit(&q, None, at(t)).await.unwrap() {
+            admitted_at.push(t);
+        }
+    }
+    for (i, start) in admitted_at.iter().enumerate() {
+        let within = admitted_at[i..].iter().take_while(|t| **t < start + 60).count();
+        assert!(within <= 3, "{within} admitted in the 60 s from t0 + {start} s: {admitted_at:?}");
+    }
+    assert_eq!(admitted_at.len(), 3 * 3, "the limit is still reached each window: {admitted_at:?}");
 }
 
 async fn the_cooldown_doubles_caps_and_resets(s: Arc<dyn Store>, _: Arc<dyn Store>) {
@@ -213,7 +245,7 @@ async fn a_sweep_deletes_expired_state_and_keeps_fresh_state(s: Arc<dyn Store>, 
     assert_eq!(s.sweep(later + secs(1)).await.unwrap(), 0, "they are gone");
     assert_eq!(
         s.admit(&[quota("new", 60, 1)], None, later + secs(1)).await.unwrap(),
-        refused("new", 49),
+        refused("new", 59),
         "the fresh counter stays"
     );
     assert_eq!(
@@ -263,9 +295,62 @@ async fn an_admission_opens_its_session_only_when_admitted(s: Arc<dyn Store>, _:
     assert_eq!(s.get_session(first.id).await.unwrap(), Some(first));
     assert_eq!(
         s.admit_opening(&q, None, Some(&second), t0()).await.unwrap(),
-        refused("phone:m:y", 50)
+        refused("phone:m:y", 60)
     );
     assert_eq!(s.get_session(second.id).await.unwrap(), None, "a refused send opens nothing");
+}
+
+/// Admissions decided in one batch (PostgreSQL) share a transaction: one that PostgreSQL refuses
+/// (its session id is taken) fails alone and takes nothing; the others are admitted and opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_fails_only_the_admission_postgres_refuses() {
+    use smsgate::store::{Session, SessionStatus};
+    let db = TestDb::new().await;
+    let s = postgres_store(&db).await;
+    let session = |id| Session {
+        id,
+        client: "app".into(),
+        phone: "+919876543210".into(),
+        user_id: None,
+        purpose: "login".into(),
+        code_hmac: vec![1; 32],
+        provider_refs: Vec::new(),
+        status: SessionStatus::Pending,
+        attempts: 0,
+        max_attempts: 5,
+        created_at: t0(),
+        expires_at: t0() + secs(300),
+        verified_at: None,
+        local_code_sent: false,
+        verify_lease_until: None,
+    };
+    let q = [quota("client:batch", 60, 22)];
+    let taken = session(uuid::Uuid::new_v4());
+    assert_eq!(s.admit_opening(&q, None, Some(&taken), t0()).await.unwrap(), admitted(None));
+    let tasks: Vec<_> = (0..21)
+        .map(|i| {
+            let (s, q) = (Arc::clone(&s), q.clone());
+            let opening = if i == 10 { taken.clone() } else { session(uuid::Uuid::new_v4()) };
+            tokio::spawn(async move { (s.admit_opening(&q, None, Some(&opening), t0()).await, opening.id) })
+        })
+        .collect();
+    let mut failed = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (Ok(a), id) => {
+                assert_eq!(a, admitted(None));
+                assert!(s.get_session(id).await.unwrap().is_some(), "an admitted session is stored");
+            }
+            (Err(_), id) => {
+                assert_eq!(id, taken.id, "only the admission at fault fails");
+                failed += 1;
+            }
+        }
+    }
+    assert_eq!(failed, 1);
+    // 1 + 20 admitted of 22: the failed admission took nothing, so one more goes, then none.
+    assert_eq!(s.admit(&q, None, t0()).await.unwrap(), admitted(None));
+    assert_eq!(s.admit(&q, None, t0()).await.unwrap(), refused("client:batch", 60));
 }
 
 /// Runs a test on one memory store, handed over twice (one process shares one store).
@@ -286,7 +371,8 @@ on_both_stores!(
     postgres: super::on_postgres;
     an_admission_opens_its_session_only_when_admitted,
     an_admission_takes_every_quota_or_none,
-    a_window_admits_its_limit_then_rolls_over,
+    a_window_admits_its_limit_then_slides,
+    no_span_of_a_window_admits_more_than_its_limit_across_the_minute_edge,
     the_cooldown_doubles_caps_and_resets,
     a_refused_quota_leaves_the_cooldown_alone,
     concurrent_admissions_never_exceed_the_limit,

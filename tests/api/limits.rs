@@ -15,8 +15,9 @@ use crate::on_both_stores;
 const MINUTE: i64 = 60;
 const DAY: i64 = 86_400;
 
-/// Sends and asserts a 429 for `reason` whose retry-after is the time left in the current
-/// `window_secs` window (as seen before and after the request), and that no SMS went out.
+/// Sends and asserts a 429 for `reason` whose retry-after is the time until the sends it counts,
+/// made at the clock's current time (it holds still), leave the sliding `window_secs` window (as
+/// seen before and after the request), and that no SMS went out.
 pub async fn assert_refused(app: &TestApp, path: &str, body: Value, headers: &[(&str, &str)], reason: &str, window_secs: i64) -> Reply {
     let calls = app.sent();
     let before = app.clock.now();
@@ -27,10 +28,10 @@ pub async fn assert_refused(app: &TestApp, path: &str, body: Value, headers: &[(
     r
 }
 
-/// Whole seconds (rounded up) left in the fixed window between `before` and `after`.
+/// Whole seconds (rounded up) until sends made at `before` leave the window, seen between
+/// `before` and `after`.
 fn left_in_window(window_secs: i64, before: DateTime<Utc>, after: DateTime<Utc>) -> RangeInclusive<u64> {
-    let w = window_secs * 1000;
-    let end = (before.timestamp_millis().div_euclid(w) + 1) * w;
+    let end = before.timestamp_millis() + window_secs * 1000;
     let left = |t: DateTime<Utc>| ((end - t.timestamp_millis()).max(0) as u64).div_ceil(1000);
     left(after)..=left(before)
 }
