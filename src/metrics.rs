@@ -1,7 +1,7 @@
 //! Every Prometheus metric smsgate exports, defined in this one place. Labels are low-cardinality
 //! only (`provider`, `kind`, `outcome`, `reason`, `route`, `status`, `hook`, `result`): never a number or an id.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// Latency buckets in seconds, from 0.5 ms: a healthy request takes a few milliseconds (the goal
 /// is p99 under 10 ms), so the low buckets must resolve it; a provider call runs to seconds.
@@ -37,6 +37,9 @@ pub struct Metrics {
     /// Requests to the auth servers' hooks by hook (supabase, kratos, keycloak) and result
     /// (sent, unconfirmed, replayed, refused, failed, invalid, unauthorized, not_configured).
     pub hook_requests: IntCounterVec,
+    /// Failed writes of a send's attempt log (each try, background retries included): a send
+    /// whose provider call is not on record.
+    pub attempt_log_write_errors: IntCounter,
 }
 
 impl Metrics {
@@ -108,6 +111,14 @@ impl Metrics {
             "Requests to the auth servers' SMS hooks by hook and result.",
             &["hook", "result"],
         );
+        let attempt_log_write_errors = IntCounter::new(
+            "smsgate_attempt_log_write_errors_total",
+            "Failed writes of a send's attempt log, background retries included.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(attempt_log_write_errors.clone()))
+            .expect("metric registered once");
         Self {
             registry,
             provider_requests,
@@ -122,6 +133,7 @@ impl Metrics {
             blocks,
             log_batch_rows,
             hook_requests,
+            attempt_log_write_errors,
         }
     }
 

@@ -9,6 +9,7 @@ mod error;
 mod fields;
 mod hooks;
 mod idempotency;
+pub mod openapi;
 mod ops;
 mod otp;
 mod sms;
@@ -127,7 +128,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .service(at("/sms/send-transactional").route(web::post().to(sms::text_route::<Seed>)))
         .service(at("/healthz").route(web::get().to(ops::healthz)))
         .service(at("/readyz").route(web::get().to(ops::readyz)))
-        .service(at("/metrics").route(web::get().to(ops::metrics)));
+        .service(at("/metrics").route(web::get().to(ops::metrics)))
+        .service(at("/openapi.json").route(web::get().to(openapi::serve)));
 }
 
 /// A route whose other methods get 405 in the API's JSON error shape.

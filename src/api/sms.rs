@@ -17,11 +17,13 @@ const MAX_TEXT: usize = 1600;
 const MAX_VARS: usize = 20;
 const MAX_VAR: usize = 500;
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TextBody {
+    /// Destination, E.164 or a national number of the default country.
     #[serde(alias = "phone")]
     to: String,
+    /// The message, at most 1600 characters.
     text: String,
     #[serde(default)]
     user_id: Option<String>,
@@ -29,13 +31,16 @@ pub struct TextBody {
     client_ip: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateBody {
+    /// Destination, E.164 or a national number of the default country.
     #[serde(alias = "phone")]
     to: String,
+    /// The provider-side template's name.
     #[serde(alias = "template_name")]
     template: String,
+    /// The template's values, in order (at most 20, each at most 500 characters).
     #[serde(default)]
     vars: Vec<String>,
     #[serde(default)]
@@ -97,6 +102,20 @@ fn accepted_json(sent: &MessageSent, shape: Shape) -> Value {
     out
 }
 
+/// Sends a transactional text through the first provider that takes it.
+#[utoipa::path(
+    post,
+    path = "/v1/sms/send",
+    tag = "sms",
+    request_body = TextBody,
+    params(super::openapi::IdempotencyKey),
+    responses(
+        (status = 202, description = "Accepted by a provider (or sent without its confirmation)", body = super::openapi::MessageAccepted),
+        (status = "4XX", description = "Refused; nothing was sent", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "Every provider failed or the store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn text_route<S: Speaks>(
     state: web::Data<AppState>,
     caller: Caller,
@@ -115,6 +134,20 @@ pub async fn text_route<S: Speaks>(
     .await
 }
 
+/// Sends a provider-side template with its values.
+#[utoipa::path(
+    post,
+    path = "/v1/sms/template",
+    tag = "sms",
+    request_body = TemplateBody,
+    params(super::openapi::IdempotencyKey),
+    responses(
+        (status = 202, description = "Accepted by a provider (or sent without its confirmation)", body = super::openapi::MessageAccepted),
+        (status = "4XX", description = "Refused; nothing was sent", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "Every provider failed or the store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn template_route<S: Speaks>(
     state: web::Data<AppState>,
     caller: Caller,

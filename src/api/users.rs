@@ -8,13 +8,16 @@ use super::{ApiError, AppState, Caller};
 use crate::config::Role;
 use crate::store::Contact;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactBody {
+    /// The user's phone for step-up codes; absent clears it.
     #[serde(default)]
     phone: Option<String>,
+    /// Whether step-up by SMS is on for this user.
     #[serde(default)]
     otp_enabled: bool,
+    /// A provider to try first for this user.
     #[serde(default)]
     preferred_provider: Option<String>,
 }
@@ -23,6 +26,19 @@ fn user_id(path: &str) -> Result<String, ApiError> {
     Ok(fields::identifier("user_id", path, 128)?.to_string())
 }
 
+/// The user's step-up contact (empty when none is stored).
+#[utoipa::path(
+    get,
+    path = "/v1/users/{user_id}/contact",
+    tag = "users",
+    params(("user_id" = String, Path, description = "The calling app's own user id")),
+    responses(
+        (status = 200, description = "The contact", body = crate::store::Contact),
+        (status = "4XX", description = "Refused", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_contact(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Send)?;
     let uid = user_id(&path)?;
@@ -34,6 +50,20 @@ pub async fn get_contact(state: web::Data<AppState>, caller: Caller, path: web::
     Ok(HttpResponse::Ok().json(contact))
 }
 
+/// Stores the user's step-up contact.
+#[utoipa::path(
+    put,
+    path = "/v1/users/{user_id}/contact",
+    tag = "users",
+    params(("user_id" = String, Path, description = "The calling app's own user id")),
+    request_body = ContactBody,
+    responses(
+        (status = 200, description = "The contact as stored", body = crate::store::Contact),
+        (status = "4XX", description = "Refused", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn put_contact(
     state: web::Data<AppState>,
     caller: Caller,

@@ -19,7 +19,7 @@ use uuid::Uuid;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionStatus {
     Pending,
@@ -254,7 +254,7 @@ pub enum IdempotencyClaim {
 }
 
 /// A user's contact settings (`user_contact_settings`), kept per calling app.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Contact {
     /// The calling app whose user this is.
     #[serde(skip)]
