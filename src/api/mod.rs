@@ -132,9 +132,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .service(at("/openapi.json").route(web::get().to(openapi::serve)));
 }
 
-/// A route whose other methods get 405 in the API's JSON error shape.
+/// A route whose other methods get 405 in the API's JSON error shape, with `Allow`.
 fn at(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) }))
+    web::resource(path).default_service(web::to(openapi::method_not_allowed))
 }
 
 /// Answers unknown routes with the same JSON error shape as everything else.

@@ -3,12 +3,17 @@
 //! `openapi.json` (a test fails when the two differ; `OPENAPI_WRITE=1 scripts/test --test api
 //! openapi` rewrites the file).
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use actix_web::HttpResponse;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde_json::json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, Ref, RefOr};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+
+use super::ApiError;
 
 /// Every documented route. `/v1/admin/*` is not here yet: its handlers are being rewritten;
 /// their paths join this one list when they land.
@@ -67,8 +72,34 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The whole document: the annotated routes and the seed aliases.
-pub fn document() -> Document {
+/// The whole document: the annotated routes, the seed aliases, and what the derive cannot say.
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(annotated()).expect("the OpenAPI document serialises");
+    refine(&mut doc);
+    doc
+}
+
+/// Constraints `#[derive(ToSchema)]` has no attribute for, so that a request the document calls
+/// valid is one the handlers accept.
+fn refine(doc: &mut serde_json::Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    // A send names its destination, or a user whose stored phone is used.
+    schemas["SendOtpBody"]["anyOf"] = json!([{"required": ["phone"]}, {"required": ["user_id"]}]);
+    // Step-up by SMS needs a phone to send to.
+    schemas["ContactBody"]["anyOf"] = json!([
+        {"properties": {"otp_enabled": {"const": false}}},
+        {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
+    ]);
+    // Each template value: no control character but line breaks and tabs, at most 500 characters.
+    schemas["TemplateBody"]["properties"]["vars"]["items"] = json!({
+        "type": "string",
+        "maxLength": 500,
+        "pattern": "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$",
+    });
+}
+
+/// The annotated routes and the seed aliases.
+fn annotated() -> Document {
     let mut doc = ApiDoc::openapi();
     for (alias, canonical, answer) in SEED_ALIASES {
         let Some(mut item) = doc.paths.paths.get(*canonical).cloned() else {
@@ -95,7 +126,7 @@ pub fn document() -> Document {
 pub fn document_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| {
-        let mut json = document().to_pretty_json().expect("the OpenAPI document serialises");
+        let mut json = serde_json::to_string_pretty(&document()).expect("the OpenAPI document serialises");
         json.push('\n');
         json
     })
@@ -107,6 +138,33 @@ pub async fn serve() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(document_json())
 }
 
+/// 405 for a method a route does not take, with `Allow` naming those it does (RFC 9110 requires
+/// it), read from this document. A route not in the document yet (`/v1/admin/*`) answers without.
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let mut res = ApiError::MethodNotAllowed.error_response();
+    let allow = req.match_pattern().and_then(|p| allowed_methods().get(&p).cloned());
+    if let Some(value) = allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    res
+}
+
+/// Each documented route's methods as an `Allow` value: `GET, PUT`.
+fn allowed_methods() -> &'static HashMap<String, String> {
+    static ALLOWED: OnceLock<HashMap<String, String>> = OnceLock::new();
+    ALLOWED.get_or_init(|| {
+        let doc = document();
+        let paths = doc["paths"].as_object().cloned().unwrap_or_default();
+        paths
+            .into_iter()
+            .map(|(path, item)| {
+                let methods: Vec<String> = item.as_object().into_iter().flat_map(|ops| ops.keys()).map(|m| m.to_uppercase()).collect();
+                (path, methods.join(", "))
+            })
+            .collect()
+    })
+}
+
 /// The optional `Idempotency-Key` header of sends.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Header)]
@@ -114,7 +172,7 @@ pub async fn serve() -> HttpResponse {
 pub struct IdempotencyKey {
     /// Replaying a request with the same key and body returns the first answer and sends nothing
     /// (24 h); the same key with another body is 422. 1 to 255 visible ASCII characters.
-    #[param(rename = "Idempotency-Key", max_length = 255)]
+    #[param(rename = "Idempotency-Key", max_length = 255, pattern = "^[!-~]+$")]
     idempotency_key: Option<String>,
 }
 

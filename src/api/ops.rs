@@ -59,10 +59,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExplainQuery {
-    /// The destination to route.
+    /// The destination to route, E.164 (a national number of the default country is accepted too).
+    #[param(pattern = "^\\+[1-9][0-9]{7,14}$")]
     to: String,
     /// `otp` (default), `text` or `template`.
     #[serde(default)]
+    #[param(pattern = "^(otp|text|template)$")]
     kind: Option<String>,
 }
 

@@ -17,22 +17,30 @@ use crate::otp::{self, OtpRequest, OtpSent, Recipient, Verified};
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendOtpBody {
-    /// Destination; may be left out when `user_id` has a stored phone.
+    /// Destination, E.164 (a national number of the default country is accepted too); may be
+    /// left out when `user_id` has a stored phone.
     #[serde(default, alias = "phone_number", alias = "mobile")]
+    #[schema(pattern = "^\\+[1-9][0-9]{7,14}$", nullable = false)]
     phone: Option<String>,
+    /// The calling app's own id of the user (step-up: their stored phone is used).
     #[serde(default)]
+    #[schema(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$", max_length = 128, nullable = false)]
     user_id: Option<String>,
     /// The user's name, for the caller's own records; not sent to providers.
     #[serde(default)]
+    #[schema(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$", max_length = 128)]
     name: Option<String>,
     /// `login` (default), `step_up`, `phone_change`, or any configured purpose.
     #[serde(default)]
+    #[schema(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$", max_length = 32)]
     purpose: Option<String>,
     /// A provider to try first.
     #[serde(default, alias = "provider_hint")]
+    #[schema(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$", max_length = 64)]
     provider: Option<String>,
-    /// The end user's IP address, for the per-IP limit.
+    /// The end user's IP address, for the per-IP limit (IPv4 shown; IPv6 is accepted too).
     #[serde(default)]
+    #[schema(pattern = "^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}$")]
     client_ip: Option<String>,
 }
 
@@ -44,6 +52,7 @@ pub struct VerifyOtpBody {
     session_id: String,
     /// The code the user typed: 4 to 10 digits.
     #[serde(alias = "code")]
+    #[schema(pattern = "^[0-9]{4,10}$")]
     otp: String,
 }
 
@@ -196,7 +205,7 @@ pub async fn verify_route<S: Speaks>(
     get,
     path = "/v1/otp/sessions/{id}",
     tag = "otp",
-    params(("id" = String, Path, description = "The session id (a UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "The session id")),
     responses(
         (status = 200, description = "The session", body = super::openapi::SessionState),
         (status = "4XX", description = "Refused, or no such session for this app", body = super::openapi::ErrorBody),
