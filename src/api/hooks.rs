@@ -205,7 +205,7 @@ pub async fn supabase(state: web::Data<AppState>, req: HttpRequest, body: web::B
     post,
     path = "/v1/hooks/kratos/sms",
     tag = "hooks",
-    request_body(content = super::openapi::HookPayload, description = "Ory Kratos' courier HTTP channel payload"),
+    request_body(content = super::openapi::KratosMessage, description = "Ory Kratos' courier HTTP channel payload"),
     responses(
         (status = 200, description = "Sent (or sent without the provider's confirmation)", body = super::openapi::MessageAccepted),
         (status = "4XX", description = "Refused: credentials, payload, limits", body = super::openapi::ErrorBody),
@@ -229,7 +229,7 @@ pub async fn kratos(state: web::Data<AppState>, req: HttpRequest, body: web::Byt
     post,
     path = "/v1/hooks/keycloak/sms",
     tag = "hooks",
-    request_body(content = super::openapi::HookPayload, description = "Keycloak's SMS authenticator payload"),
+    request_body(content = super::openapi::KeycloakMessage, description = "Keycloak's SMS authenticator payload"),
     responses(
         (status = 200, description = "Sent (or sent without the provider's confirmation)", body = super::openapi::MessageAccepted),
         (status = "4XX", description = "Refused: credentials, payload, limits", body = super::openapi::ErrorBody),

@@ -86,6 +86,11 @@ fn refine(doc: &mut serde_json::Value) {
     // A send names its destination, or a user whose stored phone is used.
     schemas["SendOtpBody"]["anyOf"] = json!([{"required": ["phone"]}, {"required": ["user_id"]}]);
     // Step-up by SMS needs a phone to send to.
+    // Kratos names the recipient in `to`, or in `recipient` with `to: null`.
+    schemas["KratosMessage"]["anyOf"] = json!([
+        {"required": ["to"], "properties": {"to": {"type": "string", "pattern": "^\\+[1-9][0-9]{7,14}$"}}},
+        {"required": ["recipient"], "properties": {"recipient": {"type": "string", "pattern": "^\\+[1-9][0-9]{7,14}$"}}},
+    ]);
     schemas["ContactBody"]["anyOf"] = json!([
         {"properties": {"otp_enabled": {"const": false}}},
         {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
@@ -158,7 +163,12 @@ fn allowed_methods() -> &'static HashMap<String, String> {
         paths
             .into_iter()
             .map(|(path, item)| {
-                let methods: Vec<String> = item.as_object().into_iter().flat_map(|ops| ops.keys()).map(|m| m.to_uppercase()).collect();
+                let methods: Vec<String> = item
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|ops| ops.keys())
+                    .map(|m| m.to_uppercase())
+                    .collect();
                 (path, methods.join(", "))
             })
             .collect()
@@ -324,6 +334,39 @@ mod schemas {
     #[derive(ToSchema)]
     #[schema(value_type = Object)]
     pub struct HookPayload(serde_json::Value);
+
+    /// Ory Kratos' courier message (its HTTP channel's default template); other fields Kratos
+    /// adds are ignored.
+    #[derive(ToSchema)]
+    pub struct KratosMessage {
+        /// The recipient; `recipient` is read when `to` is absent, null or blank (Kratos' default
+        /// template sends `to: null`).
+        #[schema(pattern = "^(\\+[1-9][0-9]{7,14}|\\s*)$")]
+        pub to: Option<String>,
+        /// Read only when `to` is absent, null or blank.
+        pub recipient: Option<String>,
+        /// The text as Kratos rendered it, at most 1600 characters.
+        #[schema(
+            pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$",
+            max_length = 1600
+        )]
+        pub body: String,
+    }
+
+    /// Keycloak's SMS authenticator ("api" service) message.
+    #[derive(ToSchema)]
+    pub struct KeycloakMessage {
+        #[schema(pattern = "^\\+[1-9][0-9]{7,14}$")]
+        pub to: String,
+        /// The text holding Keycloak's code, at most 1600 characters.
+        #[schema(
+            pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$",
+            max_length = 1600
+        )]
+        pub text: String,
+        /// The plugin's sender id, any JSON; ignored.
+        pub from: Option<serde_json::Value>,
+    }
 
     /// Supabase's hook answer: `{}` when sent, else `error`.
     #[derive(ToSchema)]

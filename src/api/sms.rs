@@ -26,11 +26,17 @@ pub struct TextBody {
     to: String,
     /// The message, at most 1600 characters; line breaks and tabs are kept, other control
     /// characters refused.
-    #[schema(pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$", max_length = 1600)]
+    #[schema(
+        pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$",
+        max_length = 1600
+    )]
     text: String,
     /// The calling app's own id of the user.
     #[serde(default)]
-    #[schema(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$", max_length = 128)]
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 128
+    )]
     user_id: Option<String>,
     /// The end user's IP address, for the per-IP limit (IPv4 shown; IPv6 is accepted too).
     #[serde(default)]
@@ -47,7 +53,10 @@ pub struct TemplateBody {
     to: String,
     /// The provider-side template's name.
     #[serde(alias = "template_name")]
-    #[schema(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$", max_length = 100)]
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 100
+    )]
     template: String,
     /// The template's values, in order (at most 20, each at most 500 characters).
     #[serde(default)]
@@ -55,7 +64,10 @@ pub struct TemplateBody {
     vars: Vec<String>,
     /// The calling app's own id of the user.
     #[serde(default)]
-    #[schema(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$", max_length = 128)]
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 128
+    )]
     user_id: Option<String>,
     /// The end user's IP address, for the per-IP limit (IPv4 shown; IPv6 is accepted too).
     #[serde(default)]

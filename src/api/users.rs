@@ -21,7 +21,10 @@ pub struct ContactBody {
     otp_enabled: bool,
     /// A provider to try first for this user.
     #[serde(default)]
-    #[schema(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$", max_length = 64)]
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 64
+    )]
     preferred_provider: Option<String>,
 }
 

@@ -52,7 +52,7 @@ async fn every_mounted_route_but_the_admin_api_is_documented_with_its_methods() 
     assert!(routes.len() > 20, "mod.rs parsed: {routes:?}");
     let mut missing = Vec::new();
     for route in routes.iter().filter(|r| !r.starts_with("/v1/admin/")) {
-        if doc["paths"][route.as_str()].as_object().map_or(true, |ops| ops.is_empty()) {
+        if doc["paths"][route.as_str()].as_object().is_none_or(|ops| ops.is_empty()) {
             missing.push(route.clone());
         }
     }
@@ -107,14 +107,19 @@ async fn a_method_a_route_does_not_take_gets_405_with_allow_naming_those_it_does
     let (_, served) = served().await;
     let doc: Value = serde_json::from_str(&served).expect("JSON");
     for (path, item) in doc["paths"].as_object().expect("paths") {
-        let concrete = path.replace("{id}", "6b0d0bd8-8c3f-4a57-9c3e-2f1d7b5b0c11").replace("{user_id}", "u1");
+        let concrete = path
+            .replace("{id}", "6b0d0bd8-8c3f-4a57-9c3e-2f1d7b5b0c11")
+            .replace("{user_id}", "u1");
         let mut methods: Vec<String> = item.as_object().expect("item").keys().map(|m| m.to_uppercase()).collect();
-        let trace = app
-            .request(reqwest::Method::TRACE, &concrete, Some(ADMIN_TOKEN), None, &[])
-            .await;
+        let trace = app.request(reqwest::Method::TRACE, &concrete, Some(ADMIN_TOKEN), None, &[]).await;
         assert_eq!(trace.status, 405, "TRACE {path}");
         assert_eq!(trace.body["error"], "method_not_allowed");
-        let allow = trace.headers.get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let allow = trace
+            .headers
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         let mut allowed: Vec<String> = allow.split(", ").map(str::to_string).collect();
         allowed.sort();
         methods.sort();
@@ -135,7 +140,11 @@ async fn a_method_a_route_does_not_take_gets_405_with_allow_naming_those_it_does
 async fn a_contact_preferring_an_unconfigured_provider_is_422_unknown_provider() {
     let app = spawn_app(Backend::Memory).await;
     let put = app
-        .put_contact(SEND_TOKEN, "u1", json!({"phone": PHONE, "otp_enabled": true, "preferred_provider": "0"}))
+        .put_contact(
+            SEND_TOKEN,
+            "u1",
+            json!({"phone": PHONE, "otp_enabled": true, "preferred_provider": "0"}),
+        )
         .await;
     assert_eq!(put.status, 422, "{}", put.body);
     assert_eq!(put.body["error"], "unknown_provider");
@@ -144,7 +153,11 @@ async fn a_contact_preferring_an_unconfigured_provider_is_422_unknown_provider()
     let got = app.contact("u1", Some(SEND_TOKEN)).await;
     assert_eq!(got.body["preferred_provider"], Value::Null, "{}", got.body);
     let ok = app
-        .put_contact(SEND_TOKEN, "u1", json!({"phone": PHONE, "otp_enabled": true, "preferred_provider": "twilio"}))
+        .put_contact(
+            SEND_TOKEN,
+            "u1",
+            json!({"phone": PHONE, "otp_enabled": true, "preferred_provider": "twilio"}),
+        )
         .await;
     assert_eq!(ok.status, 200, "{}", ok.body);
 }
@@ -158,7 +171,9 @@ fn the_documents_request_patterns_match_what_the_handlers_accept() {
     let doc: Value = serde_json::from_str(smsgate::api::openapi::document_json()).expect("JSON");
     let schemas = &doc["components"]["schemas"];
     let pattern = |schema: &str, field: &str| {
-        let p = schemas[schema]["properties"][field]["pattern"].as_str().unwrap_or_else(|| panic!("{schema}.{field} has a pattern"));
+        let p = schemas[schema]["properties"][field]["pattern"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{schema}.{field} has a pattern"));
         regex::Regex::new(p).unwrap_or_else(|e| panic!("{schema}.{field}: {e}"))
     };
     let identifier = pattern("SendOtpBody", "user_id");
@@ -185,6 +200,9 @@ fn the_documents_request_patterns_match_what_the_handlers_accept() {
     let otp = pattern("VerifyOtpBody", "otp");
     assert!(otp.is_match("123456") && !otp.is_match("123") && !otp.is_match("12345678901") && !otp.is_match("12a4"));
     // A send names a phone or a user; step-up by SMS needs a phone.
-    assert_eq!(schemas["SendOtpBody"]["anyOf"], json!([{"required": ["phone"]}, {"required": ["user_id"]}]));
+    assert_eq!(
+        schemas["SendOtpBody"]["anyOf"],
+        json!([{"required": ["phone"]}, {"required": ["user_id"]}])
+    );
     assert_eq!(schemas["ContactBody"]["anyOf"][1]["required"], json!(["phone"]));
 }
