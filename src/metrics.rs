@@ -1,7 +1,9 @@
 //! Every Prometheus metric smsgate exports, defined in this one place. Labels are low-cardinality
 //! only (`provider`, `kind`, `outcome`, `reason`, `route`, `status`, `hook`, `result`): never a number or an id.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// Latency buckets in seconds, from 0.5 ms: a healthy request takes a few milliseconds (the goal
 /// is p99 under 10 ms), so the low buckets must resolve it; a provider call runs to seconds.
@@ -43,6 +45,9 @@ pub struct Metrics {
     pub registry_version: IntGauge,
     /// Committed admin changes to the registry by action.
     pub admin_changes: IntCounterVec,
+    /// Failed writes of a send's attempt log (each try, background retries included): a send
+    /// whose provider call is not on record.
+    pub attempt_log_write_errors: IntCounter,
 }
 
 impl Metrics {
@@ -129,6 +134,14 @@ impl Metrics {
             "Committed admin changes to the provider registry by action.",
             &["action"],
         );
+        let attempt_log_write_errors = IntCounter::new(
+            "smsgate_attempt_log_write_errors_total",
+            "Failed writes of a send's attempt log, background retries included.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(attempt_log_write_errors.clone()))
+            .expect("metric registered once");
         Self {
             registry,
             provider_requests,
@@ -146,6 +159,7 @@ impl Metrics {
             registry_reloads,
             registry_version,
             admin_changes,
+            attempt_log_write_errors,
         }
     }
 

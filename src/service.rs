@@ -56,6 +56,9 @@ pub enum GatewayError {
     NoPhone(String),
     #[error("{0}")]
     Invalid(String),
+    /// A well-formed provider name that no configured provider has.
+    #[error("`{field}` must name a configured provider; `{name}` is not one")]
+    UnknownProvider { field: &'static str, name: String },
 }
 
 /// The calling app a request acts for. Sessions and contacts belong to the app that made them;

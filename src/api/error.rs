@@ -58,6 +58,10 @@ pub enum ApiError {
     DestinationBlocked(String),
     #[error("{0}")]
     NoPhone(String),
+    /// Well-formed, but no configured provider has the name: 422, as the name may be right on
+    /// another deployment (the request's shape is fine; this gateway cannot act on it).
+    #[error("{0}")]
+    UnknownProvider(String),
     #[error("{provider} rejected the message: {details}")]
     Rejected { provider: String, code: String, details: String },
     #[error("no configured provider can send {kind} messages to +{country}")]
@@ -116,6 +120,7 @@ impl ApiError {
             Self::IdempotencyInFlight => "idempotency_key_in_flight",
             Self::DestinationBlocked(_) => "destination_not_allowed",
             Self::NoPhone(_) => "no_phone",
+            Self::UnknownProvider(_) => "unknown_provider",
             Self::Rejected { .. } => "message_rejected",
             Self::NoRoute { .. } => "no_route",
             Self::AllProvidersFailed { .. } => "all_providers_failed",
@@ -148,6 +153,7 @@ impl ApiError {
             },
             GatewayError::Store(e) | GatewayError::Limit(LimitError::Store(e)) => Self::Internal(anyhow::Error::new(e)),
             GatewayError::NoPhone(m) => Self::NoPhone(m),
+            e @ GatewayError::UnknownProvider { .. } => Self::UnknownProvider(e.to_string()),
             GatewayError::Invalid(m) => Self::InvalidRequest(m),
             GatewayError::SessionNotFound => Self::SessionNotFound,
             GatewayError::Expired => Self::SessionExpired,
@@ -183,7 +189,9 @@ impl ResponseError for ApiError {
             Self::SessionExpired => StatusCode::GONE,
             Self::AlreadyVerified | Self::IdempotencyInFlight | Self::VerifyInProgress => StatusCode::CONFLICT,
             Self::AttemptsExhausted | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::IdempotencyConflict | Self::Rejected { .. } | Self::NoRoute { .. } | Self::NoPhone(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::IdempotencyConflict | Self::Rejected { .. } | Self::NoRoute { .. } | Self::NoPhone(_) | Self::UnknownProvider(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::AllProvidersFailed { .. } | Self::VerifyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) if self.store_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

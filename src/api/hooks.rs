@@ -152,6 +152,22 @@ where
 }
 
 /// `POST /v1/hooks/supabase/send-sms`: Supabase Auth's Send SMS hook.
+#[utoipa::path(
+    post,
+    path = "/v1/hooks/supabase/send-sms",
+    tag = "hooks",
+    request_body(content = super::openapi::HookPayload, description = "Supabase Auth's payload, signed per Standard Webhooks"),
+    params(
+        ("webhook-id" = Option<String>, Header, description = "Standard Webhooks message id"),
+        ("webhook-timestamp" = Option<String>, Header, description = "Unix seconds"),
+        ("webhook-signature" = Option<String>, Header, description = "`v1,<base64 HMAC-SHA256>`"),
+    ),
+    responses(
+        (status = 200, description = "`{}` when sent; `{error: {http_code, message}}` when refused", body = super::openapi::SupabaseAnswer),
+        (status = 401, description = "Unsigned, wrongly signed, or the hook has no secret", body = super::openapi::SupabaseAnswer),
+        (status = "5XX", description = "An unexpected failure", body = super::openapi::SupabaseAnswer),
+    )
+)]
 pub async fn supabase(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let hook = Hook::Supabase;
     let verifier = &state.hooks.supabase;
@@ -185,6 +201,18 @@ pub async fn supabase(state: web::Data<AppState>, req: HttpRequest, body: web::B
 }
 
 /// `POST /v1/hooks/kratos/sms`: Ory Kratos' courier HTTP channel.
+#[utoipa::path(
+    post,
+    path = "/v1/hooks/kratos/sms",
+    tag = "hooks",
+    request_body(content = super::openapi::KratosMessage, description = "Ory Kratos' courier HTTP channel payload"),
+    responses(
+        (status = 200, description = "Sent (or sent without the provider's confirmation)", body = super::openapi::MessageAccepted),
+        (status = "4XX", description = "Refused: credentials, payload, limits", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "Every provider failed or the store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("hook_basic" = []), ("bearer" = []))
+)]
 pub async fn kratos(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let hook = Hook::Kratos;
     if let Some(refused) = refusal(&state, &req, hook, &state.hooks.kratos) {
@@ -197,6 +225,18 @@ pub async fn kratos(state: web::Data<AppState>, req: HttpRequest, body: web::Byt
 }
 
 /// `POST /v1/hooks/keycloak/sms`: Keycloak's SMS authenticator ("api" service).
+#[utoipa::path(
+    post,
+    path = "/v1/hooks/keycloak/sms",
+    tag = "hooks",
+    request_body(content = super::openapi::KeycloakMessage, description = "Keycloak's SMS authenticator payload"),
+    responses(
+        (status = 200, description = "Sent (or sent without the provider's confirmation)", body = super::openapi::MessageAccepted),
+        (status = "4XX", description = "Refused: credentials, payload, limits", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "Every provider failed or the store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("hook_basic" = []), ("bearer" = []))
+)]
 pub async fn keycloak(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let hook = Hook::Keycloak;
     if let Some(refused) = refusal(&state, &req, hook, &state.hooks.keycloak) {

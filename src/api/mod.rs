@@ -11,6 +11,7 @@ mod error;
 mod fields;
 mod hooks;
 mod idempotency;
+pub mod openapi;
 mod ops;
 mod otp;
 mod sms;
@@ -152,12 +153,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .service(at("/readyz").route(web::get().to(ops::readyz)))
         .service(at("/metrics").route(web::get().to(ops::metrics)))
         // The settings page (static, embedded; it calls the admin routes above with its token).
+        .service(at("/openapi.json").route(web::get().to(openapi::serve)))
         .configure(admin_page::routes);
 }
 
-/// A route whose other methods get 405 in the API's JSON error shape.
+/// A route whose other methods get 405 in the API's JSON error shape, with `Allow`.
 fn at(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed) }))
+    web::resource(path).default_service(web::to(openapi::method_not_allowed))
 }
 
 /// Answers unknown routes with the same JSON error shape as everything else.

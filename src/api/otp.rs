@@ -14,33 +14,58 @@ use super::{ApiError, AppState, Caller, Shape, Speaks};
 use crate::config::Role;
 use crate::otp::{self, OtpRequest, OtpSent, Recipient, Verified};
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendOtpBody {
-    /// Destination; may be left out when `user_id` has a stored phone.
+    /// Destination, E.164 (a national number of the default country is accepted too); may be
+    /// left out when `user_id` has a stored phone.
     #[serde(default, alias = "phone_number", alias = "mobile")]
+    #[schema(pattern = "^\\+[1-9][0-9]{7,14}$", nullable = false)]
     phone: Option<String>,
+    /// The calling app's own id of the user (step-up: their stored phone is used).
     #[serde(default)]
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 128,
+        nullable = false
+    )]
     user_id: Option<String>,
     /// The user's name, for the caller's own records; not sent to providers.
     #[serde(default)]
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 128
+    )]
     name: Option<String>,
     /// `login` (default), `step_up`, `phone_change`, or any configured purpose.
     #[serde(default)]
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 32
+    )]
     purpose: Option<String>,
     /// A provider to try first.
     #[serde(default, alias = "provider_hint")]
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 64
+    )]
     provider: Option<String>,
-    /// The end user's IP address, for the per-IP limit.
+    /// The end user's IP address, for the per-IP limit (IPv4 shown; IPv6 is accepted too).
     #[serde(default)]
+    #[schema(pattern = "^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}$")]
     client_ip: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyOtpBody {
+    /// The `session_id` the send returned.
+    #[schema(format = Uuid)]
     session_id: String,
+    /// The code the user typed: 4 to 10 digits.
     #[serde(alias = "code")]
+    #[schema(pattern = "^[0-9]{4,10}$")]
     otp: String,
 }
 
@@ -139,6 +164,20 @@ async fn verify(state: &AppState, caller: &Caller, body: &VerifyOtpBody, shape: 
     Ok((StatusCode::OK, out))
 }
 
+/// Opens an OTP session and sends its code through the first provider that takes it.
+#[utoipa::path(
+    post,
+    path = "/v1/otp/send",
+    tag = "otp",
+    request_body = SendOtpBody,
+    params(super::openapi::IdempotencyKey),
+    responses(
+        (status = 200, description = "Sent (or sent without the provider's confirmation)", body = super::openapi::OtpSent),
+        (status = "4XX", description = "Refused; nothing was sent", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "Every provider failed or the store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn send_route<S: Speaks>(
     state: web::Data<AppState>,
     caller: Caller,
@@ -152,6 +191,19 @@ pub async fn send_route<S: Speaks>(
     .await
 }
 
+/// Checks a code against its session; a wrong code spends one attempt.
+#[utoipa::path(
+    post,
+    path = "/v1/otp/verify",
+    tag = "otp",
+    request_body = VerifyOtpBody,
+    responses(
+        (status = 200, description = "Checked: `verified` tells whether the code was right", body = super::openapi::OtpVerified),
+        (status = "4XX", description = "Refused", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The provider holding the code could not be asked", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn verify_route<S: Speaks>(
     state: web::Data<AppState>,
     caller: Caller,
@@ -162,6 +214,18 @@ pub async fn verify_route<S: Speaks>(
 }
 
 /// `GET /v1/otp/sessions/{id}`: the session's status, for an app that lost track of it.
+#[utoipa::path(
+    get,
+    path = "/v1/otp/sessions/{id}",
+    tag = "otp",
+    params(("id" = uuid::Uuid, Path, description = "The session id")),
+    responses(
+        (status = 200, description = "The session", body = super::openapi::SessionState),
+        (status = "4XX", description = "Refused, or no such session for this app", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn session_status(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Send)?;
     let id = Uuid::parse_str(path.trim()).map_err(|_| ApiError::InvalidRequest("the session id must be a UUID".into()))?;

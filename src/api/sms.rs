@@ -17,30 +17,61 @@ const MAX_TEXT: usize = 1600;
 const MAX_VARS: usize = 20;
 const MAX_VAR: usize = 500;
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TextBody {
+    /// Destination, E.164 (a national number of the default country is accepted too).
     #[serde(alias = "phone")]
+    #[schema(pattern = "^\\+[1-9][0-9]{7,14}$")]
     to: String,
+    /// The message, at most 1600 characters; line breaks and tabs are kept, other control
+    /// characters refused.
+    #[schema(
+        pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$",
+        max_length = 1600
+    )]
     text: String,
+    /// The calling app's own id of the user.
     #[serde(default)]
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 128
+    )]
     user_id: Option<String>,
+    /// The end user's IP address, for the per-IP limit (IPv4 shown; IPv6 is accepted too).
     #[serde(default)]
+    #[schema(pattern = "^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}$")]
     client_ip: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateBody {
+    /// Destination, E.164 (a national number of the default country is accepted too).
     #[serde(alias = "phone")]
+    #[schema(pattern = "^\\+[1-9][0-9]{7,14}$")]
     to: String,
+    /// The provider-side template's name.
     #[serde(alias = "template_name")]
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 100
+    )]
     template: String,
+    /// The template's values, in order (at most 20, each at most 500 characters).
     #[serde(default)]
+    #[schema(max_items = 20)]
     vars: Vec<String>,
+    /// The calling app's own id of the user.
     #[serde(default)]
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 128
+    )]
     user_id: Option<String>,
+    /// The end user's IP address, for the per-IP limit (IPv4 shown; IPv6 is accepted too).
     #[serde(default)]
+    #[schema(pattern = "^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}$")]
     client_ip: Option<String>,
 }
 
@@ -97,6 +128,20 @@ fn accepted_json(sent: &MessageSent, shape: Shape) -> Value {
     out
 }
 
+/// Sends a transactional text through the first provider that takes it.
+#[utoipa::path(
+    post,
+    path = "/v1/sms/send",
+    tag = "sms",
+    request_body = TextBody,
+    params(super::openapi::IdempotencyKey),
+    responses(
+        (status = 202, description = "Accepted by a provider (or sent without its confirmation)", body = super::openapi::MessageAccepted),
+        (status = "4XX", description = "Refused; nothing was sent", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "Every provider failed or the store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn text_route<S: Speaks>(
     state: web::Data<AppState>,
     caller: Caller,
@@ -115,6 +160,20 @@ pub async fn text_route<S: Speaks>(
     .await
 }
 
+/// Sends a provider-side template with its values.
+#[utoipa::path(
+    post,
+    path = "/v1/sms/template",
+    tag = "sms",
+    request_body = TemplateBody,
+    params(super::openapi::IdempotencyKey),
+    responses(
+        (status = 202, description = "Accepted by a provider (or sent without its confirmation)", body = super::openapi::MessageAccepted),
+        (status = "4XX", description = "Refused; nothing was sent", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "Every provider failed or the store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn template_route<S: Speaks>(
     state: web::Data<AppState>,
     caller: Caller,

@@ -8,14 +8,23 @@ use super::{ApiError, AppState, Caller};
 use crate::config::Role;
 use crate::store::Contact;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactBody {
+    /// The user's phone for step-up codes, E.164 (a national number of the default country is
+    /// accepted too); absent or null clears it.
     #[serde(default)]
+    #[schema(pattern = "^\\+[1-9][0-9]{7,14}$")]
     phone: Option<String>,
+    /// Whether step-up by SMS is on for this user.
     #[serde(default)]
     otp_enabled: bool,
+    /// A provider to try first for this user.
     #[serde(default)]
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 64
+    )]
     preferred_provider: Option<String>,
 }
 
@@ -23,6 +32,19 @@ fn user_id(path: &str) -> Result<String, ApiError> {
     Ok(fields::identifier("user_id", path, 128)?.to_string())
 }
 
+/// The user's step-up contact (empty when none is stored).
+#[utoipa::path(
+    get,
+    path = "/v1/users/{user_id}/contact",
+    tag = "users",
+    params(("user_id" = String, Path, description = "The calling app's own user id", pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$", max_length = 128)),
+    responses(
+        (status = 200, description = "The contact", body = crate::store::Contact),
+        (status = "4XX", description = "Refused", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_contact(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Send)?;
     let uid = user_id(&path)?;
@@ -34,6 +56,20 @@ pub async fn get_contact(state: web::Data<AppState>, caller: Caller, path: web::
     Ok(HttpResponse::Ok().json(contact))
 }
 
+/// Stores the user's step-up contact.
+#[utoipa::path(
+    put,
+    path = "/v1/users/{user_id}/contact",
+    tag = "users",
+    params(("user_id" = String, Path, description = "The calling app's own user id", pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$", max_length = 128)),
+    request_body = ContactBody,
+    responses(
+        (status = 200, description = "The contact as stored", body = crate::store::Contact),
+        (status = "4XX", description = "Refused", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn put_contact(
     state: web::Data<AppState>,
     caller: Caller,

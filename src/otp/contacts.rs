@@ -23,9 +23,10 @@ impl Gateway {
         contact.client = tenant.client.clone();
         if let Some(name) = &contact.preferred_provider {
             if !self.settings.providers.iter().any(|p| p.name() == name) {
-                return Err(GatewayError::Invalid(format!(
-                    "`preferred_provider` must name a configured provider; `{name}` is not one"
-                )));
+                return Err(GatewayError::UnknownProvider {
+                    field: "preferred_provider",
+                    name: name.clone(),
+                });
             }
         }
         if contact.otp_enabled && contact.phone.is_none() {

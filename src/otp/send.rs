@@ -174,15 +174,20 @@ impl Gateway {
         match self.store.write_log(log.clone()).await {
             Ok(()) => Ok(()),
             Err(e) if sent => {
+                self.metrics.attempt_log_write_errors.inc();
                 tracing::error!(error = ?e, "committing a sent message's attempts failed; retrying in the background");
                 let store = std::sync::Arc::clone(&self.store);
+                let errors = self.metrics.attempt_log_write_errors.clone();
                 tokio::spawn(async move {
                     let mut wait = std::time::Duration::from_millis(500);
                     for _ in 0..8 {
                         tokio::time::sleep(wait).await;
                         match store.write_log(log.clone()).await {
                             Ok(()) => return,
-                            Err(e) => tracing::warn!(error = ?e, "retrying a sent message's attempt log"),
+                            Err(e) => {
+                                errors.inc();
+                                tracing::warn!(error = ?e, "retrying a sent message's attempt log");
+                            }
                         }
                         wait = (wait * 2).min(std::time::Duration::from_secs(30));
                     }
@@ -190,7 +195,10 @@ impl Gateway {
                 });
                 Ok(())
             }
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                self.metrics.attempt_log_write_errors.inc();
+                Err(e.into())
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use registry::{AuditEntry, AuditNote, RegistryCommit, RegistryRow, RegistryStore, StoredRegistry, REGISTRY_CHANNEL};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionStatus {
     Pending,
@@ -261,7 +261,7 @@ pub enum IdempotencyClaim {
 }
 
 /// A user's contact settings (`user_contact_settings`), kept per calling app.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Contact {
     /// The calling app whose user this is.
     #[serde(skip)]

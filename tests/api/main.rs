@@ -14,6 +14,8 @@ mod isolation;
 mod limit_store;
 mod limits;
 mod masking;
+mod metrics_names;
+mod openapi;
 mod otp;
 mod protocol;
 mod pumping;
