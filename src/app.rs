@@ -75,6 +75,7 @@ impl Application {
         let settings = Arc::new(settings);
         let limits = Limits::new(&settings, metrics.clone());
         spawn_sweeper(Arc::clone(&store), clock.clone());
+        crate::hooks::receipts::spawn_matcher(Arc::clone(&store), clock.clone());
         let gateway = Arc::new(Gateway {
             idempotency: Idempotency::new(Arc::clone(&store), clock.clone()),
             clock,

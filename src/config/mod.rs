@@ -25,6 +25,7 @@ pub use role::Role;
 pub use sections::{
     BreakerSettings, ClientConfig, DatabaseSettings, LimitSettings, OtpPolicy, OtpSettings, RoutingSettings, ServerSettings,
 };
+pub use sections::{MessageSettings, ReceiptSettings};
 
 /// The whole configuration of one smsgate instance.
 #[derive(Debug, Clone, Deserialize)]
@@ -61,6 +62,12 @@ pub struct Settings {
     /// `GET /v1/otp/sessions/{id}`.
     #[serde(default)]
     pub token_secret: Option<SecretString>,
+    /// Texts and templates other than OTPs.
+    #[serde(default)]
+    pub messages: MessageSettings,
+    /// Delivery receipts pushed by providers.
+    #[serde(default)]
+    pub receipts: ReceiptSettings,
 }
 
 /// A configuration that cannot be used; `main` prints it and exits with code 2.
@@ -169,6 +176,9 @@ impl Settings {
             if policy.max_attempts == Some(0) {
                 return Err(bad(&format!("otp.purposes.{purpose}.max_attempts"), "must be at least 1"));
             }
+        }
+        if self.messages.max_segments == 0 {
+            return Err(bad("messages.max_segments", "must be at least 1"));
         }
         if self.otp.ttl_seconds == 0 {
             return Err(bad("otp.ttl_seconds", "must be at least 1"));

@@ -8,6 +8,7 @@ mod credentials;
 pub mod keycloak;
 pub mod kratos;
 pub mod standard_webhooks;
+pub mod receipts;
 pub mod supabase;
 
 use std::time::Duration;
