@@ -128,11 +128,16 @@ impl Metrics {
             &["provider", "status"],
         );
         let delivered_ratio = prometheus::GaugeVec::new(
-            Opts::new("smsgate_delivered_ratio", "Delivered share of final delivery receipts per provider."),
+            Opts::new(
+                "smsgate_delivered_ratio",
+                "Delivered share of final delivery receipts per provider.",
+            ),
             &["provider"],
         )
         .expect("valid metric");
-        registry.register(Box::new(delivered_ratio.clone())).expect("metric registered once");
+        registry
+            .register(Box::new(delivered_ratio.clone()))
+            .expect("metric registered once");
         let receipt_latency = histogram(
             "smsgate_receipt_latency_seconds",
             "Time from a provider attempt to its delivery receipt.",

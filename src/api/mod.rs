@@ -10,8 +10,8 @@ mod fields;
 mod hooks;
 mod idempotency;
 mod ops;
-mod receipts;
 mod otp;
+mod receipts;
 mod sms;
 mod users;
 

@@ -7,8 +7,8 @@
 mod credentials;
 pub mod keycloak;
 pub mod kratos;
-pub mod standard_webhooks;
 pub mod receipts;
+pub mod standard_webhooks;
 pub mod supabase;
 
 use std::time::Duration;

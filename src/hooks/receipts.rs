@@ -137,7 +137,33 @@ impl Gateway {
         };
         let outcome = self.store.record_receipt(&receipt).await.map_err(GatewayError::from)?;
         self.count_receipt(name, &receipt, &outcome, received_at);
+        if outcome == ReceiptOutcome::Pending {
+            self.rematch_soon(receipt);
+        }
         Ok(Taken::Stored(outcome))
+    }
+
+    /// A provider may push the receipt while the attempt row is still in the group commit:
+    /// both statements then run at once and neither sees the other. Looks again shortly after,
+    /// when the row has landed (the periodic matcher covers anything later).
+    fn rematch_soon(&self, receipt: Receipt) {
+        let store = std::sync::Arc::clone(&self.store);
+        let metrics = self.metrics.clone();
+        let clock = self.clock.clone();
+        tokio::spawn(async move {
+            for wait_ms in [100, 400, 1_500, 5_000] {
+                tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+                match store.match_receipt(&receipt.provider, &receipt.reference).await {
+                    Ok(Some(sent_at)) => {
+                        let latency = (clock.now() - sent_at).num_milliseconds().max(0) as f64 / 1000.0;
+                        metrics.receipt_latency.with_label_values(&[&receipt.provider]).observe(latency);
+                        return;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = ?e, "matching a delivery receipt to its attempt failed"),
+                }
+            }
+        });
     }
 
     fn count_receipt(&self, name: &str, receipt: &Receipt, outcome: &ReceiptOutcome, received_at: DateTime<Utc>) {

@@ -112,7 +112,7 @@ mod tests {
             (gsm(153 * 6), Gsm7, 918, 6),
             (gsm(153 * 6 + 1), Gsm7, 919, 7),
             // Accented letters of the basic table and `@£$¥` cost one septet each.
-            ("Café à 5€? Nein: Straße, Ångström, £10 @ ¥".to_string(), Gsm7, 44, 1),
+            ("Café à 5€? Nein: Straße, Ångström, £10 @ ¥".to_string(), Gsm7, 43, 1),
             // The extension table costs two: 80 euro signs fill one part exactly.
             ("€".repeat(80), Gsm7, 160, 1),
             ("€".repeat(81), Gsm7, 162, 2),

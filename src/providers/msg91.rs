@@ -10,8 +10,8 @@ use super::{
     exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider,
     ProviderError,
 };
-use crate::config::Msg91Config;
 use super::{ProviderReceipt, ReceiptError, ReceiptRequest};
+use crate::config::Msg91Config;
 use crate::hooks::receipts;
 use crate::store::receipts::DeliveryStatus;
 
@@ -142,7 +142,6 @@ impl Provider for Msg91 {
         receipt_from(&raw)
     }
 }
-
 
 /// Reads a push DLR: `[{"requestId", "report": [{"status", "desc", "date"}]}]` (a JSON body or the
 /// `data` form field); the newest report of the first request counts. Status `1` is delivered;

@@ -87,7 +87,6 @@ impl Provider for Plivo {
     }
 }
 
-
 /// Reads a status callback's `MessageUUID`, `Status` and `ErrorCode`.
 pub(crate) fn receipt_from(params: &[(String, String)]) -> Result<ProviderReceipt, ReceiptError> {
     let field = |k: &str| receipts::param(params, k).map(str::trim).filter(|v| !v.is_empty());

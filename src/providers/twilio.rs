@@ -7,8 +7,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{
     exchange, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
-use crate::config::TwilioConfig;
 use super::{ProviderReceipt, ReceiptError, ReceiptRequest};
+use crate::config::TwilioConfig;
 use crate::hooks::receipts;
 use crate::store::receipts::DeliveryStatus;
 
@@ -166,7 +166,6 @@ impl Provider for Twilio {
         receipt_from(&params)
     }
 }
-
 
 /// Reads a `StatusCallback`'s `MessageSid`, `MessageStatus` and `ErrorCode`.
 pub(crate) fn receipt_from(params: &[(String, String)]) -> Result<ProviderReceipt, ReceiptError> {

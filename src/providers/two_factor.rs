@@ -11,8 +11,8 @@ pub(crate) use super::wire::TemplateOf;
 use super::{
     exchange, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
-use crate::config::TwoFactorConfig;
 use super::{ProviderReceipt, ReceiptError, ReceiptRequest};
+use crate::config::TwoFactorConfig;
 use crate::hooks::receipts;
 use crate::store::receipts::DeliveryStatus;
 
@@ -156,13 +156,15 @@ impl Provider for TwoFactor {
     }
 }
 
-
 /// Reads a delivery callback: `SessionId` and `Status` (OTP callbacks) or `SmsStatus` with
 /// `ErrorId`/`ErrorName` (transactional SMS callbacks).
 pub(crate) fn receipt_from(params: &[(String, String)]) -> Result<ProviderReceipt, ReceiptError> {
     let field = |k: &str| receipts::param(params, k).map(str::trim).filter(|v| !v.is_empty());
     let reference = field("SessionId").ok_or_else(|| ReceiptError::Malformed("`SessionId` is missing".into()))?;
-    let status = field("SmsStatus").or_else(|| field("Status")).unwrap_or_default().to_ascii_uppercase();
+    let status = field("SmsStatus")
+        .or_else(|| field("Status"))
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     let status = match status.as_str() {
         "DELIVERED" => Some(DeliveryStatus::Delivered),
         "UNDELIVERED" | "EXPIRED" => Some(DeliveryStatus::Undelivered),
@@ -172,7 +174,9 @@ pub(crate) fn receipt_from(params: &[(String, String)]) -> Result<ProviderReceip
     let error_code = match field("ErrorId") {
         Some("0") => None,
         Some(id) => Some(field("ErrorName").map_or_else(|| id.to_string(), |n| format!("{id} {n}"))),
-        None => status.filter(|s| *s != DeliveryStatus::Delivered).map(|_| field("Status").unwrap_or_default().to_string()),
+        None => status
+            .filter(|s| *s != DeliveryStatus::Delivered)
+            .map(|_| field("Status").unwrap_or_default().to_string()),
     };
     Ok(ProviderReceipt {
         reference: reference.to_string(),

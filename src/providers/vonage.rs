@@ -97,11 +97,12 @@ impl Provider for Vonage {
     }
 }
 
-
 /// A JSON receipt's top-level scalars as parameters (what Vonage signs).
 fn json_pairs(body: &[u8]) -> Result<Vec<(String, String)>, ReceiptError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| ReceiptError::Malformed("the body is not JSON".into()))?;
-    let object = value.as_object().ok_or_else(|| ReceiptError::Malformed("the body is not a JSON object".into()))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| ReceiptError::Malformed("the body is not a JSON object".into()))?;
     Ok(object
         .iter()
         .filter_map(|(k, v)| super::scalar_text(v).map(|v| (k.clone(), v)))

@@ -81,6 +81,9 @@ pub trait ReceiptStore: Send + Sync {
     /// Writes kept receipts received since `since` onto attempts that do not show them yet;
     /// returns how many attempts changed.
     async fn match_pending_receipts(&self, since: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Writes the kept receipt of (`provider`, `reference`) onto its attempt if the attempt does
+    /// not show it yet; returns the attempt's send time when it did.
+    async fn match_receipt(&self, provider: &str, reference: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
 
 /// Whether `new` should replace `kept`: another status, no older than the kept one. The same
@@ -117,6 +120,21 @@ impl ReceiptStore for MemoryStore {
     async fn match_pending_receipts(&self, _since: DateTime<Utc>) -> Result<u64, StoreError> {
         // Attempts take their kept receipt as they are written, under the same lock.
         Ok(0)
+    }
+
+    async fn match_receipt(&self, provider: &str, reference: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut inner = self.lock();
+        let Some(kept) = inner.receipts.get(&(provider.to_string(), reference.to_string())).cloned() else {
+            return Ok(None);
+        };
+        let mut sent_at = None;
+        for a in inner.attempts.iter_mut() {
+            if a.provider == provider && a.provider_ref.as_deref() == Some(reference) && a.delivery.as_ref() != Some(&kept.delivery) {
+                a.delivery = Some(kept.delivery.clone());
+                sent_at = Some(a.created_at);
+            }
+        }
+        Ok(sent_at)
     }
 }
 
@@ -167,7 +185,27 @@ impl ReceiptStore for PostgresStore {
         })
         .await
     }
+
+    async fn match_receipt(&self, provider: &str, reference: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.bounded(async move {
+            let client = self.pool().get().await?;
+            let rows = client.query(MATCH_ONE_SQL, &[&provider, &reference]).await?;
+            Ok(rows.iter().map(|r| r.get::<_, DateTime<Utc>>(0)).min())
+        })
+        .await
+    }
 }
+
+/// Writes one kept receipt onto its attempt(s) that do not show it yet.
+const MATCH_ONE_SQL: &str = r#"
+UPDATE sms_messages_log l
+   SET delivery_status = r.status, delivery_error = r.error_code, delivered_at = r.event_at
+  FROM sms_receipts r
+ WHERE r.provider = $1 AND r.reference = $2
+   AND l.provider_name = r.provider AND l.provider_ref = r.reference
+   AND l.delivered_at IS DISTINCT FROM r.event_at
+RETURNING l.created_at
+"#;
 
 /// Keeps the receipt unless one as new is kept already, then writes it onto its attempt(s).
 /// Answers (receipts kept: 0 or 1, the attempt's send time when one carries the reference).
