@@ -1,4 +1,4 @@
--- Messages beyond OTP, delivery receipts and retention.
+-- Messages beyond OTP and delivery receipts.
 --
 -- * `sms_messages_log.type` names what was sent as the plans do: `otp`, `transactional` (texts and
 --   templates sent on their own) or `promo`. Rows written as `text` / `template` become
@@ -8,8 +8,6 @@
 --   receipt that arrives before its attempt row (group commit) is matched when the row is
 --   written. The attempt row shows the delivery (`delivery_status`, `delivery_error`,
 --   `delivered_at`).
--- * `smsgate_retention`: the partitions of `sms_messages_log` and `otp_logs` the retention job
---   archived and dropped, with the archive's checksum.
 
 ALTER TABLE sms_messages_log DROP CONSTRAINT IF EXISTS sms_messages_log_type_check;
 UPDATE sms_messages_log SET type = 'transactional' WHERE type IN ('text', 'template');

@@ -25,7 +25,7 @@ pub use role::Role;
 pub use sections::{
     BreakerSettings, ClientConfig, DatabaseSettings, LimitSettings, OtpPolicy, OtpSettings, RoutingSettings, ServerSettings,
 };
-pub use sections::{MessageSettings, ReceiptSettings};
+pub use sections::{MessageSettings, ReceiptSettings, RetentionSettings};
 
 /// The whole configuration of one smsgate instance.
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +68,9 @@ pub struct Settings {
     /// Delivery receipts pushed by providers.
     #[serde(default)]
     pub receipts: ReceiptSettings,
+    /// Retention of the logs (PostgreSQL).
+    #[serde(default)]
+    pub retention: RetentionSettings,
 }
 
 /// A configuration that cannot be used; `main` prints it and exits with code 2.

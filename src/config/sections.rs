@@ -302,3 +302,33 @@ pub struct ReceiptSettings {
     /// Vonage receipts are refused.
     pub vonage_signature_secret: Option<secrecy::SecretString>,
 }
+
+/// Retention of the logs (`[retention]`, PostgreSQL). Monthly partitions of `sms_messages_log`
+/// are always created ahead; what is past retention is archived (when `archive_dir` is set) and
+/// dropped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Months of `sms_messages_log` kept besides the current one; older monthly partitions are
+    /// archived and dropped. 0 keeps every month.
+    pub messages_months: u32,
+    /// Months of `otp_logs` kept besides the current one; 0 keeps every row.
+    pub otp_logs_months: u32,
+    /// Days an expired OTP session is kept before it is deleted (never archived: it holds the
+    /// code's HMAC).
+    pub sessions_days: u32,
+    /// Where archives go (gzip JSON Lines, each with a `.sha256`). Unset: what is past
+    /// retention is dropped without an archive.
+    pub archive_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            messages_months: 0,
+            otp_logs_months: 0,
+            sessions_days: 30,
+            archive_dir: None,
+        }
+    }
+}

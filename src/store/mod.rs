@@ -10,6 +10,7 @@ mod postgres;
 mod postgres_limits;
 mod postgres_tls;
 pub mod receipts;
+pub mod retention;
 mod writer;
 
 use async_trait::async_trait;

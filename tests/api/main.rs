@@ -17,6 +17,7 @@ mod otp;
 mod protocol;
 mod pumping;
 mod receipts;
+mod retention;
 mod rls;
 mod routing;
 mod segments;
