@@ -59,6 +59,9 @@ pub enum GatewayError {
     /// A well-formed provider name that no configured provider has.
     #[error("`{field}` must name a configured provider; `{name}` is not one")]
     UnknownProvider { field: &'static str, name: String },
+    /// A text longer than `[messages] max_segments` parts; refused before any provider call.
+    #[error("the text needs {parts} SMS parts; at most {max} are allowed")]
+    TooManySegments { parts: u32, max: u32, encoding: &'static str },
 }
 
 /// The calling app a request acts for. Sessions and contacts belong to the app that made them;

@@ -26,6 +26,7 @@ pub use sections::{
     BreakerSettings, ClientConfig, DatabaseSettings, LimitSettings, OtpPolicy, OtpSettings, RegistrySettings, RoutingSettings,
     ServerSettings,
 };
+pub use sections::{MessageSettings, ReceiptSettings, RetentionSettings};
 
 /// The whole configuration of one smsgate instance.
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +74,15 @@ pub struct Settings {
     /// accepted to open secrets until `smsgate secrets rotate` re-seals them.
     #[serde(default)]
     pub master_key_previous: Option<SecretString>,
+    /// Texts and templates other than OTPs.
+    #[serde(default)]
+    pub messages: MessageSettings,
+    /// Delivery receipts pushed by providers.
+    #[serde(default)]
+    pub receipts: ReceiptSettings,
+    /// Retention of the logs (PostgreSQL).
+    #[serde(default)]
+    pub retention: RetentionSettings,
 }
 
 /// A configuration that cannot be used; `main` prints it and exits with code 2.
@@ -181,6 +191,9 @@ impl Settings {
             if policy.max_attempts == Some(0) {
                 return Err(bad(&format!("otp.purposes.{purpose}.max_attempts"), "must be at least 1"));
             }
+        }
+        if self.messages.max_segments == 0 {
+            return Err(bad("messages.max_segments", "must be at least 1"));
         }
         if self.otp.ttl_seconds == 0 {
             return Err(bad("otp.ttl_seconds", "must be at least 1"));
