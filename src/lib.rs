@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod app;
+pub mod campaigns;
 pub mod clock;
 pub mod config;
 pub mod hooks;

@@ -37,6 +37,11 @@ pub struct Metrics {
     /// Requests to the auth servers' hooks by hook (supabase, kratos, keycloak) and result
     /// (sent, unconfirmed, replayed, refused, failed, invalid, unauthorized, not_configured).
     pub hook_requests: IntCounterVec,
+    /// Campaign messages by the state a worker left them in (sent, failed, skipped_opt_out,
+    /// held_quiet_hours, queued, ambiguous).
+    pub campaign_messages: IntCounterVec,
+    /// Inbound opt-out webhooks by provider and result (opted_out, opted_in, ignored, refused).
+    pub inbound_messages: IntCounterVec,
 }
 
 impl Metrics {
@@ -108,6 +113,16 @@ impl Metrics {
             "Requests to the auth servers' SMS hooks by hook and result.",
             &["hook", "result"],
         );
+        let campaign_messages = counter(
+            "smsgate_campaign_messages_total",
+            "Campaign messages by the state a worker left them in.",
+            &["outcome"],
+        );
+        let inbound_messages = counter(
+            "smsgate_inbound_messages_total",
+            "Inbound provider webhooks (replies such as STOP) by provider and result.",
+            &["provider", "result"],
+        );
         Self {
             registry,
             provider_requests,
@@ -122,6 +137,8 @@ impl Metrics {
             blocks,
             log_batch_rows,
             hook_requests,
+            campaign_messages,
+            inbound_messages,
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod campaigns;
 mod client_ip;
 mod deadline;
 mod error;
@@ -10,6 +11,7 @@ mod fields;
 mod hooks;
 mod idempotency;
 mod ops;
+mod opt_outs;
 mod otp;
 mod sms;
 mod users;
@@ -64,6 +66,8 @@ pub struct AppState {
     pub allowed_callers: Vec<Cidr>,
     /// The hooks' own secrets and credentials (not the API's client tokens).
     pub hooks: Arc<crate::hooks::Hooks>,
+    /// Twilio's auth token, which signs its inbound-message webhook (`[campaigns]`).
+    pub twilio_inbound_token: Option<secrecy::SecretString>,
 }
 
 impl AppState {
@@ -106,6 +110,21 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
                 .route(web::get().to(users::get_contact))
                 .route(web::put().to(users::put_contact)),
         )
+        // Campaigns read their own (larger, JSON or CSV) bodies under `[campaigns] max_body_bytes`.
+        .service(
+            at("/v1/campaigns")
+                .route(web::post().to(campaigns::create))
+                .route(web::get().to(campaigns::list)),
+        )
+        .service(at("/v1/campaigns/{id}").route(web::get().to(campaigns::get)))
+        .service(at("/v1/campaigns/{id}/{action}").route(web::post().to(campaigns::control)))
+        .service(
+            at("/v1/opt-outs")
+                .route(web::post().to(opt_outs::add))
+                .route(web::get().to(opt_outs::list))
+                .route(web::delete().to(opt_outs::remove)),
+        )
+        .service(at("/v1/webhooks/twilio/inbound").route(web::post().to(opt_outs::twilio_inbound)))
         .service(at("/v1/routing/explain").route(web::get().to(ops::explain)))
         .service(at("/v1/admin/providers").route(web::get().to(admin::providers)))
         .service(at("/v1/admin/clients").route(web::get().to(admin::clients)))

@@ -3,9 +3,13 @@
 //! applies the state changes `otp`, `messages` and `limits` decide, atomically (a session edit under
 //! its row lock, an admission in one statement, a send's log in one group commit).
 
+pub mod campaigns;
+mod campaigns_memory;
+mod campaigns_postgres;
 mod memory;
 mod memory_limits;
 pub mod migrate;
+pub mod opt_outs;
 mod postgres;
 mod postgres_limits;
 mod postgres_tls;
@@ -189,7 +193,7 @@ impl StoreError {
 }
 
 #[async_trait]
-pub trait Store: LimitStore + Send + Sync {
+pub trait Store: LimitStore + campaigns::CampaignStore + opt_outs::OptOutStore + Send + Sync {
     /// `postgres` or `memory`.
     fn kind(&self) -> &'static str;
     /// Whether the store is reachable.
