@@ -26,7 +26,12 @@ const MAX_PAGE: usize = 200;
 #[derive(Debug)]
 pub enum Failure {
     Api(ApiError),
-    Own { status: StatusCode, code: &'static str, message: String, extra: Value },
+    Own {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        extra: Value,
+    },
 }
 
 impl From<ApiError> for Failure {
@@ -40,9 +45,11 @@ impl From<CampaignError> for Failure {
         let message = e.to_string();
         let (status, code, extra) = match e {
             CampaignError::Store(s) => return Self::Api(ApiError::Internal(anyhow::Error::new(s))),
-            CampaignError::TooManyRecipients { max, .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "too_many_recipients", json!({ "max_recipients": max }))
-            }
+            CampaignError::TooManyRecipients { max, .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "too_many_recipients",
+                json!({ "max_recipients": max }),
+            ),
             CampaignError::NoValidRecipients { invalid } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "no_valid_recipients",
@@ -141,7 +148,16 @@ struct CampaignFieldsJson {
     max_per_second: Option<u32>,
 }
 
-const JSON_KEYS: [&str; 8] = ["name", "type", "text", "template", "vars", "schedule_at", "max_per_second", "recipients"];
+const JSON_KEYS: [&str; 8] = [
+    "name",
+    "type",
+    "text",
+    "template",
+    "vars",
+    "schedule_at",
+    "max_per_second",
+    "recipients",
+];
 
 /// `POST /v1/campaigns`: `application/json` `{name, type, text | template+vars, recipients,
 /// schedule_at?, max_per_second?}`, or `text/csv` (`phone[,var1,…]` rows) with the same fields
@@ -226,7 +242,10 @@ fn campaign_request(f: CampaignFieldsJson, recipients: Vec<(usize, RawRecipient)
         },
         (None, Some(template)) => {
             if f.vars.len() > recipients::MAX_VARS {
-                return Err(ApiError::InvalidRequest(format!("`vars` may hold at most {} values", recipients::MAX_VARS)));
+                return Err(ApiError::InvalidRequest(format!(
+                    "`vars` may hold at most {} values",
+                    recipients::MAX_VARS
+                )));
             }
             for (i, v) in f.vars.iter().enumerate() {
                 fields::var(&format!("vars[{i}]"), v, recipients::MAX_VAR)?;

@@ -120,7 +120,14 @@ mod tests {
 
     #[test]
     fn numbers_are_normalised_deduplicated_and_invalid_ones_listed() {
-        let raw = ["+919876500001", "9876500001", "0091 98765 00002", "12", "+919876500002", "not a number"];
+        let raw = [
+            "+919876500001",
+            "9876500001",
+            "0091 98765 00002",
+            "12",
+            "+919876500002",
+            "not a number",
+        ];
         let r = Recipients::collect(raw.iter().enumerate().map(|(i, p)| (i, RawRecipient::Phone(p.to_string()))), "91");
         let phones: Vec<&str> = r.unique.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(phones, ["+919876500001", "+919876500002"]);

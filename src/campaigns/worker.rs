@@ -96,7 +96,9 @@ async fn batch(shared: &Shared, owner: Uuid, stopped: &watch::Receiver<bool>) ->
                 tracing::warn!(campaign = %r.campaign_id, message = %r.id, attempt = %attempt,
                     "a campaign message's lease ran out while it was being sent: it may have gone out, so it is marked ambiguous and not resent");
             }
-            None => tracing::info!(campaign = %r.campaign_id, message = %r.id, "a claimed campaign message's lease ran out; back in the queue"),
+            None => {
+                tracing::info!(campaign = %r.campaign_id, message = %r.id, "a claimed campaign message's lease ran out; back in the queue")
+            }
         }
     }
     let lease_until = now + chrono::Duration::seconds(i64::from(cfg.lease_seconds));
@@ -124,7 +126,11 @@ async fn campaign(shared: &Shared, id: Uuid) -> Result<Option<Arc<Campaign>>, St
         return Ok(None);
     };
     let c = Arc::new(c);
-    shared.campaigns.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Arc::clone(&c));
+    shared
+        .campaigns
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id, Arc::clone(&c));
     Ok(Some(c))
 }
 
@@ -155,13 +161,25 @@ async fn work_campaign(
             continue;
         }
         let Ok(phone) = Phone::parse(&m.phone, default_country) else {
-            settled.push((m.id, Settle::Failed { message_id: None, error: "stored number no longer parses".into() }));
+            settled.push((
+                m.id,
+                Settle::Failed {
+                    message_id: None,
+                    error: "stored number no longer parses".into(),
+                },
+            ));
             continue;
         };
         if campaign.kind == CampaignKind::Promotional {
             let rule = gw.settings().campaigns.quiet_hours.get(phone.country_code());
             if let Some(until) = rule.and_then(|r| quiet_hours::held_until(now, r)) {
-                settled.push((m.id, Settle::Requeue { not_before: until, held: true }));
+                settled.push((
+                    m.id,
+                    Settle::Requeue {
+                        not_before: until,
+                        held: true,
+                    },
+                ));
                 continue;
             }
         }
@@ -189,7 +207,11 @@ async fn send_paced(
 ) -> Result<(), StoreError> {
     let gw = &shared.gateway;
     let poll = Duration::from_millis(gw.settings().campaigns.poll_ms);
-    let cap = provider.as_deref().and_then(|p| provider_cap(gw, p));
+    let reserve = f64::from(gw.settings().campaigns.otp_reserve_percent) / 100.0;
+    let cap = provider
+        .as_deref()
+        .and_then(|p| provider_cap(gw, p))
+        .map(|c| (c * (1.0 - reserve)).max(1.0));
     let mut buckets: Vec<(String, f64, f64)> = Vec::new();
     if let (Some(p), Some(rate)) = (&provider, cap) {
         buckets.push((provider_key(p), rate, 0.0));
@@ -204,7 +226,15 @@ async fn send_paced(
             // Shutting down: what was not started goes back to the queue for any instance.
             let back: Vec<(Uuid, Settle)> = group
                 .iter()
-                .map(|(m, _)| (m.id, Settle::Requeue { not_before: now, held: false }))
+                .map(|(m, _)| {
+                    (
+                        m.id,
+                        Settle::Requeue {
+                            not_before: now,
+                            held: false,
+                        },
+                    )
+                })
                 .collect();
             gw.store.settle_messages(owner, now, &back).await?;
             return Ok(());
@@ -213,7 +243,11 @@ async fn send_paced(
             first.2 = shared.meter.take(p) as f64;
         }
         let want = group.len().min(CONCURRENCY) as u32;
-        let granted = if buckets.is_empty() { want } else { gw.store.take_tokens(&buckets, want).await? };
+        let granted = if buckets.is_empty() {
+            want
+        } else {
+            gw.store.take_tokens(&buckets, want).await?
+        };
         if granted == 0 {
             let slowest = buckets.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
             let wait = Duration::from_secs_f64(1.0 / slowest.max(1.0)).min(poll);
@@ -229,7 +263,15 @@ async fn send_paced(
                 .iter()
                 .chain(group.iter())
                 .filter(|(m, _)| !marked.contains(&m.id))
-                .map(|(m, _)| (m.id, Settle::Requeue { not_before: now, held: false }))
+                .map(|(m, _)| {
+                    (
+                        m.id,
+                        Settle::Requeue {
+                            not_before: now,
+                            held: false,
+                        },
+                    )
+                })
                 .collect();
             gw.store.settle_messages(owner, now, &back).await?;
             group.clear();

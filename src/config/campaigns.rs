@@ -15,6 +15,9 @@ pub struct CampaignSettings {
     pub lease_seconds: u32,
     /// How often an idle worker looks for work, in milliseconds.
     pub poll_ms: u64,
+    /// Share of each provider's `max_per_second` kept for OTP and single sends: campaigns, all
+    /// instances together, use at most the rest (less the OTP calls of the last moments).
+    pub otp_reserve_percent: u32,
     /// Most recipients in one campaign (more is refused with 422 `too_many_recipients`).
     pub max_recipients: usize,
     /// Largest campaign request body (JSON or CSV), in bytes (more is 413 `payload_too_large`).
@@ -49,6 +52,7 @@ impl Default for CampaignSettings {
             batch_size: 50,
             lease_seconds: 60,
             poll_ms: 200,
+            otp_reserve_percent: 20,
             max_recipients: 100_000,
             max_body_bytes: 8 * 1024 * 1024,
             twilio_auth_token_env: "TWILIO_AUTH_TOKEN".into(),

@@ -180,8 +180,14 @@ impl Settings {
                 return Err(bad(&format!("campaigns.quiet_hours.{cc}"), "start and end must be \"HH:MM\""));
             }
             if q.utc_offset_minutes.abs() > 14 * 60 {
-                return Err(bad(&format!("campaigns.quiet_hours.{cc}.utc_offset_minutes"), "must be within ±840"));
+                return Err(bad(
+                    &format!("campaigns.quiet_hours.{cc}.utc_offset_minutes"),
+                    "must be within ±840",
+                ));
             }
+        }
+        if self.campaigns.otp_reserve_percent >= 100 {
+            return Err(bad("campaigns.otp_reserve_percent", "must be below 100"));
         }
         if self.campaigns.batch_size == 0 || self.campaigns.lease_seconds == 0 || self.campaigns.poll_ms == 0 {
             return Err(bad("campaigns", "batch_size, lease_seconds and poll_ms must be at least 1"));

@@ -199,11 +199,23 @@ pub struct Reclaimed {
 pub enum Settle {
     SkippedOptOut,
     /// Back to the queue, eligible again at `not_before` (quiet hours hold, a limit, a pause).
-    Requeue { not_before: DateTime<Utc>, held: bool },
-    Sent { message_id: Uuid, provider: String },
-    Failed { message_id: Option<Uuid>, error: String },
+    Requeue {
+        not_before: DateTime<Utc>,
+        held: bool,
+    },
+    Sent {
+        message_id: Uuid,
+        provider: String,
+    },
+    Failed {
+        message_id: Option<Uuid>,
+        error: String,
+    },
     /// The provider may have taken it: never resent.
-    Ambiguous { message_id: Option<Uuid>, error: String },
+    Ambiguous {
+        message_id: Option<Uuid>,
+        error: String,
+    },
 }
 
 impl Settle {

@@ -176,7 +176,10 @@ impl CampaignStore for MemoryStore {
                 let m = &inner.messages[i];
                 matches!(m.state, MessageState::Queued | MessageState::HeldQuietHours)
                     && m.not_before <= now
-                    && inner.campaigns.get(&m.campaign_id).is_some_and(|c| c.status == CampaignStatus::Running)
+                    && inner
+                        .campaigns
+                        .get(&m.campaign_id)
+                        .is_some_and(|c| c.status == CampaignStatus::Running)
             })
             .collect();
         ready.sort_by_key(|&i| inner.messages[i].not_before);
@@ -202,7 +205,9 @@ impl CampaignStore for MemoryStore {
         let inner = &mut *guard;
         let mut marked = Vec::new();
         for (id, attempt) in attempts {
-            let Some(i) = inner.messages.iter().position(|m| m.id == *id) else { continue };
+            let Some(i) = inner.messages.iter().position(|m| m.id == *id) else {
+                continue;
+            };
             let campaign = inner.messages[i].campaign_id;
             let running = inner.running(campaign);
             let m = &mut inner.messages[i];
@@ -220,7 +225,9 @@ impl CampaignStore for MemoryStore {
         let mut inner = self.campaigns.lock();
         let mut n = 0;
         for (id, settle) in settled {
-            let Some(m) = inner.messages.iter_mut().find(|m| m.id == *id) else { continue };
+            let Some(m) = inner.messages.iter_mut().find(|m| m.id == *id) else {
+                continue;
+            };
             let mine = m.lease.is_some_and(|(o, _)| o == owner);
             if !mine || !matches!(m.state, MessageState::Claimed | MessageState::Sending) {
                 continue;

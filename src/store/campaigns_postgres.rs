@@ -8,8 +8,8 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::campaigns::{
-    counts_from, Campaign, CampaignContent, CampaignKind, CampaignStatus, CampaignStore, Claimed, MessageState, NewCampaign,
-    PageCursor, Reclaimed, Settle,
+    counts_from, Campaign, CampaignContent, CampaignKind, CampaignStatus, CampaignStore, Claimed, MessageState, NewCampaign, PageCursor,
+    Reclaimed, Settle,
 };
 use super::{PostgresStore, StoreError};
 
@@ -27,7 +27,12 @@ fn campaign_from_row(row: &Row) -> Result<Campaign, StoreError> {
         .as_object()
         .ok_or(StoreError::Corrupt("campaign counts"))?
         .iter()
-        .map(|(k, v)| Ok((MessageState::parse(k).ok_or(StoreError::Corrupt("message state"))?, v.as_u64().unwrap_or(0))))
+        .map(|(k, v)| {
+            Ok((
+                MessageState::parse(k).ok_or(StoreError::Corrupt("message state"))?,
+                v.as_u64().unwrap_or(0),
+            ))
+        })
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(Campaign {
         id: row.get("id"),

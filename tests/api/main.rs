@@ -2,6 +2,7 @@
 //! 0, and a fresh PostgreSQL schema per test.
 
 mod access;
+mod campaigns;
 mod db;
 mod failover;
 mod flood;
