@@ -109,7 +109,7 @@ impl CampaignStore for MemoryStore {
             .filter(|c| client.is_none_or(|cl| c.client == cl))
             .filter(|c| before.is_none_or(|b| (c.created_at, c.id) < (b.created_at, b.id)))
             .collect();
-        all.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        all.sort_by_key(|c| std::cmp::Reverse((c.created_at, c.id)));
         Ok(all.into_iter().take(limit).map(|c| inner.with_counts(c)).collect())
     }
 

@@ -54,7 +54,7 @@ async fn control(app: &TestApp, id: &str, action: &str) -> Reply {
 
 /// Waits until the campaign has nothing left to send, and returns it.
 async fn wait_done(app: &TestApp, id: &str) -> Value {
-    let done = eventually(Duration::from_secs(30), || async { campaign(app, id).await["status"] == "done" }).await;
+    let done = eventually(Duration::from_secs(120), || async { campaign(app, id).await["status"] == "done" }).await;
     let c = campaign(app, id).await;
     assert!(done, "campaign not done: {c}");
     c
