@@ -27,6 +27,8 @@ pub type Secrets = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
+    /// Campaign queue workers, stopped after the server.
+    campaign_workers: crate::campaigns::Workers,
     /// The token made because no `[[clients]]` were configured, to be shown once.
     pub generated_token: Option<String>,
 }
@@ -93,7 +95,11 @@ impl Application {
             clients: Arc::new(clients),
             hooks: Arc::new(hooks),
             registry,
+            twilio_inbound_token: secrets(&gateway.settings.campaigns.twilio_auth_token_env)
+                .filter(|t| !t.is_empty())
+                .map(Into::into),
         });
+        let campaign_workers = crate::campaigns::Workers::spawn(Arc::clone(&gateway));
 
         let server = HttpServer::new(move || {
             App::new()
@@ -123,6 +129,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            campaign_workers,
             generated_token,
         })
     }
@@ -133,7 +140,9 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM; requests in flight finish (and their attempts commit) first.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.campaign_workers.stop().await;
+        served
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod api;
 pub mod app;
+pub mod campaigns;
 pub mod clock;
 pub mod config;
 pub mod hooks;

@@ -57,6 +57,11 @@ pub struct Metrics {
     pub delivered_ratio: prometheus::GaugeVec,
     /// From the attempt to its receipt's arrival, in seconds, per provider.
     pub receipt_latency: HistogramVec,
+    /// Campaign messages by the state a worker left them in (sent, failed, skipped_opt_out,
+    /// held_quiet_hours, queued, ambiguous).
+    pub campaign_messages: IntCounterVec,
+    /// Inbound opt-out webhooks by provider and result (opted_out, opted_in, ignored, refused).
+    pub inbound_messages: IntCounterVec,
 }
 
 impl Metrics {
@@ -177,6 +182,15 @@ impl Metrics {
             "Time from a provider attempt to its delivery receipt.",
             &["provider"],
             &[1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0],
+        let campaign_messages = counter(
+            "smsgate_campaign_messages_total",
+            "Campaign messages by the state a worker left them in.",
+            &["outcome"],
+        );
+        let inbound_messages = counter(
+            "smsgate_inbound_messages_total",
+            "Inbound provider webhooks (replies such as STOP) by provider and result.",
+            &["provider", "result"],
         );
         Self {
             sms_parts,
@@ -200,6 +214,8 @@ impl Metrics {
             registry_version,
             admin_changes,
             attempt_log_write_errors,
+            campaign_messages,
+            inbound_messages,
         }
     }
 

@@ -5,6 +5,7 @@ mod admin;
 mod admin_ops;
 mod admin_page;
 mod auth;
+mod campaigns;
 mod client_ip;
 mod deadline;
 mod error;
@@ -13,6 +14,7 @@ mod hooks;
 mod idempotency;
 pub mod openapi;
 mod ops;
+mod opt_outs;
 mod otp;
 mod receipts;
 mod sms;
@@ -70,6 +72,8 @@ pub struct AppState {
     pub hooks: Arc<crate::hooks::Hooks>,
     /// The live provider registry: admin changes and where the providers come from.
     pub registry: Arc<crate::admin::RegistryAdmin>,
+    /// Twilio's auth token, which signs its inbound-message webhook (`[campaigns]`).
+    pub twilio_inbound_token: Option<secrecy::SecretString>,
 }
 
 impl AppState {
@@ -112,6 +116,21 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
                 .route(web::get().to(users::get_contact))
                 .route(web::put().to(users::put_contact)),
         )
+        // Campaigns read their own (larger, JSON or CSV) bodies under `[campaigns] max_body_bytes`.
+        .service(
+            at("/v1/campaigns")
+                .route(web::post().to(campaigns::create))
+                .route(web::get().to(campaigns::list)),
+        )
+        .service(at("/v1/campaigns/{id}").route(web::get().to(campaigns::get)))
+        .service(at("/v1/campaigns/{id}/{action}").route(web::post().to(campaigns::control)))
+        .service(
+            at("/v1/opt-outs")
+                .route(web::post().to(opt_outs::add))
+                .route(web::get().to(opt_outs::list))
+                .route(web::delete().to(opt_outs::remove)),
+        )
+        .service(at("/v1/webhooks/twilio/inbound").route(web::post().to(opt_outs::twilio_inbound)))
         .service(at("/v1/routing/explain").route(web::get().to(ops::explain)))
         .service(
             at("/v1/admin/providers")

@@ -8,6 +8,7 @@ use figment::Figment;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod campaigns;
 mod hooks;
 mod http_spec;
 mod provider;
@@ -15,6 +16,7 @@ mod role;
 mod sections;
 mod service_links;
 
+pub use campaigns::{parse_hhmm, CampaignSettings, QuietHours};
 pub use hooks::{CredentialHook, HooksSettings, SupabaseHook};
 pub use http_spec::HttpSpec;
 pub use provider::{
@@ -49,6 +51,9 @@ pub struct Settings {
     /// Auth servers whose SMS smsgate delivers (Supabase Auth, Ory Kratos, Keycloak).
     #[serde(default)]
     pub hooks: HooksSettings,
+    /// Bulk sends: the queue's workers, request limits, opt-out webhooks, quiet hours.
+    #[serde(default)]
+    pub campaigns: CampaignSettings,
     /// PostgreSQL URL (`DATABASE_URL`). Unset: the in-memory store, nothing durable or shared.
     #[serde(default)]
     pub database_url: Option<SecretString>,
@@ -194,6 +199,23 @@ impl Settings {
         }
         if self.messages.max_segments == 0 {
             return Err(bad("messages.max_segments", "must be at least 1"));
+        }
+        for (cc, q) in &self.campaigns.quiet_hours {
+            if parse_hhmm(&q.start).is_none() || parse_hhmm(&q.end).is_none() {
+                return Err(bad(&format!("campaigns.quiet_hours.{cc}"), "start and end must be \"HH:MM\""));
+            }
+            if q.utc_offset_minutes.abs() > 14 * 60 {
+                return Err(bad(
+                    &format!("campaigns.quiet_hours.{cc}.utc_offset_minutes"),
+                    "must be within ±840",
+                ));
+            }
+        }
+        if self.campaigns.otp_reserve_percent >= 100 {
+            return Err(bad("campaigns.otp_reserve_percent", "must be below 100"));
+        }
+        if self.campaigns.batch_size == 0 || self.campaigns.lease_seconds == 0 || self.campaigns.poll_ms == 0 {
+            return Err(bad("campaigns", "batch_size, lease_seconds and poll_ms must be at least 1"));
         }
         if self.otp.ttl_seconds == 0 {
             return Err(bad("otp.ttl_seconds", "must be at least 1"));

@@ -18,6 +18,7 @@ const LOG_CAP: usize = 100_000;
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     pub(super) limits: MemoryLimits,
+    pub(super) campaigns: super::campaigns_memory::MemoryCampaigns,
 }
 
 #[derive(Default)]

@@ -6,9 +6,13 @@
 pub mod admin_logs;
 pub mod listen;
 mod admission;
+pub mod campaigns;
+mod campaigns_memory;
+mod campaigns_postgres;
 mod memory;
 mod memory_limits;
 pub mod migrate;
+pub mod opt_outs;
 mod postgres;
 mod postgres_limits;
 mod postgres_tls;
@@ -201,7 +205,16 @@ impl StoreError {
 }
 
 #[async_trait]
-pub trait Store: LimitStore + RegistryStore + admin_logs::AdminLogStore + receipts::ReceiptStore + Send + Sync {
+pub trait Store:
+    LimitStore
+    + RegistryStore
+    + admin_logs::AdminLogStore
+    + receipts::ReceiptStore
+    + campaigns::CampaignStore
+    + opt_outs::OptOutStore
+    + Send
+    + Sync
+{
     /// `postgres` or `memory`.
     fn kind(&self) -> &'static str;
     /// Whether the store is reachable.

@@ -3,6 +3,7 @@
 
 mod access;
 mod admin_ops;
+mod campaigns;
 mod db;
 mod failover;
 mod flood;
