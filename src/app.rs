@@ -50,7 +50,8 @@ impl Application {
         for s in &skipped {
             tracing::warn!(provider = %s.provider, reason = %s.reason, "provider skipped");
         }
-        let router = Arc::new(Router::new(registry, settings.routing.clone(), metrics.clone()));
+        let health = Arc::new(crate::health::Health::new(settings.health.clone(), metrics.clone()));
+        let router = Arc::new(Router::new(registry, settings.routing.clone(), metrics.clone()).with_health(Arc::clone(&health)));
         let key = match &settings.otp_secret {
             Some(secret) if !secret.expose_secret().is_empty() => HmacKey::new(secret.clone()),
             _ => {
@@ -75,6 +76,8 @@ impl Application {
         let settings = Arc::new(settings);
         let limits = Limits::new(&settings, metrics.clone());
         spawn_sweeper(Arc::clone(&store), clock.clone());
+        crate::health::spawn_refresher(health, Arc::clone(&store), clock.clone());
+        crate::routing::probes::spawn_probes(Arc::clone(&router), settings.probes.clone());
         let gateway = Arc::new(Gateway {
             idempotency: Idempotency::new(Arc::clone(&store), clock.clone()),
             clock,

@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod health;
 pub mod hooks;
 pub mod keys;
 pub mod limits;

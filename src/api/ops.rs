@@ -66,6 +66,7 @@ pub async fn explain(state: web::Data<AppState>, caller: Caller, query: web::Que
             )))
         }
     };
+    state.gateway.health_tick();
     let candidates = state.gateway.router().explain(&body, &to);
     Ok(HttpResponse::Ok().json(json!({ "to": to.masked(), "kind": body.kind(), "candidates": candidates })))
 }

@@ -8,6 +8,7 @@ use figment::Figment;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod health;
 mod hooks;
 mod http_spec;
 mod provider;
@@ -15,6 +16,7 @@ mod role;
 mod sections;
 mod service_links;
 
+pub use health::{HealthSettings, ProbeConfig};
 pub use hooks::{CredentialHook, HooksSettings, SupabaseHook};
 pub use http_spec::HttpSpec;
 pub use provider::{
@@ -61,6 +63,12 @@ pub struct Settings {
     /// `GET /v1/otp/sessions/{id}`.
     #[serde(default)]
     pub token_secret: Option<SecretString>,
+    /// Provider health by conversion, receipts and probes (`[health]`).
+    #[serde(default)]
+    pub health: HealthSettings,
+    /// Synthetic probes (`[[probes]]`); none by default.
+    #[serde(default)]
+    pub probes: Vec<ProbeConfig>,
 }
 
 /// A configuration that cannot be used; `main` prints it and exits with code 2.
@@ -168,6 +176,17 @@ impl Settings {
             }
             if policy.max_attempts == Some(0) {
                 return Err(bad(&format!("otp.purposes.{purpose}.max_attempts"), "must be at least 1"));
+            }
+        }
+        if let Some((key, reason)) = self.health.invalid() {
+            return Err(bad(key, reason));
+        }
+        for (i, probe) in self.probes.iter().enumerate() {
+            if probe.interval_seconds == 0 {
+                return Err(bad(&format!("probes[{i}].interval_seconds"), "must be at least 1"));
+            }
+            if !probe.number.starts_with('+') || !probe.number[1..].starts_with(probe.country.as_str()) {
+                return Err(bad(&format!("probes[{i}].number"), "must be E.164 (+ and digits) in its `country`"));
             }
         }
         if self.otp.ttl_seconds == 0 {

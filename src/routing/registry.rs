@@ -39,6 +39,9 @@ pub struct Explained {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cooling_for_ms: Option<u64>,
     pub reason: String,
+    /// Conversion health for the destination's country (`health`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Standing>,
 }
 
 impl Registry {
@@ -186,6 +189,7 @@ impl Registry {
                 breaker: breaker.label(),
                 cooling_for_ms: cooling,
                 reason,
+                health: None,
             });
         }
         lines

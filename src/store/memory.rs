@@ -21,10 +21,10 @@ pub struct MemoryStore {
 }
 
 #[derive(Default)]
-struct Inner {
-    sessions: HashMap<Uuid, Session>,
-    attempts: VecDeque<AttemptRow>,
-    events: VecDeque<OtpEvent>,
+pub(super) struct Inner {
+    pub(super) sessions: HashMap<Uuid, Session>,
+    pub(super) attempts: VecDeque<AttemptRow>,
+    pub(super) events: VecDeque<OtpEvent>,
 }
 
 impl MemoryStore {
@@ -32,7 +32,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

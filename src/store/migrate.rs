@@ -11,6 +11,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "0002_limits", include_str!("../../migrations/0002_limits.sql")),
     (3, "0003_rls", include_str!("../../migrations/0003_rls.sql")),
     (4, "0004_tenancy_verify", include_str!("../../migrations/0004_tenancy_verify.sql")),
+    (8, "0008_health", include_str!("../../migrations/0008_health.sql")),
 ];
 
 /// Lock id for `pg_advisory_lock`: "smsgate" in ASCII.

@@ -3,6 +3,7 @@
 //! applies the state changes `otp`, `messages` and `limits` decide, atomically (a session edit under
 //! its row lock, an admission in one statement, a send's log in one group commit).
 
+mod health;
 mod memory;
 mod memory_limits;
 pub mod migrate;
@@ -16,6 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use health::{HealthStore, TallyRow, TallyWindow};
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 
@@ -189,7 +191,7 @@ impl StoreError {
 }
 
 #[async_trait]
-pub trait Store: LimitStore + Send + Sync {
+pub trait Store: LimitStore + HealthStore + Send + Sync {
     /// `postgres` or `memory`.
     fn kind(&self) -> &'static str;
     /// Whether the store is reachable.
