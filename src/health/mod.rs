@@ -81,7 +81,13 @@ impl Health {
         Arc::clone(&self.verdict.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn degraded(&self, provider: &str, country: &str) -> bool {
+    /// The app-clock time of the last refresh.
+    pub fn refreshed_at(&self) -> Option<DateTime<Utc>> {
+        *lock(&self.last_refresh)
+    }
+
+    /// Whether `provider` is degraded for `country` (and health routing is on).
+    pub fn is_degraded(&self, provider: &str, country: &str) -> bool {
         self.settings.enabled && self.standing(provider, country).is_some_and(|s| s.degraded())
     }
 
@@ -89,7 +95,7 @@ impl Health {
     /// kept within each. With `share`, one OTP in `1 / probe_share` to the country goes first
     /// to a degraded provider (in turn), so its recovery shows in its conversion.
     pub fn order<T>(&self, candidates: Vec<T>, name: impl Fn(&T) -> &str, country: &str, share: bool) -> Vec<T> {
-        let (mut healthy, mut degraded): (Vec<T>, Vec<T>) = candidates.into_iter().partition(|c| !self.degraded(name(c), country));
+        let (mut healthy, mut degraded): (Vec<T>, Vec<T>) = candidates.into_iter().partition(|c| !self.is_degraded(name(c), country));
         if degraded.is_empty() {
             return healthy;
         }

@@ -77,13 +77,13 @@ impl Router {
     }
 
     /// Sends another SMS of a session: healthy providers that have not `carried` it first, then
-    /// degraded ones that have not, then those that have (in the same order).
+    /// healthy ones that have (the first SMS may only be late), then degraded ones.
     pub async fn dispatch_avoiding(&self, sms: &OutboundSms, carried: &[String], deadline: Instant) -> Dispatch {
-        let candidates = self.registry().candidates(&sms.body, &sms.to, None);
-        let candidates = self.health.order(candidates, |s| s.name(), sms.to.country_code(), false);
-        let (mut fresh, mut used): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|s| !carried.iter().any(|c| c == s.name()));
-        fresh.append(&mut used);
-        self.dispatch_among(sms, fresh, deadline).await
+        let mut candidates = self.registry().candidates(&sms.body, &sms.to, None);
+        let country = sms.to.country_code();
+        // Stable: registry order within each group.
+        candidates.sort_by_key(|s| (self.health.is_degraded(s.name(), country), carried.iter().any(|c| c == s.name())));
+        self.dispatch_among(sms, candidates, deadline).await
     }
 
     /// A synthetic probe through `provider` only: `Some(true)` accepted, `Some(false)` failed,

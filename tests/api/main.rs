@@ -7,6 +7,7 @@ mod failover;
 mod flood;
 mod garbage;
 mod helpers;
+mod health;
 mod hooks;
 mod idempotency;
 mod isolation;

@@ -176,7 +176,7 @@ fn fault_specs_parse_and_bad_ones_are_refused() {
         FaultKind::Error("Invalid Phone Number".into())
     );
     assert_eq!(Fault::parse("timeout").unwrap().kind, FaultKind::Timeout);
-    assert_eq!(Fault::parse("blackhole").unwrap().kind, FaultKind::Blackhole);
+    assert_eq!(Fault::parse("blackhole").unwrap().kind, FaultKind::Blackhole { country: None });
     assert_eq!(Fault::parse_setting("ok").unwrap(), None);
     for bad in [
         "",
