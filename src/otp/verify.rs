@@ -452,6 +452,23 @@ mod tests {
     }
 
     #[test]
+    fn a_resent_sms_code_verifies_even_when_the_first_code_was_never_sent() {
+        let now = DateTime::from_timestamp(1_800_000_010, 0).unwrap();
+        let mut s = session(false, 1);
+        let (step, _) = begin(&mut s, false, true, now, now + ChronoDuration::seconds(10));
+        assert_eq!((step, s.status), (Step::Decided { verified: true }, SessionStatus::Verified));
+        let mut expired = Session {
+            expires_at: now,
+            ..session(true, 0)
+        };
+        assert_eq!(
+            begin(&mut expired, false, true, now, now).0,
+            Step::Expired,
+            "not once the session expired"
+        );
+    }
+
+    #[test]
     fn an_unreachable_provider_spends_no_attempt_and_frees_the_session() {
         let now = DateTime::from_timestamp(1_800_000_010, 0).unwrap();
         let mut s = session(false, 1);

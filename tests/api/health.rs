@@ -118,7 +118,8 @@ async fn a_silently_failing_primary_is_demoted_keeps_the_probe_share_and_recover
     let metric = r#"smsgate_provider_degraded{country="91",provider="2factor",reason="below_peers"}"#;
     assert_eq!(app.metric(metric).await, Some(1.0));
     assert_eq!(
-        app.metric(r#"smsgate_provider_conversion_ratio{country="91",provider="2factor"}"#).await,
+        app.metric(r#"smsgate_provider_conversion_ratio{country="91",provider="2factor"}"#)
+            .await,
         Some(0.0)
     );
 
@@ -153,7 +154,11 @@ async fn a_silently_failing_primary_is_demoted_keeps_the_probe_share_and_recover
     let to = phone(next);
     app.send_otp_to(&to).await;
     assert_eq!(app.delivered_by(&to).as_deref(), Some("2factor"));
-    assert_eq!(app.metric(r#"smsgate_provider_degraded{country="91",provider="2factor",reason="none"}"#).await, Some(0.0));
+    assert_eq!(
+        app.metric(r#"smsgate_provider_degraded{country="91",provider="2factor",reason="none"}"#)
+            .await,
+        Some(0.0)
+    );
 }
 
 /// 50 users, alternately asking for 2factor and twilio first, who enter what they receive.
@@ -170,7 +175,11 @@ async fn forty_percent_loss_next_to_none_is_degraded(backend: Backend) {
     app.fault("2factor", "blackhole:91@40%");
     let explain = split_traffic(&app).await;
     let standing = &line(&explain, "2factor")["health"];
-    assert_eq!((standing["state"].as_str(), standing["reason"].as_str()), (Some("degraded"), Some("below_peers")), "{explain}");
+    assert_eq!(
+        (standing["state"].as_str(), standing["reason"].as_str()),
+        (Some("degraded"), Some("below_peers")),
+        "{explain}"
+    );
     assert_eq!(standing["conversion"], 0.6);
     assert_eq!(standing["best_peer_conversion"], 1.0);
     assert_eq!(state(&explain, "twilio"), "healthy");
@@ -204,7 +213,12 @@ async fn a_resend_goes_through_another_provider_and_every_code_of_the_session_ve
     assert_eq!(app.delivered_by(&to).as_deref(), Some("2factor"));
     let r = resend(&app, &sid).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!((r.body["attempt"].as_u64(), r.body["max_sends"].as_u64()), (Some(2), Some(3)), "{}", r.body);
+    assert_eq!(
+        (r.body["attempt"].as_u64(), r.body["max_sends"].as_u64()),
+        (Some(2), Some(3)),
+        "{}",
+        r.body
+    );
     assert_eq!(r.body["resend_after_seconds"], 0);
     assert_eq!(app.delivered_by(&to).as_deref(), Some("twilio"), "the second SMS goes elsewhere");
     let second = received(&app, &to).unwrap();
@@ -229,7 +243,12 @@ async fn a_resend_goes_through_another_provider_and_every_code_of_the_session_ve
     assert_eq!(app.delivered_by(&to).as_deref(), Some("2factor"));
     let code = received(&app, &to).unwrap();
     let fourth = resend(&app, &sid).await;
-    assert_eq!((fourth.status, fourth.body["reason"].as_str()), (429, Some("resend_cap")), "{}", fourth.body);
+    assert_eq!(
+        (fourth.status, fourth.body["reason"].as_str()),
+        (429, Some("resend_cap")),
+        "{}",
+        fourth.body
+    );
     assert!(verified(&app, &sid, &code).await, "the third SMS's (provider-held) code verifies");
 
     // An expired session is refused, and so is a wrong id.
@@ -301,16 +320,37 @@ async fn failing_probes_degrade_a_provider_and_are_never_counted_as_user_traffic
     app.fault("2factor", "500");
     let failed = r#"smsgate_probes_total{provider="2factor",result="failed"}"#;
     assert!(
-        eventually(Duration::from_secs(10), || async { app.metric(failed).await.is_some_and(|n| n >= 3.0) }).await,
+        eventually(Duration::from_secs(10), || async {
+            app.metric(failed).await.is_some_and(|n| n >= 3.0)
+        })
+        .await,
         "three probes failed"
     );
     app.advance(10);
     let explain = refreshed(&app).await;
     let standing = &line(&explain, "2factor")["health"];
-    assert_eq!((standing["state"].as_str(), standing["reason"].as_str()), (Some("degraded"), Some("probes_failed")), "{explain}");
+    assert_eq!(
+        (standing["state"].as_str(), standing["reason"].as_str()),
+        (Some("degraded"), Some("probes_failed")),
+        "{explain}"
+    );
     let probes_to_twilio = app.sim.state().messages(Some("+919999900001"));
     assert!(probes_to_twilio.len() >= 3 && probes_to_twilio.iter().all(|m| m.provider == "twilio"));
     assert!(probes_to_twilio[0].text.as_deref().is_some_and(|t| t.starts_with("smsgate probe")));
     // Probes took nothing from the number's limit (one OTP a minute here).
     assert_eq!(app.send_otp_to("+919999900001").await.status, 200);
+}
+
+#[test]
+fn health_alert_rules_use_only_metrics_smsgate_defines() {
+    let rules = include_str!("../../deploy/alerts/health.yaml");
+    let defined = include_str!("../../src/metrics.rs");
+    let used: Vec<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("smsgate_"))
+        .collect();
+    assert!(used.contains(&"smsgate_provider_degraded") && used.contains(&"smsgate_provider_conversion_ratio"));
+    for name in used {
+        assert!(defined.contains(&format!("\"{name}\"")), "alert uses undefined metric {name}");
+    }
 }
