@@ -16,7 +16,7 @@ pub use judge::{judge, Counts, Evidence, Reason, Standing, Verdict};
 use crate::config::HealthSettings;
 use crate::metrics::Metrics;
 use crate::phone::calling_code_of;
-use crate::store::{HealthStore, StoreError, TallyWindow};
+use crate::store::{HealthStore, StoreError, TallyRow, TallyWindow};
 
 /// Receipts kept per provider and country (the newest).
 const RECEIPTS_KEPT: usize = 1_000;
@@ -35,7 +35,13 @@ pub struct Health {
     shares: Mutex<HashMap<String, u64>>,
     last_refresh: Mutex<Option<DateTime<Utc>>>,
     refreshing: AtomicBool,
+    /// The baseline rows and when they were read: they change slowly, so they are read again
+    /// only every `BASELINE_EVERY` refreshes and the common refresh reads the window alone.
+    baseline: Mutex<Option<(DateTime<Utc>, Vec<TallyRow>)>>,
 }
+
+/// Refreshes between two reads of the baseline (with `refresh_seconds = 10`, five minutes).
+const BASELINE_EVERY: u64 = 30;
 
 impl Health {
     pub fn new(settings: HealthSettings, metrics: Metrics) -> Self {
@@ -48,6 +54,7 @@ impl Health {
             shares: Mutex::default(),
             last_refresh: Mutex::new(None),
             refreshing: AtomicBool::new(false),
+            baseline: Mutex::new(None),
         }
     }
 
@@ -134,12 +141,27 @@ impl Health {
 
     async fn refresh_inner(&self, store: &dyn HealthStore, now: DateTime<Utc>) -> Result<(), StoreError> {
         let s = &self.settings;
+        let cached = lock(&self.baseline).clone();
+        let baseline_due = cached
+            .as_ref()
+            .is_none_or(|(at, _)| now - *at >= secs(s.refresh_seconds.saturating_mul(BASELINE_EVERY)) || *at > now);
+        let window_from = now - secs(s.window_seconds);
         let window = TallyWindow {
-            baseline_from: now - secs(s.baseline_seconds),
-            window_from: now - secs(s.window_seconds),
+            baseline_from: if baseline_due {
+                now - secs(s.baseline_seconds)
+            } else {
+                window_from
+            },
+            window_from,
             settled_before: now - secs(s.settle_seconds),
         };
-        let rows = store.conversion_tally(window).await?;
+        let mut rows = store.conversion_tally(window).await?;
+        if baseline_due {
+            let baseline: Vec<TallyRow> = rows.iter().filter(|r| !r.recent).cloned().collect();
+            *lock(&self.baseline) = Some((now, baseline));
+        } else if let Some((_, baseline)) = cached {
+            rows.extend(baseline);
+        }
         let mut evidence: BTreeMap<(String, String), Evidence> = BTreeMap::new();
         for r in rows {
             let Some(country) = calling_code_of(&r.prefix) else { continue };
@@ -260,6 +282,62 @@ mod tests {
         );
         let none = degraded_health(0.0);
         assert!((0..100).all(|_| none.order(vec!["2factor", "twilio"], |s| s, "91", true)[0] == "twilio"));
+    }
+
+    /// Answers every tally with fixed rows, keeping the windows it was asked for.
+    struct Fixed {
+        rows: Vec<TallyRow>,
+        asked: Mutex<Vec<TallyWindow>>,
+    }
+
+    #[async_trait::async_trait]
+    impl HealthStore for Fixed {
+        async fn conversion_tally(&self, window: TallyWindow) -> Result<Vec<TallyRow>, StoreError> {
+            lock(&self.asked).push(window);
+            Ok(self
+                .rows
+                .iter()
+                .filter(|r| r.recent || window.baseline_from < window.window_from)
+                .cloned()
+                .collect())
+        }
+        async fn session_attempts(&self, _: uuid::Uuid) -> Result<Vec<crate::store::AttemptRow>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_baseline_is_read_now_and_then_and_kept_in_between() {
+        let row = |recent, sent, verified| TallyRow {
+            provider: "2factor".into(),
+            prefix: "+9198".into(),
+            recent,
+            sent,
+            verified,
+            delay_secs: 0.0,
+        };
+        let store = Fixed {
+            rows: vec![row(true, 30, 3), row(false, 200, 180)],
+            asked: Mutex::default(),
+        };
+        let health = Health::new(HealthSettings::default(), Metrics::new());
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        for step in 0..3 {
+            let now = t0 + ChronoDuration::seconds(10 * step);
+            health.refresh(&store, now).await.unwrap();
+            let standing = health.standing("2factor", "91").unwrap();
+            assert_eq!(standing.reason, Some(Reason::BelowBaseline), "refresh {step}");
+            assert_eq!(standing.baseline_conversion, Some(0.9));
+        }
+        let asked = lock(&store.asked);
+        assert!(
+            asked[0].baseline_from < asked[0].window_from,
+            "the first refresh reads the baseline"
+        );
+        assert!(
+            asked[1..].iter().all(|w| w.baseline_from == w.window_from),
+            "later ones read the window alone"
+        );
     }
 
     #[test]
