@@ -35,8 +35,8 @@ pub struct Health {
     shares: Mutex<HashMap<String, u64>>,
     last_refresh: Mutex<Option<DateTime<Utc>>>,
     refreshing: AtomicBool,
-    /// The baseline rows and when they were read: they change slowly, so they are read again
-    /// only every `BASELINE_EVERY` refreshes and the common refresh reads the window alone.
+    /// The baseline rows and when they were read: they change slowly and take long to read, so
+    /// they are read again only every `BASELINE_EVERY` refreshes, apart from the window.
     baseline: Mutex<Option<(DateTime<Utc>, Vec<TallyRow>)>>,
 }
 
@@ -141,27 +141,14 @@ impl Health {
 
     async fn refresh_inner(&self, store: &dyn HealthStore, now: DateTime<Utc>) -> Result<(), StoreError> {
         let s = &self.settings;
-        let cached = lock(&self.baseline).clone();
-        let baseline_due = cached
-            .as_ref()
-            .is_none_or(|(at, _)| now - *at >= secs(s.refresh_seconds.saturating_mul(BASELINE_EVERY)) || *at > now);
         let window_from = now - secs(s.window_seconds);
         let window = TallyWindow {
-            baseline_from: if baseline_due {
-                now - secs(s.baseline_seconds)
-            } else {
-                window_from
-            },
+            baseline_from: window_from,
             window_from,
             settled_before: now - secs(s.settle_seconds),
         };
         let mut rows = store.conversion_tally(window).await?;
-        if baseline_due {
-            let baseline: Vec<TallyRow> = rows.iter().filter(|r| !r.recent).cloned().collect();
-            *lock(&self.baseline) = Some((now, baseline));
-        } else if let Some((_, baseline)) = cached {
-            rows.extend(baseline);
-        }
+        rows.extend(self.baseline_rows(store, window, now).await);
         let mut evidence: BTreeMap<(String, String), Evidence> = BTreeMap::new();
         for r in rows {
             let Some(country) = calling_code_of(&r.prefix) else { continue };
@@ -196,6 +183,34 @@ impl Health {
         self.publish(&verdict);
         *self.verdict.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(verdict);
         Ok(())
+    }
+
+    /// The baseline rows, read again when due; a failed read keeps the last ones (the window
+    /// alone still judges against peers).
+    async fn baseline_rows(&self, store: &dyn HealthStore, window: TallyWindow, now: DateTime<Utc>) -> Vec<TallyRow> {
+        let s = &self.settings;
+        let cached = lock(&self.baseline).clone();
+        let every = secs(s.refresh_seconds.saturating_mul(BASELINE_EVERY));
+        if let Some((at, rows)) = &cached {
+            if now - *at < every && *at <= now {
+                return rows.clone();
+            }
+        }
+        let asked = TallyWindow {
+            baseline_from: now - secs(s.baseline_seconds),
+            ..window
+        };
+        match store.conversion_tally(asked).await {
+            Ok(rows) => {
+                let rows: Vec<TallyRow> = rows.into_iter().filter(|r| !r.recent).collect();
+                *lock(&self.baseline) = Some((now, rows.clone()));
+                rows
+            }
+            Err(e) => {
+                tracing::warn!(error = ?e, "reading the providers' conversion baseline failed; keeping the last one");
+                cached.map(|(_, rows)| rows).unwrap_or_default()
+            }
+        }
     }
 
     fn publish(&self, verdict: &Verdict) {
@@ -330,13 +345,11 @@ mod tests {
             assert_eq!(standing.baseline_conversion, Some(0.9));
         }
         let asked = lock(&store.asked);
-        assert!(
-            asked[0].baseline_from < asked[0].window_from,
-            "the first refresh reads the baseline"
-        );
-        assert!(
-            asked[1..].iter().all(|w| w.baseline_from == w.window_from),
-            "later ones read the window alone"
+        let baseline_reads = asked.iter().filter(|w| w.baseline_from < w.window_from).count();
+        assert_eq!(
+            (asked.len(), baseline_reads),
+            (4, 1),
+            "every refresh reads the window, the first also the baseline"
         );
     }
 

@@ -44,6 +44,10 @@ pub trait HealthStore: Send + Sync {
     async fn session_attempts(&self, session: Uuid) -> Result<Vec<AttemptRow>, StoreError>;
 }
 
+/// How long a read of the baseline may take (hundreds of thousands of sessions on a busy
+/// gateway; measured in the README).
+const BASELINE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 const TALLY_SQL: &str = r#"
 WITH s AS (
     SELECT id, left(phone, 5) AS prefix, created_at >= $2 AS recent, status = 'verified' AS verified,
@@ -62,20 +66,29 @@ WITH s AS (
      ORDER BY session_id, created_at
 )
 SELECT c.provider_name, s.prefix, s.recent, count(*)::int8,
-       (count(*) FILTER (WHERE k.credited))::int8,
-       coalesce(sum(s.delay) FILTER (WHERE k.credited), 0)::float8
-  FROM s JOIN c ON c.session_id = s.id LEFT JOIN v ON v.session_id = s.id,
-       LATERAL (SELECT s.verified AND coalesce(v.provider = c.provider_name, c.original)) AS k(credited)
+       (count(*) FILTER (WHERE s.verified AND coalesce(v.provider = c.provider_name, c.original)))::int8,
+       coalesce(sum(s.delay) FILTER (WHERE s.verified AND coalesce(v.provider = c.provider_name, c.original)), 0)::float8
+  FROM s JOIN c ON c.session_id = s.id LEFT JOIN v ON v.session_id = s.id
  GROUP BY 1, 2, 3"#;
 
 #[async_trait]
 impl HealthStore for PostgresStore {
     async fn conversion_tally(&self, w: TallyWindow) -> Result<Vec<TallyRow>, StoreError> {
-        self.bounded(async move {
-            let client = self.pool().get().await?;
-            let rows = client
-                .query(TALLY_SQL, &[&w.baseline_from, &w.window_from, &w.settled_before])
-                .await?;
+        // The window (minutes of sessions) is a short read within the usual statement bounds; a
+        // read of the baseline (hours) runs in the background now and then, and may take seconds.
+        let baseline = w.baseline_from < w.window_from;
+        let call = async move {
+            let mut client = self.pool().get().await?;
+            let tx = client.transaction().await?;
+            // The planner overestimates the joins of this aggregate, and JIT-compiling it then
+            // costs seconds for a query that runs in tens of milliseconds.
+            tx.batch_execute("SET LOCAL jit = off").await?;
+            if baseline {
+                tx.batch_execute(&format!("SET LOCAL statement_timeout = {}", BASELINE_TIMEOUT.as_millis()))
+                    .await?;
+            }
+            let rows = tx.query(TALLY_SQL, &[&w.baseline_from, &w.window_from, &w.settled_before]).await?;
+            tx.commit().await?;
             Ok(rows
                 .iter()
                 .map(|r| TallyRow {
@@ -87,8 +100,12 @@ impl HealthStore for PostgresStore {
                     delay_secs: r.get(5),
                 })
                 .collect())
-        })
-        .await
+        };
+        if !baseline {
+            return self.bounded(call).await;
+        }
+        let limit = BASELINE_TIMEOUT + std::time::Duration::from_secs(5);
+        tokio::time::timeout(limit, call).await.map_err(|_| StoreError::Timeout(limit))?
     }
 
     async fn session_attempts(&self, session: Uuid) -> Result<Vec<AttemptRow>, StoreError> {
