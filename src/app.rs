@@ -50,8 +50,15 @@ impl Application {
         adopt_unowned_rows(&*store, &settings).await?;
         let settings = Arc::new(settings);
         // The providers: the database's registry (seeded from the file while empty), else the file.
-        let (registry, router) =
-            RegistryAdmin::open(Arc::clone(&store), Arc::clone(&settings), Arc::clone(&secrets), metrics.clone()).await?;
+        let health = Arc::new(crate::health::Health::new(settings.health.clone(), metrics.clone()));
+        let (registry, router) = RegistryAdmin::open(
+            Arc::clone(&store),
+            Arc::clone(&settings),
+            Arc::clone(&secrets),
+            metrics.clone(),
+            Arc::clone(&health),
+        )
+        .await?;
         let key = match &settings.otp_secret {
             Some(secret) if !secret.expose_secret().is_empty() => HmacKey::new(secret.clone()),
             _ => {
@@ -76,6 +83,8 @@ impl Application {
         let limits = Limits::new(&settings, metrics.clone());
         spawn_sweeper(Arc::clone(&store), clock.clone());
         crate::hooks::receipts::spawn_matcher(Arc::clone(&store), clock.clone());
+        crate::health::spawn_refresher(health, Arc::clone(&store), clock.clone());
+        crate::routing::probes::spawn_probes(Arc::clone(&router), settings.probes.clone());
         let gateway = Arc::new(Gateway {
             idempotency: Idempotency::new(Arc::clone(&store), clock.clone()),
             clock,

@@ -8,6 +8,7 @@ pub mod app;
 pub mod campaigns;
 pub mod clock;
 pub mod config;
+pub mod health;
 pub mod hooks;
 pub mod keys;
 pub mod limits;

@@ -1,9 +1,10 @@
 //! Every Prometheus metric smsgate exports, defined in this one place. Labels are low-cardinality
-//! only (`provider`, `kind`, `outcome`, `reason`, `route`, `status`, `hook`, `result`): never a number or an id.
+//! only (`provider`, `kind`, `outcome`, `reason`, `route`, `status`, `hook`, `result`, `country` (a calling code)): never a number or an id.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// Latency buckets in seconds, from 0.5 ms: a healthy request takes a few milliseconds (the goal
 /// is p99 under 10 ms), so the low buckets must resolve it; a provider call runs to seconds.
@@ -62,6 +63,16 @@ pub struct Metrics {
     pub campaign_messages: IntCounterVec,
     /// Inbound opt-out webhooks by provider and result (opted_out, opted_in, ignored, refused).
     pub inbound_messages: IntCounterVec,
+    /// Conversion (settled sessions verified / sent) per provider and destination country over
+    /// the health window; absent until the provider has `health.min_sessions` there.
+    pub provider_conversion: GaugeVec,
+    /// 1 while a provider is degraded for a country, with why (`below_peers`, `below_baseline`,
+    /// `receipts_failed`, `probes_failed`); 0 under `reason="none"` when it is not.
+    pub provider_degraded: IntGaugeVec,
+    /// Synthetic probes by provider and result (`accepted`, `failed`).
+    pub probes: IntCounterVec,
+    /// `POST /v1/otp/resend` by result (`sent`, `refused`, `failed`).
+    pub otp_resends: IntCounterVec,
 }
 
 impl Metrics {
@@ -192,6 +203,34 @@ impl Metrics {
             "Inbound provider webhooks (replies such as STOP) by provider and result.",
             &["provider", "result"],
         );
+        let provider_conversion = GaugeVec::new(
+            Opts::new(
+                "smsgate_provider_conversion_ratio",
+                "Settled OTP sessions verified / sent per provider and country over the health window.",
+            ),
+            &["provider", "country"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(provider_conversion.clone()))
+            .expect("metric registered once");
+        let provider_degraded = IntGaugeVec::new(
+            Opts::new(
+                "smsgate_provider_degraded",
+                "1 while a provider is degraded for a country (routed after healthy ones), by reason.",
+            ),
+            &["provider", "country", "reason"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(provider_degraded.clone()))
+            .expect("metric registered once");
+        let probes = counter(
+            "smsgate_probes_total",
+            "Synthetic probes by provider and result.",
+            &["provider", "result"],
+        );
+        let otp_resends = counter("smsgate_otp_resends_total", "OTP resends by result.", &["result"]);
         Self {
             sms_parts,
             receipts,
@@ -216,6 +255,10 @@ impl Metrics {
             attempt_log_write_errors,
             campaign_messages,
             inbound_messages,
+            provider_conversion,
+            provider_degraded,
+            probes,
+            otp_resends,
         }
     }
 

@@ -162,6 +162,13 @@ fn mask_digits(digits: &str, plus: bool) -> String {
     }
 }
 
+/// The country calling code at the start of an E.164 number or of its first digits (`+9198`
+/// gives `91`), for numbers already parsed once; `None` when too short to tell.
+pub fn calling_code_of(e164: &str) -> Option<&str> {
+    let digits = e164.strip_prefix('+').unwrap_or(e164);
+    (digits.len() >= 3 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| &digits[..country_code_len(digits)])
+}
+
 fn country_code_len(digits: &str) -> usize {
     if digits.starts_with('1') || digits.starts_with('7') {
         1

@@ -100,6 +100,21 @@ impl Gateway {
         &self.idempotency
     }
 
+    /// Starts a provider-health refresh in the background when one is due on the app's clock;
+    /// never waits for it.
+    pub fn health_tick(&self) {
+        let health = self.router.health();
+        let now = self.clock.now();
+        if health.claim_refresh(now) {
+            let (health, store) = (std::sync::Arc::clone(health), std::sync::Arc::clone(&self.store));
+            tokio::spawn(async move {
+                if let Err(e) = health.refresh(&*store, now).await {
+                    tracing::warn!(error = ?e, "refreshing provider health failed");
+                }
+            });
+        }
+    }
+
     /// Prometheus text of every metric, breaker states read as of now.
     pub fn render_metrics(&self) -> String {
         self.router.publish_breakers();

@@ -219,12 +219,13 @@ impl RegistryAdmin {
         settings: Arc<Settings>,
         env: EnvLookup,
         metrics: Metrics,
+        health: Arc<crate::health::Health>,
     ) -> anyhow::Result<(Arc<Self>, Arc<Router>)> {
         let mut admin = Self::offline(store, Arc::clone(&settings), env, metrics.clone())?;
         let snapshot = admin.initial().await?;
         let (registry, skipped) = admin.build(&snapshot, None).context("provider configuration")?;
         log_skipped(&skipped);
-        let router = Arc::new(Router::new(registry, settings.routing.clone(), metrics.clone()));
+        let router = Arc::new(Router::new(registry, settings.routing.clone(), metrics.clone()).with_health(health));
         admin.router = Some(Arc::clone(&router));
         metrics.registry_reloads.with_label_values(&["start"]).inc();
         metrics.registry_version.set(snapshot.version);

@@ -108,6 +108,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .app_data(web::PayloadConfig::new(max_body_bytes))
         .service(at("/v1/otp/send").route(web::post().to(otp::send_route::<V1>)))
         .service(at("/v1/otp/verify").route(web::post().to(otp::verify_route::<V1>)))
+        .service(at("/v1/otp/resend").route(web::post().to(otp::resend_route)))
         .service(at("/v1/sms/send").route(web::post().to(sms::text_route::<V1>)))
         .service(at("/v1/sms/template").route(web::post().to(sms::template_route::<V1>)))
         .service(at("/v1/otp/sessions/{id}").route(web::get().to(otp::session_status)))

@@ -100,6 +100,9 @@ pub async fn explain(state: web::Data<AppState>, caller: Caller, query: web::Que
             )))
         }
     };
+    state.gateway.health_tick();
     let candidates = state.gateway.router().explain(&body, &to);
-    Ok(HttpResponse::Ok().json(json!({ "to": to.masked(), "kind": body.kind(), "candidates": candidates })))
+    let refreshed = state.gateway.router().health().refreshed_at();
+    Ok(HttpResponse::Ok()
+        .json(json!({ "to": to.masked(), "kind": body.kind(), "candidates": candidates, "health_refreshed_at": refreshed })))
 }

@@ -1,4 +1,5 @@
-//! OTP routes: `POST /v1/otp/send`, `POST /v1/otp/verify`, `GET /v1/otp/sessions/{id}`, and the
+//! OTP routes: `POST /v1/otp/send`, `POST /v1/otp/verify`, `POST /v1/otp/resend`,
+//! `GET /v1/otp/sessions/{id}`, and the
 //! seed aliases (`/api/sms/sendOtp`, `/api/sms/verifyOtp`, `/otp/send`, `/otp/verify`) with the
 //! seed shapes.
 
@@ -12,7 +13,7 @@ use super::fields;
 use super::idempotency::{self, Answer};
 use super::{ApiError, AppState, Caller, Shape, Speaks};
 use crate::config::Role;
-use crate::otp::{self, OtpRequest, OtpSent, Recipient, Verified};
+use crate::otp::{self, OtpRequest, OtpSent, Recipient, Resent, Verified};
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -244,4 +245,43 @@ pub async fn session_status(state: web::Data<AppState>, caller: Caller, path: we
         "expires_at": session.expires_at,
         "verified_at": session.verified_at,
     })))
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResendOtpBody {
+    session_id: String,
+    /// The end user's IP address, for the per-IP limit.
+    #[serde(default)]
+    client_ip: Option<String>,
+}
+
+/// `POST /v1/otp/resend`: the session's code again, through a provider that has not carried it.
+pub async fn resend_route(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Json<ResendOtpBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Send)?;
+    let id = Uuid::parse_str(body.session_id.trim()).map_err(|_| ApiError::InvalidRequest("`session_id` must be a UUID".into()))?;
+    let client_ip = state.client_ip(&req, body.client_ip.as_deref())?;
+    let r: Resent = state
+        .gateway
+        .resend_otp(&caller.tenant(), id, client_ip)
+        .await
+        .map_err(|e| ApiError::from_gateway(e, caller.is_admin()))?;
+    let mut out = json!({
+        "session_id": r.session.id,
+        "status": r.session.status,
+        "message": if r.confirmed { "OTP resent" } else { "OTP resent; the provider did not confirm delivery, so it may be delayed" },
+        "attempt": r.attempt,
+        "max_sends": r.max_sends,
+        "resend_after_seconds": r.resend_after_secs,
+        "expires_at": r.session.expires_at,
+    });
+    if !r.confirmed {
+        out["delivery"] = json!("unconfirmed");
+    }
+    Ok(HttpResponse::Ok().json(out))
 }

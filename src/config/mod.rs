@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 mod campaigns;
+mod health;
 mod hooks;
 mod http_spec;
 mod provider;
@@ -17,6 +18,7 @@ mod sections;
 mod service_links;
 
 pub use campaigns::{parse_hhmm, CampaignSettings, QuietHours};
+pub use health::{HealthSettings, ProbeConfig};
 pub use hooks::{CredentialHook, HooksSettings, SupabaseHook};
 pub use http_spec::HttpSpec;
 pub use provider::{
@@ -88,6 +90,12 @@ pub struct Settings {
     /// Retention of the logs (PostgreSQL).
     #[serde(default)]
     pub retention: RetentionSettings,
+    /// Provider health by conversion, receipts and probes (`[health]`).
+    #[serde(default)]
+    pub health: HealthSettings,
+    /// Synthetic probes (`[[probes]]`); none by default.
+    #[serde(default)]
+    pub probes: Vec<ProbeConfig>,
 }
 
 /// A configuration that cannot be used; `main` prints it and exits with code 2.
@@ -216,6 +224,17 @@ impl Settings {
         }
         if self.campaigns.batch_size == 0 || self.campaigns.lease_seconds == 0 || self.campaigns.poll_ms == 0 {
             return Err(bad("campaigns", "batch_size, lease_seconds and poll_ms must be at least 1"));
+        }
+        if let Some((key, reason)) = self.health.invalid() {
+            return Err(bad(key, reason));
+        }
+        for (i, probe) in self.probes.iter().enumerate() {
+            if probe.interval_seconds == 0 {
+                return Err(bad(&format!("probes[{i}].interval_seconds"), "must be at least 1"));
+            }
+            if !probe.number.starts_with('+') || !probe.number[1..].starts_with(probe.country.as_str()) {
+                return Err(bad(&format!("probes[{i}].number"), "must be E.164 (+ and digits) in its `country`"));
+            }
         }
         if self.otp.ttl_seconds == 0 {
             return Err(bad("otp.ttl_seconds", "must be at least 1"));

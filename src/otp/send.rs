@@ -52,6 +52,7 @@ pub struct OtpSent {
 impl Gateway {
     /// Opens a session and sends its code through the first provider that takes it.
     pub async fn send_otp(&self, req: OtpRequest) -> Result<OtpSent, GatewayError> {
+        self.health_tick();
         let started = Instant::now();
         let (phone, preferred) = self.resolve(&req).await?;
         let policy = Policy::for_purpose(&self.settings.otp, &req.purpose);
@@ -157,7 +158,7 @@ impl Gateway {
     }
 
     /// Whether an SMS carrying smsgate's own code went out, or may have (a timeout).
-    fn carried_local_code(&self, dispatch: &Dispatch) -> bool {
+    pub(crate) fn carried_local_code(&self, dispatch: &Dispatch) -> bool {
         let registry = self.router.registry();
         let local = |provider: &str| {
             registry
@@ -206,7 +207,7 @@ impl Gateway {
 
 /// What a dispatch means for the session it carried.
 #[derive(Debug, Clone, PartialEq)]
-struct Judged {
+pub(crate) struct Judged {
     /// Provider-held codes the session now has, each bound by its provider's reference.
     refs: Vec<ProviderRef>,
     /// The provider that took the message and its reference.
@@ -214,15 +215,15 @@ struct Judged {
     /// An SMS with smsgate's own code went out, or may have.
     local_code_sent: bool,
     /// Every provider failed, but smsgate's own code may still arrive: the session stays open.
-    unconfirmed: bool,
+    pub(crate) unconfirmed: bool,
     /// A provider took the request, or may have: the answer must never be a plain failure.
-    reached: bool,
+    pub(crate) reached: bool,
     /// `sent`, `unconfirmed` or `failed`.
-    status: &'static str,
+    pub(crate) status: &'static str,
 }
 
 impl Judged {
-    fn of(dispatch: &Dispatch, local_code_sent: bool) -> Self {
+    pub(crate) fn of(dispatch: &Dispatch, local_code_sent: bool) -> Self {
         let delivered_by = dispatch.result.as_ref().ok().and_then(|d| {
             d.accepted.reference.clone().map(|reference| ProviderRef {
                 provider: d.provider.clone(),
@@ -253,7 +254,7 @@ impl Judged {
         }
     }
 
-    fn session_update(&self, id: Uuid) -> SessionUpdate {
+    pub(crate) fn session_update(&self, id: Uuid) -> SessionUpdate {
         SessionUpdate {
             id,
             add_refs: self.refs.clone(),
@@ -264,7 +265,7 @@ impl Judged {
     }
 
     /// The `otp_logs` type: `autogen` when a provider holds the code, else `local`.
-    fn event_type(&self) -> &'static str {
+    pub(crate) fn event_type(&self) -> &'static str {
         if self.refs.is_empty() {
             "local"
         } else {

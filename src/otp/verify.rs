@@ -30,6 +30,9 @@ pub struct Verified {
     pub response_time_ms: u64,
     /// A signed, short-lived proof of this verification (on success only).
     pub token: Option<String>,
+    /// The provider whose SMS carried the code that verified, when known (a resent SMS's code,
+    /// a provider-held code); `None` for the session's first code.
+    pub via: Option<String>,
 }
 
 /// Where a check stands after looking at the session under its lock.
@@ -49,8 +52,8 @@ enum Step {
 }
 
 /// The first look at a pending session, under its lock. `local_matches`: the code is
-/// smsgate's own code for this session.
-fn begin(s: &mut Session, local_matches: bool, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> (Step, bool) {
+/// smsgate's own code for this session; `resent_matches`: it is the code of a resent SMS.
+fn begin(s: &mut Session, local_matches: bool, resent_matches: bool, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> (Step, bool) {
     match s.status {
         SessionStatus::Verified => return (Step::AlreadyVerified, false),
         SessionStatus::Expired => return (Step::Expired, false),
@@ -68,7 +71,7 @@ fn begin(s: &mut Session, local_matches: bool, now: DateTime<Utc>, lease_until: 
     if s.verify_lease_until.is_some_and(|until| until > now) {
         return (Step::Busy, false);
     }
-    if s.local_code_sent && local_matches {
+    if (s.local_code_sent && local_matches) || resent_matches {
         settle(s, Some(true), now);
         return (Step::Decided { verified: true }, true);
     }
@@ -129,7 +132,7 @@ impl Gateway {
             phone: session.phone.clone(),
             event: "verify".into(),
             status: label.into(),
-            provider: None,
+            provider: verified.via.clone().filter(|_| verified.verified),
             response_time_ms: started.elapsed().as_millis() as i32,
             created_at: self.clock.now(),
         };
@@ -148,7 +151,7 @@ impl Gateway {
         let session = self.owned_session(tenant, id).await?;
         let failures = self.limits.verify_failure_quotas(&session);
         self.limits.check_verify_failures(&*self.store, &failures, self.clock.now()).await?;
-        let (step, after) = self.decide(&session, code).await?;
+        let (step, after, via) = self.decide(&session, code).await?;
         if step == (Step::Decided { verified: false }) {
             self.limits.count_verify_failure(&*self.store, &failures, self.clock.now()).await?;
         }
@@ -163,6 +166,7 @@ impl Gateway {
                     session: after,
                     response_time_ms: 0,
                     token,
+                    via,
                 };
                 Ok((verified, session))
             }
@@ -176,8 +180,14 @@ impl Gateway {
 
     /// Runs the session's state machine to a decision: `Decided`, or why there is none
     /// (`AskProviders` here means a provider could not be reached).
-    async fn decide(&self, session: &Session, code: &str) -> Result<(Step, Session), GatewayError> {
+    async fn decide(&self, session: &Session, code: &str) -> Result<(Step, Session, Option<String>), GatewayError> {
         let local_matches = self.key.code_matches(session.id, code, &session.code_hmac);
+        // Only a code that is not the first one is looked for among the resent SMS.
+        let resent_by = if local_matches && session.local_code_sent {
+            None
+        } else {
+            self.resend_code_of(session, code).await?
+        };
         let lease = ChronoDuration::milliseconds(self.settings.routing.deadline_ms as i64);
         let deadline = tokio::time::Instant::now() + Duration::from_millis(self.settings.routing.deadline_ms);
         let mut poll = BUSY_POLL_FIRST;
@@ -187,7 +197,7 @@ impl Gateway {
             let after = self
                 .store
                 .update_session(session.id, &|s| {
-                    let (next, write) = begin(s, local_matches, now, now + lease);
+                    let (next, write) = begin(s, local_matches, resent_by.is_some(), now, now + lease);
                     *step.lock().unwrap_or_else(|e| e.into_inner()) = next;
                     write
                 })
@@ -200,15 +210,16 @@ impl Gateway {
                     poll = (poll * 2).min(BUSY_POLL_MAX);
                 }
                 Step::AskProviders => return self.ask_providers(&after, code).await,
-                other => return Ok((other, after)),
+                other => return Ok((other, after, resent_by)),
             }
         }
     }
 
     /// Asks each provider holding one of the session's codes, in send order, then records the
     /// answer and gives the session's lease back.
-    async fn ask_providers(&self, session: &Session, code: &str) -> Result<(Step, Session), GatewayError> {
+    async fn ask_providers(&self, session: &Session, code: &str) -> Result<(Step, Session, Option<String>), GatewayError> {
         let mut result = Some(false);
+        let mut via = None;
         for r in &session.provider_refs {
             if !self.binds_to(session, r).await? {
                 continue;
@@ -216,6 +227,7 @@ impl Gateway {
             match self.router.verify_with(&r.provider, &r.reference, code).await {
                 Ok(true) => {
                     result = Some(true);
+                    via = Some(r.provider.clone());
                     break;
                 }
                 Ok(false) => {}
@@ -238,14 +250,14 @@ impl Gateway {
         if !won.into_inner().unwrap_or_else(|e| e.into_inner()) {
             // The lease ran out and another check ended the session meanwhile.
             return Ok(match after.status {
-                SessionStatus::Verified => (Step::AlreadyVerified, after),
-                SessionStatus::Expired => (Step::Expired, after),
-                _ => (Step::Exhausted, after),
+                SessionStatus::Verified => (Step::AlreadyVerified, after, None),
+                SessionStatus::Expired => (Step::Expired, after, None),
+                _ => (Step::Exhausted, after, None),
             });
         }
         Ok(match result {
-            Some(verified) => (Step::Decided { verified }, after),
-            None => (Step::AskProviders, after),
+            Some(verified) => (Step::Decided { verified }, after, via),
+            None => (Step::AskProviders, after, None),
         })
     }
 
@@ -434,16 +446,33 @@ mod tests {
             ),
         ];
         for (name, mut s, local_matches, step, status, attempts) in cases {
-            let (got, _) = begin(&mut s, local_matches, now, lease);
+            let (got, _) = begin(&mut s, local_matches, false, now, lease);
             assert_eq!((got, s.status, s.attempts), (step, status, attempts), "{name}");
         }
+    }
+
+    #[test]
+    fn a_resent_sms_code_verifies_even_when_the_first_code_was_never_sent() {
+        let now = DateTime::from_timestamp(1_800_000_010, 0).unwrap();
+        let mut s = session(false, 1);
+        let (step, _) = begin(&mut s, false, true, now, now + ChronoDuration::seconds(10));
+        assert_eq!((step, s.status), (Step::Decided { verified: true }, SessionStatus::Verified));
+        let mut expired = Session {
+            expires_at: now,
+            ..session(true, 0)
+        };
+        assert_eq!(
+            begin(&mut expired, false, true, now, now).0,
+            Step::Expired,
+            "not once the session expired"
+        );
     }
 
     #[test]
     fn an_unreachable_provider_spends_no_attempt_and_frees_the_session() {
         let now = DateTime::from_timestamp(1_800_000_010, 0).unwrap();
         let mut s = session(false, 1);
-        let (step, _) = begin(&mut s, false, now, now + ChronoDuration::seconds(10));
+        let (step, _) = begin(&mut s, false, false, now, now + ChronoDuration::seconds(10));
         assert_eq!(step, Step::AskProviders);
         assert!(settle(&mut s, None, now));
         assert_eq!((s.attempts, s.status, s.verify_lease_until), (0, SessionStatus::Pending, None));

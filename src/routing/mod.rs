@@ -6,6 +6,7 @@
 mod attempt;
 mod breaker;
 mod budget;
+pub mod probes;
 mod registry;
 mod router;
 mod slot;

@@ -69,6 +69,9 @@ pub struct Explained {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cooling_for_ms: Option<u64>,
     pub reason: String,
+    /// Conversion health for the destination's country (`health`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Standing>,
 }
 
 impl Registry {
@@ -258,6 +261,7 @@ impl Registry {
                 breaker: breaker.label(),
                 cooling_for_ms: cooling,
                 reason,
+                health: None,
             });
         }
         lines

@@ -13,6 +13,7 @@ use super::budget::RetryBudget;
 use super::registry::{Explained, Registry};
 use super::slot::Slot;
 use crate::config::RoutingSettings;
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::providers::{MessageBody, OtpSupport, OutboundSms, ProviderError};
 
@@ -21,16 +22,20 @@ pub struct Router {
     budget: RetryBudget,
     settings: RoutingSettings,
     metrics: Metrics,
+    /// Conversion health: degraded providers are tried after healthy ones.
+    health: Arc<Health>,
 }
 
 impl Router {
     pub fn new(registry: Registry, settings: RoutingSettings, metrics: Metrics) -> Self {
         let budget = RetryBudget::new(settings.retry_budget_ratio, settings.retry_budget_min_per_second);
+        let health = Arc::new(Health::new(Default::default(), metrics.clone()));
         let router = Self {
             registry: RwLock::new(Arc::new(registry)),
             budget,
             settings,
             metrics,
+            health,
         };
         router.publish_breakers();
         router
@@ -38,6 +43,20 @@ impl Router {
 
     /// The registry in force. A send holds the `Arc` it took for its whole dispatch, so a swap
     /// never changes the providers under a send in flight.
+    /// The router ordering by `health` (shared with the gateway, which refreshes it).
+    pub fn with_health(mut self, health: Arc<Health>) -> Self {
+        self.health = health;
+        self
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
     pub fn registry(&self) -> Arc<Registry> {
         Arc::clone(&self.registry.read().unwrap_or_else(|e| e.into_inner()))
     }
@@ -68,7 +87,36 @@ impl Router {
     /// Sends `sms` through the first provider that takes it, failing over as the error classes say.
     pub async fn dispatch(&self, sms: &OutboundSms, preferred: Option<&str>, deadline: Instant) -> Dispatch {
         let candidates = self.registry().candidates(&sms.body, &sms.to, preferred);
+        let share = matches!(sms.body, MessageBody::Otp { .. });
+        let candidates = self.health.order(candidates, |s| s.name(), sms.to.country_code(), share);
         self.dispatch_among(sms, candidates, deadline).await
+    }
+
+    /// Sends another SMS of a session: healthy providers that have not `carried` it first, then
+    /// healthy ones that have (the first SMS may only be late), then degraded ones.
+    pub async fn dispatch_avoiding(&self, sms: &OutboundSms, carried: &[String], deadline: Instant) -> Dispatch {
+        let mut candidates = self.registry().candidates(&sms.body, &sms.to, None);
+        let country = sms.to.country_code();
+        // Stable: registry order within each group.
+        candidates.sort_by_key(|s| (self.health.is_degraded(s.name(), country), carried.iter().any(|c| c == s.name())));
+        self.dispatch_among(sms, candidates, deadline).await
+    }
+
+    /// A synthetic probe through `provider` only: `Some(true)` accepted, `Some(false)` failed,
+    /// `None` not tried (unknown provider, breaker open, cooling down, at its cap).
+    pub async fn probe(&self, provider: &str, sms: &OutboundSms) -> Option<(bool, Attempt)> {
+        let registry = self.registry();
+        let slot = registry.slot(provider)?;
+        let now = read_clock();
+        if slot.cooling_until(now).is_some() {
+            return None;
+        }
+        let permit = slot.breaker.try_acquire(now).ok()?;
+        if !slot.take_token(now) {
+            return None;
+        }
+        let (attempt, step) = self.call(slot, permit, sms, self.request_deadline()).await;
+        Some((matches!(step, Step::Stop(Ok(_))), attempt))
     }
 
     /// Sends an OTP whose code was made elsewhere (an auth server checks it): only providers
@@ -77,6 +125,7 @@ impl Router {
     pub async fn dispatch_given_code(&self, sms: &OutboundSms, deadline: Instant) -> Dispatch {
         let mut candidates = self.registry().candidates(&sms.body, &sms.to, None);
         candidates.retain(|s| s.provider.capabilities().otp == OtpSupport::Local);
+        let candidates = self.health.order(candidates, |s| s.name(), sms.to.country_code(), true);
         self.dispatch_among(sms, candidates, deadline).await
     }
 
@@ -275,8 +324,17 @@ impl Router {
     }
 
     /// Routing explanation for `GET /v1/routing/explain`.
+    /// Providers degraded for the destination's country are listed (and tried) after the
+    /// healthy ones, each with its health standing.
     pub fn explain(&self, body: &MessageBody, to: &crate::phone::Phone) -> Vec<Explained> {
-        self.registry().explain(body, to, read_clock())
+        let mut lines = self.registry().explain(body, to, read_clock());
+        for line in &mut lines {
+            line.health = self.health.standing(&line.provider, to.country_code());
+            if line.health.as_ref().is_some_and(|h| h.degraded()) && line.eligible {
+                line.reason = "eligible, after healthy providers (degraded: few users verify its codes)".into();
+            }
+        }
+        self.health.order(lines, |l| l.provider.as_str(), to.country_code(), false)
     }
 
     fn observe(&self, attempt: &Attempt, elapsed: Duration) {

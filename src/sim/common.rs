@@ -25,21 +25,26 @@ pub enum FaultAnswer {
 /// How an admitted request proceeds.
 #[derive(Debug, Clone, Copy)]
 pub struct Admitted {
-    /// False under a `blackhole` fault: answer success, remember nothing.
+    /// Whether to record the message (a `blackhole` then decides per message, see
+    /// `SimState::record`).
     pub deliver: bool,
 }
 
 /// Counts the call and applies the provider's fault: `Err` carries the answer to give instead.
 pub async fn admit(state: &SimState, provider: &str) -> Result<Admitted, FaultAnswer> {
     state.count_call(provider);
-    let Some(fault) = state.fault(provider).filter(|f| f.strikes()) else {
+    // A blackhole is decided per message, by its number, when the fake records it.
+    let Some(fault) = state
+        .fault(provider)
+        .filter(|f| !matches!(f.kind, FaultKind::Blackhole { .. }) && f.strikes())
+    else {
         return Ok(Admitted { deliver: true });
     };
     match fault.kind {
         FaultKind::Status(code) => Err(FaultAnswer::Status(code)),
         FaultKind::Error(code) => Err(FaultAnswer::Error(code)),
         FaultKind::Throttle(secs) => Err(FaultAnswer::Throttle(secs)),
-        FaultKind::Blackhole => Ok(Admitted { deliver: false }),
+        FaultKind::Blackhole { .. } => Ok(Admitted { deliver: false }),
         FaultKind::Latency(delay) => {
             tokio::time::sleep(delay).await;
             Ok(Admitted { deliver: true })

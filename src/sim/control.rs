@@ -1,4 +1,6 @@
-//! `/_sim/*`: what the fakes delivered, how often they were called, and their faults at runtime.
+//! `/_sim/*`: what the fakes delivered (`/_sim/messages`, so tests can play users entering the
+//! codes they received) and lost to a blackhole, how often they were called, and their faults at
+//! runtime.
 //! Served on the control port and on every provider port.
 
 use std::collections::BTreeMap;
@@ -18,6 +20,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(clear_messages)),
     )
     .route("/_sim/stats", web::get().to(stats))
+    .route("/_sim/lost", web::get().to(lost))
     .service(
         web::resource("/_sim/faults")
             .route(web::get().to(faults))
@@ -42,6 +45,13 @@ async fn clear_messages(state: web::Data<SimState>) -> HttpResponse {
 async fn stats(state: web::Data<SimState>) -> HttpResponse {
     let calls: BTreeMap<&str, u64> = PROVIDERS.iter().map(|p| (*p, state.calls(p))).collect();
     HttpResponse::Ok().json(calls)
+}
+
+/// Messages each provider accepted and a blackhole swallowed: what a drill lost.
+async fn lost(state: web::Data<SimState>) -> HttpResponse {
+    let lost = state.lost();
+    let table: BTreeMap<&str, u64> = PROVIDERS.iter().map(|p| (*p, lost.get(p).copied().unwrap_or(0))).collect();
+    HttpResponse::Ok().json(table)
 }
 
 fn fault_table(state: &SimState) -> BTreeMap<&'static str, Option<String>> {

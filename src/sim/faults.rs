@@ -1,7 +1,10 @@
 //! The fault grammar of `smsgate sim`: what a fake should do instead of (or before) answering.
 //!
 //! `SPEC[@P%]` where SPEC is `500` (any status 400-599), `error:CODE`, `timeout`, `latency:MS`,
-//! `throttle` / `throttle:SECS`, `blackhole`; `ok` means no fault.
+//! `throttle` / `throttle:SECS`, `blackhole` / `blackhole:CC` (only numbers of calling code CC);
+//! `ok` means no fault. A blackhole's rate is spread evenly over the messages it may take
+//! (`blackhole@40%` loses exactly 2 of every 5), so a drill's loss is exact; other faults roll
+//! the dice.
 
 use std::fmt;
 use std::time::Duration;
@@ -19,8 +22,9 @@ pub enum FaultKind {
     Latency(Duration),
     /// HTTP 429 with `Retry-After` of this many seconds and the provider's throttle body.
     Throttle(u64),
-    /// Answer success but do not record the message as delivered.
-    Blackhole,
+    /// Answer success but do not record the message as delivered: every message, or only those
+    /// to numbers of this calling code.
+    Blackhole { country: Option<String> },
 }
 
 /// How long a `timeout` fault holds a request before giving up on it.
@@ -64,6 +68,28 @@ impl Fault {
     }
 }
 
+impl Fault {
+    /// Whether a blackhole takes a message to `to` (E.164), given the fraction of earlier
+    /// messages' share not yet taken (`owed`, kept per provider by the caller): every message
+    /// adds `probability` to it, and each whole unit owed takes one message.
+    pub fn swallows(&self, to: &str, owed: &mut f64) -> bool {
+        let FaultKind::Blackhole { country } = &self.kind else {
+            return false;
+        };
+        let digits = to.trim_start_matches('+');
+        if country.as_deref().is_some_and(|cc| !digits.starts_with(cc)) {
+            return false;
+        }
+        *owed += self.probability;
+        if *owed >= 1.0 - 1e-9 {
+            *owed -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 fn parse_probability(tail: &str) -> Result<f64, String> {
     let percent = tail
         .trim()
@@ -84,7 +110,17 @@ fn parse_kind(body: &str) -> Result<FaultKind, String> {
         ("error", Some(code)) if !code.is_empty() => Ok(FaultKind::Error(code.to_string())),
         ("error", _) => Err("`error:CODE` needs a code".into()),
         ("timeout", None) => Ok(FaultKind::Timeout),
-        ("blackhole", None) => Ok(FaultKind::Blackhole),
+        ("blackhole", None) => Ok(FaultKind::Blackhole { country: None }),
+        ("blackhole", Some(cc)) => {
+            let cc = cc.trim_start_matches('+');
+            if (1..=3).contains(&cc.len()) && cc.bytes().all(|b| b.is_ascii_digit()) && !cc.starts_with('0') {
+                Ok(FaultKind::Blackhole {
+                    country: Some(cc.to_string()),
+                })
+            } else {
+                Err(format!("`blackhole:{cc}` needs a calling code such as 91"))
+            }
+        }
         ("latency", Some(ms)) => ms
             .parse::<u64>()
             .map(|ms| FaultKind::Latency(Duration::from_millis(ms)))
@@ -113,7 +149,8 @@ impl fmt::Display for Fault {
             FaultKind::Timeout => f.write_str("timeout")?,
             FaultKind::Latency(d) => write!(f, "latency:{}", d.as_millis())?,
             FaultKind::Throttle(secs) => write!(f, "throttle:{secs}")?,
-            FaultKind::Blackhole => f.write_str("blackhole")?,
+            FaultKind::Blackhole { country: None } => f.write_str("blackhole")?,
+            FaultKind::Blackhole { country: Some(cc) } => write!(f, "blackhole:{cc}")?,
         }
         if self.probability < 1.0 {
             // Rounded so 0.07 prints as 7, not 7.000000000000001.
@@ -142,7 +179,18 @@ mod tests {
         assert_eq!(p("latency:250").kind, FaultKind::Latency(Duration::from_millis(250)));
         assert_eq!(p("throttle").kind, FaultKind::Throttle(1));
         assert_eq!(p("throttle:7").kind, FaultKind::Throttle(7));
-        assert_eq!(p("blackhole").kind, FaultKind::Blackhole);
+        assert_eq!(p("blackhole").kind, FaultKind::Blackhole { country: None });
+        let lossy = p("blackhole:+91@80%");
+        assert_eq!(
+            (lossy.kind.clone(), lossy.probability),
+            (
+                FaultKind::Blackhole {
+                    country: Some("91".into())
+                },
+                0.8
+            )
+        );
+        assert_eq!(lossy.to_string(), "blackhole:91@80%");
         let f = p("500@30%");
         assert_eq!((f.kind.clone(), f.probability), (FaultKind::Status(500), 0.3));
         assert_eq!(f.to_string(), "500@30%");
@@ -150,6 +198,18 @@ mod tests {
             assert_eq!(p(spec).to_string(), spec);
         }
         assert_eq!(Fault::parse_setting("ok").unwrap(), None);
+    }
+
+    #[test]
+    fn a_blackhole_takes_exactly_its_rate_of_its_country() {
+        let hole = Fault::parse("blackhole:91@40%").unwrap();
+        let mut owed = 0.0;
+        let lost = (0..100).filter(|_| hole.swallows("+919876543210", &mut owed)).count();
+        assert_eq!(lost, 40);
+        assert!(!hole.swallows("+14155550100", &mut owed), "another country");
+        let all = Fault::parse("blackhole").unwrap();
+        assert!((0..10).all(|_| all.swallows("+14155550100", &mut owed)));
+        assert!(!Fault::parse("500").unwrap().swallows("+919876543210", &mut owed));
     }
 
     #[test]
@@ -169,6 +229,8 @@ mod tests {
             "500@0%",
             "500@101%",
             "explode",
+            "blackhole:x",
+            "blackhole:0044",
         ] {
             assert!(Fault::parse(bad).is_err(), "{bad:?} parsed");
         }

@@ -117,6 +117,10 @@ struct Inner {
     held: HashMap<&'static str, Bounded<String, HeldCode>>,
     /// The templates registered with a provider; a provider not listed knows every template.
     templates: HashMap<&'static str, HashSet<String>>,
+    /// Per provider: messages a blackhole swallowed, and the share it still owes (see
+    /// `Fault::swallows`).
+    lost: HashMap<&'static str, u64>,
+    owed: HashMap<&'static str, f64>,
 }
 
 /// Everything the simulator remembers; shared by all its fakes.
@@ -231,9 +235,24 @@ impl SimState {
             .find_map(|m| m.code.clone())
     }
 
+    /// Messages each provider's blackhole swallowed (accepted, never "delivered").
+    pub fn lost(&self) -> HashMap<&'static str, u64> {
+        self.lock().lost.clone()
+    }
+
+    /// Records a message as delivered, unless its provider's blackhole swallows it.
     pub(crate) fn record(&self, message: SimMessage) {
         self.receipts.dispatch(&message, &self.credentials);
         let mut inner = self.lock();
+        if let Some(name) = canonical(&message.provider) {
+            let fault = inner.faults.get(name).cloned();
+            let owed = inner.owed.entry(name).or_default();
+            if fault.is_some_and(|f| f.swallows(&message.to, owed)) {
+                *inner.lost.entry(name).or_default() += 1;
+                tracing::debug!(provider = name, "sim: blackhole swallowed a message");
+                return;
+            }
+        }
         inner.messages.push_back(message);
         while inner.messages.len() > CAPACITY {
             inner.messages.pop_front();

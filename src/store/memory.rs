@@ -23,9 +23,9 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 pub(super) struct Inner {
-    sessions: HashMap<Uuid, Session>,
+    pub(super) sessions: HashMap<Uuid, Session>,
     pub(super) attempts: VecDeque<AttemptRow>,
-    events: VecDeque<OtpEvent>,
+    pub(super) events: VecDeque<OtpEvent>,
     /// Events ever written: the id of an event is its position in that sequence.
     events_written: u64,
     /// Delivery receipts by (provider, reference) (`store::receipts`).

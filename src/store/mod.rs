@@ -9,6 +9,7 @@ mod admission;
 pub mod campaigns;
 mod campaigns_memory;
 mod campaigns_postgres;
+mod health;
 mod memory;
 mod memory_limits;
 pub mod migrate;
@@ -27,6 +28,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use health::{HealthStore, TallyRow, TallyWindow};
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use registry::{AuditEntry, AuditNote, RegistryCommit, RegistryRow, RegistryStore, StoredRegistry, REGISTRY_CHANNEL};
@@ -212,6 +214,7 @@ pub trait Store:
     + receipts::ReceiptStore
     + campaigns::CampaignStore
     + opt_outs::OptOutStore
+    + HealthStore
     + Send
     + Sync
 {

@@ -8,6 +8,7 @@ mod db;
 mod failover;
 mod flood;
 mod garbage;
+mod health;
 mod helpers;
 mod hooks;
 mod idempotency;

@@ -176,7 +176,7 @@ fn fault_specs_parse_and_bad_ones_are_refused() {
         FaultKind::Error("Invalid Phone Number".into())
     );
     assert_eq!(Fault::parse("timeout").unwrap().kind, FaultKind::Timeout);
-    assert_eq!(Fault::parse("blackhole").unwrap().kind, FaultKind::Blackhole);
+    assert_eq!(Fault::parse("blackhole").unwrap().kind, FaultKind::Blackhole { country: None });
     assert_eq!(Fault::parse_setting("ok").unwrap(), None);
     for bad in [
         "",
@@ -191,4 +191,36 @@ fn fault_specs_parse_and_bad_ones_are_refused() {
     ] {
         assert!(Fault::parse(bad).is_err(), "{bad:?} parsed");
     }
+}
+
+#[tokio::test]
+async fn a_blackhole_for_one_country_loses_exactly_its_rate_there_and_reports_it() {
+    let sim = Sim::start().await;
+    sim.handle.state().set_fault("twilio", fault("blackhole:91@50%"));
+    let creds = smsgate::sim::SimCredentials::default();
+    let url = sim.url("twilio", &format!("/2010-04-01/Accounts/{}/Messages.json", creds.account_sid));
+    for to in [
+        "+919876543210",
+        "+919876543210",
+        "+919876543210",
+        "+919876543210",
+        "+14155550100",
+        "+14155550100",
+    ] {
+        let request = sim.http.post(&url).basic_auth(&creds.account_sid, Some(&creds.auth_token)).form(&[
+            ("To", to),
+            ("From", "+15005550006"),
+            ("Body", "code 1234"),
+        ]);
+        assert_eq!(sim.send(request).await.status, 201, "a blackhole answers success");
+    }
+    assert_eq!(sim.delivered().len(), 2, "half of India's messages arrived");
+    assert_eq!(
+        sim.handle.state().messages(Some("+14155550100")).len(),
+        2,
+        "other countries are untouched"
+    );
+    let lost = sim.get(&format!("{}/_sim/lost", sim.handle.control_url())).await;
+    assert_eq!(lost.json["twilio"], 2);
+    assert_eq!(lost.json["2factor"], 0);
 }

@@ -1,0 +1,211 @@
+//! What provider health and resends read from rows the send and verify paths already wrote:
+//! conversion counts per provider and destination prefix, and the SMS of one session. The same
+//! derivation on both stores: SQL on PostgreSQL (one aggregate, shared by every instance), a scan
+//! of the kept rows in memory.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{AttemptRow, MemoryStore, PostgresStore, SessionStatus, StoreError};
+
+/// Which sessions a tally reads: created since `baseline_from`; those created since
+/// `window_from` are the current window; a pending session counts only when created before
+/// `settled_before` (old enough that its user would have typed the code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TallyWindow {
+    pub baseline_from: DateTime<Utc>,
+    pub window_from: DateTime<Utc>,
+    pub settled_before: DateTime<Utc>,
+}
+
+/// Settled sessions one provider carried to one destination prefix (`+` and up to four
+/// digits: enough to know the country), in the window (`recent`) or the baseline before it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TallyRow {
+    pub provider: String,
+    pub prefix: String,
+    pub recent: bool,
+    pub sent: u64,
+    /// Sessions verified with a code this provider carried (with the code of the first SMS when
+    /// the verification did not say whose code it was).
+    pub verified: u64,
+    /// Seconds from session to verification, summed over `verified`.
+    pub delay_secs: f64,
+}
+
+#[async_trait]
+pub trait HealthStore: Send + Sync {
+    /// Conversion counts of the sessions `window` selects.
+    async fn conversion_tally(&self, window: TallyWindow) -> Result<Vec<TallyRow>, StoreError>;
+    /// Every provider attempt of `session`, oldest first.
+    async fn session_attempts(&self, session: Uuid) -> Result<Vec<AttemptRow>, StoreError>;
+}
+
+/// How long a read of the baseline may take (hundreds of thousands of sessions on a busy
+/// gateway; measured in the README).
+const BASELINE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+const TALLY_SQL: &str = r#"
+WITH s AS (
+    SELECT id, left(phone, 5) AS prefix, created_at >= $2 AS recent, status = 'verified' AS verified,
+           coalesce(extract(epoch FROM verified_at - created_at)::float8, 0) AS delay
+      FROM sms_otp_sessions
+     WHERE created_at >= $1 AND (status = 'verified' OR created_at < $3)
+), c AS (
+    SELECT a.session_id, a.provider_name, bool_or(a.message_id = a.session_id) AS original
+      FROM sms_messages_log a JOIN s ON s.id = a.session_id
+     WHERE a.created_at >= $1 AND a.outcome = 'accepted'
+     GROUP BY 1, 2
+), v AS (
+    SELECT DISTINCT ON (session_id) session_id, provider
+      FROM otp_logs
+     WHERE type = 'verify' AND status = 'verified' AND created_at >= $1
+     ORDER BY session_id, created_at
+)
+SELECT c.provider_name, s.prefix, s.recent, count(*)::int8,
+       (count(*) FILTER (WHERE s.verified AND coalesce(v.provider = c.provider_name, c.original)))::int8,
+       coalesce(sum(s.delay) FILTER (WHERE s.verified AND coalesce(v.provider = c.provider_name, c.original)), 0)::float8
+  FROM s JOIN c ON c.session_id = s.id LEFT JOIN v ON v.session_id = s.id
+ GROUP BY 1, 2, 3"#;
+
+#[async_trait]
+impl HealthStore for PostgresStore {
+    async fn conversion_tally(&self, w: TallyWindow) -> Result<Vec<TallyRow>, StoreError> {
+        // The window (minutes of sessions) is a short read within the usual statement bounds; a
+        // read of the baseline (hours) runs in the background now and then, and may take seconds.
+        let baseline = w.baseline_from < w.window_from;
+        let call = async move {
+            let mut client = self.pool().get().await?;
+            let tx = client.transaction().await?;
+            // The planner overestimates the joins of this aggregate, and JIT-compiling it then
+            // costs seconds for a query that runs in tens of milliseconds.
+            tx.batch_execute("SET LOCAL jit = off").await?;
+            if baseline {
+                tx.batch_execute(&format!("SET LOCAL statement_timeout = {}", BASELINE_TIMEOUT.as_millis()))
+                    .await?;
+            }
+            let rows = tx.query(TALLY_SQL, &[&w.baseline_from, &w.window_from, &w.settled_before]).await?;
+            tx.commit().await?;
+            Ok(rows
+                .iter()
+                .map(|r| TallyRow {
+                    provider: r.get(0),
+                    prefix: r.get(1),
+                    recent: r.get(2),
+                    sent: r.get::<_, i64>(3).max(0) as u64,
+                    verified: r.get::<_, i64>(4).max(0) as u64,
+                    delay_secs: r.get(5),
+                })
+                .collect())
+        };
+        if !baseline {
+            return self.bounded(call).await;
+        }
+        let limit = BASELINE_TIMEOUT + std::time::Duration::from_secs(5);
+        tokio::time::timeout(limit, call).await.map_err(|_| StoreError::Timeout(limit))?
+    }
+
+    async fn session_attempts(&self, session: Uuid) -> Result<Vec<AttemptRow>, StoreError> {
+        self.bounded(async move {
+            let client = self.pool().get().await?;
+            let rows = client
+                .query(
+                    r#"SELECT id, message_id, session_id, user_id, "to", type, provider_name, outcome, status_code, error,
+                              provider_ref, response_time_ms, ambiguous, created_at
+                         FROM sms_messages_log WHERE session_id = $1 ORDER BY created_at"#,
+                    &[&session],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| AttemptRow {
+                    id: r.get(0),
+                    message_id: r.get(1),
+                    session_id: r.get(2),
+                    user_id: r.get(3),
+                    to: r.get(4),
+                    kind: r.get(5),
+                    provider: r.get(6),
+                    outcome: r.get(7),
+                    http_status: r.get(8),
+                    error: r.get(9),
+                    provider_ref: r.get(10),
+                    response_time_ms: r.get(11),
+                    ambiguous: r.get(12),
+                    created_at: r.get(13),
+                })
+                .collect())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl HealthStore for MemoryStore {
+    async fn conversion_tally(&self, w: TallyWindow) -> Result<Vec<TallyRow>, StoreError> {
+        let inner = self.lock();
+        // The first verification of each session, and whose code it was.
+        let mut verified_by: HashMap<Uuid, Option<&str>> = HashMap::new();
+        for e in inner.events.iter().filter(|e| e.event == "verify" && e.status == "verified") {
+            verified_by.entry(e.session_id).or_insert(e.provider.as_deref());
+        }
+        // (session, provider) → whether it carried the session's first SMS.
+        let mut carried: BTreeMap<(Uuid, &str), bool> = BTreeMap::new();
+        for a in inner
+            .attempts
+            .iter()
+            .filter(|a| a.outcome == "accepted" && a.created_at >= w.baseline_from)
+        {
+            if let Some(sid) = a.session_id {
+                *carried.entry((sid, a.provider.as_str())).or_default() |= a.message_id == sid;
+            }
+        }
+        let mut out: BTreeMap<(String, String, bool), TallyRow> = BTreeMap::new();
+        for ((sid, provider), original) in carried {
+            let Some(s) = inner.sessions.get(&sid) else { continue };
+            let verified = s.status == SessionStatus::Verified;
+            if s.created_at < w.baseline_from || !(verified || s.created_at < w.settled_before) {
+                continue;
+            }
+            let credited = verified
+                && match verified_by.get(&sid).copied().flatten() {
+                    Some(by) => by == provider,
+                    None => original,
+                };
+            let prefix: String = s.phone.chars().take(5).collect();
+            let recent = s.created_at >= w.window_from;
+            let row = out
+                .entry((provider.to_string(), prefix.clone(), recent))
+                .or_insert_with(|| TallyRow {
+                    provider: provider.to_string(),
+                    prefix,
+                    recent,
+                    sent: 0,
+                    verified: 0,
+                    delay_secs: 0.0,
+                });
+            row.sent += 1;
+            if credited {
+                row.verified += 1;
+                let delay = s
+                    .verified_at
+                    .map_or(0.0, |at| (at - s.created_at).num_milliseconds() as f64 / 1000.0);
+                row.delay_secs += delay;
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    async fn session_attempts(&self, session: Uuid) -> Result<Vec<AttemptRow>, StoreError> {
+        Ok(self
+            .lock()
+            .attempts
+            .iter()
+            .filter(|a| a.session_id == Some(session))
+            .cloned()
+            .collect())
+    }
+}
