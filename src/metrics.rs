@@ -2,9 +2,8 @@
 //! only (`provider`, `kind`, `outcome`, `reason`, `route`, `status`, `hook`, `result`, `country` (a calling code)): never a number or an id.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// Latency buckets in seconds, from 0.5 ms: a healthy request takes a few milliseconds (the goal
 /// is p99 under 10 ms), so the low buckets must resolve it; a provider call runs to seconds.
@@ -193,6 +192,7 @@ impl Metrics {
             "Time from a provider attempt to its delivery receipt.",
             &["provider"],
             &[1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0],
+        );
         let campaign_messages = counter(
             "smsgate_campaign_messages_total",
             "Campaign messages by the state a worker left them in.",

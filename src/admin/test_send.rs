@@ -87,7 +87,7 @@ impl Gateway {
             to: phone,
             body,
         };
-        let (dispatch, raw) = capture_raw(self.router.probe(provider, &sms)).await;
+        let (dispatch, raw) = capture_raw(self.router.test_through(provider, &sms)).await;
         let dispatch = dispatch.ok_or_else(|| TestSendError::UnknownProvider(provider.to_string()))?;
         let attempt = dispatch.attempts.first();
         let accepted = dispatch.result.as_ref().ok().map(|d| &d.accepted);

@@ -286,6 +286,9 @@ pub struct RegistrySettings {
 impl Default for RegistrySettings {
     fn default() -> Self {
         Self { reload_seconds: 30 }
+    }
+}
+
 /// Texts and templates other than OTPs (`[messages]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -20,7 +20,7 @@ use crate::service::{Gateway, GatewayError};
 use crate::store::{AttemptRow, SendLog};
 
 /// What a message is for. OTPs are their own kind (`otp`); this is every other message.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageType {
     /// Order updates, alerts, receipts: what the user asked for.

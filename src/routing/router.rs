@@ -115,7 +115,7 @@ impl Router {
         if !slot.take_token(now) {
             return None;
         }
-        let (attempt, step) = self.call(slot, permit, sms, self.request_deadline()).await;
+        let (attempt, step) = self.call(slot, Some(permit), sms, self.request_deadline()).await;
         Some((matches!(step, Step::Stop(Ok(_))), attempt))
     }
 
@@ -212,7 +212,7 @@ impl Router {
     /// Sends `sms` through `provider` alone (an admin's test send): no failover, and the call
     /// goes out even while the breaker is open (testing a benched provider is the point), in
     /// which case the breaker does not learn from it. `None`: no such provider.
-    pub async fn probe(&self, provider: &str, sms: &OutboundSms) -> Option<Dispatch> {
+    pub async fn test_through(&self, provider: &str, sms: &OutboundSms) -> Option<Dispatch> {
         let slot = self.registry().slot(provider).cloned()?;
         let permit = slot.breaker.try_acquire(read_clock()).ok();
         let (attempt, step) = self.call(&slot, permit, sms, self.request_deadline()).await;

@@ -393,10 +393,10 @@ async fn a_probe_calls_its_provider_alone_even_with_the_breaker_open() {
             .label()
     };
     assert_eq!(breaker(&router), "open");
-    let probe = router.probe("p1", &sms).await.expect("p1 is configured");
+    let probe = router.test_through("p1", &sms).await.expect("p1 is configured");
     assert_eq!(outcome_of(&probe.result), Want::AllFailed, "a probe never fails over");
     assert_eq!((providers[0].calls(), providers[1].calls()), (2, 1));
     assert_eq!(probe.attempts.len(), 1);
     assert_eq!(breaker(&router), "open", "a probe without a permit teaches the breaker nothing");
-    assert!(router.probe("p3", &sms).await.is_none());
+    assert!(router.test_through("p3", &sms).await.is_none());
 }

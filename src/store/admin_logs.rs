@@ -252,6 +252,8 @@ mod tests {
             response_time_ms: 7,
             ambiguous: false,
             created_at: at,
+            parts: Some(1),
+            delivery: None,
         }
     }
 

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::postgres::{attempt_from_row, ATTEMPT_COLUMNS};
 use super::{AttemptRow, MemoryStore, PostgresStore, SessionStatus, StoreError};
 
 /// Which sessions a tally reads: created since `baseline_from`; those created since
@@ -113,30 +114,13 @@ impl HealthStore for PostgresStore {
             let client = self.pool().get().await?;
             let rows = client
                 .query(
-                    r#"SELECT id, message_id, session_id, user_id, "to", type, provider_name, outcome, status_code, error,
-                              provider_ref, response_time_ms, ambiguous, created_at
-                         FROM sms_messages_log WHERE session_id = $1 ORDER BY created_at"#,
+                    &format!("SELECT {ATTEMPT_COLUMNS} FROM sms_messages_log WHERE session_id = $1 ORDER BY created_at"),
                     &[&session],
                 )
                 .await?;
             Ok(rows
                 .iter()
-                .map(|r| AttemptRow {
-                    id: r.get(0),
-                    message_id: r.get(1),
-                    session_id: r.get(2),
-                    user_id: r.get(3),
-                    to: r.get(4),
-                    kind: r.get(5),
-                    provider: r.get(6),
-                    outcome: r.get(7),
-                    http_status: r.get(8),
-                    error: r.get(9),
-                    provider_ref: r.get(10),
-                    response_time_ms: r.get(11),
-                    ambiguous: r.get(12),
-                    created_at: r.get(13),
-                })
+                .map(attempt_from_row)
                 .collect())
         })
         .await

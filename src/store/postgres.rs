@@ -277,35 +277,41 @@ impl Store for PostgresStore {
             let client = self.pool.get().await?;
             let rows = client
                 .query(
-                    r#"SELECT id, message_id, session_id, user_id, "to", type, provider_name, outcome, status_code, error,
-                              provider_ref, response_time_ms, ambiguous, created_at, parts, delivery_status,
-                              delivery_error, delivered_at
-                         FROM sms_messages_log ORDER BY created_at DESC LIMIT $1"#,
+                    &format!("SELECT {ATTEMPT_COLUMNS} FROM sms_messages_log ORDER BY created_at DESC LIMIT $1"),
                     &[&(limit as i64)],
                 )
                 .await?;
             Ok(rows
                 .iter()
-                .map(|r| AttemptRow {
-                    id: r.get(0),
-                    message_id: r.get(1),
-                    session_id: r.get(2),
-                    user_id: r.get(3),
-                    to: r.get(4),
-                    kind: r.get(5),
-                    provider: r.get(6),
-                    outcome: r.get(7),
-                    http_status: r.get(8),
-                    error: r.get(9),
-                    provider_ref: r.get(10),
-                    response_time_ms: r.get(11),
-                    ambiguous: r.get(12),
-                    created_at: r.get(13),
-                    parts: r.get(14),
-                    delivery: super::receipts::delivery_from(r.get(15), r.get(16), r.get(17)),
-                })
+                .map(attempt_from_row)
                 .collect())
         })
         .await
+    }
+}
+
+/// The columns `attempt_from_row` reads, in its order.
+pub(super) const ATTEMPT_COLUMNS: &str = r#"id, message_id, session_id, user_id, "to", type, provider_name, outcome, status_code, error,
+    provider_ref, response_time_ms, ambiguous, created_at, parts, delivery_status, delivery_error, delivered_at"#;
+
+/// An attempt row selected with `ATTEMPT_COLUMNS`.
+pub(super) fn attempt_from_row(r: &tokio_postgres::Row) -> AttemptRow {
+    AttemptRow {
+        id: r.get(0),
+        message_id: r.get(1),
+        session_id: r.get(2),
+        user_id: r.get(3),
+        to: r.get(4),
+        kind: r.get(5),
+        provider: r.get(6),
+        outcome: r.get(7),
+        http_status: r.get(8),
+        error: r.get(9),
+        provider_ref: r.get(10),
+        response_time_ms: r.get(11),
+        ambiguous: r.get(12),
+        created_at: r.get(13),
+        parts: r.get(14),
+        delivery: super::receipts::delivery_from(r.get(15), r.get(16), r.get(17)),
     }
 }
