@@ -3,10 +3,12 @@
 //! audit trail. The HTTP edge is `api::admin`; rows live in `store::registry`.
 
 pub mod audit;
+pub mod change;
 pub mod commands;
 pub mod registry;
 pub mod secrets;
 mod validate;
 
-pub use registry::{AdminError, Change, OrderChange, ProviderView, RegistryAdmin, RegistrySource, Snapshot};
+pub use change::{AdminError, Change, OrderChange, ProviderView, RegistrySource, Snapshot};
+pub use registry::RegistryAdmin;
 pub use secrets::MasterKeys;
