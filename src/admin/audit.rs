@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::registry::{config_map, ProviderEntry};
+use super::change::{config_map, ProviderEntry};
 
 /// `entry` as an audit row shows it: name, kind, priority, enabled and its non-secret keys.
 pub fn entry_json(entry: &ProviderEntry) -> Value {

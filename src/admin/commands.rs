@@ -7,7 +7,8 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
-use super::registry::{Change, RegistryAdmin};
+use super::change::Change;
+use super::registry::RegistryAdmin;
 use crate::config::{ProviderConfig, Settings};
 use crate::metrics::Metrics;
 use crate::store::PostgresStore;

@@ -4,6 +4,7 @@
 //! multi-factor access to logs. The HTTP edge is `api::admin`; rows live in `store::registry`.
 
 pub mod audit;
+pub mod change;
 pub mod commands;
 pub mod logs;
 pub mod mfa;
@@ -13,5 +14,6 @@ pub mod status;
 pub mod test_send;
 mod validate;
 
-pub use registry::{AdminError, Change, OrderChange, ProviderView, RegistryAdmin, RegistrySource, Snapshot};
+pub use change::{AdminError, Change, OrderChange, ProviderView, RegistrySource, Snapshot};
+pub use registry::RegistryAdmin;
 pub use secrets::MasterKeys;

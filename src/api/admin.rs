@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, AppState, Caller};
-use crate::admin::registry::{NewProvider, ProviderPatch};
+use crate::admin::change::{NewProvider, ProviderPatch};
 use crate::admin::{AdminError, Change, OrderChange, ProviderView, Snapshot};
 use crate::config::Role;
 use crate::providers::OtpSupport;
