@@ -10,7 +10,7 @@ use smsgate::config::BreakerSettings;
 use smsgate::keys::HmacKey;
 use smsgate::phone::Phone;
 use smsgate::providers::MessageBody;
-use smsgate::routing::{Breaker, CallResult};
+use smsgate::routing::{Breaker, CallResult, CallStats};
 use std::hint::black_box;
 use uuid::Uuid;
 
@@ -98,9 +98,27 @@ fn candidates(c: &mut Criterion) {
     g.finish();
 }
 
+/// What every attempt adds for the admin status panel, and what one status read costs.
+fn call_stats(c: &mut Criterion) {
+    let mut g = c.benchmark_group("call_stats");
+    let t0 = Instant::now();
+    let stats = CallStats::new(t0);
+    let at = Cell::new(t0);
+    g.bench_function("record", |b| {
+        b.iter(|| {
+            // 1,000 calls a second: every bucket in use.
+            let now = at.get() + Duration::from_millis(1);
+            at.set(now);
+            stats.record(black_box(now), black_box(Duration::from_millis(42)), true)
+        })
+    });
+    g.bench_function("summary", |b| b.iter(|| stats.summary(black_box(at.get()))));
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = fake::quick();
-    targets = phone_parse, otp_code, breaker, candidates
+    targets = phone_parse, otp_code, breaker, candidates, call_stats
 }
 criterion_main!(benches);
