@@ -25,7 +25,38 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/_sim/faults")
             .route(web::get().to(faults))
             .route(web::post().to(set_fault)),
-    );
+    )
+    .route("/_sim/receipts", web::post().to(set_receipts));
+}
+
+#[derive(Deserialize)]
+struct SetReceipts {
+    provider: String,
+    /// Where the provider's receipts go; `null` stops them.
+    callback_url: Option<String>,
+    /// `late:MS`, `missing`, `duplicate`, `failed`; `null` clears.
+    #[serde(default)]
+    fault: Option<String>,
+}
+
+/// `{"provider":"twilio","callback_url":"http://gw/v1/webhooks/twilio/status","fault":"late:500"}`.
+async fn set_receipts(state: web::Data<SimState>, body: web::Bytes) -> HttpResponse {
+    let bad = |message: String| HttpResponse::BadRequest().json(json!({ "error": message }));
+    let request: SetReceipts = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(format!("expected {{\"provider\":..,\"callback_url\":..,\"fault\":..}}: {e}")),
+    };
+    let Some(provider) = canonical(&request.provider) else {
+        return bad(format!("`{}` is not one of {PROVIDERS:?}", request.provider));
+    };
+    let fault = match request.fault.as_deref().map(super::ReceiptFault::parse) {
+        None => None,
+        Some(Ok(fault)) => Some(fault),
+        Some(Err(e)) => return bad(e),
+    };
+    state.receipts.set_callback(provider, request.callback_url.as_deref());
+    state.receipts.set_fault(provider, fault);
+    HttpResponse::Ok().json(json!({ "provider": provider, "callback_url": request.callback_url, "fault": request.fault }))
 }
 
 #[derive(Deserialize)]

@@ -296,10 +296,14 @@ async fn archive(
     Ok(path)
 }
 
-/// Runs retention every hour on `pool`, at `clock`'s now.
+/// Runs retention every hour on `pool`, at `clock`'s now. The first run waits a minute: start-up
+/// already made this month's partitions and the next two (migrations), and creating one locks
+/// the log table for a moment, which a starting instance's first sends need not meet.
 pub fn spawn(pool: Pool, settings: RetentionSettings, clock: crate::clock::Clock) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        let hour = std::time::Duration::from_secs(3600);
+        let first = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut tick = tokio::time::interval_at(first, hour);
         loop {
             tick.tick().await;
             match run(&pool, &settings, clock.now()).await {

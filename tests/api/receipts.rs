@@ -209,7 +209,33 @@ async fn receipts_for_unknown_or_unreceiving_providers_are_not_found(backend: Ba
     assert_eq!(body["error"], "not_found");
 }
 
+async fn the_simulators_control_api_points_receipts_at_the_gateway(backend: Backend) {
+    let app = spawn(backend, "twilio", None).await;
+    app.sim.state().receipts.set_callback("twilio", None);
+    let control = format!("{}/_sim/receipts", app.sim.control_url());
+    let bad = app
+        .http
+        .post(&control)
+        .json(&json!({ "provider": "twilio", "callback_url": "http://x", "fault": "sometimes" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    let callback = format!("{}/v1/webhooks/twilio/status", app.base);
+    let set = app
+        .http
+        .post(&control)
+        .json(&json!({ "provider": "twilio", "callback_url": callback, "fault": "failed" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status().as_u16(), 200);
+    let id = send(&app).await;
+    assert_eq!(delivery(&app, &id).await["status"], "failed");
+}
+
 on_both_stores!(
+    the_simulators_control_api_points_receipts_at_the_gateway,
     a_signed_twilio_receipt_marks_the_attempt_delivered,
     a_signed_plivo_receipt_marks_the_attempt_delivered,
     a_signed_vonage_receipt_marks_the_attempt_delivered,
@@ -299,16 +325,18 @@ mod store_side {
     #[tokio::test]
     async fn postgres_a_receipt_before_its_attempt_row_is_matched_when_the_row_is_written() {
         let db = TestDb::new().await;
+        // Migrations wait for other tests' under the same lock: no statement timeout for them.
+        PostgresStore::migrate(&db.url(), &Default::default()).await.unwrap();
         let store = PostgresStore::connect(&db.url(), 4, Metrics::new()).unwrap();
-        smsgate::store::migrate::run(store.pool()).await.unwrap();
         receipt_before_attempt(Arc::new(store)).await;
     }
 
     #[tokio::test]
     async fn postgres_the_matcher_writes_receipts_that_raced_their_rows() {
         let db = TestDb::new().await;
+        // Migrations wait for other tests' under the same lock: no statement timeout for them.
+        PostgresStore::migrate(&db.url(), &Default::default()).await.unwrap();
         let store = PostgresStore::connect(&db.url(), 4, Metrics::new()).unwrap();
-        smsgate::store::migrate::run(store.pool()).await.unwrap();
         let row = attempt_row("SM-race");
         store
             .write_log(SendLog {
