@@ -112,11 +112,7 @@ async fn decide_isolating(pool: &Pool, reqs: &[Request], replies: Vec<Reply>, li
     }
 }
 
-async fn bounded<T>(
-    pool: &Pool,
-    limit: Duration,
-    call: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
+async fn bounded<T>(pool: &Pool, limit: Duration, call: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
     match tokio::time::timeout(limit, call).await {
         Ok(result) => result,
         Err(_) => {
@@ -173,9 +169,7 @@ async fn decide(pool: &Pool, reqs: &[&Request]) -> Result<Vec<Admission>, StoreE
 /// wholesale; nothing was written then.
 async fn admit_all(client: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<Option<Vec<Admission>>, StoreError> {
     let stmt = client
-        .prepare_cached(
-            "SELECT smsgate_admit_all($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-        )
+        .prepare_cached("SELECT smsgate_admit_all($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)")
         .await?;
     let quotas: Vec<(&Quota, DateTime<Utc>)> = reqs.iter().flat_map(|r| r.quotas.iter().map(|q| (q, r.now))).collect();
     let q_key: Vec<&str> = quotas.iter().map(|(q, _)| q.key.as_str()).collect();
@@ -265,11 +259,7 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
     let lock_keys: Vec<&str> = counter_keys.iter().map(|k| k.0).chain(cooldown_keys.iter().copied()).collect();
 
     let lock = tx.prepare_cached("SELECT smsgate_admission_lock($1)").await?;
-    let read_counters = tx
-        .prepare_cached(
-            READ_COUNTERS,
-        )
-        .await?;
+    let read_counters = tx.prepare_cached(READ_COUNTERS).await?;
     let read_cooldowns = tx
         .prepare_cached("SELECT key, last_sent_at, resends, until FROM resend_cooldowns WHERE key = ANY($1)")
         .await?;
@@ -303,10 +293,7 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
         };
         ledger.load_cooldown(key, cooldown);
     }
-    let answers: Vec<Admission> = reqs
-        .iter()
-        .map(|r| ledger.take(&r.quotas, r.cooldown.as_ref(), r.now))
-        .collect();
+    let answers: Vec<Admission> = reqs.iter().map(|r| ledger.take(&r.quotas, r.cooldown.as_ref(), r.now)).collect();
 
     let write_counters = tx
         .prepare_cached(
@@ -367,7 +354,8 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
             if c_keys.is_empty() {
                 return Ok(0);
             }
-            tx.execute(&write_counters, &[&c_keys, &c_starts, &c_counts, &c_last, &c_expires]).await
+            tx.execute(&write_counters, &[&c_keys, &c_starts, &c_counts, &c_last, &c_expires])
+                .await
         },
         async {
             if d_keys.is_empty() {
@@ -403,11 +391,7 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
 /// Reads the live buckets of `quotas` at `now` into a ledger, taking no lock (for `peek`).
 pub(super) async fn snapshot(pool: &Pool, quotas: &[Quota], now: DateTime<Utc>) -> Result<Ledger, StoreError> {
     let client = pool.get().await?;
-    let stmt = client
-        .prepare_cached(
-            READ_COUNTERS,
-        )
-        .await?;
+    let stmt = client.prepare_cached(READ_COUNTERS).await?;
     let names: Vec<&str> = quotas.iter().map(|q| q.key.as_str()).collect();
     let since: Vec<DateTime<Utc>> = quotas
         .iter()
