@@ -320,7 +320,7 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
                                   $7::timestamptz[], $8::timestamptz[], $9::text[])",
         )
         .await?;
-    let mut added: Vec<(&(String, i64), &(u32, i64, u32))> = ledger.added.iter().collect();
+    let mut added: Vec<_> = ledger.added.iter().collect();
     added.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut cooled: Vec<(&String, &Cooldown)> = ledger.cooled.iter().collect();
     cooled.sort_unstable_by(|a, b| a.0.cmp(b.0));
