@@ -23,9 +23,11 @@ use super::{Admission, CooldownSpec, Quota, Session, StoreError};
 
 /// Largest number of admissions in one batch.
 const MAX_BATCH: usize = 256;
-/// Batches in flight at once: while one commits, the next has its keys read and waits on the
-/// first's locks only where they share keys.
-const IN_FLIGHT: usize = 2;
+/// Batches in flight at once. One: the next batch gathers while the current one runs, so two
+/// batches of one process never wait on each other's locks (under a loaded machine such waits
+/// ran into `statement_timeout` and answered 503); only other instances' batches can make a
+/// batch wait.
+const IN_FLIGHT: usize = 1;
 
 /// One admission to decide.
 pub(super) struct Request {
