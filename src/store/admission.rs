@@ -23,9 +23,11 @@ use super::{Admission, CooldownSpec, Quota, Session, StoreError};
 
 /// Largest number of admissions in one batch.
 const MAX_BATCH: usize = 256;
-/// Batches in flight at once: while one commits, the next has its keys read and waits on the
-/// first's locks only where they share keys.
-const IN_FLIGHT: usize = 2;
+/// Batches in flight at once. One: the next batch gathers while the current one runs, so two
+/// batches of one process never wait on each other's locks (under a loaded machine such waits
+/// ran into `statement_timeout` and answered 503); only other instances' batches can make a
+/// batch wait.
+const IN_FLIGHT: usize = 1;
 
 /// One admission to decide.
 pub(super) struct Request {
@@ -112,11 +114,7 @@ async fn decide_isolating(pool: &Pool, reqs: &[Request], replies: Vec<Reply>, li
     }
 }
 
-async fn bounded<T>(
-    pool: &Pool,
-    limit: Duration,
-    call: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
+async fn bounded<T>(pool: &Pool, limit: Duration, call: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
     match tokio::time::timeout(limit, call).await {
         Ok(result) => result,
         Err(_) => {
@@ -173,9 +171,7 @@ async fn decide(pool: &Pool, reqs: &[&Request]) -> Result<Vec<Admission>, StoreE
 /// wholesale; nothing was written then.
 async fn admit_all(client: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<Option<Vec<Admission>>, StoreError> {
     let stmt = client
-        .prepare_cached(
-            "SELECT smsgate_admit_all($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-        )
+        .prepare_cached("SELECT smsgate_admit_all($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)")
         .await?;
     let quotas: Vec<(&Quota, DateTime<Utc>)> = reqs.iter().flat_map(|r| r.quotas.iter().map(|q| (q, r.now))).collect();
     let q_key: Vec<&str> = quotas.iter().map(|(q, _)| q.key.as_str()).collect();
@@ -265,11 +261,7 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
     let lock_keys: Vec<&str> = counter_keys.iter().map(|k| k.0).chain(cooldown_keys.iter().copied()).collect();
 
     let lock = tx.prepare_cached("SELECT smsgate_admission_lock($1)").await?;
-    let read_counters = tx
-        .prepare_cached(
-            READ_COUNTERS,
-        )
-        .await?;
+    let read_counters = tx.prepare_cached(READ_COUNTERS).await?;
     let read_cooldowns = tx
         .prepare_cached("SELECT key, last_sent_at, resends, until FROM resend_cooldowns WHERE key = ANY($1)")
         .await?;
@@ -303,10 +295,7 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
         };
         ledger.load_cooldown(key, cooldown);
     }
-    let answers: Vec<Admission> = reqs
-        .iter()
-        .map(|r| ledger.take(&r.quotas, r.cooldown.as_ref(), r.now))
-        .collect();
+    let answers: Vec<Admission> = reqs.iter().map(|r| ledger.take(&r.quotas, r.cooldown.as_ref(), r.now)).collect();
 
     let write_counters = tx
         .prepare_cached(
@@ -333,7 +322,7 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
                                   $7::timestamptz[], $8::timestamptz[], $9::text[])",
         )
         .await?;
-    let mut added: Vec<(&(String, i64), &(u32, i64, u32))> = ledger.added.iter().collect();
+    let mut added: Vec<_> = ledger.added.iter().collect();
     added.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut cooled: Vec<(&String, &Cooldown)> = ledger.cooled.iter().collect();
     cooled.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -367,7 +356,8 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
             if c_keys.is_empty() {
                 return Ok(0);
             }
-            tx.execute(&write_counters, &[&c_keys, &c_starts, &c_counts, &c_last, &c_expires]).await
+            tx.execute(&write_counters, &[&c_keys, &c_starts, &c_counts, &c_last, &c_expires])
+                .await
         },
         async {
             if d_keys.is_empty() {
@@ -403,11 +393,7 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
 /// Reads the live buckets of `quotas` at `now` into a ledger, taking no lock (for `peek`).
 pub(super) async fn snapshot(pool: &Pool, quotas: &[Quota], now: DateTime<Utc>) -> Result<Ledger, StoreError> {
     let client = pool.get().await?;
-    let stmt = client
-        .prepare_cached(
-            READ_COUNTERS,
-        )
-        .await?;
+    let stmt = client.prepare_cached(READ_COUNTERS).await?;
     let names: Vec<&str> = quotas.iter().map(|q| q.key.as_str()).collect();
     let since: Vec<DateTime<Utc>> = quotas
         .iter()

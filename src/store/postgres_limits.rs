@@ -155,9 +155,7 @@ impl LimitStore for PostgresStore {
     async fn peek(&self, quotas: &[Quota], now: DateTime<Utc>) -> Result<Admission, StoreError> {
         self.bounded(async move {
             let ledger = admission::snapshot(self.pool(), quotas, now).await?;
-            Ok(ledger
-                .check(quotas, now)
-                .unwrap_or(Admission::Admitted { resend_after_secs: None }))
+            Ok(ledger.check(quotas, now).unwrap_or(Admission::Admitted { resend_after_secs: None }))
         })
         .await
     }

@@ -240,7 +240,10 @@ mod tests {
             }
             for (i, start) in admitted.iter().enumerate() {
                 let within = admitted[i..].iter().take_while(|t| **t < start + 60_000).count();
-                assert!(within <= limit as usize, "limit {limit}: {within} admitted in the span from {start} ms");
+                assert!(
+                    within <= limit as usize,
+                    "limit {limit}: {within} admitted in the span from {start} ms"
+                );
             }
             // The limit is still reached: sustained use gets about `limit` per window.
             assert!(admitted.len() >= 3 * limit as usize - 1, "limit {limit}: only {}", admitted.len());

@@ -77,7 +77,11 @@ async fn a_window_admits_its_limit_then_slides(s: Arc<dyn Store>, _: Arc<dyn Sto
         refused("phone:m:x", 10),
         "a new clock minute is no new window"
     );
-    assert_eq!(s.admit(&q, None, t0() + secs(60)).await.unwrap(), admitted(None), "the window slid past them");
+    assert_eq!(
+        s.admit(&q, None, t0() + secs(60)).await.unwrap(),
+        admitted(None),
+        "the window slid past them"
+    );
 }
 
 /// The window-edge burst a fixed window lets through: the limit just before a minute turns and
@@ -86,7 +90,11 @@ async fn no_span_of_a_window_admits_more_than_its_limit_across_the_minute_edge(s
     let q = [quota("client:edge", 60, 3)];
     let at = |t: i64| t0() + secs(t);
     for _ in 0..3 {
-        assert_eq!(s.admit(&q, None, at(49)).await.unwrap(), admitted(None), "the limit, just before the edge");
+        assert_eq!(
+            s.admit(&q, None, at(49)).await.unwrap(),
+            admitted(None),
+            "the limit, just before the edge"
+        );
     }
     assert_eq!(
         s.admit(&q, None, at(50)).await.unwrap(),
