@@ -118,10 +118,7 @@ impl HealthStore for PostgresStore {
                     &[&session],
                 )
                 .await?;
-            Ok(rows
-                .iter()
-                .map(attempt_from_row)
-                .collect())
+            Ok(rows.iter().map(attempt_from_row).collect())
         })
         .await
     }

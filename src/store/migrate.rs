@@ -13,7 +13,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (4, "0004_tenancy_verify", include_str!("../../migrations/0004_tenancy_verify.sql")),
     (5, "0005_registry_audit", include_str!("../../migrations/0005_registry_audit.sql")),
     (6, "0006_admission", include_str!("../../migrations/0006_admission.sql")),
-    (7, "0007_receipts_retention", include_str!("../../migrations/0007_receipts_retention.sql")),
+    (
+        7,
+        "0007_receipts_retention",
+        include_str!("../../migrations/0007_receipts_retention.sql"),
+    ),
     (8, "0008_health", include_str!("../../migrations/0008_health.sql")),
     (9, "0009_admin_logs", include_str!("../../migrations/0009_admin_logs.sql")),
     (10, "0010_campaigns", include_str!("../../migrations/0010_campaigns.sql")),

@@ -4,12 +4,12 @@
 //! its row lock, an admission in one statement, a send's log in one group commit).
 
 pub mod admin_logs;
-pub mod listen;
 mod admission;
 pub mod campaigns;
 mod campaigns_memory;
 mod campaigns_postgres;
 mod health;
+pub mod listen;
 mod memory;
 mod memory_limits;
 pub mod migrate;
@@ -17,10 +17,10 @@ pub mod opt_outs;
 mod postgres;
 mod postgres_limits;
 mod postgres_tls;
-mod registry;
-mod sliding;
 pub mod receipts;
+mod registry;
 pub mod retention;
+mod sliding;
 mod writer;
 
 use async_trait::async_trait;

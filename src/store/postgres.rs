@@ -281,10 +281,7 @@ impl Store for PostgresStore {
                     &[&(limit as i64)],
                 )
                 .await?;
-            Ok(rows
-                .iter()
-                .map(attempt_from_row)
-                .collect())
+            Ok(rows.iter().map(attempt_from_row).collect())
         })
         .await
     }
