@@ -46,7 +46,7 @@ impl Application {
     /// Builds with `clock` as every rule's "now" (tests hold it and move it).
     pub async fn build_at(settings: Settings, secrets: Secrets, clock: Clock) -> anyhow::Result<Self> {
         let metrics = Metrics::new();
-        let store = open_store(&settings, &metrics).await?;
+        let store = open_store(&settings, &metrics, &clock).await?;
         adopt_unowned_rows(&*store, &settings).await?;
         let (registry, skipped) = Registry::build(&settings, &*secrets).context("provider configuration")?;
         for s in &skipped {
@@ -77,6 +77,7 @@ impl Application {
         let settings = Arc::new(settings);
         let limits = Limits::new(&settings, metrics.clone());
         spawn_sweeper(Arc::clone(&store), clock.clone());
+        crate::hooks::receipts::spawn_matcher(Arc::clone(&store), clock.clone());
         let gateway = Arc::new(Gateway {
             idempotency: Idempotency::new(Arc::clone(&store), clock.clone()),
             clock,
@@ -146,7 +147,7 @@ impl Application {
     }
 }
 
-async fn open_store(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Arc<dyn Store>> {
+async fn open_store(settings: &Settings, metrics: &Metrics, clock: &Clock) -> anyhow::Result<Arc<dyn Store>> {
     match &settings.database_url {
         Some(url) if !url.expose_secret().is_empty() => {
             let applied = PostgresStore::migrate(url.expose_secret(), &settings.database)
@@ -154,6 +155,7 @@ async fn open_store(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Ar
                 .context("applying migrations")?;
             let pg = PostgresStore::connect_with(url.expose_secret(), &settings.database, metrics.clone())?;
             tracing::info!(applied, "database ready");
+            crate::store::retention::spawn(pg.pool().clone(), settings.retention.clone(), clock.clone());
             Ok(Arc::new(pg))
         }
         _ => {

@@ -44,6 +44,23 @@ enum Command {
     /// Manage API bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Log retention (`[retention]`, PostgreSQL).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Create partitions ahead, archive and drop what is past retention, purge expired
+    /// sessions and counters, once.
+    Run {
+        /// Print what it would do and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Configuration file; default `providers.toml`, and built-in defaults when it is absent.
+        #[arg(long, env = "SMSGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -93,6 +110,7 @@ fn main() -> ExitCode {
             Command::Migrate { config } => migrate(config).await,
             Command::CheckConfig { config } => check_config(config),
             Command::Token(TokenCommand::Create { name, roles, config }) => token_create(&name, &roles, &config),
+            Command::Retention(RetentionCommand::Run { dry_run, config }) => retention_run(config, dry_run).await,
             Command::Sim(args) => match smsgate::sim::run_cli(args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -177,6 +195,41 @@ async fn migrate(config: Option<PathBuf>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: migrating: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn retention_run(config: Option<PathBuf>, dry_run: bool) -> ExitCode {
+    use smsgate::store::retention;
+    let (settings, _) = match load(config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let Some(url) = settings.database_url.as_ref().map(|u| u.expose_secret().to_string()) else {
+        eprintln!("error: DATABASE_URL is not set (retention works on PostgreSQL)");
+        return ExitCode::from(2);
+    };
+    let result = async {
+        smsgate::store::PostgresStore::migrate(&url, &settings.database).await?;
+        let store = smsgate::store::PostgresStore::connect_with(&url, &settings.database, smsgate::metrics::Metrics::new())?;
+        let now = chrono::Utc::now();
+        if dry_run {
+            let plan = retention::dry_run(store.pool(), &settings.retention, now).await?;
+            print!("dry run, nothing changed:\n{plan}");
+        } else {
+            match retention::run(store.pool(), &settings.retention, now).await? {
+                Some(done) => println!("{done:#?}"),
+                None => println!("another instance is running retention; nothing done"),
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: retention: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -42,6 +42,15 @@ pub struct Metrics {
     pub campaign_messages: IntCounterVec,
     /// Inbound opt-out webhooks by provider and result (opted_out, opted_in, ignored, refused).
     pub inbound_messages: IntCounterVec,
+    /// SMS parts of the messages providers accepted, by provider and kind (otp, transactional, promo).
+    pub sms_parts: IntCounterVec,
+    /// Delivery receipts by provider and status (delivered, undelivered, failed, duplicate,
+    /// interim, refused, invalid).
+    pub receipts: IntCounterVec,
+    /// Delivered / (delivered + undelivered + failed) of the receipts each provider sent so far.
+    pub delivered_ratio: prometheus::GaugeVec,
+    /// From the attempt to its receipt's arrival, in seconds, per provider.
+    pub receipt_latency: HistogramVec,
 }
 
 impl Metrics {
@@ -123,7 +132,38 @@ impl Metrics {
             "Inbound provider webhooks (replies such as STOP) by provider and result.",
             &["provider", "result"],
         );
+        let sms_parts = counter(
+            "smsgate_sms_parts_total",
+            "SMS parts of accepted messages by provider and kind.",
+            &["provider", "kind"],
+        );
+        let receipts = counter(
+            "smsgate_receipts_total",
+            "Delivery receipts by provider and status.",
+            &["provider", "status"],
+        );
+        let delivered_ratio = prometheus::GaugeVec::new(
+            Opts::new(
+                "smsgate_delivered_ratio",
+                "Delivered share of final delivery receipts per provider.",
+            ),
+            &["provider"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(delivered_ratio.clone()))
+            .expect("metric registered once");
+        let receipt_latency = histogram(
+            "smsgate_receipt_latency_seconds",
+            "Time from a provider attempt to its delivery receipt.",
+            &["provider"],
+            &[1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0],
+        );
         Self {
+            sms_parts,
+            receipts,
+            delivered_ratio,
+            receipt_latency,
             registry,
             provider_requests,
             provider_latency,

@@ -56,6 +56,9 @@ pub enum GatewayError {
     NoPhone(String),
     #[error("{0}")]
     Invalid(String),
+    /// A text longer than `[messages] max_segments` parts; refused before any provider call.
+    #[error("the text needs {parts} SMS parts; at most {max} are allowed")]
+    TooManySegments { parts: u32, max: u32, encoding: &'static str },
 }
 
 /// The calling app a request acts for. Sessions and contacts belong to the app that made them;

@@ -75,6 +75,7 @@ pub async fn attempts(state: web::Data<AppState>, caller: Caller, query: web::Qu
                 // Providers quote the destination in their errors.
                 "error": r.error.as_deref().map(crate::phone::mask_numbers_in),
                 "response_time_ms": r.response_time_ms, "ambiguous": r.ambiguous, "created_at": r.created_at,
+                "parts": r.parts, "delivery": r.delivery,
                 "to": crate::phone::Phone::parse(&r.to, "1").map(|p| p.masked()).unwrap_or_default(),
             })
         })

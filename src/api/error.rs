@@ -75,6 +75,8 @@ pub enum ApiError {
     VerifyInProgress,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+    #[error("the text needs {parts} SMS parts; at most {max} are allowed")]
+    TooManySegments { parts: u32, max: u32, encoding: &'static str },
 }
 
 /// What a client is told to wait when the database is unavailable: long enough for a pool to
@@ -123,6 +125,7 @@ impl ApiError {
             Self::VerifyInProgress => "verification_in_progress",
             Self::Internal(_) if self.store_unavailable() => "store_unavailable",
             Self::Internal(_) => "internal_error",
+            Self::TooManySegments { .. } => "too_many_segments",
         }
     }
 
@@ -165,6 +168,7 @@ impl ApiError {
                 reason,
             },
             GatewayError::Limit(LimitError::Blocked { message, .. }) => Self::DestinationBlocked(message),
+            GatewayError::TooManySegments { parts, max, encoding } => Self::TooManySegments { parts, max, encoding },
         }
     }
 }
@@ -184,6 +188,7 @@ impl ResponseError for ApiError {
             Self::AlreadyVerified | Self::IdempotencyInFlight | Self::VerifyInProgress => StatusCode::CONFLICT,
             Self::AttemptsExhausted | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::IdempotencyConflict | Self::Rejected { .. } | Self::NoRoute { .. } | Self::NoPhone(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManySegments { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::AllProvidersFailed { .. } | Self::VerifyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) if self.store_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -242,6 +247,11 @@ impl ApiError {
                 body["reason"] = json!(reason);
             }
             Self::Rejected { code, .. } => body["provider_code"] = json!(code),
+            Self::TooManySegments { parts, max, encoding } => {
+                body["parts"] = json!(parts);
+                body["max_segments"] = json!(max);
+                body["encoding"] = json!(encoding);
+            }
             Self::AllProvidersFailed {
                 reasons,
                 show_reasons,

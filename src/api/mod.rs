@@ -13,6 +13,7 @@ mod idempotency;
 mod ops;
 mod opt_outs;
 mod otp;
+mod receipts;
 mod sms;
 mod users;
 
@@ -137,6 +138,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         )
         .service(at("/v1/hooks/kratos/sms").route(web::post().to(hooks::kratos)))
         .service(at("/v1/hooks/keycloak/sms").route(web::post().to(hooks::keycloak)))
+        .service(at("/v1/webhooks/{provider}/status").route(web::post().to(receipts::status)))
         // The seed deployment's contracts, on the same handlers.
         .service(at("/api/sms/sendOtp").route(web::post().to(otp::send_route::<Seed>)))
         .service(at("/api/sms/verifyOtp").route(web::post().to(otp::verify_route::<Seed>)))

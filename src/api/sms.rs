@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{fields, idempotency};
 use super::{ApiError, AppState, Caller, Shape, Speaks};
 use crate::config::Role;
-use crate::messages::{MessageRequest, MessageSent};
+use crate::messages::{MessageRequest, MessageSent, MessageType};
 use crate::providers::MessageBody;
 
 /// Longest text accepted (Twilio's limit; about ten SMS parts).
@@ -27,6 +27,9 @@ pub struct TextBody {
     user_id: Option<String>,
     #[serde(default)]
     client_ip: Option<String>,
+    /// `transactional` (the default) or `promotional`.
+    #[serde(default, rename = "type")]
+    kind: MessageType,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -42,6 +45,9 @@ pub struct TemplateBody {
     user_id: Option<String>,
     #[serde(default)]
     client_ip: Option<String>,
+    /// `transactional` (the default) or `promotional`.
+    #[serde(default, rename = "type")]
+    kind: MessageType,
 }
 
 /// Where a message goes and for whom, as the request named it.
@@ -49,6 +55,7 @@ struct Recipient<'a> {
     to: &'a str,
     user_id: Option<&'a str>,
     client_ip: Option<&'a str>,
+    kind: MessageType,
 }
 
 /// Validates what every message shares and sends it.
@@ -71,6 +78,7 @@ async fn send(
     let request = MessageRequest {
         to,
         body,
+        kind: recipient.kind,
         user_id,
         client: caller.name.clone(),
         client_ip,
@@ -86,6 +94,9 @@ async fn send(
 fn accepted_json(sent: &MessageSent, shape: Shape) -> Value {
     let status = if sent.confirmed { "accepted" } else { "unconfirmed" };
     let mut out = json!({ "message_id": sent.message_id, "status": status, "provider": sent.provider });
+    if let (Some(parts), Shape::V1) = (sent.parts, shape) {
+        out["parts"] = json!(parts);
+    }
     if shape == Shape::Seed {
         out["message"] = json!(if sent.confirmed {
             "message accepted by the provider"
@@ -109,6 +120,7 @@ pub async fn text_route<S: Speaks>(
             to: &body.to,
             user_id: body.user_id.as_deref(),
             client_ip: body.client_ip.as_deref(),
+            kind: body.kind,
         };
         send(&state, &caller, &req, recipient, MessageBody::Text { text }, S::SHAPE).await
     })
@@ -137,6 +149,7 @@ pub async fn template_route<S: Speaks>(
             to: &body.to,
             user_id: body.user_id.as_deref(),
             client_ip: body.client_ip.as_deref(),
+            kind: body.kind,
         };
         send(&state, &caller, &req, recipient, message, S::SHAPE).await
     })

@@ -1,17 +1,16 @@
-//! The one place a campaign message leaves: through the gateway's transactional text/template
-//! send path (limits, routing, failover, the attempt log), so a campaign never bypasses what a
-//! single send goes through. When message types land, promotional campaigns pass
-//! `type: promotional` here and nowhere else.
+//! The one place a campaign message leaves: through the gateway's text/template send path
+//! (limits, segment count, routing, failover, the attempt log), so a campaign never bypasses
+//! what a single send goes through, and its attempts are logged with the campaign's type.
 
 use chrono::Duration;
 
 use crate::limits::LimitError;
-use crate::messages::MessageRequest;
+use crate::messages::{MessageRequest, MessageType};
 use crate::phone::Phone;
 use crate::providers::MessageBody;
 use crate::routing::DispatchError;
 use crate::service::{Gateway, GatewayError};
-use crate::store::campaigns::{Campaign, CampaignContent, Claimed, Settle};
+use crate::store::campaigns::{Campaign, CampaignContent, CampaignKind, Claimed, Settle};
 
 /// The message `claimed` gets: the campaign's text, or its template with the campaign's values
 /// followed by the recipient's own.
@@ -30,6 +29,10 @@ pub async fn send_one(gateway: &Gateway, campaign: &Campaign, claimed: &Claimed,
     let request = MessageRequest {
         to,
         body: body_for(campaign, claimed),
+        kind: match campaign.kind {
+            CampaignKind::Transactional => MessageType::Transactional,
+            CampaignKind::Promotional => MessageType::Promotional,
+        },
         user_id: None,
         client: campaign.client.clone(),
         client_ip: None,

@@ -27,6 +27,7 @@ pub use role::Role;
 pub use sections::{
     BreakerSettings, ClientConfig, DatabaseSettings, LimitSettings, OtpPolicy, OtpSettings, RoutingSettings, ServerSettings,
 };
+pub use sections::{MessageSettings, ReceiptSettings, RetentionSettings};
 
 /// The whole configuration of one smsgate instance.
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +67,15 @@ pub struct Settings {
     /// `GET /v1/otp/sessions/{id}`.
     #[serde(default)]
     pub token_secret: Option<SecretString>,
+    /// Texts and templates other than OTPs.
+    #[serde(default)]
+    pub messages: MessageSettings,
+    /// Delivery receipts pushed by providers.
+    #[serde(default)]
+    pub receipts: ReceiptSettings,
+    /// Retention of the logs (PostgreSQL).
+    #[serde(default)]
+    pub retention: RetentionSettings,
 }
 
 /// A configuration that cannot be used; `main` prints it and exits with code 2.
@@ -191,6 +201,9 @@ impl Settings {
         }
         if self.campaigns.batch_size == 0 || self.campaigns.lease_seconds == 0 || self.campaigns.poll_ms == 0 {
             return Err(bad("campaigns", "batch_size, lease_seconds and poll_ms must be at least 1"));
+        }
+        if self.messages.max_segments == 0 {
+            return Err(bad("messages.max_segments", "must be at least 1"));
         }
         if self.otp.ttl_seconds == 0 {
             return Err(bad("otp.ttl_seconds", "must be at least 1"));

@@ -269,3 +269,66 @@ impl Default for LimitSettings {
         }
     }
 }
+
+/// Texts and templates other than OTPs (`[messages]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessageSettings {
+    /// Most SMS parts one text may take (GSM-7: 160 characters in one part, 153 per part after;
+    /// UCS-2: 70, then 67). A longer text is refused with 422 `too_many_segments` before any
+    /// provider is called. At least 1.
+    pub max_segments: u32,
+}
+
+impl Default for MessageSettings {
+    fn default() -> Self {
+        Self { max_segments: 6 }
+    }
+}
+
+/// Delivery receipts pushed by providers to `/v1/webhooks/{provider}/status` (`[receipts]`).
+/// Twilio and Plivo sign receipts with their auth token; these cover the rest.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReceiptSettings {
+    /// The gateway's public base URL as providers call it (`https://sms.example.com`), when a
+    /// proxy in front changes the scheme or host: Twilio and Plivo sign the URL they called.
+    /// Unset: the scheme and `Host` of each request.
+    pub public_url: Option<String>,
+    /// Shared token that receipt URLs of providers which cannot sign (MSG91, 2Factor) carry as
+    /// `?token=` (`SMSGATE_RECEIPTS__URL_TOKEN`). Unset: their receipts are refused.
+    pub url_token: Option<secrecy::SecretString>,
+    /// Vonage's signature secret (Dashboard → Settings, signature method SHA-256 HMAC). Unset:
+    /// Vonage receipts are refused.
+    pub vonage_signature_secret: Option<secrecy::SecretString>,
+}
+
+/// Retention of the logs (`[retention]`, PostgreSQL). Monthly partitions of `sms_messages_log`
+/// are always created ahead; what is past retention is archived (when `archive_dir` is set) and
+/// dropped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Months of `sms_messages_log` kept besides the current one; older monthly partitions are
+    /// archived and dropped. 0 keeps every month.
+    pub messages_months: u32,
+    /// Months of `otp_logs` kept besides the current one; 0 keeps every row.
+    pub otp_logs_months: u32,
+    /// Days an expired OTP session is kept before it is deleted (never archived: it holds the
+    /// code's HMAC).
+    pub sessions_days: u32,
+    /// Where archives go (gzip JSON Lines, each with a `.sha256`). Unset: what is past
+    /// retention is dropped without an archive.
+    pub archive_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            messages_months: 0,
+            otp_logs_months: 0,
+            sessions_days: 30,
+            archive_dir: None,
+        }
+    }
+}

@@ -7,6 +7,7 @@
 mod credentials;
 pub mod keycloak;
 pub mod kratos;
+pub mod receipts;
 pub mod standard_webhooks;
 pub mod supabase;
 

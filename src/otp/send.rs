@@ -171,6 +171,7 @@ impl Gateway {
     /// Commits a send's log. Once an SMS went out (`sent`), the answer must say so whatever
     /// happens to the log: a failed write is retried in the background, never answered 500.
     pub(crate) async fn commit(&self, log: SendLog, sent: bool) -> Result<(), GatewayError> {
+        crate::messages::count_parts(&self.metrics, &log.attempts);
         match self.store.write_log(log.clone()).await {
             Ok(()) => Ok(()),
             Err(e) if sent => {
@@ -275,7 +276,13 @@ pub(crate) fn attempt_rows(sms: &OutboundSms, user_id: Option<&str>, session_id:
             session_id,
             user_id: user_id.map(str::to_string),
             to: sms.to.e164().to_string(),
-            kind: a.kind.to_string(),
+            // The log names what was sent as the plans do: texts and templates are transactional
+            // (a promotional send re-labels its rows).
+            kind: match a.kind {
+                "otp" => "otp",
+                _ => "transactional",
+            }
+            .to_string(),
             provider: a.provider.clone(),
             outcome: a.outcome.to_string(),
             http_status: a.http_status.map(i32::from),
@@ -284,6 +291,8 @@ pub(crate) fn attempt_rows(sms: &OutboundSms, user_id: Option<&str>, session_id:
             response_time_ms: a.response_time_ms.min(i32::MAX as u32) as i32,
             ambiguous: a.ambiguous,
             created_at: a.started_at,
+            parts: sms.body.text().map(|t| crate::messages::segments::measure(t).parts as i32),
+            delivery: None,
         })
         .collect()
 }

@@ -13,6 +13,7 @@ pub mod fast2sms;
 pub mod http;
 pub mod msg91;
 pub mod plivo;
+mod receipt;
 #[cfg(test)]
 mod spec_checks;
 #[cfg(any(test, feature = "test-util"))]
@@ -25,6 +26,7 @@ mod wire;
 
 pub use build::{build, BuildContext, BuildError, SecretLookup};
 pub use error::ProviderError;
+pub use receipt::{ProviderReceipt, ReceiptError, ReceiptRequest, ReceiptSecrets};
 pub use wire::{exchange, read_body, retry_after, scalar_text, Body};
 
 /// What one message asks of a provider.
@@ -152,6 +154,12 @@ pub trait Provider: Send + Sync {
     async fn verify(&self, reference: &str, code: &str) -> Result<bool, ProviderError> {
         let _ = (reference, code);
         Err(ProviderError::misconfigured(None, format!("{} does not hold codes", self.name())))
+    }
+    /// Reads a delivery receipt pushed to `/v1/webhooks/{name}/status`, after checking it is
+    /// authenticated as this provider authenticates its receipts.
+    fn receipt(&self, req: &ReceiptRequest<'_>) -> Result<ProviderReceipt, ReceiptError> {
+        let _ = req;
+        Err(ReceiptError::NotSupported)
     }
 }
 

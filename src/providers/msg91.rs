@@ -10,7 +10,10 @@ use super::{
     exchange, scalar_text, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider,
     ProviderError,
 };
+use super::{ProviderReceipt, ReceiptError, ReceiptRequest};
 use crate::config::Msg91Config;
+use crate::hooks::receipts;
+use crate::store::receipts::DeliveryStatus;
 
 const DEFAULT_BASE: &str = "https://control.msg91.com";
 
@@ -123,6 +126,65 @@ impl Provider for Msg91 {
 
         classify_verify(&self.call(request).await?)
     }
+
+    /// A push DLR. MSG91 does not sign them: the URL configured with it carries
+    /// `?token=` (`[receipts] url_token`).
+    fn receipt(&self, req: &ReceiptRequest<'_>) -> Result<ProviderReceipt, ReceiptError> {
+        if !receipts::url_token_matches(req.url, req.secrets.url_token.as_ref()) {
+            return Err(ReceiptError::Unauthenticated);
+        }
+        let raw = if req.content_type == "application/json" {
+            req.body.to_vec()
+        } else {
+            let form = req.form();
+            receipts::param(&form, "data").unwrap_or_default().as_bytes().to_vec()
+        };
+        receipt_from(&raw)
+    }
+}
+
+/// Reads a push DLR: `[{"requestId", "report": [{"status", "desc", "date"}]}]` (a JSON body or the
+/// `data` form field); the newest report of the first request counts. Status `1` is delivered;
+/// `2` failed and `16`/`25` rejected are failures; `9` (NDNC), `17` (blocked) and `26` are
+/// undelivered; anything else is not final yet.
+pub(crate) fn receipt_from(raw: &[u8]) -> Result<ProviderReceipt, ReceiptError> {
+    let malformed = |m: &str| ReceiptError::Malformed(m.to_string());
+    let value: Value = serde_json::from_slice(raw).map_err(|_| malformed("the DLR is not JSON"))?;
+    let first = match &value {
+        Value::Array(items) => items.first(),
+        Value::Object(_) => Some(&value),
+        _ => None,
+    }
+    .ok_or_else(|| malformed("the DLR holds no request"))?;
+    let reference = first
+        .get("requestId")
+        .and_then(super::scalar_text)
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| malformed("`requestId` is missing"))?;
+    let report = first
+        .get("report")
+        .and_then(Value::as_array)
+        .and_then(|r| r.last())
+        .ok_or_else(|| malformed("`report` is missing"))?;
+    let code = report.get("status").and_then(super::scalar_text).unwrap_or_default();
+    let status = match code.as_str() {
+        "1" => Some(DeliveryStatus::Delivered),
+        "2" | "16" | "25" => Some(DeliveryStatus::Failed),
+        "9" | "17" | "26" => Some(DeliveryStatus::Undelivered),
+        _ => None,
+    };
+    let at = report
+        .get("date")
+        .and_then(Value::as_str)
+        .and_then(|d| chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M:%S").ok())
+        // MSG91 stamps reports in Indian time.
+        .map(|t| t.and_utc() - chrono::Duration::minutes(330));
+    Ok(ProviderReceipt {
+        reference: reference.trim().to_string(),
+        error_code: status.filter(|s| *s != DeliveryStatus::Delivered).map(|_| code.clone()),
+        status,
+        at,
+    })
 }
 
 /// Maps an answer to its success JSON or to the class of its error, for a call that names no

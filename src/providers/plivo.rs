@@ -2,6 +2,10 @@
 //! HTTP status, and a 400 by what its `error` text names (destination or source).
 
 use async_trait::async_trait;
+
+use super::{ProviderReceipt, ReceiptError, ReceiptRequest};
+use crate::hooks::receipts;
+use crate::store::receipts::DeliveryStatus;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
@@ -67,6 +71,38 @@ impl Provider for Plivo {
         let body = exchange(request).await?;
         Ok(Accepted::message(Some(classify(&body)?), body.status))
     }
+
+    /// A message status callback: form parameters signed with `X-Plivo-Signature-V3` (and its
+    /// nonce) under the auth token. The header may list several signatures; one must match.
+    fn receipt(&self, req: &ReceiptRequest<'_>) -> Result<ProviderReceipt, ReceiptError> {
+        let params = req.form();
+        let (Some(signatures), Some(nonce)) = (req.header("x-plivo-signature-v3"), req.header("x-plivo-signature-v3-nonce")) else {
+            return Err(ReceiptError::Unauthenticated);
+        };
+        let expected = receipts::plivo_v3_signature(self.auth_token.expose_secret(), req.url, &params, nonce);
+        if !signatures.split(',').any(|s| receipts::same(s.trim(), &expected)) {
+            return Err(ReceiptError::Unauthenticated);
+        }
+        receipt_from(&params)
+    }
+}
+
+/// Reads a status callback's `MessageUUID`, `Status` and `ErrorCode`.
+pub(crate) fn receipt_from(params: &[(String, String)]) -> Result<ProviderReceipt, ReceiptError> {
+    let field = |k: &str| receipts::param(params, k).map(str::trim).filter(|v| !v.is_empty());
+    let reference = field("MessageUUID").ok_or_else(|| ReceiptError::Malformed("`MessageUUID` is missing".into()))?;
+    Ok(ProviderReceipt {
+        reference: reference.to_string(),
+        status: match field("Status").unwrap_or_default() {
+            "delivered" => Some(DeliveryStatus::Delivered),
+            "undelivered" => Some(DeliveryStatus::Undelivered),
+            "failed" | "rejected" => Some(DeliveryStatus::Failed),
+            // queued, sent: not final.
+            _ => None,
+        },
+        error_code: field("ErrorCode").filter(|c| *c != "000").map(str::to_string),
+        at: None,
+    })
 }
 
 /// Maps an answer to `message_uuid[0]` or to the class of its error.

@@ -7,7 +7,10 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{
     exchange, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
+use super::{ProviderReceipt, ReceiptError, ReceiptRequest};
 use crate::config::TwilioConfig;
+use crate::hooks::receipts;
+use crate::store::receipts::DeliveryStatus;
 
 const DEFAULT_BASE: &str = "https://api.twilio.com";
 const DEFAULT_VERIFY_BASE: &str = "https://verify.twilio.com";
@@ -151,6 +154,38 @@ impl Provider for Twilio {
 
         classify_check(&body)
     }
+
+    /// A `StatusCallback`: form parameters signed with `X-Twilio-Signature` under the auth token.
+    fn receipt(&self, req: &ReceiptRequest<'_>) -> Result<ProviderReceipt, ReceiptError> {
+        let params = req.form();
+        let signature = req.header("x-twilio-signature").ok_or(ReceiptError::Unauthenticated)?;
+        let expected = receipts::twilio_signature(self.auth_token.expose_secret(), req.url, &params);
+        if !receipts::same(signature, &expected) {
+            return Err(ReceiptError::Unauthenticated);
+        }
+        receipt_from(&params)
+    }
+}
+
+/// Reads a `StatusCallback`'s `MessageSid`, `MessageStatus` and `ErrorCode`.
+pub(crate) fn receipt_from(params: &[(String, String)]) -> Result<ProviderReceipt, ReceiptError> {
+    let field = |k: &str| receipts::param(params, k).map(str::trim).filter(|v| !v.is_empty());
+    let reference = field("MessageSid")
+        .or_else(|| field("SmsSid"))
+        .ok_or_else(|| ReceiptError::Malformed("`MessageSid` is missing".into()))?;
+    let status = field("MessageStatus").or_else(|| field("SmsStatus")).unwrap_or_default();
+    Ok(ProviderReceipt {
+        reference: reference.to_string(),
+        status: match status {
+            "delivered" => Some(DeliveryStatus::Delivered),
+            "undelivered" => Some(DeliveryStatus::Undelivered),
+            "failed" => Some(DeliveryStatus::Failed),
+            // queued, sending, sent, accepted, scheduled, read: not final.
+            _ => None,
+        },
+        error_code: field("ErrorCode").filter(|c| *c != "0").map(str::to_string),
+        at: None,
+    })
 }
 
 /// A Messages or Verifications answer: the created resource's `sid`, or the failure's class.

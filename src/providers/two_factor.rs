@@ -11,7 +11,10 @@ pub(crate) use super::wire::TemplateOf;
 use super::{
     exchange, Accepted, Body, BuildContext, BuildError, Capabilities, MessageBody, OtpSupport, OutboundSms, Provider, ProviderError,
 };
+use super::{ProviderReceipt, ReceiptError, ReceiptRequest};
 use crate::config::TwoFactorConfig;
+use crate::hooks::receipts;
+use crate::store::receipts::DeliveryStatus;
 
 const DEFAULT_BASE: &str = "https://2factor.in";
 
@@ -142,6 +145,45 @@ impl Provider for TwoFactor {
         let body = exchange(self.http.get(url)).await?;
         classify_verify(&body)
     }
+
+    /// A delivery callback (form POST). 2Factor does not sign them: the callback URL set in its
+    /// control panel carries `?token=` (`[receipts] url_token`).
+    fn receipt(&self, req: &ReceiptRequest<'_>) -> Result<ProviderReceipt, ReceiptError> {
+        if !receipts::url_token_matches(req.url, req.secrets.url_token.as_ref()) {
+            return Err(ReceiptError::Unauthenticated);
+        }
+        receipt_from(&req.form())
+    }
+}
+
+/// Reads a delivery callback: `SessionId` and `Status` (OTP callbacks) or `SmsStatus` with
+/// `ErrorId`/`ErrorName` (transactional SMS callbacks).
+pub(crate) fn receipt_from(params: &[(String, String)]) -> Result<ProviderReceipt, ReceiptError> {
+    let field = |k: &str| receipts::param(params, k).map(str::trim).filter(|v| !v.is_empty());
+    let reference = field("SessionId").ok_or_else(|| ReceiptError::Malformed("`SessionId` is missing".into()))?;
+    let status = field("SmsStatus")
+        .or_else(|| field("Status"))
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let status = match status.as_str() {
+        "DELIVERED" => Some(DeliveryStatus::Delivered),
+        "UNDELIVERED" | "EXPIRED" => Some(DeliveryStatus::Undelivered),
+        "FAILED" | "REJECTED" => Some(DeliveryStatus::Failed),
+        _ => None,
+    };
+    let error_code = match field("ErrorId") {
+        Some("0") => None,
+        Some(id) => Some(field("ErrorName").map_or_else(|| id.to_string(), |n| format!("{id} {n}"))),
+        None => status
+            .filter(|s| *s != DeliveryStatus::Delivered)
+            .map(|_| field("Status").unwrap_or_default().to_string()),
+    };
+    Ok(ProviderReceipt {
+        reference: reference.to_string(),
+        status,
+        error_code,
+        at: None,
+    })
 }
 
 /// 2Factor's `{"Status": …, "Details": …}`, before it is judged.

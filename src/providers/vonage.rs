@@ -2,6 +2,10 @@
 //! OTPs. Vonage answers HTTP 200 even for failures; each message part carries its own status.
 
 use async_trait::async_trait;
+
+use super::{ProviderReceipt, ReceiptError, ReceiptRequest};
+use crate::hooks::receipts;
+use crate::store::receipts::DeliveryStatus;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
@@ -74,6 +78,56 @@ impl Provider for Vonage {
         let body = exchange(self.http.post(format!("{}/sms/json", self.base)).form(&form)).await?;
         Ok(Accepted::message(classify(&body)?, body.status))
     }
+
+    /// A delivery receipt (form, query or JSON parameters) signed with `sig` under the account's
+    /// signature secret (`[receipts] vonage_signature_secret`); without one, nothing is accepted.
+    fn receipt(&self, req: &ReceiptRequest<'_>) -> Result<ProviderReceipt, ReceiptError> {
+        let params = if req.content_type == "application/json" {
+            json_pairs(req.body)?
+        } else {
+            req.form()
+        };
+        let secret = req.secrets.vonage_signature_secret.as_ref().ok_or(ReceiptError::Unauthenticated)?;
+        let sig = receipts::param(&params, "sig").ok_or(ReceiptError::Unauthenticated)?;
+        let expected = receipts::vonage_signature(secret.expose_secret(), &params);
+        if !receipts::same(&sig.to_ascii_uppercase(), &expected) {
+            return Err(ReceiptError::Unauthenticated);
+        }
+        receipt_from(&params)
+    }
+}
+
+/// A JSON receipt's top-level scalars as parameters (what Vonage signs).
+fn json_pairs(body: &[u8]) -> Result<Vec<(String, String)>, ReceiptError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| ReceiptError::Malformed("the body is not JSON".into()))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| ReceiptError::Malformed("the body is not a JSON object".into()))?;
+    Ok(object
+        .iter()
+        .filter_map(|(k, v)| super::scalar_text(v).map(|v| (k.clone(), v)))
+        .collect())
+}
+
+/// Reads a DLR's `messageId`, `status`, `err-code` and `message-timestamp` (UTC).
+pub(crate) fn receipt_from(params: &[(String, String)]) -> Result<ProviderReceipt, ReceiptError> {
+    let field = |k: &str| receipts::param(params, k).map(str::trim).filter(|v| !v.is_empty());
+    let reference = field("messageId").ok_or_else(|| ReceiptError::Malformed("`messageId` is missing".into()))?;
+    let at = field("message-timestamp")
+        .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").ok())
+        .map(|t| t.and_utc());
+    Ok(ProviderReceipt {
+        reference: reference.to_string(),
+        status: match field("status").unwrap_or_default() {
+            "delivered" => Some(DeliveryStatus::Delivered),
+            "expired" => Some(DeliveryStatus::Undelivered),
+            "failed" | "rejected" => Some(DeliveryStatus::Failed),
+            // accepted, buffered, unknown: not final.
+            _ => None,
+        },
+        error_code: field("err-code").filter(|c| *c != "0").map(str::to_string),
+        at,
+    })
 }
 
 /// Whether every character of `text` has a GSM-7 encoding (otherwise Vonage needs `unicode`).

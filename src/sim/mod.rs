@@ -12,6 +12,7 @@ pub mod faults;
 mod msg91;
 mod names;
 mod plivo;
+pub mod receipts;
 mod state;
 mod textlocal;
 mod twilio;
@@ -26,6 +27,7 @@ use actix_web::{web, App, HttpServer};
 
 pub use cli::{parse_named, run_cli, SimArgs};
 pub use faults::{Fault, FaultKind};
+pub use receipts::ReceiptFault;
 pub use state::{SimMessage, SimState};
 
 pub use names::PROVIDERS;

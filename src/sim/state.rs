@@ -124,6 +124,8 @@ pub struct SimState {
     pub(crate) credentials: SimCredentials,
     calls: [AtomicU64; 7],
     inner: Mutex<Inner>,
+    /// Where delivered messages' receipts go (`sim::receipts`).
+    pub receipts: super::receipts::Receipts,
 }
 
 fn index(provider: &str) -> Option<usize> {
@@ -142,6 +144,7 @@ impl SimState {
             credentials,
             calls: Default::default(),
             inner: Mutex::new(Inner::default()),
+            receipts: Default::default(),
         }
     }
 
@@ -229,6 +232,7 @@ impl SimState {
     }
 
     pub(crate) fn record(&self, message: SimMessage) {
+        self.receipts.dispatch(&message, &self.credentials);
         let mut inner = self.lock();
         inner.messages.push_back(message);
         while inner.messages.len() > CAPACITY {

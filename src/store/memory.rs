@@ -22,10 +22,12 @@ pub struct MemoryStore {
 }
 
 #[derive(Default)]
-struct Inner {
+pub(super) struct Inner {
     sessions: HashMap<Uuid, Session>,
-    attempts: VecDeque<AttemptRow>,
+    pub(super) attempts: VecDeque<AttemptRow>,
     events: VecDeque<OtpEvent>,
+    /// Delivery receipts by (provider, reference) (`store::receipts`).
+    pub(super) receipts: HashMap<(String, String), super::receipts::Receipt>,
 }
 
 impl MemoryStore {
@@ -33,7 +35,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -81,7 +83,12 @@ impl Store for MemoryStore {
                 }
             }
         }
-        for a in log.attempts {
+        for mut a in log.attempts {
+            // A receipt that arrived before its attempt row.
+            if let Some(reference) = &a.provider_ref {
+                let key = (a.provider.clone(), reference.clone());
+                a.delivery = inner.receipts.get(&key).map(|r| r.delivery.clone()).or(a.delivery);
+            }
             push_capped(&mut inner.attempts, a);
         }
         for e in log.events {

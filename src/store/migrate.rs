@@ -11,6 +11,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "0002_limits", include_str!("../../migrations/0002_limits.sql")),
     (3, "0003_rls", include_str!("../../migrations/0003_rls.sql")),
     (4, "0004_tenancy_verify", include_str!("../../migrations/0004_tenancy_verify.sql")),
+    (
+        7,
+        "0007_receipts_retention",
+        include_str!("../../migrations/0007_receipts_retention.sql"),
+    ),
     (10, "0010_campaigns", include_str!("../../migrations/0010_campaigns.sql")),
 ];
 

@@ -13,6 +13,8 @@ pub mod opt_outs;
 mod postgres;
 mod postgres_limits;
 mod postgres_tls;
+pub mod receipts;
+pub mod retention;
 mod writer;
 
 use async_trait::async_trait;
@@ -104,6 +106,10 @@ pub struct AttemptRow {
     pub response_time_ms: i32,
     pub ambiguous: bool,
     pub created_at: DateTime<Utc>,
+    /// SMS parts the text took (`messages::segments`); `None` for a provider template.
+    pub parts: Option<i32>,
+    /// What the provider's delivery receipt said, once one arrived (`store::receipts`).
+    pub delivery: Option<receipts::Delivery>,
 }
 
 /// An OTP event: a row of `otp_logs` (`autogen`: a provider-held code went out; `local`:
@@ -193,7 +199,7 @@ impl StoreError {
 }
 
 #[async_trait]
-pub trait Store: LimitStore + campaigns::CampaignStore + opt_outs::OptOutStore + Send + Sync {
+pub trait Store: LimitStore + receipts::ReceiptStore + campaigns::CampaignStore + opt_outs::OptOutStore + Send + Sync {
     /// `postgres` or `memory`.
     fn kind(&self) -> &'static str;
     /// Whether the store is reachable.

@@ -267,7 +267,8 @@ impl Store for PostgresStore {
             let rows = client
                 .query(
                     r#"SELECT id, message_id, session_id, user_id, "to", type, provider_name, outcome, status_code, error,
-                              provider_ref, response_time_ms, ambiguous, created_at
+                              provider_ref, response_time_ms, ambiguous, created_at, parts, delivery_status,
+                              delivery_error, delivered_at
                          FROM sms_messages_log ORDER BY created_at DESC LIMIT $1"#,
                     &[&(limit as i64)],
                 )
@@ -289,6 +290,8 @@ impl Store for PostgresStore {
                     response_time_ms: r.get(11),
                     ambiguous: r.get(12),
                     created_at: r.get(13),
+                    parts: r.get(14),
+                    delivery: super::receipts::delivery_from(r.get(15), r.get(16), r.get(17)),
                 })
                 .collect())
         })

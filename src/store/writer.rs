@@ -162,6 +162,7 @@ async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
                 &e.iter().map(|r| r.provider.as_deref()).collect::<Vec<_>>(),
                 &e.iter().map(|r| r.response_time_ms).collect::<Vec<_>>(),
                 &e.iter().map(|r| r.created_at).collect::<Vec<_>>(),
+                &a.iter().map(|r| r.parts).collect::<Vec<_>>(),
             ],
         )
         .await?;
@@ -172,10 +173,15 @@ const BATCH_SQL: &str = r#"
 WITH attempts AS (
     INSERT INTO sms_messages_log (id, message_id, session_id, user_id, "to", type, provider_name,
                                   outcome, status_code, error, provider_ref, response_time_ms,
-                                  ambiguous, created_at)
-    SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                         $7::text[], $8::text[], $9::int4[], $10::text[], $11::text[], $12::int4[],
-                         $13::bool[], $14::timestamptz[])
+                                  ambiguous, created_at, parts, delivery_status, delivery_error, delivered_at)
+    -- A receipt that arrived before its attempt row is written with the row.
+    SELECT a.*, r.status, r.error_code, r.event_at
+      FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                  $7::text[], $8::text[], $9::int4[], $10::text[], $11::text[], $12::int4[],
+                  $13::bool[], $14::timestamptz[], $29::int4[])
+           AS a(id, message_id, session_id, user_id, "to", type, provider_name, outcome, status_code, error,
+                provider_ref, response_time_ms, ambiguous, created_at, parts)
+      LEFT JOIN sms_receipts r ON r.provider = a.provider_name AND r.reference = a.provider_ref
 ), sessions AS (
     UPDATE sms_otp_sessions AS s
        SET provider_refs = s.provider_refs || u.refs,

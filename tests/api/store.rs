@@ -55,6 +55,8 @@ fn attempt(message_id: Uuid, provider: &str, outcome: &str, ms: i32) -> AttemptR
         response_time_ms: ms,
         ambiguous: false,
         created_at: Utc::now(),
+        parts: None,
+        delivery: None,
     }
 }
 
