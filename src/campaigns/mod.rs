@@ -176,6 +176,17 @@ impl Gateway {
         self.campaign(tenant, id).await
     }
 
+    /// Whether an opt-out of `phone` blocks a message of `kind` (promotional: any opt-out;
+    /// transactional: an `all` opt-out). OTPs are never checked.
+    pub async fn opted_out_of(&self, phone: &Phone, kind: CampaignKind) -> Result<bool, StoreError> {
+        let scopes: &[&str] = match kind {
+            CampaignKind::Promotional => &OPT_OUT_SCOPES,
+            CampaignKind::Transactional => &["all"],
+        };
+        let found = self.store.opted_out(&[phone.e164().to_string()], scopes).await?;
+        Ok(!found.is_empty())
+    }
+
     /// Opts `phone` out of campaign messages of `scope`; returns whether it was new.
     pub async fn add_opt_out(&self, phone: &Phone, scope: &str, source: &str) -> Result<bool, StoreError> {
         let opt_out = OptOut {

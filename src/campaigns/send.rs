@@ -1,6 +1,6 @@
-//! The one place a campaign message leaves: through the gateway's transactional text/template
-//! send path (limits, routing, failover, the attempt log), so a campaign never bypasses what a
-//! single send goes through, with the campaign's message type.
+//! The one place a campaign message leaves: through the gateway's text/template send path
+//! (limits, segment count, routing, failover, the attempt log), so a campaign never bypasses
+//! what a single send goes through, and its attempts are logged with the campaign's type.
 
 use chrono::Duration;
 

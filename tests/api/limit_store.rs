@@ -274,7 +274,9 @@ async fn a_sweep_deletes_expired_state_and_keeps_fresh_state(s: Arc<dyn Store>, 
 
 async fn postgres_store(db: &TestDb) -> Arc<dyn Store> {
     let store = PostgresStore::connect(&db.url(), 4, Metrics::new()).unwrap();
-    smsgate::store::migrate::run(store.pool()).await.unwrap();
+    // Its own connection, without a statement timeout: waiting for the other tests'
+    // migrations under the advisory lock may take longer than one.
+    PostgresStore::migrate(&db.url(), &Default::default()).await.unwrap();
     Arc::new(store)
 }
 

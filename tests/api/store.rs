@@ -14,7 +14,9 @@ use crate::on_both_stores;
 async fn postgres() -> (Arc<dyn Store>, TestDb) {
     let db = TestDb::new().await;
     let store = PostgresStore::connect(&db.url(), 4, Metrics::new()).unwrap();
-    smsgate::store::migrate::run(store.pool()).await.unwrap();
+    // Its own connection, without a statement timeout: waiting for the other tests'
+    // migrations under the advisory lock may take longer than one.
+    PostgresStore::migrate(&db.url(), &Default::default()).await.unwrap();
     (Arc::new(store), db)
 }
 
