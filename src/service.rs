@@ -62,6 +62,9 @@ pub enum GatewayError {
     /// A text longer than `[messages] max_segments` parts; refused before any provider call.
     #[error("the text needs {parts} SMS parts; at most {max} are allowed")]
     TooManySegments { parts: u32, max: u32, encoding: &'static str },
+    /// A promotional message to a number that opted out of them.
+    #[error("this number has opted out of promotional messages")]
+    OptedOut,
 }
 
 /// The calling app a request acts for. Sessions and contacts belong to the app that made them;

@@ -81,6 +81,8 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
     #[error("the text needs {parts} SMS parts; at most {max} are allowed")]
     TooManySegments { parts: u32, max: u32, encoding: &'static str },
+    #[error("this number has opted out of promotional messages")]
+    OptedOut,
 }
 
 /// What a client is told to wait when the database is unavailable: long enough for a pool to
@@ -131,6 +133,7 @@ impl ApiError {
             Self::Internal(_) if self.store_unavailable() => "store_unavailable",
             Self::Internal(_) => "internal_error",
             Self::TooManySegments { .. } => "too_many_segments",
+            Self::OptedOut => "opted_out",
         }
     }
 
@@ -175,6 +178,7 @@ impl ApiError {
             },
             GatewayError::Limit(LimitError::Blocked { message, .. }) => Self::DestinationBlocked(message),
             GatewayError::TooManySegments { parts, max, encoding } => Self::TooManySegments { parts, max, encoding },
+            GatewayError::OptedOut => Self::OptedOut,
         }
     }
 }
@@ -196,7 +200,7 @@ impl ResponseError for ApiError {
             Self::IdempotencyConflict | Self::Rejected { .. } | Self::NoRoute { .. } | Self::NoPhone(_) | Self::UnknownProvider(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Self::TooManySegments { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManySegments { .. } | Self::OptedOut => StatusCode::UNPROCESSABLE_ENTITY,
             Self::AllProvidersFailed { .. } | Self::VerifyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) if self.store_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

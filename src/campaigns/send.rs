@@ -37,7 +37,7 @@ pub async fn send_one(gateway: &Gateway, campaign: &Campaign, claimed: &Claimed,
         client: campaign.client.clone(),
         client_ip: None,
     };
-    match gateway.send_message(request).await {
+    match gateway.deliver_message(request).await {
         Ok(sent) if sent.confirmed => Settle::Sent {
             message_id: sent.message_id,
             provider: sent.provider,

@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::limits::SendContext;
+use crate::limits::{LimitError, SendContext};
 use crate::metrics::Metrics;
 use crate::otp::send::attempt_rows;
 use crate::phone::Phone;
@@ -79,6 +79,37 @@ impl Gateway {
     /// Sends a text or a template message. A text longer than `[messages] max_segments` parts
     /// is refused before the limits or any provider see it.
     pub async fn send_message(&self, req: MessageRequest) -> Result<MessageSent, GatewayError> {
+        if req.kind == MessageType::Promotional {
+            self.may_promote(&req.to).await?;
+        }
+        self.deliver_message(req).await
+    }
+
+    /// Refuses a promotional message to a number that opted out of them, or inside its
+    /// country's quiet hours (a single send cannot be held, so it is refused with the wait).
+    async fn may_promote(&self, to: &Phone) -> Result<(), GatewayError> {
+        let now = self.clock.now();
+        let rule = self.settings.campaigns.quiet_hours.get(to.country_code());
+        if let Some(until) = rule.and_then(|r| crate::campaigns::quiet_hours::held_until(now, r)) {
+            return Err(GatewayError::Limit(LimitError::Refused {
+                reason: "quiet_hours",
+                retry_after_secs: (until - now).num_seconds().max(1) as u64,
+                message: format!("promotional messages to +{} wait for the end of quiet hours", to.country_code()),
+            }));
+        }
+        let opted_out = self
+            .store
+            .opted_out(&[to.e164().to_string()], &crate::campaigns::OPT_OUT_SCOPES)
+            .await?;
+        if !opted_out.is_empty() {
+            return Err(GatewayError::OptedOut);
+        }
+        Ok(())
+    }
+
+    /// Sends a message whose opt-outs and quiet hours were already checked (a campaign worker
+    /// checks a whole batch at once).
+    pub(crate) async fn deliver_message(&self, req: MessageRequest) -> Result<MessageSent, GatewayError> {
         let started = Instant::now();
         let measured = req.body.text().map(segments::measure);
         if let Some(m) = measured {

@@ -239,7 +239,7 @@ async fn twilio_inbound(app: &TestApp, from: &str, text: &str, token: Option<&st
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form);
     if let Some(t) = token {
-        req = req.header("x-twilio-signature", smsgate::campaigns::twilio_inbound::sign(t, &url, &params));
+        req = req.header("x-twilio-signature", smsgate::hooks::receipts::twilio_signature(t, &url, &params));
     }
     req.send().await.unwrap().status().as_u16()
 }
@@ -353,7 +353,51 @@ async fn pause_resume_and_cancel_control_what_is_sent(backend: Backend) {
     assert_eq!(next.body["next_cursor"], Value::Null);
 }
 
+async fn a_single_promotional_send_keeps_opt_outs_and_quiet_hours(backend: Backend) {
+    let app = app(backend, |s| {
+        s.campaigns.quiet_hours = smsgate::config::CampaignSettings::default().quiet_hours;
+    })
+    .await;
+    let promo = |to: String| json!({"to": to, "text": "Sale!", "type": "promotional"});
+    // 12:00 IST: outside quiet hours.
+    app.advance((secs_to_ist_night(app.clock.now()) + 14 * 3600) % 86_400);
+    let r = app.post("/v1/opt-outs", json!({"phone": phone(1)})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let refused = app.post("/v1/sms/send", promo(phone(1))).await;
+    assert_eq!(
+        (refused.status, refused.body["error"].as_str()),
+        (422, Some("opted_out")),
+        "{}",
+        refused.body
+    );
+    assert!(
+        app.sim.state().messages(Some(&phone(1))).is_empty(),
+        "nothing went to an opted-out number"
+    );
+    let tx = app.post("/v1/sms/send", json!({"to": phone(1), "text": "Your bill"})).await;
+    assert_eq!(
+        tx.status, 202,
+        "a promotional opt-out does not block a transactional message: {}",
+        tx.body
+    );
+    assert_eq!(app.post("/v1/sms/send", promo(phone(2))).await.status, 202);
+
+    app.advance(10 * 3600); // 22:00 IST
+    let night = app.post("/v1/sms/send", promo(phone(3))).await;
+    assert_eq!(
+        (night.status, night.body["reason"].as_str()),
+        (429, Some("quiet_hours")),
+        "{}",
+        night.body
+    );
+    assert_eq!(night.body["retry_after_seconds"], json!(11 * 3600), "until 09:00 IST");
+    assert!(app.sim.state().messages(Some(&phone(3))).is_empty());
+    let tx = app.post("/v1/sms/send", json!({"to": phone(3), "text": "Your bill"})).await;
+    assert_eq!(tx.status, 202, "transactional messages are not held: {}", tx.body);
+}
+
 on_both_stores!(
+    a_single_promotional_send_keeps_opt_outs_and_quiet_hours,
     a_campaign_reaches_every_unique_valid_number_once_and_ends_done,
     a_csv_upload_makes_a_campaign_with_per_recipient_template_values,
     oversized_and_malformed_campaigns_are_refused_whole,
