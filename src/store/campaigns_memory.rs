@@ -38,6 +38,8 @@ struct Row {
     not_before: DateTime<Utc>,
     lease: Option<(Uuid, DateTime<Utc>)>,
     attempt_id: Option<Uuid>,
+    /// The `message_id` of its attempt rows, once sent.
+    message_id: Option<Uuid>,
 }
 
 impl MemoryCampaigns {
@@ -47,16 +49,39 @@ impl MemoryCampaigns {
 }
 
 impl Inner {
-    fn with_counts(&self, c: &Campaign) -> Campaign {
+    /// `c` with its messages counted; a sent message whose receipt said delivered counts as
+    /// delivered.
+    fn with_counts(&self, c: &Campaign, delivered: &std::collections::HashSet<Uuid>) -> Campaign {
         let rows = self.messages.iter().filter(|m| m.campaign_id == c.id);
+        let state = |m: &Row| match m.state {
+            MessageState::Sent if m.message_id.is_some_and(|id| delivered.contains(&id)) => MessageState::Delivered,
+            s => s,
+        };
         Campaign {
-            counts: counts_from(rows.map(|m| (m.state, 1))),
+            counts: counts_from(rows.map(|m| (state(m), 1))),
             ..c.clone()
         }
     }
 
     fn running(&self, campaign: Uuid) -> bool {
         self.campaigns.get(&campaign).is_some_and(|c| c.status == CampaignStatus::Running)
+    }
+}
+
+impl MemoryStore {
+    /// Message ids whose delivery receipt said delivered.
+    fn delivered_messages(&self) -> std::collections::HashSet<Uuid> {
+        let inner = self.lock();
+        inner
+            .attempts
+            .iter()
+            .filter(|a| {
+                a.delivery
+                    .as_ref()
+                    .is_some_and(|d| d.status == super::receipts::DeliveryStatus::Delivered)
+            })
+            .map(|a| a.message_id)
+            .collect()
     }
 }
 
@@ -91,17 +116,20 @@ impl CampaignStore for MemoryStore {
                 not_before,
                 lease: None,
                 attempt_id: None,
+                message_id: None,
             });
         }
         Ok(())
     }
 
     async fn get_campaign(&self, id: Uuid) -> Result<Option<Campaign>, StoreError> {
+        let delivered = self.delivered_messages();
         let inner = self.campaigns.lock();
-        Ok(inner.campaigns.get(&id).map(|c| inner.with_counts(c)))
+        Ok(inner.campaigns.get(&id).map(|c| inner.with_counts(c, &delivered)))
     }
 
     async fn list_campaigns(&self, client: Option<&str>, before: Option<PageCursor>, limit: usize) -> Result<Vec<Campaign>, StoreError> {
+        let delivered = self.delivered_messages();
         let inner = self.campaigns.lock();
         let mut all: Vec<&Campaign> = inner
             .campaigns
@@ -110,7 +138,7 @@ impl CampaignStore for MemoryStore {
             .filter(|c| before.is_none_or(|b| (c.created_at, c.id) < (b.created_at, b.id)))
             .collect();
         all.sort_by_key(|c| std::cmp::Reverse((c.created_at, c.id)));
-        Ok(all.into_iter().take(limit).map(|c| inner.with_counts(c)).collect())
+        Ok(all.into_iter().take(limit).map(|c| inner.with_counts(c, &delivered)).collect())
     }
 
     async fn set_campaign_status(
@@ -234,8 +262,10 @@ impl CampaignStore for MemoryStore {
             }
             m.state = settle.state();
             m.lease = None;
-            if let Settle::Requeue { not_before, .. } = settle {
-                m.not_before = *not_before;
+            match settle {
+                Settle::Requeue { not_before, .. } => m.not_before = *not_before,
+                Settle::Sent { message_id, .. } => m.message_id = Some(*message_id),
+                _ => {}
             }
             n += 1;
         }

@@ -16,7 +16,10 @@ use super::{PostgresStore, StoreError};
 const CAMPAIGN_COLUMNS: &str = "c.id, c.client, c.name, c.type, c.body, c.status, c.schedule_at, c.max_per_second, \
      c.duplicates, c.invalid, c.created_at, c.updated_at, \
      (SELECT coalesce(jsonb_object_agg(state, n), '{}'::jsonb) FROM \
-        (SELECT state, count(*) AS n FROM sms_campaign_messages m WHERE m.campaign_id = c.id GROUP BY state) s) AS counts";
+        (SELECT CASE WHEN m.state = 'sent' AND EXISTS (SELECT 1 FROM sms_messages_log l \
+                      WHERE l.message_id = m.message_id AND l.delivery_status = 'delivered') \
+                     THEN 'delivered' ELSE m.state END AS state, count(*) AS n \
+           FROM sms_campaign_messages m WHERE m.campaign_id = c.id GROUP BY 1) s) AS counts";
 
 fn campaign_from_row(row: &Row) -> Result<Campaign, StoreError> {
     let kind: String = row.get("type");

@@ -396,7 +396,27 @@ async fn a_single_promotional_send_keeps_opt_outs_and_quiet_hours(backend: Backe
     assert_eq!(tx.status, 202, "transactional messages are not held: {}", tx.body);
 }
 
+async fn delivery_receipts_count_a_campaigns_messages_delivered(backend: Backend) {
+    let app = app(backend, |s| s.receipts.url_token = Some("t".to_string().into())).await;
+    let callback = format!("{}/v1/webhooks/twilio/status", app.base);
+    app.sim.state().receipts.set_callback("twilio", Some(&callback));
+    let id = created_id(
+        &app,
+        json!({"name": "notice", "type": "transactional", "text": "Your bill", "recipients": numbers(0..4)}),
+    )
+    .await;
+    wait_done(&app, &id).await;
+    let delivered = eventually(Duration::from_secs(10), || async {
+        campaign(&app, &id).await["counts"]["delivered"] == 4
+    })
+    .await;
+    let c = campaign(&app, &id).await;
+    assert!(delivered, "{c}");
+    assert_eq!(c["counts"]["sent"], 4, "delivered messages were sent too: {c}");
+}
+
 on_both_stores!(
+    delivery_receipts_count_a_campaigns_messages_delivered,
     a_single_promotional_send_keeps_opt_outs_and_quiet_hours,
     a_campaign_reaches_every_unique_valid_number_once_and_ends_done,
     a_csv_upload_makes_a_campaign_with_per_recipient_template_values,
