@@ -1,9 +1,12 @@
 //! A code handed over by Supabase Auth never reaches smsgate's log, at any level, whether the
 //! send succeeds or fails over. Its own binary: the log subscriber is process-wide.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+#[path = "support/log_capture.rs"]
+mod log_capture;
 
+use std::sync::Arc;
+
+use log_capture::Captured;
 use smsgate::app::Application;
 use smsgate::config::Settings;
 use smsgate::hooks::standard_webhooks::sign;
@@ -12,29 +15,9 @@ use smsgate::sim::{self, Fault, SimOptions};
 const SECRET: &str = "v1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const CODE: &str = "873105";
 
-/// Everything the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supabase_code_is_never_logged() {
-    let log = Captured::default();
-    let writer = log.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("smsgate=trace")
-        .with_writer(move || writer.clone())
-        .init();
+    let log = Captured::install("smsgate=trace");
 
     let sim = sim::start(SimOptions::default()).await.unwrap();
     let toml = format!(
@@ -103,7 +86,7 @@ secrets = ["{SECRET}"]
     let delivered = sim.state().messages(Some("+919876543210"));
     assert!(delivered.iter().any(|m| m.text.as_deref().is_some_and(|t| t.contains(CODE))));
 
-    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let log = log.text();
     assert!(log.contains("delivered an auth server's message"), "the log was captured:\n{log}");
     assert!(log.contains("failing over"), "the failover was logged:\n{log}");
     assert!(!log.contains(CODE), "the code is in the log:\n{log}");

@@ -2,13 +2,16 @@
 //! setting it, sending with it, listing providers, reordering and reading the audit trail. Its
 //! own binary: the log subscriber is process-wide.
 
+#[path = "support/log_capture.rs"]
+mod log_capture;
+
 #[path = "api/db.rs"]
 mod db;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use base64::Engine;
+use log_capture::Captured;
 use serde_json::{json, Value};
 use smsgate::app::Application;
 use smsgate::config::Settings;
@@ -17,29 +20,9 @@ use smsgate::sim::{self, SimOptions};
 const ADMIN: &str = "registry-logs-admin";
 const SENDER: &str = "registry-logs-app";
 
-/// Everything the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_set_through_the_api_is_never_logged() {
-    let log = Captured::default();
-    let writer = log.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("info,smsgate=trace")
-        .with_writer(move || writer.clone())
-        .init();
+    let log = Captured::install("info,smsgate=trace");
 
     let sim = sim::start(SimOptions::default()).await.unwrap();
     let creds = sim::SimCredentials::default();
@@ -162,7 +145,7 @@ from = "+15005550006"
             "a secret in an answer: {answer}"
         );
     }
-    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let log = log.text();
     assert!(log.contains("provider registry reloaded"), "the log was captured:\n{log}");
     assert!(!log.contains(&secret), "the secret is in the log:\n{log}");
     assert!(!log.contains(&basic), "the secret (as Basic auth) is in the log:\n{log}");
