@@ -41,8 +41,6 @@ impl Router {
         router
     }
 
-    /// The registry in force. A send holds the `Arc` it took for its whole dispatch, so a swap
-    /// never changes the providers under a send in flight.
     /// The router ordering by `health` (shared with the gateway, which refreshes it).
     pub fn with_health(mut self, health: Arc<Health>) -> Self {
         self.health = health;
@@ -57,6 +55,8 @@ impl Router {
         &self.health
     }
 
+    /// The registry in force. A send holds the `Arc` it took for its whole dispatch, so a swap
+    /// never changes the providers under a send in flight.
     pub fn registry(&self) -> Arc<Registry> {
         Arc::clone(&self.registry.read().unwrap_or_else(|e| e.into_inner()))
     }

@@ -135,11 +135,9 @@ impl HealthStore for MemoryStore {
         }
         // (session, provider) → whether it carried the session's first SMS.
         let mut carried: BTreeMap<(Uuid, &str), bool> = BTreeMap::new();
-        for a in inner
-            .attempts
-            .iter()
-            .filter(|a| a.outcome == "accepted" && a.created_at >= w.baseline_from)
-        {
+        // Sessions are judged by when they were opened (below); an attempt's own time is the
+        // router's wall clock, not the gateway's.
+        for a in inner.attempts.iter().filter(|a| a.outcome == "accepted") {
             if let Some(sid) = a.session_id {
                 *carried.entry((sid, a.provider.as_str())).or_default() |= a.message_id == sid;
             }
