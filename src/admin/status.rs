@@ -1,10 +1,11 @@
-//! The live status panel: each provider's breaker, 429 cool-down and its calls over the last
-//! minute and hour on this instance.
+//! The live status panel: each provider's breaker, 429 cool-down, its calls over the last
+//! minute and hour on this instance, and its conversion health per destination country.
 
 use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use crate::admin::Snapshot;
 use crate::service::Gateway;
 
 impl Gateway {
@@ -13,43 +14,50 @@ impl Gateway {
         self.store.kind() == "postgres"
     }
 
-    /// Whether secrets set through the API could be encrypted: `SMSGATE_MASTER_KEY` is set.
-    pub fn master_key_configured(&self) -> bool {
-        std::env::var_os("SMSGATE_MASTER_KEY").is_some_and(|v| !v.is_empty())
-    }
-
-    /// The registry's version. Providers from the file have one version, 0; the live registry
-    /// (`api_integrations`) numbers its changes.
-    pub fn registry_version(&self) -> u64 {
-        0
-    }
-
-    /// `GET /v1/admin/status`'s providers, in priority order, as of now.
-    pub fn provider_status(&self) -> Vec<Value> {
-        let registry = self.router.registry();
+    /// `GET /v1/admin/status`'s providers, in the registry's priority order, as of now: every
+    /// entry of `registry` (a disabled one has no live figures), with its conversion health per
+    /// destination country.
+    pub fn provider_status(&self, registry: &Snapshot) -> Vec<Value> {
+        let live = self.router.registry();
+        let verdict = self.router.health().verdict();
         // The router's clock (tokio's) for breakers, cool-downs and stats; the wall clock to
         // tell an admin when a cool-down ends.
         let now = tokio::time::Instant::now().into_std();
         let wall = self.clock.now();
         registry
-            .slots()
+            .entries
             .iter()
-            .map(|slot| {
-                let stats = slot.stats.summary(now);
-                let cooling_until = slot.cooling_until(now).map(|until| wall + wall_delta(until, now));
-                json!({
-                    "name": slot.name(),
-                    "enabled": true,
-                    "priority": slot.priority,
-                    "breaker": slot.breaker.state(now).label(),
-                    "cooling_until": cooling_until,
-                    "success_rate_1m": stats.success_rate_1m,
-                    "success_rate_1h": stats.success_rate_1h,
-                    "p50_ms_1m": stats.p50_ms_1m,
-                    "p95_ms_1m": stats.p95_ms_1m,
-                    "calls_1m": stats.calls_1m,
-                    "calls_1h": stats.calls_1h,
-                })
+            .map(|entry| {
+                let common = entry.config.common();
+                let health: serde_json::Map<String, Value> = verdict
+                    .iter()
+                    .filter(|((provider, _), _)| provider == common.name)
+                    .map(|((_, country), standing)| (country.clone(), json!(standing)))
+                    .collect();
+                let mut line = json!({
+                    "name": common.name,
+                    "enabled": common.enabled,
+                    "priority": common.priority,
+                    "health": health,
+                });
+                if let Some(slot) = live.slot(common.name) {
+                    let stats = slot.stats.summary(now);
+                    let cooling_until = slot.cooling_until(now).map(|until| wall + wall_delta(until, now));
+                    let figures = json!({
+                        "breaker": slot.breaker.state(now).label(),
+                        "cooling_until": cooling_until,
+                        "success_rate_1m": stats.success_rate_1m,
+                        "success_rate_1h": stats.success_rate_1h,
+                        "p50_ms_1m": stats.p50_ms_1m,
+                        "p95_ms_1m": stats.p95_ms_1m,
+                        "calls_1m": stats.calls_1m,
+                        "calls_1h": stats.calls_1h,
+                    });
+                    line.as_object_mut()
+                        .expect("an object")
+                        .extend(figures.as_object().expect("an object").clone());
+                }
+                line
             })
             .collect()
     }

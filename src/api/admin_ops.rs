@@ -186,7 +186,7 @@ pub async fn me(state: web::Data<AppState>, caller: Caller, req: HttpRequest) ->
         "mfa_required": mfa_required,
         "mfa_ok": mfa_ok,
         "database": database,
-        "can_set_secrets": database && state.gateway.master_key_configured(),
+        "can_set_secrets": database && state.registry.can_set_secrets(),
     })))
 }
 
@@ -420,8 +420,9 @@ pub async fn logs(state: web::Data<AppState>, caller: Caller, req: HttpRequest, 
 /// `GET /v1/admin/status`: each provider's breaker, cool-down, success rate and latency.
 pub async fn status(state: web::Data<AppState>, caller: Caller) -> Answer {
     caller.require(Role::Admin)?;
+    let registry = state.registry.snapshot();
     Ok(HttpResponse::Ok().json(json!({
-        "version": state.gateway.registry_version(),
-        "providers": state.gateway.provider_status(),
+        "version": registry.version,
+        "providers": state.gateway.provider_status(&registry),
     })))
 }

@@ -366,6 +366,19 @@ async fn a_provider_can_be_switched_off_and_on_again() {
     .await;
     assert_eq!((off.status, &off.body["enabled"]), (200, &json!(false)), "{}", off.body);
     app.otp_round_trip(PHONE, "twilio").await;
+    // The status panel lists the disabled provider as such, under the registry's version.
+    let status = call(&app, Method::GET, "/v1/admin/status", ADMIN_TOKEN, None).await;
+    let providers = status.body["providers"].as_array().expect("providers");
+    let two_factor = providers.iter().find(|p| p["name"] == "2factor").expect("2factor listed");
+    assert_eq!(two_factor["enabled"], json!(false), "{}", status.body);
+    assert!(
+        two_factor.get("breaker").is_none(),
+        "no live figures for a disabled provider: {}",
+        status.body
+    );
+    let twilio = providers.iter().find(|p| p["name"] == "twilio").expect("twilio listed");
+    assert_eq!(twilio["calls_1m"], json!(1), "{}", status.body);
+    assert!(status.body["version"].as_i64().unwrap_or(0) > 0, "{}", status.body);
     let on = call(
         &app,
         Method::PATCH,
