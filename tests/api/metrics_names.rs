@@ -4,10 +4,11 @@
 //! failover, a block, a capped 429, a group commit) are made to happen first.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{config_with, spawn_with, Backend, PHONE};
+use crate::helpers::{config_with, eventually, spawn_with, Backend, ADMIN_TOKEN, PHONE};
 
 const ALERTS: &str = include_str!("../../deploy/prometheus-alerts.yaml");
 const DASHBOARD: &str = include_str!("../../deploy/grafana-dashboard.json");
@@ -60,6 +61,9 @@ async fn every_metric_in_the_alerts_and_the_dashboard_is_exported_after_traffic(
         config_with(sim, |s| {
             s.routing.throttle_backoff_max_ms = 1_000;
             s.limits.per_phone_per_minute = 2;
+            // One settled session is enough for health to judge a provider.
+            s.health.min_sessions = 1;
+            s.health.settle_seconds = 1;
         })
     })
     .await;
@@ -81,6 +85,17 @@ async fn every_metric_in_the_alerts_and_the_dashboard_is_exported_after_traffic(
     // A hook without credentials counts a refusal.
     let hook = app.post("/v1/hooks/kratos/sms", json!({"to": PHONE, "text": "hi"})).await;
     assert_eq!(hook.status, 401);
+
+    // Health judges the settled sessions at its next refresh (an explain asks for one when due).
+    app.advance(60);
+    let judged = eventually(Duration::from_secs(10), || async {
+        let explain = app.get("/v1/routing/explain?to=%2B919876500000&kind=otp", Some(ADMIN_TOKEN)).await;
+        explain.body["candidates"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|p| p["health"]["sessions"].as_u64() > Some(0)))
+    })
+    .await;
+    assert!(judged, "health never judged the sessions");
 
     let wanted: BTreeSet<String> = metric_names(ALERTS).union(&metric_names(DASHBOARD)).cloned().collect();
     // Every counter above moved before its response was sent.
