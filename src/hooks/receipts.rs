@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 
 use crate::providers::{ProviderReceipt, ReceiptError, ReceiptRequest};
 use crate::service::{Gateway, GatewayError};
-use crate::store::receipts::{Receipt, ReceiptOutcome};
+use crate::store::receipts::{DeliveryStatus, Receipt, ReceiptOutcome};
 
 /// The parameters of a form body or a query string, in order, decoded.
 pub fn form_pairs(raw: &[u8]) -> Vec<(String, String)> {
@@ -150,13 +150,19 @@ impl Gateway {
         let store = std::sync::Arc::clone(&self.store);
         let metrics = self.metrics.clone();
         let clock = self.clock.clone();
+        let health = std::sync::Arc::clone(self.router.health());
         tokio::spawn(async move {
             for wait_ms in [100, 400, 1_500, 5_000] {
                 tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
                 match store.match_receipt(&receipt.provider, &receipt.reference).await {
-                    Ok(Some(sent_at)) => {
-                        let latency = (clock.now() - sent_at).num_milliseconds().max(0) as f64 / 1000.0;
+                    Ok(Some((sent_at, to))) => {
+                        let now = clock.now();
+                        let latency = (now - sent_at).num_milliseconds().max(0) as f64 / 1000.0;
                         metrics.receipt_latency.with_label_values(&[&receipt.provider]).observe(latency);
+                        if let Some(country) = crate::phone::calling_code_of(&to) {
+                            let delivered = receipt.delivery.status == DeliveryStatus::Delivered;
+                            health.record_receipt(&receipt.provider, country, delivered, now);
+                        }
                         return;
                     }
                     Ok(None) => {}
@@ -178,9 +184,14 @@ impl Gateway {
         if finals > 0.0 {
             self.metrics.delivered_ratio.with_label_values(&[name]).set(delivered / finals);
         }
-        if let ReceiptOutcome::Matched { sent_at } = outcome {
+        if let ReceiptOutcome::Matched { sent_at, to } = outcome {
             let latency = (received_at - *sent_at).num_milliseconds().max(0) as f64 / 1000.0;
             self.metrics.receipt_latency.with_label_values(&[name]).observe(latency);
+            // Health weighs what carriers say alongside what users do.
+            if let Some(country) = crate::phone::calling_code_of(to) {
+                let delivered = receipt.delivery.status == DeliveryStatus::Delivered;
+                self.router.health().record_receipt(name, country, delivered, received_at);
+            }
         }
     }
 }

@@ -64,8 +64,8 @@ pub struct Receipt {
 /// What storing a receipt did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReceiptOutcome {
-    /// Written onto the attempt, sent at `sent_at`.
-    Matched { sent_at: DateTime<Utc> },
+    /// Written onto the attempt, sent at `sent_at` to `to`.
+    Matched { sent_at: DateTime<Utc>, to: String },
     /// Kept; no attempt carries the reference yet.
     Pending,
     /// The same receipt (or an older one than what is kept) arrived again: nothing changed.
@@ -82,8 +82,8 @@ pub trait ReceiptStore: Send + Sync {
     /// returns how many attempts changed.
     async fn match_pending_receipts(&self, since: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Writes the kept receipt of (`provider`, `reference`) onto its attempt if the attempt does
-    /// not show it yet; returns the attempt's send time when it did.
-    async fn match_receipt(&self, provider: &str, reference: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// not show it yet; returns the attempt's send time and destination when it did.
+    async fn match_receipt(&self, provider: &str, reference: &str) -> Result<Option<(DateTime<Utc>, String)>, StoreError>;
 }
 
 /// Whether `new` should replace `kept`: another status, no older than the kept one. The same
@@ -104,15 +104,15 @@ impl ReceiptStore for MemoryStore {
             }
         }
         inner.receipts.insert(key, receipt.clone());
-        let mut sent_at = None;
+        let mut sent = None;
         for a in inner.attempts.iter_mut() {
             if a.provider == receipt.provider && a.provider_ref.as_deref() == Some(receipt.reference.as_str()) {
                 a.delivery = Some(receipt.delivery.clone());
-                sent_at = Some(a.created_at);
+                sent = Some((a.created_at, a.to.clone()));
             }
         }
-        Ok(match sent_at {
-            Some(sent_at) => ReceiptOutcome::Matched { sent_at },
+        Ok(match sent {
+            Some((sent_at, to)) => ReceiptOutcome::Matched { sent_at, to },
             None => ReceiptOutcome::Pending,
         })
     }
@@ -122,7 +122,7 @@ impl ReceiptStore for MemoryStore {
         Ok(0)
     }
 
-    async fn match_receipt(&self, provider: &str, reference: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn match_receipt(&self, provider: &str, reference: &str) -> Result<Option<(DateTime<Utc>, String)>, StoreError> {
         let mut inner = self.lock();
         let Some(kept) = inner.receipts.get(&(provider.to_string(), reference.to_string())).cloned() else {
             return Ok(None);
@@ -131,7 +131,7 @@ impl ReceiptStore for MemoryStore {
         for a in inner.attempts.iter_mut() {
             if a.provider == provider && a.provider_ref.as_deref() == Some(reference) && a.delivery.as_ref() != Some(&kept.delivery) {
                 a.delivery = Some(kept.delivery.clone());
-                sent_at = Some(a.created_at);
+                sent_at = Some((a.created_at, a.to.clone()));
             }
         }
         Ok(sent_at)
@@ -159,10 +159,11 @@ impl ReceiptStore for PostgresStore {
                 .await?;
             let kept: i64 = row.get(0);
             let sent_at: Option<DateTime<Utc>> = row.get(1);
-            Ok(match (kept, sent_at) {
-                (0, _) => ReceiptOutcome::Duplicate,
-                (_, Some(sent_at)) => ReceiptOutcome::Matched { sent_at },
-                (_, None) => ReceiptOutcome::Pending,
+            let to: Option<String> = row.get(2);
+            Ok(match (kept, sent_at, to) {
+                (0, _, _) => ReceiptOutcome::Duplicate,
+                (_, Some(sent_at), Some(to)) => ReceiptOutcome::Matched { sent_at, to },
+                _ => ReceiptOutcome::Pending,
             })
         })
         .await
@@ -186,11 +187,11 @@ impl ReceiptStore for PostgresStore {
         .await
     }
 
-    async fn match_receipt(&self, provider: &str, reference: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn match_receipt(&self, provider: &str, reference: &str) -> Result<Option<(DateTime<Utc>, String)>, StoreError> {
         self.bounded(async move {
             let client = self.pool().get().await?;
             let rows = client.query(MATCH_ONE_SQL, &[&provider, &reference]).await?;
-            Ok(rows.iter().map(|r| r.get::<_, DateTime<Utc>>(0)).min())
+            Ok(rows.iter().map(|r| (r.get::<_, DateTime<Utc>>(0), r.get::<_, String>(1))).min())
         })
         .await
     }
@@ -204,7 +205,7 @@ UPDATE sms_messages_log l
  WHERE r.provider = $1 AND r.reference = $2
    AND l.provider_name = r.provider AND l.provider_ref = r.reference
    AND l.delivered_at IS DISTINCT FROM r.event_at
-RETURNING l.created_at
+RETURNING l.created_at, l."to"
 "#;
 
 /// Keeps the receipt unless one as new is kept already, then writes it onto its attempt(s).
@@ -222,9 +223,9 @@ WITH kept AS (
     UPDATE sms_messages_log l
        SET delivery_status = $3, delivery_error = $4, delivered_at = $5
      WHERE l.provider_name = $1 AND l.provider_ref = $2 AND EXISTS (SELECT 1 FROM kept)
-    RETURNING l.created_at
+    RETURNING l.created_at, l."to"
 )
-SELECT (SELECT count(*) FROM kept), (SELECT min(created_at) FROM attempts)
+SELECT (SELECT count(*) FROM kept), (SELECT min(created_at) FROM attempts), (SELECT min("to") FROM attempts)
 "#;
 
 /// The delivery an attempt row's columns show, if any.

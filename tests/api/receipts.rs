@@ -120,6 +120,23 @@ async fn a_failed_receipt_marks_the_attempt_failed_with_the_providers_code(backe
     assert_eq!(app.metric("smsgate_delivered_ratio{provider=\"twilio\"}").await, Some(0.0));
 }
 
+async fn failed_receipts_reach_provider_health(backend: Backend) {
+    let app = spawn(backend, "twilio", Some(ReceiptFault::Failed)).await;
+    for _ in 0..3 {
+        let id = send(&app).await;
+        assert_eq!(delivery(&app, &id).await["status"], "failed");
+    }
+    // Health takes the receipts at its next refresh (an explain asks for one when due).
+    app.advance(60);
+    let seen = eventually(Duration::from_secs(10), || async {
+        let explain = app.get("/v1/routing/explain?to=%2B919876543210&kind=text", Some(ADMIN_TOKEN)).await;
+        explain.body["candidates"][0]["health"]["receipts_failed"] == 3
+    })
+    .await;
+    let explain = app.get("/v1/routing/explain?to=%2B919876543210&kind=text", Some(ADMIN_TOKEN)).await;
+    assert!(seen, "{}", explain.body);
+}
+
 async fn a_late_receipt_still_marks_the_attempt(backend: Backend) {
     let app = spawn(backend, "plivo", Some(ReceiptFault::Late(Duration::from_millis(300)))).await;
     let id = send(&app).await;
@@ -242,6 +259,7 @@ on_both_stores!(
     an_msg91_receipt_with_the_url_token_marks_the_attempt_delivered,
     a_2factor_receipt_with_the_url_token_marks_the_attempt_delivered,
     a_failed_receipt_marks_the_attempt_failed_with_the_providers_code,
+    failed_receipts_reach_provider_health,
     a_late_receipt_still_marks_the_attempt,
     a_duplicate_receipt_changes_nothing,
     forged_and_unsigned_receipts_are_refused_and_change_nothing,
