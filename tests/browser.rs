@@ -160,7 +160,14 @@ async fn order_becomes(c: &Client, want: &[&str]) {
 
 /// Saves the whole page (the window made as tall as the document) under `target/screenshots/`.
 async fn screenshot(c: &Client, name: &str, width: u32) {
-    let height = js(c, "return document.documentElement.scrollHeight").await.as_u64().unwrap_or(900);
+    // The window's own frame takes part of its height: add it so the whole page fits.
+    let height = js(
+        c,
+        "return document.documentElement.scrollHeight + Math.max(0, window.outerHeight - window.innerHeight)",
+    )
+    .await
+    .as_u64()
+    .unwrap_or(900);
     c.set_window_size(width, height.clamp(600, 4000) as u32).await.unwrap();
     js(c, "window.scrollTo(0, 0); return null").await;
     let png = c.screenshot().await.expect("a screenshot");
@@ -487,6 +494,9 @@ async fn an_admin_watches_pauses_and_cancels_campaigns_and_removes_an_opt_out_in
     let optout = helpers::phone(9);
     let r = app.post("/v1/opt-outs", json!({"phone": optout})).await;
     assert_eq!(r.status, 201, "{}", r.body);
+    let kept = helpers::phone(8);
+    let r = app.post("/v1/opt-outs", json!({"phone": kept, "scope": "all"})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
     let recipients: Vec<String> = (1..4).map(helpers::phone).collect();
     let r = app
         .post(
@@ -514,15 +524,26 @@ async fn an_admin_watches_pauses_and_cancels_campaigns_and_removes_an_opt_out_in
     // The tab opens from the keyboard: arrow right from the first tab selects Campaigns.
     find(&c, "#tab-settings").await.send_keys(&Key::Right.to_string()).await.unwrap();
     until("the Campaigns tab to show", || async {
-        let v = js(&c, "return [document.getElementById('pane-campaigns').hidden, document.activeElement.id]").await;
+        let v = js(
+            &c,
+            "return [document.getElementById('pane-campaigns').hidden, document.activeElement.id]",
+        )
+        .await;
         seen(v == json!([false, "tab-campaigns"]), (), format!("{v}"))
     })
     .await;
-    assert!(!find(&c, "#provider-list").await.is_displayed().await.unwrap(), "one panel at a time");
+    assert!(
+        !find(&c, "#provider-list").await.is_displayed().await.unwrap(),
+        "one panel at a time"
+    );
 
     // Newest first; the first campaign's counts reach done: three sent.
     until("both campaigns, newest first", || async {
-        let ids = js(&c, "return [...document.querySelectorAll('#campaign-list li')].map(li => li.dataset.id)").await;
+        let ids = js(
+            &c,
+            "return [...document.querySelectorAll('#campaign-list li')].map(li => li.dataset.id)",
+        )
+        .await;
         seen(ids == json!([second.clone(), first.clone()]), (), format!("{ids}"))
     })
     .await;
@@ -540,7 +561,11 @@ async fn an_admin_watches_pauses_and_cancels_campaigns_and_removes_an_opt_out_in
     )
     .await;
     assert_eq!(bar, json!([3, 3]), "the bar is full");
-    let done_buttons = js(&c, &format!("return document.querySelectorAll('li[data-id=\"{first}\"] button').length")).await;
+    let done_buttons = js(
+        &c,
+        &format!("return document.querySelectorAll('li[data-id=\"{first}\"] button').length"),
+    )
+    .await;
     assert_eq!(done_buttons, json!(0), "a finished campaign offers no controls");
 
     // The scheduled one pauses from the keyboard; the gateway agrees.
@@ -575,11 +600,29 @@ async fn an_admin_watches_pauses_and_cancels_campaigns_and_removes_an_opt_out_in
     // The opt-out is listed with its scope and source, and Remove takes it off the gateway.
     let row = text_with(&c, "#optout-rows", &optout).await;
     assert!(row.contains("promotional") && row.contains("api"), "{row}");
-    find(&c, &format!("[data-key='rm-{optout}-promotional']")).await.click().await.unwrap();
+    find(&c, &format!("[data-key='rm-{optout}-promotional']"))
+        .await
+        .click()
+        .await
+        .unwrap();
     text_with(&c, "#optouts-msg", "Removed").await;
-    text_with(&c, "#optouts-state", "No opt-outs").await;
+    until("the removed number off the list", || async {
+        let rows = js(
+            &c,
+            "return [...document.querySelectorAll('#optout-rows tr')].map(r => r.dataset.phone)",
+        )
+        .await;
+        seen(rows == json!([kept.clone()]), (), format!("{rows}"))
+    })
+    .await;
     let listed = app.get("/v1/opt-outs", Some(ADMIN_TOKEN)).await;
-    assert_eq!(listed.body["opt_outs"], json!([]), "{}", listed.body);
+    let phones: Vec<&str> = listed.body["opt_outs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["phone"].as_str().unwrap())
+        .collect();
+    assert_eq!(phones, [kept.as_str()], "{}", listed.body);
 
     // The tab on a 360 px phone (it survives a reload through #campaigns): nothing sideways.
     c.set_window_size(360, 800).await.unwrap();

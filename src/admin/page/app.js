@@ -869,6 +869,9 @@ const COUNTS = [
   ["invalid", "invalid", true],
 ];
 
+/** Counts that need a look when above zero. */
+const BAD_COUNTS = new Set(["failed", "ambiguous"]);
+
 /** Messages that will not move any more: everything but queued, sending and held. */
 function finished(c) {
   const n = c.counts || {};
@@ -914,9 +917,9 @@ function renderCampaigns() {
     const total = n.total || 0;
     const done = finished(c);
     const status = c.status || "unknown";
-    const when = [c.type, `created ${fmtTime(c.created_at)}`, c.schedule_at && status === "scheduled" ? `starts ${fmtTime(c.schedule_at)}` : null];
+    const when = [c.type, `created ${fmtTime(c.created_at)}`, c.schedule_at ? `scheduled for ${fmtTime(c.schedule_at)}` : null];
     const counts = COUNTS.filter(([key, , optional]) => !optional || n[key]).map(([key, label]) =>
-      el("div", { class: `count count-${key}` }, el("dt", {}, label), el("dd", { "data-count": key }, String(n[key] ?? 0))),
+      el("div", { class: `count count-${key}` }, el("dt", {}, label), el("dd", { "data-count": key, class: BAD_COUNTS.has(key) && n[key] ? "bad" : null }, String(n[key] ?? 0))),
     );
     const controls = [];
     if (LIVE_STATUSES.has(status)) controls.push(campaignButton(c, "pause", "Pause"));
