@@ -954,7 +954,7 @@ function renderCampaigns() {
       ),
       el("dl", { class: "live counts" }, counts),
       controls.length ? el("div", { class: "controls" }, controls) : null,
-      el("p", { class: `msg ${msg ? msg.kind : ""}`, role: "alert", "data-msg": c.id }, msg ? msg.text : ""),
+      el("p", { class: `msg ${msg ? msg.kind : ""}`, role: "alert", tabindex: "-1", "data-msg": c.id }, msg ? msg.text : ""),
     );
   });
   list.replaceChildren(...items);
@@ -978,7 +978,9 @@ async function controlCampaign(c, action) {
     state.campaigns = state.campaigns.map((x) => (x.id === c.id ? updated : x));
     state.campaignMsgs[c.id] = { kind: "ok", text: done };
     renderCampaigns();
-    $("campaign-list").querySelector(`li[data-id="${CSS.escape(c.id)}"] button`)?.focus();
+    // Focus stays on the campaign: its first button, or its message once none is left.
+    const item = $("campaign-list").querySelector(`li[data-id="${CSS.escape(c.id)}"]`);
+    (item?.querySelector("button") || item?.querySelector("[data-msg]"))?.focus();
   } catch (e) {
     state.campaignMsgs[c.id] = { kind: "error", text: `${action[0].toUpperCase()}${action.slice(1)} refused: ${sentence(e.explain())}` };
     // The refusal usually means the page was behind: show what the gateway has now.
