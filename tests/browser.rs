@@ -160,7 +160,14 @@ async fn order_becomes(c: &Client, want: &[&str]) {
 
 /// Saves the whole page (the window made as tall as the document) under `target/screenshots/`.
 async fn screenshot(c: &Client, name: &str, width: u32) {
-    let height = js(c, "return document.documentElement.scrollHeight").await.as_u64().unwrap_or(900);
+    // The window's own frame takes part of its height: add it so the whole page fits.
+    let height = js(
+        c,
+        "return document.documentElement.scrollHeight + Math.max(0, window.outerHeight - window.innerHeight)",
+    )
+    .await
+    .as_u64()
+    .unwrap_or(900);
     c.set_window_size(width, height.clamp(600, 4000) as u32).await.unwrap();
     js(c, "window.scrollTo(0, 0); return null").await;
     let png = c.screenshot().await.expect("a screenshot");
@@ -436,5 +443,206 @@ async fn logs_wait_for_an_otp_to_the_admins_own_phone_when_their_entry_has_one()
     c.refresh().await.unwrap();
     text_with(&c, "#log-rows", &masked).await;
     assert!(!find(&c, "#mfa").await.is_displayed().await.unwrap());
+    c.close().await.unwrap();
+}
+
+/// The status chip the Campaigns tab shows for campaign `id`, or "" when it is not listed.
+async fn shown_status(c: &Client, id: &str) -> String {
+    let v = js(
+        c,
+        &format!("const s = document.querySelector('#campaign-list li[data-id=\"{id}\"] [data-status]'); return s ? s.textContent : ''"),
+    )
+    .await;
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// A count the tab shows for campaign `id` (e.g. `sent`), or -1 when it is not shown.
+async fn shown_count(c: &Client, id: &str, key: &str) -> i64 {
+    let v = js(
+        c,
+        &format!(
+            "const d = document.querySelector('#campaign-list li[data-id=\"{id}\"] [data-count=\"{key}\"]'); return d ? Number(d.textContent) : -1"
+        ),
+    )
+    .await;
+    v.as_i64().unwrap_or(-1)
+}
+
+async fn status_becomes(c: &Client, id: &str, want: &str) {
+    until(&format!("campaign {id} to show {want}"), || async {
+        let got = shown_status(c, id).await;
+        seen(got == want, (), got)
+    })
+    .await
+}
+
+async fn api_status(app: &TestApp, id: &str) -> Value {
+    let r = app.get(&format!("/v1/campaigns/{id}"), Some(ADMIN_TOKEN)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["status"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_watches_pauses_and_cancels_campaigns_and_removes_an_opt_out_in_a_real_browser() {
+    let app = spawn_tuned(Backend::Postgres, |s| {
+        s.campaigns.poll_ms = 20;
+        s.campaigns.quiet_hours.clear();
+    })
+    .await;
+    // Two numbers have opted out, and an app has a campaign scheduled an hour ahead.
+    let optout = helpers::phone(9);
+    let r = app.post("/v1/opt-outs", json!({"phone": optout})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let kept = helpers::phone(8);
+    let r = app.post("/v1/opt-outs", json!({"phone": kept, "scope": "all"})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let later = (app.clock.now() + chrono::Duration::hours(1)).to_rfc3339();
+    let r = app
+        .post(
+            "/v1/campaigns",
+            json!({"name": "spring sale", "type": "promotional", "text": "Sale!", "recipients": [helpers::phone(5), helpers::phone(6)], "schedule_at": later}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let second = r.body["id"].as_str().unwrap().to_string();
+
+    let driver = Driver::start().await;
+    let c = driver.browser().await;
+    sign_in(&c, &app).await;
+
+    // The tab opens from the keyboard: arrow right from the first tab selects Campaigns.
+    find(&c, "#tab-settings").await.send_keys(&Key::Right.to_string()).await.unwrap();
+    until("the Campaigns tab to show", || async {
+        let v = js(
+            &c,
+            "return [document.getElementById('pane-campaigns').hidden, document.activeElement.id]",
+        )
+        .await;
+        seen(v == json!([false, "tab-campaigns"]), (), format!("{v}"))
+    })
+    .await;
+    assert!(
+        !find(&c, "#provider-list").await.is_displayed().await.unwrap(),
+        "one panel at a time"
+    );
+    status_becomes(&c, &second, "scheduled").await;
+
+    // A promotional campaign to three numbers and an opted-out one, started while the tab is
+    // open: the tab refreshes by itself (a scheduled campaign is live) and shows it first, its
+    // counts reaching done: three sent, one skipped for the opt-out.
+    app.advance(1);
+    let mut recipients: Vec<String> = (1..4).map(helpers::phone).collect();
+    recipients.push(optout.clone());
+    let r = app
+        .post(
+            "/v1/campaigns",
+            json!({"name": "winter notice", "type": "promotional", "text": "Hello from smsgate", "recipients": recipients}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let first = r.body["id"].as_str().unwrap().to_string();
+    until("both campaigns, newest first", || async {
+        let ids = js(
+            &c,
+            "return [...document.querySelectorAll('#campaign-list li')].map(li => li.dataset.id)",
+        )
+        .await;
+        seen(ids == json!([first.clone(), second.clone()]), (), format!("{ids}"))
+    })
+    .await;
+    status_becomes(&c, &first, "done").await;
+    until("three sent, one skipped and none queued", || async {
+        let got = (
+            shown_count(&c, &first, "sent").await,
+            shown_count(&c, &first, "skipped_opt_out").await,
+            shown_count(&c, &first, "queued").await,
+        );
+        seen(got == (3, 1, 0), (), format!("{got:?}"))
+    })
+    .await;
+    assert_eq!(shown_count(&c, &first, "failed").await, 0);
+    let bar = js(
+        &c,
+        &format!("const p = document.querySelector('li[data-id=\"{first}\"] progress'); return [p.value, p.max]"),
+    )
+    .await;
+    assert_eq!(bar, json!([4, 4]), "the bar is full");
+    let done_buttons = js(
+        &c,
+        &format!("return document.querySelectorAll('li[data-id=\"{first}\"] button').length"),
+    )
+    .await;
+    assert_eq!(done_buttons, json!(0), "a finished campaign offers no controls");
+
+    // The scheduled one pauses from the keyboard; the gateway agrees.
+    find(&c, &format!("[data-key='pause-{second}']"))
+        .await
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .unwrap();
+    status_becomes(&c, &second, "paused").await;
+    text_with(&c, &format!("[data-msg='{second}']"), "Paused").await;
+    assert_eq!(api_status(&app, &second).await, json!("paused"));
+    find(&c, &format!("[data-key='resume-{second}']")).await;
+    screenshot(&c, "07-campaigns", 1280).await;
+
+    // Cancel asks first; "Keep it" leaves it alone.
+    find(&c, &format!("[data-key='cancel-{second}']")).await.click().await.unwrap();
+    find(&c, &format!("[data-key='keep-{second}']")).await.click().await.unwrap();
+    find(&c, &format!("[data-key='cancel-{second}']")).await;
+    assert_eq!(api_status(&app, &second).await, json!("paused"));
+
+    // Cancelled elsewhere meanwhile: the page's Cancel is refused and says so next to the
+    // campaign, then shows what the gateway has.
+    let r = app.post(&format!("/v1/campaigns/{second}/cancel"), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    find(&c, &format!("[data-key='cancel-{second}']")).await.click().await.unwrap();
+    find(&c, &format!("[data-key='confirm-{second}']")).await.click().await.unwrap();
+    text_with(&c, &format!("[data-msg='{second}']"), "Cancel refused").await;
+    status_becomes(&c, &second, "cancelled").await;
+    screenshot(&c, "08-campaign-refused", 1280).await;
+
+    // The opt-out is listed with its scope and source, and Remove takes it off the gateway.
+    let row = text_with(&c, "#optout-rows", &optout).await;
+    assert!(row.contains("promotional") && row.contains("api"), "{row}");
+    find(&c, &format!("[data-key='rm-{optout}-promotional']"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    text_with(&c, "#optouts-msg", "Removed").await;
+    until("the removed number off the list", || async {
+        let rows = js(
+            &c,
+            "return [...document.querySelectorAll('#optout-rows tr')].map(r => r.dataset.phone)",
+        )
+        .await;
+        seen(rows == json!([kept.clone()]), (), format!("{rows}"))
+    })
+    .await;
+    let listed = app.get("/v1/opt-outs", Some(ADMIN_TOKEN)).await;
+    let phones: Vec<&str> = listed.body["opt_outs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["phone"].as_str().unwrap())
+        .collect();
+    assert_eq!(phones, [kept.as_str()], "{}", listed.body);
+
+    // The tab on a 360 px phone (it survives a reload through #campaigns): nothing sideways.
+    c.set_window_size(360, 800).await.unwrap();
+    c.refresh().await.unwrap();
+    status_becomes(&c, &first, "done").await;
+    let width = js(&c, "return [window.innerWidth, document.documentElement.scrollWidth]").await;
+    assert_eq!(width[0], json!(360), "the viewport is 360 px wide");
+    assert!(width[1].as_u64().unwrap() <= 360, "the tab scrolls sideways at 360 px: {width}");
+    screenshot(&c, "09-campaigns-phone-360", 360).await;
+    let width = js(&c, "return document.documentElement.scrollWidth").await;
+    assert!(width.as_u64().unwrap() <= 360, "the tab scrolls sideways at 360 px: {width}");
+
+    // With the last opt-out removed the list says it is empty rather than showing nothing.
+    find(&c, &format!("[data-key='rm-{kept}-all']")).await.click().await.unwrap();
+    text_with(&c, "#optouts-state", "No opt-outs").await;
+    assert!(!find(&c, "#optout-table").await.is_displayed().await.unwrap());
     c.close().await.unwrap();
 }

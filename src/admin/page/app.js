@@ -6,6 +6,7 @@ const TOKEN_KEY = "smsgate.admin.token";
 const MFA_KEY = "smsgate.admin.mfa";
 const STATUS_EVERY_MS = 5000;
 const LOGS_EVERY_MS = 10000;
+const CAMPAIGNS_EVERY_MS = 3000;
 const STALE_AFTER_MS = 15000;
 const PAGE = 25;
 
@@ -65,6 +66,13 @@ const state = {
   testSession: null,
   logCursors: [null],
   auditCursors: [null],
+  campaigns: [],
+  campaignCursors: [null],
+  campaignNext: null,
+  campaignMsgs: {}, // campaign id -> {kind, text} shown next to it, kept across refreshes
+  confirmCancel: null, // the campaign whose Cancel waits for a second click
+  optCursors: [null],
+  optNext: null,
   timers: [],
 };
 
@@ -231,7 +239,9 @@ async function start() {
   refreshStatus();
   loadLogs();
   loadAudit();
+  if (location.hash === "#campaigns") selectTab("campaigns");
   state.timers.push(setInterval(refreshStatus, STATUS_EVERY_MS));
+  state.timers.push(setInterval(pollCampaigns, CAMPAIGNS_EVERY_MS));
   state.timers.push(setInterval(tick, 1000));
   state.timers.push(
     setInterval(() => {
@@ -813,6 +823,230 @@ async function loadAudit() {
   }
 }
 
+// ---------------------------------------------------------------- tabs
+
+/** Shows one tab's panel; the choice survives a reload through the URL's #fragment. */
+function selectTab(name, focus) {
+  for (const t of document.querySelectorAll('[role="tab"]')) {
+    const on = t.id === `tab-${name}`;
+    t.setAttribute("aria-selected", on ? "true" : "false");
+    t.tabIndex = on ? 0 : -1;
+    $(t.getAttribute("aria-controls")).hidden = !on;
+    if (on && focus) t.focus();
+  }
+  if (history.replaceState) history.replaceState(null, "", name === "settings" ? location.pathname : `#${name}`);
+  if (name === "campaigns" && state.me) {
+    loadCampaigns();
+    loadOptOuts();
+  }
+}
+
+/** Arrow keys, Home and End move between tabs (the WAI-ARIA tabs pattern). */
+function tabKeys(ev) {
+  const tabs = [...document.querySelectorAll('[role="tab"]')];
+  const i = tabs.indexOf(ev.target);
+  const to = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: tabs.length - 1 }[ev.key];
+  if (to === undefined) return;
+  ev.preventDefault();
+  selectTab(tabs[(to + tabs.length) % tabs.length].id.slice(4), true);
+}
+
+// ---------------------------------------------------------------- campaigns
+
+/** Statuses whose counts still move, so the list keeps refreshing. */
+const LIVE_STATUSES = new Set(["running", "scheduled"]);
+/** Counts shown for each campaign, in this order; zero ones marked `optional` are left out. */
+const COUNTS = [
+  ["queued", "queued"],
+  ["sent", "sent"],
+  ["delivered", "delivered"],
+  ["failed", "failed"],
+  ["skipped_opt_out", "skipped (opt-out)"],
+  ["held_quiet_hours", "held (quiet hours)"],
+  ["ambiguous", "ambiguous"],
+  ["cancelled", "cancelled", true],
+  ["duplicate", "duplicates", true],
+  ["invalid", "invalid", true],
+];
+
+/** Counts that need a look when above zero. */
+const BAD_COUNTS = new Set(["failed", "ambiguous"]);
+
+/** Messages that will not move any more: everything but queued, sending and held. */
+function finished(c) {
+  const n = c.counts || {};
+  return Math.max(0, (n.total || 0) - (n.queued || 0) - (n.sending || 0) - (n.held_quiet_hours || 0));
+}
+
+async function loadCampaigns(quiet) {
+  const note = $("campaigns-state");
+  if (!quiet) {
+    note.className = "state";
+    note.textContent = "Loading campaigns…";
+  }
+  const cursor = state.campaignCursors[state.campaignCursors.length - 1];
+  try {
+    const data = await api("GET", `/v1/campaigns?limit=${PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    state.campaigns = data.campaigns || [];
+    state.campaignNext = data.next_cursor || null;
+    state.campaignsError = null;
+    renderCampaigns();
+    $("campaigns-meta").textContent = `updated ${fmtTime(new Date())}`;
+    note.className = "state";
+    note.textContent = state.campaigns.length ? "" : state.campaignCursors.length > 1 ? "No older campaigns." : "No campaigns yet. Start one with POST /v1/campaigns.";
+  } catch (e) {
+    state.campaignsError = e;
+    note.className = "state error";
+    note.textContent = `Could not load campaigns: ${e.explain()}${state.campaigns.length ? " The list below may be stale." : ""}`;
+  }
+}
+
+function campaignButton(c, action, label, extra) {
+  return el(
+    "button",
+    Object.assign({ type: "button", "data-key": `${action}-${c.id}`, "aria-label": `${label} campaign ${c.name}`, onclick: () => controlCampaign(c, action) }, extra || {}),
+    label,
+  );
+}
+
+function renderCampaigns() {
+  const list = $("campaign-list");
+  const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.key : null;
+  const items = state.campaigns.map((c) => {
+    const n = c.counts || {};
+    const total = n.total || 0;
+    const done = finished(c);
+    const status = c.status || "unknown";
+    const when = [c.type, `created ${fmtTime(c.created_at)}`, c.schedule_at ? `scheduled for ${fmtTime(c.schedule_at)}` : null];
+    const counts = COUNTS.filter(([key, , optional]) => !optional || n[key]).map(([key, label]) =>
+      el("div", { class: `count count-${key}` }, el("dt", {}, label), el("dd", { "data-count": key, class: BAD_COUNTS.has(key) && n[key] ? "bad" : null }, String(n[key] ?? 0))),
+    );
+    const controls = [];
+    if (LIVE_STATUSES.has(status)) controls.push(campaignButton(c, "pause", "Pause"));
+    if (status === "paused") controls.push(campaignButton(c, "resume", "Resume"));
+    if (LIVE_STATUSES.has(status) || status === "paused") {
+      if (state.confirmCancel === c.id) {
+        controls.push(
+          el("span", { class: "confirm", role: "group", "aria-label": `Confirm cancelling ${c.name}` }, "Cancel for good? ",
+            campaignButton(c, "cancel", "Yes, cancel", { class: "danger", "data-key": `confirm-${c.id}` }),
+            el("button", { type: "button", class: "quiet", "data-key": `keep-${c.id}`, onclick: () => askCancel(null, `cancel-${c.id}`) }, "Keep it")),
+        );
+      } else {
+        controls.push(el("button", { type: "button", class: "quiet", "data-key": `cancel-${c.id}`, "aria-label": `Cancel campaign ${c.name}`, onclick: () => askCancel(c.id, `confirm-${c.id}`) }, "Cancel…"));
+      }
+    }
+    const msg = state.campaignMsgs[c.id];
+    return el(
+      "li",
+      { class: `campaign status-${status}`, "data-id": c.id },
+      el(
+        "div",
+        { class: "line" },
+        el("strong", { class: "cname" }, c.name || c.id),
+        el("span", { class: `chip status status-${status}`, "data-status": status }, status),
+        el("span", { class: "meta" }, when.filter(Boolean).join(" · ")),
+      ),
+      el(
+        "div",
+        { class: "bar" },
+        el("progress", { max: String(Math.max(total, 1)), value: String(total ? done : 0), "aria-label": `Progress of ${c.name}` }),
+        el("span", { class: "meta" }, `${done} of ${total} finished`),
+      ),
+      el("dl", { class: "live counts" }, counts),
+      controls.length ? el("div", { class: "controls" }, controls) : null,
+      el("p", { class: `msg ${msg ? msg.kind : ""}`, role: "alert", tabindex: "-1", "data-msg": c.id }, msg ? msg.text : ""),
+    );
+  });
+  list.replaceChildren(...items);
+  if (focused) list.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
+  $("campaigns-older").disabled = !state.campaignNext;
+  $("campaigns-newest").disabled = state.campaignCursors.length === 1;
+}
+
+function askCancel(id, focusKey) {
+  state.confirmCancel = id;
+  renderCampaigns();
+  $("campaign-list").querySelector(`[data-key="${CSS.escape(focusKey)}"]`)?.focus();
+}
+
+async function controlCampaign(c, action) {
+  const done = { pause: "Paused.", resume: "Resumed.", cancel: "Cancelled." }[action];
+  for (const b of $("campaign-list").querySelectorAll(`li[data-id="${CSS.escape(c.id)}"] button`)) b.disabled = true;
+  state.confirmCancel = null;
+  try {
+    const updated = await api("POST", `/v1/campaigns/${encodeURIComponent(c.id)}/${action}`, {});
+    state.campaigns = state.campaigns.map((x) => (x.id === c.id ? updated : x));
+    state.campaignMsgs[c.id] = { kind: "ok", text: done };
+    renderCampaigns();
+    // Focus stays on the campaign: its first button, or its message once none is left.
+    const item = $("campaign-list").querySelector(`li[data-id="${CSS.escape(c.id)}"]`);
+    (item?.querySelector("button") || item?.querySelector("[data-msg]"))?.focus();
+  } catch (e) {
+    state.campaignMsgs[c.id] = { kind: "error", text: `${action[0].toUpperCase()}${action.slice(1)} refused: ${sentence(e.explain())}` };
+    // The refusal usually means the page was behind: show what the gateway has now.
+    await loadCampaigns(true);
+    renderCampaigns();
+  }
+}
+
+/** Refreshes the shown page while one of its campaigns can still change. */
+function pollCampaigns() {
+  if ($("pane-campaigns").hidden || state.campaignCursors.length > 1) return;
+  if (state.campaigns.some((c) => LIVE_STATUSES.has(c.status))) loadCampaigns(true);
+}
+
+// ---------------------------------------------------------------- opt-outs
+
+async function loadOptOuts(quiet) {
+  const note = $("optouts-state");
+  if (!quiet) {
+    note.className = "state";
+    note.textContent = "Loading opt-outs…";
+  }
+  const after = state.optCursors[state.optCursors.length - 1];
+  try {
+    const data = await api("GET", `/v1/opt-outs?limit=${PAGE}${after ? `&after=${encodeURIComponent(after)}` : ""}`);
+    const rows = (data.opt_outs || []).map((o) =>
+      el(
+        "tr",
+        { "data-phone": o.phone },
+        el("td", { "data-label": "Phone" }, o.phone),
+        el("td", { "data-label": "Scope" }, el("span", { class: "chip" }, o.scope)),
+        el("td", { "data-label": "Source" }, o.source),
+        el("td", { "data-label": "Since" }, fmtTime(o.created_at)),
+        el(
+          "td",
+          { "data-label": "" },
+          el("button", { type: "button", class: "quiet", "data-key": `rm-${o.phone}-${o.scope}`, "aria-label": `Remove ${o.phone} (${o.scope})`, onclick: () => removeOptOut(o) }, "Remove"),
+        ),
+      ),
+    );
+    $("optout-rows").replaceChildren(...rows);
+    $("optout-table").hidden = rows.length === 0;
+    state.optNext = data.next_after || null;
+    $("optouts-more").disabled = !state.optNext;
+    $("optouts-first").disabled = state.optCursors.length === 1;
+    $("optouts-meta").textContent = `updated ${fmtTime(new Date())}`;
+    note.className = "state";
+    note.textContent = rows.length ? "" : state.optCursors.length > 1 ? "No more opt-outs." : "No opt-outs: every number may get campaign messages.";
+  } catch (e) {
+    note.className = "state error";
+    note.textContent = `Could not load opt-outs: ${e.explain()}${$("optout-rows").children.length ? " Rows below may be stale." : ""}`;
+  }
+}
+
+async function removeOptOut(o) {
+  const msg = $("optouts-msg");
+  try {
+    await api("DELETE", `/v1/opt-outs?phone=${encodeURIComponent(o.phone)}&scope=${encodeURIComponent(o.scope)}`);
+    setMsg(msg, "ok", `Removed ${o.phone} (${o.scope}).`);
+  } catch (e) {
+    setMsg(msg, "error", `Could not remove ${o.phone}: ${sentence(e.explain())}`);
+  }
+  await loadOptOuts(true);
+  $("optouts-refresh").focus();
+}
+
 // ---------------------------------------------------------------- wiring
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -858,6 +1092,30 @@ document.addEventListener("DOMContentLoaded", () => {
   $("audit-newest").addEventListener("click", () => {
     state.auditCursors = [null];
     loadAudit();
+  });
+  for (const t of document.querySelectorAll('[role="tab"]')) {
+    t.addEventListener("click", () => selectTab(t.id.slice(4)));
+    t.addEventListener("keydown", tabKeys);
+  }
+  $("campaigns-refresh").addEventListener("click", () => loadCampaigns());
+  $("campaigns-older").addEventListener("click", () => {
+    if (!state.campaignNext) return;
+    state.campaignCursors.push(state.campaignNext);
+    loadCampaigns();
+  });
+  $("campaigns-newest").addEventListener("click", () => {
+    state.campaignCursors = [null];
+    loadCampaigns();
+  });
+  $("optouts-refresh").addEventListener("click", () => loadOptOuts());
+  $("optouts-more").addEventListener("click", () => {
+    if (!state.optNext) return;
+    state.optCursors.push(state.optNext);
+    loadOptOuts();
+  });
+  $("optouts-first").addEventListener("click", () => {
+    state.optCursors = [null];
+    loadOptOuts();
   });
   // Filters stay folded on a phone, where they would push the rows off the screen.
   $("log-filter-box").open = window.matchMedia("(min-width: 720px)").matches;
