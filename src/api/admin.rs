@@ -159,8 +159,9 @@ pub async fn reorder(state: web::Data<AppState>, caller: Caller, body: web::Json
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (empty: the first page).
     #[serde(default)]
+    #[param(pattern = "^(|-?[0-9]{1,18})$")]
     cursor: Option<String>,
     /// Page size, 1 to 500 (default 50; others are clamped).
     #[serde(default)]

@@ -206,7 +206,7 @@ pub async fn me(state: web::Data<AppState>, caller: Caller, req: HttpRequest) ->
 pub struct TestBody {
     /// Where to send the test code, E.164.
     #[serde(default)]
-    #[schema(pattern = "^\\+[1-9][0-9]{7,14}$", nullable = false)]
+    #[schema(pattern = "^\\+[1-9][0-9]{7,14}$", nullable = false, required = true)]
     phone: Option<String>,
 }
 
@@ -267,11 +267,11 @@ pub async fn test_send(state: web::Data<AppState>, caller: Caller, name: web::Pa
 pub struct CodeBody {
     /// The `session_id` the send returned.
     #[serde(default)]
-    #[schema(format = Uuid, nullable = false)]
+    #[schema(format = Uuid, nullable = false, required = true)]
     session_id: Option<String>,
     /// The code: 4 to 10 digits.
     #[serde(default, alias = "otp")]
-    #[schema(pattern = "^[0-9]{4,10}$", nullable = false)]
+    #[schema(pattern = "^[0-9]{4,10}$", nullable = false, required = true)]
     code: Option<String>,
 }
 
@@ -399,18 +399,18 @@ pub struct LogsQuery {
     outcome: Option<String>,
     /// Only this attempt or OTP event type.
     #[serde(rename = "type")]
-    #[param(rename = "type", pattern = "^(otp|text|template|autogen|local|verify)$")]
+    #[param(rename = "type", pattern = "^(|otp|text|template|autogen|local|verify)$")]
     kind: Option<String>,
     /// From this time (RFC 3339).
-    #[param(format = DateTime)]
+    #[param(pattern = "^(|(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))$")]
     since: Option<String>,
     /// Before this time (RFC 3339), after `since`.
-    #[param(format = DateTime)]
+    #[param(pattern = "^(|(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))$")]
     until: Option<String>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
     /// Page size, at least 1 (larger than the maximum is clamped).
-    #[param(pattern = "^[1-9][0-9]{0,8}$")]
+    #[param(pattern = "^(|[1-9][0-9]{0,8})$")]
     limit: Option<String>,
 }
 

@@ -328,6 +328,7 @@ pub struct ListQuery {
     limit: Option<usize>,
     /// The `next_cursor` of the previous page.
     #[serde(default)]
+    #[param(pattern = "^[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     cursor: Option<String>,
 }
 

@@ -118,6 +118,21 @@ fn refine(doc: &mut serde_json::Value) {
         {"required": ["to"], "properties": {"to": {"type": "string", "pattern": "^\\+[1-9][0-9]{7,14}$"}}},
         {"required": ["recipient"], "properties": {"recipient": {"type": "string", "pattern": "^\\+[1-9][0-9]{7,14}$"}}},
     ]);
+    // A campaign sends `text`, or a `template` with its `vars`; each recipient is a number, or
+    // a number with its own values.
+    schemas["CampaignBody"]["oneOf"] = json!([
+        {"required": ["text"], "not": {"anyOf": [{"required": ["template"]}, {"required": ["vars"]}]}},
+        {"required": ["template"], "not": {"required": ["text"]}},
+    ]);
+    let var = json!({"type": "string", "maxLength": 500, "pattern": "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$"});
+    schemas["CampaignBody"]["properties"]["vars"]["items"] = var.clone();
+    schemas["CampaignBody"]["properties"]["recipients"]["items"] = json!({"oneOf": [
+        {"type": "string"},
+        {"type": "object", "required": ["phone"], "additionalProperties": false, "properties": {
+            "phone": {"type": "string"},
+            "vars": {"type": "array", "maxItems": 20, "items": var},
+        }},
+    ]});
     schemas["ContactBody"]["anyOf"] = json!([
         {"properties": {"otp_enabled": {"const": false}}},
         {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
@@ -424,6 +439,7 @@ mod schemas {
 
     /// A campaign (`application/json`): `text`, or `template` with `vars`, to every recipient.
     #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
     pub struct CampaignBody {
         #[schema(
             pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
@@ -447,8 +463,8 @@ mod schemas {
             nullable = false
         )]
         pub template: Option<String>,
-        /// The template's values for every recipient.
-        #[schema(nullable = false)]
+        /// The template's values for every recipient (with `template` only).
+        #[schema(nullable = false, max_items = 20)]
         pub vars: Option<Vec<String>>,
         /// Each recipient: `{"phone": "+91…", "vars": [...]}`, or the number alone.
         #[schema(value_type = Vec<Object>)]
@@ -564,6 +580,7 @@ mod schemas {
 
     /// A new provider.
     #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
     pub struct NewProviderBody {
         #[schema(max_length = 64)]
         pub name: String,
@@ -583,6 +600,7 @@ mod schemas {
 
     /// A change to one provider: keys given replace theirs (`null` resets one).
     #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
     pub struct ProviderPatchBody {
         #[schema(nullable = false)]
         pub enabled: Option<bool>,
@@ -599,8 +617,8 @@ mod schemas {
     pub struct OrderBodyDoc {
         pub order: Vec<String>,
         /// Switches to set with the order, by name.
-        #[schema(value_type = Object)]
-        pub enabled: Option<serde_json::Value>,
+        #[schema(nullable = false)]
+        pub enabled: Option<std::collections::BTreeMap<String, bool>>,
     }
 
     #[derive(ToSchema)]
