@@ -57,11 +57,12 @@ pub async fn providers(state: web::Data<AppState>, caller: Caller) -> Result<Htt
 pub async fn create_provider(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<NewProvider>,
+    body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, actix_web::Error> {
     caller.require(Role::Admin)?;
+    let body: NewProvider = super::fields::with_whole_numbers(body.into_inner(), &["priority"])?;
     let name = body.name.clone();
-    let snapshot = state.registry.apply(&caller.name, Change::Create(body.into_inner())).await?;
+    let snapshot = state.registry.apply(&caller.name, Change::Create(body)).await?;
     Ok(HttpResponse::Created().json(one_provider(&state, &snapshot, &name)))
 }
 
@@ -83,14 +84,12 @@ pub async fn update_provider(
     state: web::Data<AppState>,
     caller: Caller,
     name: web::Path<String>,
-    body: web::Json<ProviderPatch>,
+    body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, actix_web::Error> {
     caller.require(Role::Admin)?;
+    let body: ProviderPatch = super::fields::with_whole_numbers(body.into_inner(), &["priority"])?;
     let name = name.into_inner();
-    let snapshot = state
-        .registry
-        .apply(&caller.name, Change::Update(name.clone(), body.into_inner()))
-        .await?;
+    let snapshot = state.registry.apply(&caller.name, Change::Update(name.clone(), body)).await?;
     Ok(HttpResponse::Ok().json(one_provider(&state, &snapshot, &name)))
 }
 
@@ -163,9 +162,10 @@ pub struct AuditQuery {
     #[serde(default)]
     #[param(pattern = "^(|-?[0-9]{1,18})$")]
     cursor: Option<String>,
-    /// Page size, 1 to 500 (default 50; others are clamped).
-    #[serde(default)]
-    limit: Option<i64>,
+    /// Page size, 1 to 500 (default 50; larger is clamped).
+    #[serde(default, deserialize_with = "super::fields::page_size")]
+    #[param(minimum = 0)]
+    limit: Option<usize>,
 }
 
 /// `GET /v1/admin/audit?cursor=&limit=`: registry changes, newest first.
@@ -183,7 +183,7 @@ pub struct AuditQuery {
 )]
 pub async fn audit(state: web::Data<AppState>, caller: Caller, query: web::Query<AuditQuery>) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
-    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let limit = query.limit.unwrap_or(50).clamp(1, 500) as i64;
     let before = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
         Some(c) => Some(
             c.parse::<i64>()
@@ -297,7 +297,7 @@ pub async fn clients(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
 #[into_params(parameter_in = Query)]
 pub struct AttemptsQuery {
     /// How many, 1 to 500 (default 50; larger is clamped).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::fields::page_size")]
     #[param(minimum = 0)]
     limit: Option<usize>,
 }

@@ -383,18 +383,18 @@ pub async fn mfa_verify(state: web::Data<AppState>, caller: Caller, body: web::J
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct LogsQuery {
-    /// Only this number, E.164.
-    #[param(pattern = "^\\+[1-9][0-9]{7,14}$")]
+    /// Only this number, E.164. An empty value is no filter, as for each of these.
+    #[param(pattern = "^(|\\+[1-9][0-9]{7,14})$")]
     phone: Option<String>,
     /// Only this provider.
     #[param(
-        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        pattern = "^$|^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
         max_length = 64
     )]
     provider: Option<String>,
     /// Only this attempt outcome or OTP event status.
     #[param(
-        pattern = "^(accepted|throttled|unavailable|misconfigured|rejected|timeout|sent|failed|unconfirmed|verified|wrong_code|expired|already_verified|exhausted|provider_unreachable|limited|not_found|error)$"
+        pattern = "^(|accepted|throttled|unavailable|misconfigured|rejected|timeout|sent|failed|unconfirmed|verified|wrong_code|expired|already_verified|exhausted|provider_unreachable|limited|not_found|error)$"
     )]
     outcome: Option<String>,
     /// Only this attempt or OTP event type.
@@ -402,10 +402,14 @@ pub struct LogsQuery {
     #[param(rename = "type", pattern = "^(|otp|text|template|autogen|local|verify)$")]
     kind: Option<String>,
     /// From this time (RFC 3339).
-    #[param(pattern = "^(|(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))$")]
+    #[param(
+        pattern = "^(|(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))$"
+    )]
     since: Option<String>,
     /// Before this time (RFC 3339), after `since`.
-    #[param(pattern = "^(|(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))$")]
+    #[param(
+        pattern = "^(|(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))$"
+    )]
     until: Option<String>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,

@@ -239,7 +239,7 @@ fn from_json(body: &[u8]) -> Result<CampaignRequest, ApiError> {
     if let Some(unknown) = value.as_object().and_then(|o| o.keys().find(|k| !JSON_KEYS.contains(&k.as_str()))) {
         return Err(ApiError::InvalidRequest(format!("unknown field `{unknown}`")));
     }
-    let parsed: JsonCampaign = serde_json::from_value(value).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let parsed: JsonCampaign = fields::with_whole_numbers(value, &["max_per_second"])?;
     campaign_request(parsed.fields, parsed.recipients.into_iter().enumerate().collect())
 }
 
@@ -323,7 +323,7 @@ pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<Uuid>
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Page size, 1 to 200 (default 50; larger is clamped).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::page_size")]
     #[param(minimum = 0)]
     limit: Option<usize>,
     /// The `next_cursor` of the previous page.

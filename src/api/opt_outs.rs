@@ -124,7 +124,7 @@ pub struct ListQuery {
     #[serde(default)]
     after: Option<String>,
     /// Page size, 1 to 1000 (default 100; larger is clamped).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::fields::page_size")]
     #[param(minimum = 0)]
     limit: Option<usize>,
 }

@@ -227,3 +227,120 @@ fn the_documents_request_patterns_match_what_the_handlers_accept() {
     );
     assert_eq!(schemas["ContactBody"]["anyOf"][1]["required"], json!(["phone"]));
 }
+
+/// JSON Schema's `integer` includes whole floats (`5.0`), which schemathesis sends: the
+/// provider's `priority` and a campaign's `max_per_second` take them; a fraction is still 400.
+#[tokio::test]
+async fn integer_fields_take_whole_floats_and_refuse_fractions() {
+    let app = spawn_app(Backend::Memory).await;
+    let provider = |body: Value| {
+        let app = &app;
+        async move {
+            app.request(
+                reqwest::Method::POST,
+                "/v1/admin/providers",
+                Some(ADMIN_TOKEN),
+                Some(body.to_string()),
+                &[],
+            )
+            .await
+        }
+    };
+    // On the memory store the registry is the config file's: a well-formed change is 409.
+    let whole = provider(json!({"name": "demo", "kind": "twilio", "priority": -399.0})).await;
+    assert_eq!(whole.status, 409, "{}", whole.body);
+    assert_eq!(whole.body["error"], "registry_read_only");
+    let fraction = provider(json!({"name": "demo", "kind": "twilio", "priority": 1.5})).await;
+    assert_eq!(fraction.status, 400, "{}", fraction.body);
+    let patch = app
+        .request(
+            reqwest::Method::PATCH,
+            "/v1/admin/providers/twilio",
+            Some(ADMIN_TOKEN),
+            Some(json!({"priority": 2.0}).to_string()),
+            &[],
+        )
+        .await;
+    assert_eq!(patch.status, 409, "{}", patch.body);
+    let campaign = |mps: Value| {
+        let app = &app;
+        async move {
+            app.post(
+                "/v1/campaigns",
+                json!({"name": "c", "type": "transactional", "text": "hi", "recipients": [PHONE], "max_per_second": mps}),
+            )
+            .await
+        }
+    };
+    let created = campaign(json!(5.0)).await;
+    assert_eq!(created.status, 202, "{}", created.body);
+    let got = app
+        .get(
+            &format!("/v1/campaigns/{}", created.body["id"].as_str().expect("id")),
+            Some(SEND_TOKEN),
+        )
+        .await;
+    assert_eq!(got.body["max_per_second"], 5, "{}", got.body);
+    assert_eq!(campaign(json!(5.5)).await.status, 400);
+}
+
+/// A page size past any page (even past `usize`) is clamped like any large one, not 400
+/// (schemathesis sent `limit=22895503144372176579005903798272`); a non-number is still 400.
+#[tokio::test]
+async fn a_huge_page_size_is_clamped_on_every_paged_route() {
+    let app = spawn_app(Backend::Memory).await;
+    let huge = "22895503144372176579005903798272";
+    for (path, token) in [
+        ("/v1/campaigns", SEND_TOKEN),
+        ("/v1/opt-outs", ADMIN_TOKEN),
+        ("/v1/admin/attempts", ADMIN_TOKEN),
+        ("/v1/admin/audit", ADMIN_TOKEN),
+    ] {
+        let ok = app.get(&format!("{path}?limit={huge}"), Some(token)).await;
+        assert_eq!(ok.status, 200, "{path}: {}", ok.body);
+        let bad = app.get(&format!("{path}?limit=-1"), Some(token)).await;
+        assert_eq!(bad.status, 400, "{path}: {}", bad.body);
+        assert_eq!(bad.body["error"], "invalid_request", "{path}");
+    }
+}
+
+/// The cursors the document describes are the ones the handlers give and take: a campaign
+/// page's `next_cursor` matches the documented pattern, and the logs' empty filters (which the
+/// settings page sends) are documented as no filter.
+#[tokio::test]
+async fn documented_cursor_and_filter_patterns_match_what_the_handlers_give_and_take() {
+    let app = spawn_app(Backend::Memory).await;
+    for name in ["a", "b"] {
+        let r = app
+            .post(
+                "/v1/campaigns",
+                json!({"name": name, "type": "transactional", "text": "hi", "recipients": [PHONE]}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    let page = app.get("/v1/campaigns?limit=1", Some(SEND_TOKEN)).await;
+    let cursor = page.body["next_cursor"].as_str().expect("a next page").to_string();
+    let doc: Value = serde_json::from_str(smsgate::api::openapi::document_json()).expect("JSON");
+    let param = |path: &str, name: &str| {
+        let params = doc["paths"][path]["get"]["parameters"].as_array().expect("parameters").clone();
+        let p = params
+            .into_iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} {name}"));
+        regex::Regex::new(p["schema"]["pattern"].as_str().expect("pattern")).expect("regex")
+    };
+    assert!(param("/v1/campaigns", "cursor").is_match(&cursor), "{cursor}");
+    let next = app.get(&format!("/v1/campaigns?limit=1&cursor={cursor}"), Some(SEND_TOKEN)).await;
+    assert_eq!(next.status, 200, "{}", next.body);
+    for name in ["phone", "provider", "outcome", "type", "since", "until", "limit"] {
+        assert!(
+            param("/v1/admin/logs", name).is_match(""),
+            "logs {name} documents empty as no filter"
+        );
+        let r = app.get(&format!("/v1/admin/logs?{name}="), Some(ADMIN_TOKEN)).await;
+        assert_eq!(r.status, 200, "{name}=: {}", r.body);
+    }
+    assert!(param("/v1/admin/logs", "since").is_match("2026-01-31T09:00:00Z"));
+    assert!(param("/v1/admin/audit", "cursor").is_match("") && param("/v1/admin/audit", "cursor").is_match("42"));
+}
