@@ -341,6 +341,17 @@ async fn documented_cursor_and_filter_patterns_match_what_the_handlers_give_and_
         let r = app.get(&format!("/v1/admin/logs?{name}="), Some(ADMIN_TOKEN)).await;
         assert_eq!(r.status, 200, "{name}=: {}", r.body);
     }
-    assert!(param("/v1/admin/logs", "since").is_match("2026-01-31T09:00:00Z"));
+    let since = param("/v1/admin/logs", "since");
+    for good in ["2026-01-31T09:00:00Z", "2026-04-30T23:59:59.5+05:30", "2026-02-28T00:00:00-08:00"] {
+        assert!(since.is_match(good), "{good}");
+        let r = app
+            .get(&format!("/v1/admin/logs?since={}", good.replace('+', "%2B")), Some(ADMIN_TOKEN))
+            .await;
+        assert_eq!(r.status, 200, "{good}: {}", r.body);
+    }
+    // Days a month does not have are left out of the pattern, as the handler refuses them.
+    for bad in ["2026-02-30T00:00:00Z", "2026-04-31T00:00:00Z", "2026-13-01T00:00:00Z", "yesterday"] {
+        assert!(!since.is_match(bad), "{bad}");
+    }
     assert!(param("/v1/admin/audit", "cursor").is_match("") && param("/v1/admin/audit", "cursor").is_match("42"));
 }
