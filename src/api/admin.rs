@@ -19,6 +19,17 @@ use crate::routing::Registry;
 
 /// `GET /v1/admin/providers`: the registry in force, in priority order: each provider's keys,
 /// its secrets masked, its breaker and cool-down.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/providers",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The registry in force", body = super::openapi::ProviderRegistry),
+        (status = "4XX", description = "Refused", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn providers(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
     let snapshot = state.registry.snapshot();
@@ -31,34 +42,70 @@ pub async fn providers(state: web::Data<AppState>, caller: Caller) -> Result<Htt
 }
 
 /// `POST /v1/admin/providers`: adds a provider.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/providers",
+    tag = "admin",
+    request_body = super::openapi::NewProviderBody,
+    responses(
+        (status = 201, description = "Added: the provider as now in force", body = super::openapi::ProviderEntry),
+        (status = "4XX", description = "Refused; on a registry read from the config file (no database), changes answer 409 `registry_read_only`", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create_provider(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<NewProvider>,
+    body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, actix_web::Error> {
     caller.require(Role::Admin)?;
+    let body: NewProvider = super::fields::with_whole_numbers(body.into_inner(), &["priority"])?;
     let name = body.name.clone();
-    let snapshot = state.registry.apply(&caller.name, Change::Create(body.into_inner())).await?;
+    let snapshot = state.registry.apply(&caller.name, Change::Create(body)).await?;
     Ok(HttpResponse::Created().json(one_provider(&state, &snapshot, &name)))
 }
 
 /// `PATCH /v1/admin/providers/{name}`: changes a provider's switch, priority, keys or secrets.
+#[utoipa::path(
+    patch,
+    path = "/v1/admin/providers/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "The provider's name")),
+    request_body = super::openapi::ProviderPatchBody,
+    responses(
+        (status = 200, description = "Changed: the provider as now in force", body = super::openapi::ProviderEntry),
+        (status = "4XX", description = "Refused; on a registry read from the config file (no database), changes answer 409 `registry_read_only`", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn update_provider(
     state: web::Data<AppState>,
     caller: Caller,
     name: web::Path<String>,
-    body: web::Json<ProviderPatch>,
+    body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, actix_web::Error> {
     caller.require(Role::Admin)?;
+    let body: ProviderPatch = super::fields::with_whole_numbers(body.into_inner(), &["priority"])?;
     let name = name.into_inner();
-    let snapshot = state
-        .registry
-        .apply(&caller.name, Change::Update(name.clone(), body.into_inner()))
-        .await?;
+    let snapshot = state.registry.apply(&caller.name, Change::Update(name.clone(), body)).await?;
     Ok(HttpResponse::Ok().json(one_provider(&state, &snapshot, &name)))
 }
 
 /// `DELETE /v1/admin/providers/{name}`.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/providers/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "The provider's name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = "4XX", description = "Refused; on a registry read from the config file (no database), changes answer 409 `registry_read_only`", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete_provider(
     state: web::Data<AppState>,
     caller: Caller,
@@ -82,6 +129,18 @@ pub enum OrderBody {
 }
 
 /// `PUT /v1/admin/providers/order`: the whole order (and switches), applied at once.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/providers/order",
+    tag = "admin",
+    request_body = super::openapi::OrderBodyDoc,
+    responses(
+        (status = 200, description = "The new order", body = super::openapi::ProviderOrder),
+        (status = "4XX", description = "Refused; on a registry read from the config file (no database), changes answer 409 `registry_read_only`", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn reorder(state: web::Data<AppState>, caller: Caller, body: web::Json<OrderBody>) -> Result<HttpResponse, actix_web::Error> {
     caller.require(Role::Admin)?;
     let change = match body.into_inner() {
@@ -95,19 +154,36 @@ pub async fn reorder(state: web::Data<AppState>, caller: Caller, body: web::Json
     Ok(HttpResponse::Ok().json(json!({ "version": snapshot.version, "providers": provider_list(&state, &snapshot) })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// The `next_cursor` of the previous page (empty: the first page).
     #[serde(default)]
+    #[param(pattern = "^(|-?[0-9]{1,18})$")]
     cursor: Option<String>,
-    #[serde(default)]
-    limit: Option<i64>,
+    /// Page size, 1 to 500 (default 50; larger is clamped).
+    #[serde(default, deserialize_with = "super::fields::page_size")]
+    #[param(minimum = 0)]
+    limit: Option<usize>,
 }
 
 /// `GET /v1/admin/audit?cursor=&limit=`: registry changes, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/audit",
+    tag = "admin",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Registry changes, newest first", body = super::openapi::AuditPage),
+        (status = "4XX", description = "Refused", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn audit(state: web::Data<AppState>, caller: Caller, query: web::Query<AuditQuery>) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
-    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let limit = query.limit.unwrap_or(50).clamp(1, 500) as i64;
     let before = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
         Some(c) => Some(
             c.parse::<i64>()
@@ -200,19 +276,45 @@ impl ResponseError for AdminError {
 }
 
 /// `GET /v1/admin/clients` (super_admin): who may call, with which roles and how many active tokens.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/clients",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The clients (super_admin only)", body = super::openapi::ClientList),
+        (status = "4XX", description = "Refused", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn clients(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require(Role::SuperAdmin)?;
     Ok(HttpResponse::Ok().json(json!({ "clients": state.clients.summary() })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AttemptsQuery {
-    #[serde(default)]
+    /// How many, 1 to 500 (default 50; larger is clamped).
+    #[serde(default, deserialize_with = "super::fields::page_size")]
+    #[param(minimum = 0)]
     limit: Option<usize>,
 }
 
 /// `GET /v1/admin/attempts?limit=50`: the newest provider attempts, numbers masked.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/attempts",
+    tag = "admin",
+    params(AttemptsQuery),
+    responses(
+        (status = 200, description = "The newest attempts, numbers masked", body = super::openapi::AttemptList),
+        (status = "4XX", description = "Refused", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn attempts(state: web::Data<AppState>, caller: Caller, query: web::Query<AttemptsQuery>) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
     let limit = query.limit.unwrap_or(50).clamp(1, 500);

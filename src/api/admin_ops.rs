@@ -175,6 +175,17 @@ fn mfa_gate(state: &AppState, caller: &Caller, req: &HttpRequest) -> Result<(), 
 }
 
 /// `GET /v1/admin/me`: who the token is and what the page may offer it.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/me",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The caller", body = super::openapi::AdminMe),
+        (status = "4XX", description = "Refused", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn me(state: web::Data<AppState>, caller: Caller, req: HttpRequest) -> Answer {
     caller.require(Role::Admin)?;
     let mfa_required = admin_phone(&state, &caller)?.is_some();
@@ -190,14 +201,29 @@ pub async fn me(state: web::Data<AppState>, caller: Caller, req: HttpRequest) ->
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestBody {
+    /// Where to send the test code, E.164.
     #[serde(default)]
+    #[schema(pattern = "^\\+[1-9][0-9]{7,14}$", nullable = false, required = true)]
     phone: Option<String>,
 }
 
 /// `POST /v1/admin/providers/{name}/test`: a test OTP through that provider alone.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/providers/{name}/test",
+    tag = "admin",
+    params(("name" = String, Path, description = "The provider's name")),
+    request_body = TestBody,
+    responses(
+        (status = 200, description = "Tried: `status` says whether the provider took it", body = super::openapi::TestSent),
+        (status = "4XX", description = "Refused, no such provider (404), or it cannot carry to this number (422)", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn test_send(state: web::Data<AppState>, caller: Caller, name: web::Path<String>, body: web::Json<TestBody>) -> Answer {
     caller.require(Role::Admin)?;
     let raw = body.phone.as_deref().ok_or_else(|| OpsError::field("phone", "is required"))?;
@@ -236,12 +262,16 @@ pub async fn test_send(state: web::Data<AppState>, caller: Caller, name: web::Pa
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeBody {
+    /// The `session_id` the send returned.
     #[serde(default)]
+    #[schema(format = Uuid, nullable = false, required = true)]
     session_id: Option<String>,
+    /// The code: 4 to 10 digits.
     #[serde(default, alias = "otp")]
+    #[schema(pattern = "^[0-9]{4,10}$", nullable = false, required = true)]
     code: Option<String>,
 }
 
@@ -261,6 +291,19 @@ impl CodeBody {
 }
 
 /// `POST /v1/admin/providers/{name}/test/verify`: checks a test send's code.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/providers/{name}/test/verify",
+    tag = "admin",
+    params(("name" = String, Path, description = "The provider's name")),
+    request_body = CodeBody,
+    responses(
+        (status = 200, description = "Checked", body = super::openapi::TestVerified),
+        (status = "4XX", description = "Refused, or no such test session", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn test_verify(state: web::Data<AppState>, caller: Caller, _name: web::Path<String>, body: web::Json<CodeBody>) -> Answer {
     caller.require(Role::Admin)?;
     let (id, code) = body.parse()?;
@@ -273,6 +316,17 @@ pub async fn test_verify(state: web::Data<AppState>, caller: Caller, _name: web:
 }
 
 /// `POST /v1/admin/mfa/send`: an OTP to the admin's own phone.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/mfa/send",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Sent to the admin's own phone", body = super::openapi::MfaSent),
+        (status = "4XX", description = "Refused, or this client has no phone (409 `mfa_not_configured`)", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn mfa_send(state: web::Data<AppState>, caller: Caller) -> Answer {
     caller.require(Role::Admin)?;
     let phone = admin_phone(&state, &caller)?.ok_or_else(|| {
@@ -287,6 +341,18 @@ pub async fn mfa_send(state: web::Data<AppState>, caller: Caller) -> Answer {
 }
 
 /// `POST /v1/admin/mfa/verify`: the code of an MFA send, answered with a 15-minute token.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/mfa/verify",
+    tag = "admin",
+    request_body = CodeBody,
+    responses(
+        (status = 200, description = "Passed: a 15-minute token for the logs", body = super::openapi::MfaPassed),
+        (status = "4XX", description = "Refused, a wrong code (400 `invalid_code`), or this client has no phone (409)", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn mfa_verify(state: web::Data<AppState>, caller: Caller, body: web::Json<CodeBody>) -> Answer {
     caller.require(Role::Admin)?;
     let phone = admin_phone(&state, &caller)?.ok_or_else(|| {
@@ -313,17 +379,42 @@ pub async fn mfa_verify(state: web::Data<AppState>, caller: Caller, body: web::J
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
+    /// Only this number, E.164. An empty value is no filter, as for each of these.
+    #[param(pattern = "^(|\\+[1-9][0-9]{7,14})$")]
     phone: Option<String>,
+    /// Only this provider.
+    #[param(
+        pattern = "^$|^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 64
+    )]
     provider: Option<String>,
+    /// Only this attempt outcome or OTP event status.
+    #[param(
+        pattern = "^(|accepted|throttled|unavailable|misconfigured|rejected|timeout|sent|failed|unconfirmed|verified|wrong_code|expired|already_verified|exhausted|provider_unreachable|limited|not_found|error)$"
+    )]
     outcome: Option<String>,
+    /// Only this attempt or OTP event type.
     #[serde(rename = "type")]
+    #[param(rename = "type", pattern = "^(|otp|text|template|autogen|local|verify)$")]
     kind: Option<String>,
+    /// From this time (RFC 3339).
+    #[param(
+        pattern = "^(|(19|20)[0-9]{2}-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))$"
+    )]
     since: Option<String>,
+    /// Before this time (RFC 3339), after `since`.
+    #[param(
+        pattern = "^(|(19|20)[0-9]{2}-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]))$"
+    )]
     until: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size, at least 1 (larger than the maximum is clamped).
+    #[param(pattern = "^(|[1-9][0-9]{0,8})$")]
     limit: Option<String>,
 }
 
@@ -397,6 +488,18 @@ impl LogsQuery {
 }
 
 /// `GET /v1/admin/logs`: attempts and OTP events newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/logs",
+    tag = "admin",
+    params(LogsQuery),
+    responses(
+        (status = 200, description = "A page of attempts and OTP events, newest first", body = super::openapi::LogPage),
+        (status = "4XX", description = "Refused, or MFA needed first (the client has a phone)", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn logs(state: web::Data<AppState>, caller: Caller, req: HttpRequest, query: web::Query<LogsQuery>) -> Answer {
     caller.require(Role::Admin)?;
     mfa_gate(&state, &caller, &req)?;
@@ -418,6 +521,18 @@ pub async fn logs(state: web::Data<AppState>, caller: Caller, req: HttpRequest, 
 }
 
 /// `GET /v1/admin/status`: each provider's breaker, cool-down, success rate and latency.
+#[utoipa::path(
+    get,
+    operation_id = "provider_status",
+    path = "/v1/admin/status",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Each provider's live state", body = super::openapi::ProviderStatus),
+        (status = "4XX", description = "Refused", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn status(state: web::Data<AppState>, caller: Caller) -> Answer {
     caller.require(Role::Admin)?;
     let registry = state.registry.snapshot();

@@ -162,6 +162,20 @@ const JSON_KEYS: [&str; 8] = [
 /// `POST /v1/campaigns`: `application/json` `{name, type, text | template+vars, recipients,
 /// schedule_at?, max_per_second?}`, or `text/csv` (`phone[,var1,…]` rows) with the same fields
 /// but `recipients` and `vars` as query parameters.
+#[utoipa::path(
+    post,
+    operation_id = "create_campaign",
+    path = "/v1/campaigns",
+    tag = "campaigns",
+    description = "A campaign from a JSON body (shown), or a `text/csv` upload of `phone[,var1,…]` rows with the campaign's other fields as query parameters.",
+    request_body = super::openapi::CampaignBody,
+    responses(
+        (status = 202, description = "Created and queued; invalid recipients are listed, not sent", body = super::openapi::CampaignCreated),
+        (status = "4XX", description = "Refused; nothing was queued", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(state: web::Data<AppState>, caller: Caller, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, Failure> {
     caller.require(Role::Send)?;
     let limit = state.gateway.settings().campaigns.max_body_bytes;
@@ -225,7 +239,7 @@ fn from_json(body: &[u8]) -> Result<CampaignRequest, ApiError> {
     if let Some(unknown) = value.as_object().and_then(|o| o.keys().find(|k| !JSON_KEYS.contains(&k.as_str()))) {
         return Err(ApiError::InvalidRequest(format!("unknown field `{unknown}`")));
     }
-    let parsed: JsonCampaign = serde_json::from_value(value).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let parsed: JsonCampaign = fields::with_whole_numbers(value, &["max_per_second"])?;
     campaign_request(parsed.fields, parsed.recipients.into_iter().enumerate().collect())
 }
 
@@ -284,22 +298,54 @@ fn campaign_json(c: &Campaign, now: DateTime<Utc>) -> Value {
     })
 }
 
+/// `GET /v1/campaigns/{id}`: a campaign and its progress.
+#[utoipa::path(
+    get,
+    operation_id = "get_campaign",
+    path = "/v1/campaigns/{id}",
+    tag = "campaigns",
+    params(("id" = uuid::Uuid, Path, description = "The campaign id")),
+    responses(
+        (status = 200, description = "The campaign", body = super::openapi::CampaignState),
+        (status = "4XX", description = "Refused, or no such campaign for this app", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get(state: web::Data<AppState>, caller: Caller, id: web::Path<Uuid>) -> Result<HttpResponse, Failure> {
     caller.require(Role::Send)?;
     let c = state.gateway.campaign(&caller.tenant(), *id).await?;
     Ok(HttpResponse::Ok().json(campaign_json(&c, state.gateway.clock().now())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    #[serde(default)]
+    /// Page size, 1 to 200 (default 50; larger is clamped).
+    #[serde(default, deserialize_with = "fields::page_size")]
+    #[param(minimum = 0)]
     limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
     #[serde(default)]
+    #[param(pattern = "^[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     cursor: Option<String>,
 }
 
 /// `GET /v1/campaigns?limit=&cursor=`: newest first; `next_cursor` fetches the next page.
+#[utoipa::path(
+    get,
+    operation_id = "list_campaigns",
+    path = "/v1/campaigns",
+    tag = "campaigns",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of campaigns", body = super::openapi::CampaignPage),
+        (status = "4XX", description = "Refused", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(state: web::Data<AppState>, caller: Caller, q: web::Query<ListQuery>) -> Result<HttpResponse, Failure> {
     caller.require(Role::Send)?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
@@ -322,6 +368,22 @@ fn parse_cursor(text: &str) -> Result<PageCursor, ApiError> {
 }
 
 /// `POST /v1/campaigns/{id}/{action}` with action pause, resume or cancel.
+#[utoipa::path(
+    post,
+    operation_id = "control_campaign",
+    path = "/v1/campaigns/{id}/{action}",
+    tag = "campaigns",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The campaign id"),
+        ("action" = String, Path, description = "`pause`, `resume` or `cancel`", pattern = "^(pause|resume|cancel)$"),
+    ),
+    responses(
+        (status = 200, description = "The campaign in its new state", body = super::openapi::CampaignState),
+        (status = "4XX", description = "Refused, no such campaign, or not in a state that allows it (409)", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn control(state: web::Data<AppState>, caller: Caller, path: web::Path<(Uuid, String)>) -> Result<HttpResponse, Failure> {
     caller.require(Role::Send)?;
     let (id, action) = path.into_inner();

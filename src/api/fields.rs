@@ -99,3 +99,68 @@ mod tests {
         assert!(message(var("vars[2]", "a\r", 5)).contains("control character"));
     }
 }
+
+/// A body parsed as `T` after its `integers` (top-level keys) written as whole floats (`5.0`)
+/// are made integers: JSON Schema's `integer` includes them, and serde's integer types do not.
+pub fn with_whole_numbers<T: serde::de::DeserializeOwned>(mut body: serde_json::Value, integers: &[&str]) -> Result<T, ApiError> {
+    if let Some(object) = body.as_object_mut() {
+        for key in integers {
+            let whole = object.get(*key).and_then(serde_json::Value::as_f64).filter(|f| f.fract() == 0.0);
+            if let (Some(f), Some(false)) = (whole, object.get(*key).map(serde_json::Value::is_i64)) {
+                // Out of `i64` stays a float, which the integer field then refuses.
+                if f.abs() < 9.0e18 {
+                    object.insert((*key).to_string(), serde_json::Value::from(f as i64));
+                }
+            }
+        }
+    }
+    serde_json::from_value(body).map_err(|e| ApiError::InvalidRequest(e.to_string()))
+}
+
+/// A page size from a query string: any whole number, however large (callers clamp it to
+/// their page), so that only a value that is not a whole number is the request's error.
+pub fn page_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let raw = <Option<String> as serde::Deserialize>::deserialize(d)?;
+    match raw {
+        None => Ok(None),
+        Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(s.parse().unwrap_or(usize::MAX))),
+        Some(s) => Err(serde::de::Error::custom(format!("`limit` must be a whole number, not {s:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod number_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Body {
+        n: Option<i32>,
+    }
+
+    #[test]
+    fn whole_floats_are_integers_and_fractions_are_refused() {
+        let b: Body = with_whole_numbers(json!({"n": -399.0}), &["n"]).expect("whole float");
+        assert_eq!(b.n, Some(-399));
+        assert!(with_whole_numbers::<Body>(json!({"n": 1.5}), &["n"]).is_err());
+        assert!(with_whole_numbers::<Body>(json!({"n": 1e30}), &["n"]).is_err());
+        assert!(with_whole_numbers::<Body>(json!({"n": "7"}), &["n"]).is_err());
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Query {
+        #[serde(default, deserialize_with = "page_size")]
+        limit: Option<usize>,
+    }
+
+    #[test]
+    fn a_page_size_past_usize_saturates_and_non_numbers_are_refused() {
+        let q = |s: &str| actix_web::web::Query::<Query>::from_query(s).map(|q| q.limit);
+        assert_eq!(q("").unwrap(), None);
+        assert_eq!(q("limit=20").unwrap(), Some(20));
+        assert_eq!(q("limit=22895503144372176579005903798272").unwrap(), Some(usize::MAX));
+        for bad in ["limit=-1", "limit=abc", "limit=", "limit=1.5"] {
+            assert!(q(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -15,14 +15,14 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use super::ApiError;
 
-/// Every documented route. `/v1/admin/*` is not here yet: its handlers are being rewritten;
-/// their paths join this one list when they land.
+/// Every documented route: all that `super::configure` mounts but the settings page's assets.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "smsgate", description = "Multi-provider SMS/OTP gateway: one endpoint, ordered providers, failover."),
     paths(
         super::otp::send_route,
         super::otp::verify_route,
+        super::otp::resend_route,
         super::otp::session_status,
         super::sms::text_route,
         super::sms::template_route,
@@ -35,8 +35,31 @@ use super::ApiError;
         super::ops::healthz,
         super::ops::readyz,
         super::ops::metrics,
+        super::campaigns::create,
+        super::campaigns::list,
+        super::campaigns::get,
+        super::campaigns::control,
+        super::opt_outs::add,
+        super::opt_outs::list,
+        super::opt_outs::remove,
+        super::opt_outs::twilio_inbound,
+        super::receipts::status,
+        super::admin::providers,
+        super::admin::create_provider,
+        super::admin::reorder,
+        super::admin::update_provider,
+        super::admin::delete_provider,
+        super::admin::audit,
+        super::admin::clients,
+        super::admin::attempts,
+        super::admin_ops::me,
+        super::admin_ops::test_send,
+        super::admin_ops::test_verify,
+        super::admin_ops::logs,
+        super::admin_ops::mfa_send,
+        super::admin_ops::mfa_verify,
+        super::admin_ops::status,
         serve,
-        // /v1/admin/* (providers, clients, attempts, ...) goes here.
     ),
     components(schemas(OtpSentSeed, OtpVerifiedSeed, MessageAcceptedSeed)),
     modifiers(&SecuritySchemes),
@@ -45,6 +68,10 @@ use super::ApiError;
         (name = "sms", description = "Transactional and template messages"),
         (name = "users", description = "Step-up contacts"),
         (name = "hooks", description = "Auth servers' SMS hooks, each authenticated its sender's way"),
+        (name = "campaigns", description = "Bulk sends: create, list, pause, resume, cancel"),
+        (name = "opt-outs", description = "Numbers that receive no promotional (or no) messages"),
+        (name = "webhooks", description = "Providers' delivery receipts and inbound replies, each authenticated its provider's way"),
+        (name = "admin", description = "The provider registry, logs, audit and clients (admin tokens)"),
         (name = "ops", description = "Probes, metrics, routing explanations, this document"),
         (name = "seed", description = "The seed deployment's contracts, on the same handlers"),
     )
@@ -91,6 +118,21 @@ fn refine(doc: &mut serde_json::Value) {
         {"required": ["to"], "properties": {"to": {"type": "string", "pattern": "^\\+[1-9][0-9]{7,14}$"}}},
         {"required": ["recipient"], "properties": {"recipient": {"type": "string", "pattern": "^\\+[1-9][0-9]{7,14}$"}}},
     ]);
+    // A campaign sends `text`, or a `template` with its `vars`; each recipient is a number, or
+    // a number with its own values.
+    schemas["CampaignBody"]["oneOf"] = json!([
+        {"required": ["text"], "not": {"anyOf": [{"required": ["template"]}, {"required": ["vars"]}]}},
+        {"required": ["template"], "not": {"required": ["text"]}},
+    ]);
+    let var = json!({"type": "string", "maxLength": 500, "pattern": "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$"});
+    schemas["CampaignBody"]["properties"]["vars"]["items"] = var.clone();
+    schemas["CampaignBody"]["properties"]["recipients"]["items"] = json!({"oneOf": [
+        {"type": "string"},
+        {"type": "object", "required": ["phone"], "additionalProperties": false, "properties": {
+            "phone": {"type": "string"},
+            "vars": {"type": "array", "maxItems": 20, "items": var},
+        }},
+    ]});
     schemas["ContactBody"]["anyOf"] = json!([
         {"properties": {"otp_enabled": {"const": false}}},
         {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
@@ -144,7 +186,7 @@ pub async fn serve() -> HttpResponse {
 }
 
 /// 405 for a method a route does not take, with `Allow` naming those it does (RFC 9110 requires
-/// it), read from this document. A route not in the document yet (`/v1/admin/*`) answers without.
+/// it), read from this document.
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let mut res = ApiError::MethodNotAllowed.error_response();
     let allow = req.match_pattern().and_then(|p| allowed_methods().get(&p).cloned());
@@ -378,5 +420,283 @@ mod schemas {
     pub struct SupabaseError {
         pub http_code: u16,
         pub message: String,
+    }
+
+    #[derive(ToSchema)]
+    pub struct OtpResent {
+        pub session_id: Uuid,
+        pub status: SessionStatus,
+        pub message: String,
+        /// Which send of the session this was (the first send is 1).
+        pub attempt: u32,
+        pub max_sends: u32,
+        /// Seconds until another resend may be asked.
+        pub resend_after_seconds: u64,
+        pub expires_at: DateTime<Utc>,
+        /// `unconfirmed` when the provider did not confirm; absent otherwise.
+        pub delivery: Option<String>,
+    }
+
+    /// A campaign (`application/json`): `text`, or `template` with `vars`, to every recipient.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct CampaignBody {
+        #[schema(
+            pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+            max_length = 200
+        )]
+        pub name: String,
+        /// `promotional` (the default: opt-outs and quiet hours apply) or `transactional`.
+        #[schema(rename = "type", pattern = "^(promotional|transactional)$", nullable = false)]
+        pub kind: Option<String>,
+        /// The text, at most 1600 characters (or give `template`).
+        #[schema(
+            pattern = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$",
+            max_length = 1600,
+            nullable = false
+        )]
+        pub text: Option<String>,
+        /// A configured template's name (or give `text`).
+        #[schema(
+            pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+            max_length = 100,
+            nullable = false
+        )]
+        pub template: Option<String>,
+        /// The template's values for every recipient (with `template` only).
+        #[schema(nullable = false, max_items = 20)]
+        pub vars: Option<Vec<String>>,
+        /// Each recipient: `{"phone": "+91…", "vars": [...]}`, or the number alone.
+        #[schema(value_type = Vec<Object>)]
+        pub recipients: Vec<serde_json::Value>,
+        /// When to start (now when absent).
+        #[schema(nullable = false)]
+        pub schedule_at: Option<DateTime<Utc>>,
+        /// A cap on this campaign's sends per second.
+        #[schema(minimum = 1, nullable = false)]
+        pub max_per_second: Option<u32>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct CampaignCreated {
+        pub id: Uuid,
+        pub status: String,
+        pub queued: u64,
+        pub duplicates: u64,
+        pub invalid_count: u64,
+        /// The first 1000 invalid recipients and why.
+        #[schema(value_type = Vec<Object>)]
+        pub invalid: Vec<serde_json::Value>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct CampaignState {
+        pub id: Uuid,
+        pub name: String,
+        #[schema(rename = "type")]
+        pub kind: String,
+        pub status: String,
+        pub schedule_at: Option<DateTime<Utc>>,
+        pub max_per_second: Option<u32>,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
+        /// Recipients by state: total, queued, sending, sent, delivered, failed, ...
+        #[schema(value_type = Object)]
+        pub counts: serde_json::Value,
+    }
+
+    #[derive(ToSchema)]
+    pub struct CampaignPage {
+        pub campaigns: Vec<CampaignState>,
+        /// The `cursor` of the next page; null on the last.
+        pub next_cursor: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct OptOut {
+        pub phone: String,
+        pub scope: String,
+        /// Whether this call added it.
+        pub created: bool,
+    }
+
+    #[derive(ToSchema)]
+    pub struct OptOutRemoved {
+        pub phone: String,
+        pub removed: u64,
+    }
+
+    #[derive(ToSchema)]
+    pub struct OptOutEntry {
+        pub phone: String,
+        pub scope: String,
+        /// `api`, `twilio_inbound`, ...
+        pub source: String,
+        pub created_at: DateTime<Utc>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct OptOutPage {
+        pub opt_outs: Vec<OptOutEntry>,
+        /// The `after` of the next page; null on the last.
+        pub next_after: Option<String>,
+    }
+
+    /// Twilio's inbound-message form; other fields Twilio sends are ignored.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "PascalCase")]
+    pub struct TwilioInbound {
+        pub from: Option<String>,
+        pub body: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct ReceiptTaken {
+        /// `matched`, `pending`, `duplicate` or `interim`.
+        pub status: String,
+    }
+
+    /// One provider as in force: its keys, secrets masked, live health.
+    #[derive(ToSchema)]
+    #[schema(value_type = Object)]
+    pub struct ProviderEntry(serde_json::Value);
+
+    #[derive(ToSchema)]
+    pub struct ProviderRegistry {
+        pub version: i64,
+        /// `config` (read from the config file) or `database`.
+        pub source: String,
+        pub providers: Vec<ProviderEntry>,
+        /// Per-country provider orders.
+        #[schema(value_type = Value)]
+        pub routes: serde_json::Value,
+    }
+
+    #[derive(ToSchema)]
+    pub struct ProviderOrder {
+        pub version: i64,
+        pub providers: Vec<ProviderEntry>,
+    }
+
+    /// A new provider.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct NewProviderBody {
+        #[schema(max_length = 64)]
+        pub name: String,
+        /// The adapter: `twilio`, `2factor`, `msg91`, ...
+        pub kind: String,
+        #[schema(nullable = false)]
+        pub priority: Option<i32>,
+        #[schema(nullable = false)]
+        pub enabled: Option<bool>,
+        /// The adapter's non-secret keys.
+        #[schema(value_type = Object)]
+        pub config: Option<serde_json::Value>,
+        /// The adapter's secrets (stored sealed; needs the master key).
+        #[schema(value_type = Object)]
+        pub secrets: Option<serde_json::Value>,
+    }
+
+    /// A change to one provider: keys given replace theirs (`null` resets one).
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ProviderPatchBody {
+        #[schema(nullable = false)]
+        pub enabled: Option<bool>,
+        #[schema(nullable = false)]
+        pub priority: Option<i32>,
+        #[schema(value_type = Object)]
+        pub config: Option<serde_json::Value>,
+        #[schema(value_type = Object)]
+        pub secrets: Option<serde_json::Value>,
+    }
+
+    /// The whole order: a list of names, or `{order, enabled}`.
+    #[derive(ToSchema)]
+    pub struct OrderBodyDoc {
+        pub order: Vec<String>,
+        /// Switches to set with the order, by name.
+        #[schema(nullable = false)]
+        pub enabled: Option<std::collections::BTreeMap<String, bool>>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct AuditPage {
+        #[schema(value_type = Vec<Object>)]
+        pub items: Vec<serde_json::Value>,
+        pub next_cursor: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct ClientList {
+        #[schema(value_type = Vec<Object>)]
+        pub clients: Vec<serde_json::Value>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct AttemptList {
+        #[schema(value_type = Vec<Object>)]
+        pub attempts: Vec<serde_json::Value>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct AdminMe {
+        pub name: String,
+        pub roles: Vec<String>,
+        pub mfa_required: bool,
+        pub mfa_ok: bool,
+        pub database: bool,
+        pub can_set_secrets: bool,
+    }
+
+    #[derive(ToSchema)]
+    pub struct TestSent {
+        pub session_id: Uuid,
+        pub provider: String,
+        /// `sent` or `failed`.
+        pub status: String,
+        pub http_status: Option<u16>,
+        /// The provider's answer, secrets and numbers masked, or why there was none.
+        #[schema(value_type = Value)]
+        pub raw: serde_json::Value,
+        pub response_time_ms: u64,
+    }
+
+    #[derive(ToSchema)]
+    pub struct TestVerified {
+        /// `verified`, `invalid`, `expired`, `already_verified`, `exhausted` or `unavailable`.
+        pub status: String,
+        pub attempts_left: Option<u32>,
+        /// The provider's answer when the provider holds the code; null when smsgate checked it.
+        #[schema(value_type = Value)]
+        pub raw: serde_json::Value,
+    }
+
+    #[derive(ToSchema)]
+    pub struct MfaSent {
+        pub session_id: Uuid,
+        pub expires_at: DateTime<Utc>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct MfaPassed {
+        /// Send it as `X-Admin-MFA` to read the logs.
+        pub mfa_token: String,
+        pub expires_at: DateTime<Utc>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct LogPage {
+        #[schema(value_type = Vec<Object>)]
+        pub items: Vec<serde_json::Value>,
+        pub next_cursor: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct ProviderStatus {
+        pub version: i64,
+        #[schema(value_type = Value)]
+        pub providers: serde_json::Value,
     }
 }

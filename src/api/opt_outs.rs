@@ -16,12 +16,15 @@ use crate::config::Role;
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptOutBody {
+    /// The number, E.164.
+    #[schema(pattern = "^\\+[1-9][0-9]{7,14}$")]
     phone: String,
     /// `promotional` (the default) or `all`.
     #[serde(default)]
+    #[schema(pattern = "^(promotional|all)$")]
     scope: Option<String>,
 }
 
@@ -35,6 +38,20 @@ fn scope(given: Option<&str>) -> Result<&str, ApiError> {
 }
 
 /// `POST /v1/opt-outs {phone, scope?}`: 201 when new, 200 when the number already had it.
+#[utoipa::path(
+    post,
+    operation_id = "add_opt_out",
+    path = "/v1/opt-outs",
+    tag = "opt-outs",
+    request_body = OptOutBody,
+    responses(
+        (status = 201, description = "Opted out", body = super::openapi::OptOut),
+        (status = 200, description = "The number already had this opt-out", body = super::openapi::OptOut),
+        (status = "4XX", description = "Refused", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn add(state: web::Data<AppState>, caller: Caller, body: web::Json<OptOutBody>) -> Result<HttpResponse, Failure> {
     caller.require(Role::Send)?;
     let phone = state.parse_phone(&body.phone)?;
@@ -48,15 +65,33 @@ pub async fn add(state: web::Data<AppState>, caller: Caller, body: web::Json<Opt
     Ok(if added { HttpResponse::Created() } else { HttpResponse::Ok() }.json(answer))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RemoveQuery {
+    /// The number, E.164.
+    #[param(pattern = "^\\+[1-9][0-9]{7,14}$")]
     phone: String,
+    /// `promotional` or `all`; every scope when absent.
     #[serde(default)]
+    #[param(pattern = "^(promotional|all)$")]
     scope: Option<String>,
 }
 
 /// `DELETE /v1/opt-outs?phone=…[&scope=…]`: every scope unless one is named.
+#[utoipa::path(
+    delete,
+    operation_id = "remove_opt_out",
+    path = "/v1/opt-outs",
+    tag = "opt-outs",
+    params(RemoveQuery),
+    responses(
+        (status = 200, description = "Removed", body = super::openapi::OptOutRemoved),
+        (status = "4XX", description = "Refused, or the number has no such opt-out (404)", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn remove(state: web::Data<AppState>, caller: Caller, q: web::Query<RemoveQuery>) -> Result<HttpResponse, Failure> {
     caller.require(Role::Admin)?;
     let phone = state.parse_phone(&q.phone)?;
@@ -77,19 +112,37 @@ pub async fn remove(state: web::Data<AppState>, caller: Caller, q: web::Query<Re
     Ok(HttpResponse::Ok().json(json!({ "phone": phone.e164(), "removed": removed })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this number, E.164.
     #[serde(default)]
+    #[param(pattern = "^\\+[1-9][0-9]{7,14}$")]
     phone: Option<String>,
     /// The `next_after` of the previous page.
     #[serde(default)]
     after: Option<String>,
-    #[serde(default)]
+    /// Page size, 1 to 1000 (default 100; larger is clamped).
+    #[serde(default, deserialize_with = "super::fields::page_size")]
+    #[param(minimum = 0)]
     limit: Option<usize>,
 }
 
 /// `GET /v1/opt-outs[?phone=…][&after=…][&limit=…]`, ordered by number.
+#[utoipa::path(
+    get,
+    operation_id = "list_opt_outs",
+    path = "/v1/opt-outs",
+    tag = "opt-outs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of opt-outs", body = super::openapi::OptOutPage),
+        (status = "4XX", description = "Refused", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(state: web::Data<AppState>, caller: Caller, q: web::Query<ListQuery>) -> Result<HttpResponse, Failure> {
     caller.require(Role::Admin)?;
     let phone = q.phone.as_deref().map(|p| state.parse_phone(p)).transpose()?;
@@ -106,6 +159,18 @@ pub async fn list(state: web::Data<AppState>, caller: Caller, q: web::Query<List
 /// `POST /v1/webhooks/twilio/inbound`: a reply to one of our numbers. Refused with 403 unless
 /// `X-Twilio-Signature` signs the full URL and the form under the Twilio auth token; a STOP
 /// reply opts the sender out of promotional messages, START opts them back in.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/twilio/inbound",
+    tag = "webhooks",
+    request_body(content = super::openapi::TwilioInbound, content_type = "application/x-www-form-urlencoded"),
+    params(("X-Twilio-Signature" = String, Header, description = "Twilio's signature of the URL and the form")),
+    responses(
+        (status = 200, description = "Taken: an empty TwiML answer", body = String, content_type = "text/xml"),
+        (status = "4XX", description = "Not signed by Twilio (403), or no Twilio auth token configured (404)", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn twilio_inbound(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, Failure> {
     let gw = &state.gateway;
     let count = |result: &str| gw.metrics().inbound_messages.with_label_values(&["twilio", result]).inc();

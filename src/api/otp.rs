@@ -247,16 +247,31 @@ pub async fn session_status(state: web::Data<AppState>, caller: Caller, path: we
     })))
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResendOtpBody {
+    /// The `session_id` the send returned.
+    #[schema(format = Uuid)]
     session_id: String,
-    /// The end user's IP address, for the per-IP limit.
+    /// The end user's IP address, for the per-IP limit (IPv4 shown; IPv6 is accepted too).
     #[serde(default)]
+    #[schema(pattern = "^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}$")]
     client_ip: Option<String>,
 }
 
 /// `POST /v1/otp/resend`: the session's code again, through a provider that has not carried it.
+#[utoipa::path(
+    post,
+    path = "/v1/otp/resend",
+    tag = "otp",
+    request_body = ResendOtpBody,
+    responses(
+        (status = 200, description = "Resent (or resent without the provider's confirmation)", body = super::openapi::OtpResent),
+        (status = "4XX", description = "Refused: no such session, not pending, too soon, or no sends left", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "Every provider failed or the store is unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn resend_route(
     state: web::Data<AppState>,
     caller: Caller,

@@ -10,6 +10,20 @@ use crate::hooks::receipts::{TakeError, Taken};
 use crate::providers::{ReceiptError, ReceiptRequest, ReceiptSecrets};
 use crate::store::receipts::ReceiptOutcome;
 
+/// A delivery receipt, in the provider's own format (JSON or a form), authenticated its way.
+#[utoipa::path(
+    post,
+    operation_id = "delivery_receipt",
+    path = "/v1/webhooks/{provider}/status",
+    tag = "webhooks",
+    params(("provider" = String, Path, description = "The configured provider's name")),
+    request_body(content = Object, description = "The provider's receipt, JSON or `application/x-www-form-urlencoded`"),
+    responses(
+        (status = 200, description = "Taken: `matched`, `pending`, `duplicate` or `interim`", body = super::openapi::ReceiptTaken),
+        (status = "4XX", description = "Not authenticated as the provider (401), no such provider taking receipts (404), or malformed (400)", body = super::openapi::ErrorBody),
+        (status = "5XX", description = "The store is unavailable", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn status(state: web::Data<AppState>, req: HttpRequest, provider: web::Path<String>, body: web::Bytes) -> HttpResponse {
     let settings = &state.gateway.settings().receipts;
     let url = called_url(&req, settings.public_url.as_deref());

@@ -1,5 +1,5 @@
 //! The OpenAPI document: served at `/openapi.json`, the same as the committed `openapi.json`,
-//! and covering every route `src/api/mod.rs` mounts but the admin API.
+//! and covering every route `src/api/mod.rs` mounts but the settings page's assets.
 //!
 //! After changing a route or a request/response type, rewrite the committed file with
 //! `OPENAPI_WRITE=1 scripts/test --test api openapi`.
@@ -10,9 +10,13 @@ use crate::helpers::{spawn_app, Backend, ADMIN_TOKEN, PHONE, SEND_TOKEN};
 
 const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
 
-/// Routes mounted in `src/api/mod.rs`, as written in its `at("...")` calls.
+/// The settings page's static assets (`src/api/admin_page.rs`): HTML, script and style, not API.
+const PAGE_ASSETS: [&str; 5] = ["/admin", "/admin/", "/admin/index.html", "/admin/app.js", "/admin/app.css"];
+
+/// Routes mounted in `src/api/mod.rs` and `src/api/admin_page.rs`, as written in their
+/// `at("...")` calls.
 fn mounted_routes() -> Vec<String> {
-    let source = include_str!("../../src/api/mod.rs");
+    let source = concat!(include_str!("../../src/api/mod.rs"), include_str!("../../src/api/admin_page.rs"));
     source
         .split("at(\"")
         .skip(1)
@@ -44,14 +48,20 @@ async fn the_served_document_is_the_committed_openapi_json() {
 }
 
 #[tokio::test]
-async fn every_mounted_route_but_the_admin_api_is_documented_with_its_methods() {
+async fn every_mounted_route_but_the_settings_page_assets_is_documented_with_its_methods() {
     let (_, served) = served().await;
     let doc: Value = serde_json::from_str(&served).expect("JSON");
     assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
     let routes = mounted_routes();
     assert!(routes.len() > 20, "mod.rs parsed: {routes:?}");
     let mut missing = Vec::new();
-    for route in routes.iter().filter(|r| !r.starts_with("/v1/admin/")) {
+    for asset in PAGE_ASSETS {
+        assert!(
+            routes.iter().any(|r| r == asset),
+            "{asset} is no longer mounted: update PAGE_ASSETS"
+        );
+    }
+    for route in routes.iter().filter(|r| !PAGE_ASSETS.contains(&r.as_str())) {
         if doc["paths"][route.as_str()].as_object().is_none_or(|ops| ops.is_empty()) {
             missing.push(route.clone());
         }
@@ -70,6 +80,14 @@ async fn every_mounted_route_but_the_admin_api_is_documented_with_its_methods() 
     assert_eq!(ops("/v1/users/{user_id}/contact"), ["get", "put"]);
     assert_eq!(ops("/api/sms/sendOtp"), ["post"]);
     assert_eq!(ops("/readyz"), ["get"]);
+    assert_eq!(ops("/v1/admin/providers"), ["get", "post"]);
+    assert_eq!(ops("/v1/admin/providers/{name}"), ["delete", "patch"]);
+    assert_eq!(ops("/v1/opt-outs"), ["delete", "get", "post"]);
+    assert_eq!(ops("/v1/campaigns"), ["get", "post"]);
+    // The page's assets stay out; the admin API they call is in.
+    for asset in PAGE_ASSETS {
+        assert!(doc["paths"].get(asset).is_none(), "{asset} is documented");
+    }
 }
 
 #[tokio::test]
@@ -109,7 +127,10 @@ async fn a_method_a_route_does_not_take_gets_405_with_allow_naming_those_it_does
     for (path, item) in doc["paths"].as_object().expect("paths") {
         let concrete = path
             .replace("{id}", "6b0d0bd8-8c3f-4a57-9c3e-2f1d7b5b0c11")
-            .replace("{user_id}", "u1");
+            .replace("{user_id}", "u1")
+            .replace("{action}", "pause")
+            .replace("{name}", "twilio")
+            .replace("{provider}", "twilio");
         let mut methods: Vec<String> = item.as_object().expect("item").keys().map(|m| m.to_uppercase()).collect();
         let trace = app.request(reqwest::Method::TRACE, &concrete, Some(ADMIN_TOKEN), None, &[]).await;
         assert_eq!(trace.status, 405, "TRACE {path}");
@@ -205,4 +226,132 @@ fn the_documents_request_patterns_match_what_the_handlers_accept() {
         json!([{"required": ["phone"]}, {"required": ["user_id"]}])
     );
     assert_eq!(schemas["ContactBody"]["anyOf"][1]["required"], json!(["phone"]));
+}
+
+/// JSON Schema's `integer` includes whole floats (`5.0`), which schemathesis sends: the
+/// provider's `priority` and a campaign's `max_per_second` take them; a fraction is still 400.
+#[tokio::test]
+async fn integer_fields_take_whole_floats_and_refuse_fractions() {
+    let app = spawn_app(Backend::Memory).await;
+    let provider = |body: Value| {
+        let app = &app;
+        async move {
+            app.request(
+                reqwest::Method::POST,
+                "/v1/admin/providers",
+                Some(ADMIN_TOKEN),
+                Some(body.to_string()),
+                &[],
+            )
+            .await
+        }
+    };
+    // On the memory store the registry is the config file's: a well-formed change is 409.
+    let whole = provider(json!({"name": "demo", "kind": "twilio", "priority": -399.0})).await;
+    assert_eq!(whole.status, 409, "{}", whole.body);
+    assert_eq!(whole.body["error"], "registry_read_only");
+    let fraction = provider(json!({"name": "demo", "kind": "twilio", "priority": 1.5})).await;
+    assert_eq!(fraction.status, 400, "{}", fraction.body);
+    let patch = app
+        .request(
+            reqwest::Method::PATCH,
+            "/v1/admin/providers/twilio",
+            Some(ADMIN_TOKEN),
+            Some(json!({"priority": 2.0}).to_string()),
+            &[],
+        )
+        .await;
+    assert_eq!(patch.status, 409, "{}", patch.body);
+    let campaign = |mps: Value| {
+        let app = &app;
+        async move {
+            app.post(
+                "/v1/campaigns",
+                json!({"name": "c", "type": "transactional", "text": "hi", "recipients": [PHONE], "max_per_second": mps}),
+            )
+            .await
+        }
+    };
+    let created = campaign(json!(5.0)).await;
+    assert_eq!(created.status, 202, "{}", created.body);
+    let got = app
+        .get(
+            &format!("/v1/campaigns/{}", created.body["id"].as_str().expect("id")),
+            Some(SEND_TOKEN),
+        )
+        .await;
+    assert_eq!(got.body["max_per_second"], 5, "{}", got.body);
+    assert_eq!(campaign(json!(5.5)).await.status, 400);
+}
+
+/// A page size past any page (even past `usize`) is clamped like any large one, not 400
+/// (schemathesis sent `limit=22895503144372176579005903798272`); a non-number is still 400.
+#[tokio::test]
+async fn a_huge_page_size_is_clamped_on_every_paged_route() {
+    let app = spawn_app(Backend::Memory).await;
+    let huge = "22895503144372176579005903798272";
+    for (path, token) in [
+        ("/v1/campaigns", SEND_TOKEN),
+        ("/v1/opt-outs", ADMIN_TOKEN),
+        ("/v1/admin/attempts", ADMIN_TOKEN),
+        ("/v1/admin/audit", ADMIN_TOKEN),
+    ] {
+        let ok = app.get(&format!("{path}?limit={huge}"), Some(token)).await;
+        assert_eq!(ok.status, 200, "{path}: {}", ok.body);
+        let bad = app.get(&format!("{path}?limit=-1"), Some(token)).await;
+        assert_eq!(bad.status, 400, "{path}: {}", bad.body);
+        assert_eq!(bad.body["error"], "invalid_request", "{path}");
+    }
+}
+
+/// The cursors the document describes are the ones the handlers give and take: a campaign
+/// page's `next_cursor` matches the documented pattern, and the logs' empty filters (which the
+/// settings page sends) are documented as no filter.
+#[tokio::test]
+async fn documented_cursor_and_filter_patterns_match_what_the_handlers_give_and_take() {
+    let app = spawn_app(Backend::Memory).await;
+    for name in ["a", "b"] {
+        let r = app
+            .post(
+                "/v1/campaigns",
+                json!({"name": name, "type": "transactional", "text": "hi", "recipients": [PHONE]}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    let page = app.get("/v1/campaigns?limit=1", Some(SEND_TOKEN)).await;
+    let cursor = page.body["next_cursor"].as_str().expect("a next page").to_string();
+    let doc: Value = serde_json::from_str(smsgate::api::openapi::document_json()).expect("JSON");
+    let param = |path: &str, name: &str| {
+        let params = doc["paths"][path]["get"]["parameters"].as_array().expect("parameters").clone();
+        let p = params
+            .into_iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} {name}"));
+        regex::Regex::new(p["schema"]["pattern"].as_str().expect("pattern")).expect("regex")
+    };
+    assert!(param("/v1/campaigns", "cursor").is_match(&cursor), "{cursor}");
+    let next = app.get(&format!("/v1/campaigns?limit=1&cursor={cursor}"), Some(SEND_TOKEN)).await;
+    assert_eq!(next.status, 200, "{}", next.body);
+    for name in ["phone", "provider", "outcome", "type", "since", "until", "limit"] {
+        assert!(
+            param("/v1/admin/logs", name).is_match(""),
+            "logs {name} documents empty as no filter"
+        );
+        let r = app.get(&format!("/v1/admin/logs?{name}="), Some(ADMIN_TOKEN)).await;
+        assert_eq!(r.status, 200, "{name}=: {}", r.body);
+    }
+    let since = param("/v1/admin/logs", "since");
+    for good in ["2026-01-31T09:00:00Z", "2026-04-30T23:59:59.5+05:30", "2026-02-28T00:00:00-08:00"] {
+        assert!(since.is_match(good), "{good}");
+        let r = app
+            .get(&format!("/v1/admin/logs?since={}", good.replace('+', "%2B")), Some(ADMIN_TOKEN))
+            .await;
+        assert_eq!(r.status, 200, "{good}: {}", r.body);
+    }
+    // Days a month does not have are left out of the pattern, as the handler refuses them.
+    for bad in ["2026-02-30T00:00:00Z", "2026-04-31T00:00:00Z", "2026-13-01T00:00:00Z", "yesterday"] {
+        assert!(!since.is_match(bad), "{bad}");
+    }
+    assert!(param("/v1/admin/audit", "cursor").is_match("") && param("/v1/admin/audit", "cursor").is_match("42"));
 }
