@@ -82,7 +82,8 @@ pub trait ReceiptStore: Send + Sync {
     /// returns how many attempts changed.
     async fn match_pending_receipts(&self, since: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Writes the kept receipt of (`provider`, `reference`) onto its attempt if the attempt does
-    /// not show it yet; returns the attempt's send time and destination when it did.
+    /// not show it yet; returns the attempt's send time and destination once the attempt exists
+    /// (it may have taken the receipt itself as it was written).
     async fn match_receipt(&self, provider: &str, reference: &str) -> Result<Option<(DateTime<Utc>, String)>, StoreError>;
 }
 
@@ -129,7 +130,7 @@ impl ReceiptStore for MemoryStore {
         };
         let mut sent_at = None;
         for a in inner.attempts.iter_mut() {
-            if a.provider == provider && a.provider_ref.as_deref() == Some(reference) && a.delivery.as_ref() != Some(&kept.delivery) {
+            if a.provider == provider && a.provider_ref.as_deref() == Some(reference) {
                 a.delivery = Some(kept.delivery.clone());
                 sent_at = Some((a.created_at, a.to.clone()));
             }
@@ -197,15 +198,22 @@ impl ReceiptStore for PostgresStore {
     }
 }
 
-/// Writes one kept receipt onto its attempt(s) that do not show it yet.
+/// Writes one kept receipt onto its attempt(s) that do not show it yet; answers the attempts that
+/// carry the reference (written now, or earlier as they were inserted).
 const MATCH_ONE_SQL: &str = r#"
-UPDATE sms_messages_log l
-   SET delivery_status = r.status, delivery_error = r.error_code, delivered_at = r.event_at
-  FROM sms_receipts r
- WHERE r.provider = $1 AND r.reference = $2
-   AND l.provider_name = r.provider AND l.provider_ref = r.reference
-   AND l.delivered_at IS DISTINCT FROM r.event_at
-RETURNING l.created_at, l."to"
+WITH written AS (
+    UPDATE sms_messages_log l
+       SET delivery_status = r.status, delivery_error = r.error_code, delivered_at = r.event_at
+      FROM sms_receipts r
+     WHERE r.provider = $1 AND r.reference = $2
+       AND l.provider_name = r.provider AND l.provider_ref = r.reference
+       AND l.delivered_at IS DISTINCT FROM r.event_at
+    RETURNING l.created_at, l."to"
+)
+SELECT created_at, "to" FROM written
+UNION ALL
+SELECT l.created_at, l."to" FROM sms_messages_log l
+ WHERE l.provider_name = $1 AND l.provider_ref = $2 AND NOT EXISTS (SELECT 1 FROM written)
 "#;
 
 /// Keeps the receipt unless one as new is kept already, then writes it onto its attempt(s).
