@@ -58,7 +58,9 @@ WITH s AS (
 ), c AS (
     SELECT a.session_id, a.provider_name, bool_or(a.message_id = a.session_id) AS original
       FROM sms_messages_log a JOIN s ON s.id = a.session_id
-     WHERE a.created_at >= $1 AND a.outcome = 'accepted'
+     -- An attempt's time is its instance's wall clock, a session's the gateway clock that opened
+     -- it: the hour of slack keeps partition pruning without losing attempts to clock skew.
+     WHERE a.created_at >= $1 - interval '1 hour' AND a.outcome = 'accepted'
      GROUP BY 1, 2
 ), v AS (
     SELECT DISTINCT ON (session_id) session_id, provider
