@@ -189,15 +189,7 @@ async fn admit_all(client: &deadpool_postgres::Object, reqs: &[&Request]) -> Res
     let cd_reset: Vec<i32> = cooldowns.iter().map(|(c, _)| c.reset_secs.min(i32::MAX as u32) as i32).collect();
     let cd_at: Vec<DateTime<Utc>> = cooldowns.iter().map(|(_, now)| *now).collect();
     let opened: Vec<&Session> = reqs.iter().filter_map(|r| r.opening.as_ref()).collect();
-    let s_ids: Vec<uuid::Uuid> = opened.iter().map(|s| s.id).collect();
-    let s_phones: Vec<&str> = opened.iter().map(|s| s.phone.as_str()).collect();
-    let s_users: Vec<Option<&str>> = opened.iter().map(|s| s.user_id.as_deref()).collect();
-    let s_purposes: Vec<&str> = opened.iter().map(|s| s.purpose.as_str()).collect();
-    let s_hmacs: Vec<&[u8]> = opened.iter().map(|s| s.code_hmac.as_slice()).collect();
-    let s_max: Vec<i32> = opened.iter().map(|s| s.max_attempts.min(i32::MAX as u32) as i32).collect();
-    let s_created: Vec<DateTime<Utc>> = opened.iter().map(|s| s.created_at).collect();
-    let s_expires: Vec<DateTime<Utc>> = opened.iter().map(|s| s.expires_at).collect();
-    let s_clients: Vec<&str> = opened.iter().map(|s| s.client.as_str()).collect();
+    let sessions = SessionColumns::of(&opened);
     let row = client
         .query_one(
             &stmt,
@@ -212,15 +204,15 @@ async fn admit_all(client: &deadpool_postgres::Object, reqs: &[&Request]) -> Res
                 &cd_max,
                 &cd_reset,
                 &cd_at,
-                &s_ids,
-                &s_phones,
-                &s_users,
-                &s_purposes,
-                &s_hmacs,
-                &s_max,
-                &s_created,
-                &s_expires,
-                &s_clients,
+                &sessions.ids,
+                &sessions.phones,
+                &sessions.users,
+                &sessions.purposes,
+                &sessions.hmacs,
+                &sessions.max_attempts,
+                &sessions.created,
+                &sessions.expires,
+                &sessions.clients,
             ],
         )
         .await?;
@@ -341,15 +333,7 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
     let d_last: Vec<DateTime<Utc>> = cooled.iter().map(|(_, c)| c.last_sent).collect();
     let d_resends: Vec<i32> = cooled.iter().map(|(_, c)| c.resends).collect();
     let d_until: Vec<DateTime<Utc>> = cooled.iter().map(|(_, c)| c.until).collect();
-    let s_ids: Vec<uuid::Uuid> = opened.iter().map(|s| s.id).collect();
-    let s_phones: Vec<&str> = opened.iter().map(|s| s.phone.as_str()).collect();
-    let s_users: Vec<Option<&str>> = opened.iter().map(|s| s.user_id.as_deref()).collect();
-    let s_purposes: Vec<&str> = opened.iter().map(|s| s.purpose.as_str()).collect();
-    let s_hmacs: Vec<&[u8]> = opened.iter().map(|s| s.code_hmac.as_slice()).collect();
-    let s_max: Vec<i32> = opened.iter().map(|s| s.max_attempts.min(i32::MAX as u32) as i32).collect();
-    let s_created: Vec<DateTime<Utc>> = opened.iter().map(|s| s.created_at).collect();
-    let s_expires: Vec<DateTime<Utc>> = opened.iter().map(|s| s.expires_at).collect();
-    let s_clients: Vec<&str> = opened.iter().map(|s| s.client.as_str()).collect();
+    let sessions = SessionColumns::of(&opened);
     // The writes and the commit, sent together: one round trip.
     futures::try_join!(
         async {
@@ -366,21 +350,21 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
             tx.execute(&write_cooldowns, &[&d_keys, &d_last, &d_resends, &d_until]).await
         },
         async {
-            if s_ids.is_empty() {
+            if sessions.ids.is_empty() {
                 return Ok(0);
             }
             tx.execute(
                 &insert_sessions,
                 &[
-                    &s_ids,
-                    &s_phones,
-                    &s_users,
-                    &s_purposes,
-                    &s_hmacs,
-                    &s_max,
-                    &s_created,
-                    &s_expires,
-                    &s_clients,
+                    &sessions.ids,
+                    &sessions.phones,
+                    &sessions.users,
+                    &sessions.purposes,
+                    &sessions.hmacs,
+                    &sessions.max_attempts,
+                    &sessions.created,
+                    &sessions.expires,
+                    &sessions.clients,
                 ],
             )
             .await
@@ -406,4 +390,33 @@ pub(super) async fn snapshot(pool: &Pool, quotas: &[Quota], now: DateTime<Utc>) 
         ledger.load_bucket(key, window, row.get(1), bucket_of(&row));
     }
     Ok(ledger)
+}
+
+/// The sessions a batch opens, as the column arrays its statements take.
+struct SessionColumns<'a> {
+    ids: Vec<uuid::Uuid>,
+    phones: Vec<&'a str>,
+    users: Vec<Option<&'a str>>,
+    purposes: Vec<&'a str>,
+    hmacs: Vec<&'a [u8]>,
+    max_attempts: Vec<i32>,
+    created: Vec<DateTime<Utc>>,
+    expires: Vec<DateTime<Utc>>,
+    clients: Vec<&'a str>,
+}
+
+impl<'a> SessionColumns<'a> {
+    fn of(opened: &[&'a Session]) -> Self {
+        Self {
+            ids: opened.iter().map(|s| s.id).collect(),
+            phones: opened.iter().map(|s| s.phone.as_str()).collect(),
+            users: opened.iter().map(|s| s.user_id.as_deref()).collect(),
+            purposes: opened.iter().map(|s| s.purpose.as_str()).collect(),
+            hmacs: opened.iter().map(|s| s.code_hmac.as_slice()).collect(),
+            max_attempts: opened.iter().map(|s| s.max_attempts.min(i32::MAX as u32) as i32).collect(),
+            created: opened.iter().map(|s| s.created_at).collect(),
+            expires: opened.iter().map(|s| s.expires_at).collect(),
+            clients: opened.iter().map(|s| s.client.as_str()).collect(),
+        }
+    }
 }
