@@ -126,7 +126,13 @@ async fn failed_receipts_reach_provider_health(backend: Backend) {
         let id = send(&app).await;
         assert_eq!(delivery(&app, &id).await["status"], "failed");
     }
-    // Health takes the receipts at its next refresh (an explain asks for one when due).
+    // Each matched receipt is timed and handed to health together; once all three are, health
+    // takes them at its next refresh (an explain asks for one when due).
+    let matched = eventually(Duration::from_secs(10), || async {
+        app.metric("smsgate_receipt_latency_seconds_count{provider=\"twilio\"}").await == Some(3.0)
+    })
+    .await;
+    assert!(matched, "three receipts matched to their attempts");
     app.advance(60);
     let seen = eventually(Duration::from_secs(10), || async {
         let explain = app.get("/v1/routing/explain?to=%2B919876543210&kind=text", Some(ADMIN_TOKEN)).await;
