@@ -119,53 +119,78 @@ fn blames_the_rows(e: &StoreError) -> bool {
 }
 
 /// One statement for the whole batch: three data-modifying CTEs commit together.
+///
+/// Sent with its parameter types as an unnamed statement, so PostgreSQL plans it for each batch
+/// with the tables as they are then. A cached generic plan, made while `sms_otp_sessions` was
+/// small (a new database, a fresh partition), kept joining the sessions by a sequential scan
+/// once the table had grown: every batch read the whole table, and throughput fell as it grew.
 async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
+    use tokio_postgres::types::{ToSql, Type};
     let client = pool.get().await?;
-    let stmt = client.prepare_cached(BATCH_SQL).await?;
     let a: Vec<_> = logs.iter().flat_map(|l| l.attempts.iter()).collect();
     let s: Vec<_> = logs.iter().filter_map(|l| l.session.as_ref()).collect();
     let e: Vec<_> = logs.iter().flat_map(|l| l.events.iter()).collect();
     let refs: Vec<serde_json::Value> = s.iter().map(|u| serde_json::to_value(&u.add_refs).unwrap_or_default()).collect();
-    client
-        .execute(
-            &stmt,
-            &[
-                &a.iter().map(|r| r.id).collect::<Vec<_>>(),
-                &a.iter().map(|r| r.message_id).collect::<Vec<_>>(),
-                &a.iter().map(|r| r.session_id).collect::<Vec<_>>(),
-                &a.iter().map(|r| r.user_id.as_deref()).collect::<Vec<_>>(),
-                &a.iter().map(|r| r.to.as_str()).collect::<Vec<_>>(),
-                &a.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
-                &a.iter().map(|r| r.provider.as_str()).collect::<Vec<_>>(),
-                &a.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>(),
-                &a.iter().map(|r| r.http_status).collect::<Vec<_>>(),
-                &a.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>(),
-                &a.iter().map(|r| r.provider_ref.as_deref()).collect::<Vec<_>>(),
-                &a.iter().map(|r| r.response_time_ms).collect::<Vec<_>>(),
-                &a.iter().map(|r| r.ambiguous).collect::<Vec<_>>(),
-                &a.iter().map(|r| r.created_at).collect::<Vec<_>>(),
-                &s.iter().map(|u| u.id).collect::<Vec<_>>(),
-                &refs,
-                &s.iter()
-                    .map(|u| u.delivered_by.as_ref().map(|d| d.provider.as_str()))
-                    .collect::<Vec<_>>(),
-                &s.iter()
-                    .map(|u| u.delivered_by.as_ref().map(|d| d.reference.as_str()))
-                    .collect::<Vec<_>>(),
-                &s.iter().map(|u| u.failed).collect::<Vec<_>>(),
-                &s.iter().map(|u| u.local_code_sent).collect::<Vec<_>>(),
-                &e.iter().map(|r| r.user_id.as_deref()).collect::<Vec<_>>(),
-                &e.iter().map(|r| r.phone.as_str()).collect::<Vec<_>>(),
-                &e.iter().map(|r| r.session_id).collect::<Vec<_>>(),
-                &e.iter().map(|r| r.event.as_str()).collect::<Vec<_>>(),
-                &e.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(),
-                &e.iter().map(|r| r.provider.as_deref()).collect::<Vec<_>>(),
-                &e.iter().map(|r| r.response_time_ms).collect::<Vec<_>>(),
-                &e.iter().map(|r| r.created_at).collect::<Vec<_>>(),
-                &a.iter().map(|r| r.parts).collect::<Vec<_>>(),
-            ],
-        )
-        .await?;
+    let a_id: Vec<_> = a.iter().map(|r| r.id).collect();
+    let a_message: Vec<_> = a.iter().map(|r| r.message_id).collect();
+    let a_session: Vec<_> = a.iter().map(|r| r.session_id).collect();
+    let a_user: Vec<_> = a.iter().map(|r| r.user_id.as_deref()).collect();
+    let a_to: Vec<_> = a.iter().map(|r| r.to.as_str()).collect();
+    let a_kind: Vec<_> = a.iter().map(|r| r.kind.as_str()).collect();
+    let a_provider: Vec<_> = a.iter().map(|r| r.provider.as_str()).collect();
+    let a_outcome: Vec<_> = a.iter().map(|r| r.outcome.as_str()).collect();
+    let a_status: Vec<_> = a.iter().map(|r| r.http_status).collect();
+    let a_error: Vec<_> = a.iter().map(|r| r.error.as_deref()).collect();
+    let a_ref: Vec<_> = a.iter().map(|r| r.provider_ref.as_deref()).collect();
+    let a_time: Vec<_> = a.iter().map(|r| r.response_time_ms).collect();
+    let a_ambiguous: Vec<_> = a.iter().map(|r| r.ambiguous).collect();
+    let a_created: Vec<_> = a.iter().map(|r| r.created_at).collect();
+    let a_parts: Vec<_> = a.iter().map(|r| r.parts).collect();
+    let s_id: Vec<_> = s.iter().map(|u| u.id).collect();
+    let s_provider: Vec<_> = s.iter().map(|u| u.delivered_by.as_ref().map(|d| d.provider.as_str())).collect();
+    let s_reference: Vec<_> = s.iter().map(|u| u.delivered_by.as_ref().map(|d| d.reference.as_str())).collect();
+    let s_failed: Vec<_> = s.iter().map(|u| u.failed).collect();
+    let s_local: Vec<_> = s.iter().map(|u| u.local_code_sent).collect();
+    let e_user: Vec<_> = e.iter().map(|r| r.user_id.as_deref()).collect();
+    let e_phone: Vec<_> = e.iter().map(|r| r.phone.as_str()).collect();
+    let e_session: Vec<_> = e.iter().map(|r| r.session_id).collect();
+    let e_event: Vec<_> = e.iter().map(|r| r.event.as_str()).collect();
+    let e_status: Vec<_> = e.iter().map(|r| r.status.as_str()).collect();
+    let e_provider: Vec<_> = e.iter().map(|r| r.provider.as_deref()).collect();
+    let e_time: Vec<_> = e.iter().map(|r| r.response_time_ms).collect();
+    let e_created: Vec<_> = e.iter().map(|r| r.created_at).collect();
+    let params: [(&(dyn ToSql + Sync), Type); 29] = [
+        (&a_id, Type::UUID_ARRAY),
+        (&a_message, Type::UUID_ARRAY),
+        (&a_session, Type::UUID_ARRAY),
+        (&a_user, Type::TEXT_ARRAY),
+        (&a_to, Type::TEXT_ARRAY),
+        (&a_kind, Type::TEXT_ARRAY),
+        (&a_provider, Type::TEXT_ARRAY),
+        (&a_outcome, Type::TEXT_ARRAY),
+        (&a_status, Type::INT4_ARRAY),
+        (&a_error, Type::TEXT_ARRAY),
+        (&a_ref, Type::TEXT_ARRAY),
+        (&a_time, Type::INT4_ARRAY),
+        (&a_ambiguous, Type::BOOL_ARRAY),
+        (&a_created, Type::TIMESTAMPTZ_ARRAY),
+        (&s_id, Type::UUID_ARRAY),
+        (&refs, Type::JSONB_ARRAY),
+        (&s_provider, Type::TEXT_ARRAY),
+        (&s_reference, Type::TEXT_ARRAY),
+        (&s_failed, Type::BOOL_ARRAY),
+        (&s_local, Type::BOOL_ARRAY),
+        (&e_user, Type::TEXT_ARRAY),
+        (&e_phone, Type::TEXT_ARRAY),
+        (&e_session, Type::UUID_ARRAY),
+        (&e_event, Type::TEXT_ARRAY),
+        (&e_status, Type::TEXT_ARRAY),
+        (&e_provider, Type::TEXT_ARRAY),
+        (&e_time, Type::INT4_ARRAY),
+        (&e_created, Type::TIMESTAMPTZ_ARRAY),
+        (&a_parts, Type::INT4_ARRAY),
+    ];
+    client.execute_typed(BATCH_SQL, &params).await?;
     Ok(())
 }
 
