@@ -97,6 +97,7 @@ impl Gateway {
         let status = if accepted.is_some() { "sent" } else { "failed" };
         let log = SendLog {
             attempts: attempt_rows(&sms, Some(&marker), Some(session.id), &dispatch),
+            opened: None,
             session: Some(SessionUpdate {
                 id: session.id,
                 add_refs: held

@@ -87,16 +87,9 @@ impl Limits {
         }
     }
 
-    /// Admits one send or says why not. Nothing is counted for a refused send. An admitted
-    /// OTP's session (`opening`) is stored in the same round trip.
+    /// Admits one send or says why not. Nothing is counted for a refused send.
     /// Returns the seconds until the next OTP to the same phone may go.
-    pub async fn admit(
-        &self,
-        store: &dyn Store,
-        ctx: &SendContext<'_>,
-        opening: Option<&Session>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<u64>, LimitError> {
+    pub async fn admit(&self, store: &dyn Store, ctx: &SendContext<'_>, now: DateTime<Utc>) -> Result<Option<u64>, LimitError> {
         self.pumping_guard(ctx.phone)?;
         let l = &self.settings;
         let mut quotas = vec![Quota {
@@ -144,7 +137,7 @@ impl Limits {
             max_secs: l.resend_cooldown_max_seconds as u32,
             reset_secs: DAY,
         });
-        let resend_after = match store.admit_opening(&quotas, cooldown.as_ref(), opening, now).await? {
+        let resend_after = match store.admit(&quotas, cooldown.as_ref(), now).await? {
             Admission::Admitted { resend_after_secs } => resend_after_secs,
             Admission::Refused { key, retry_after_secs } => return Err(self.refused(&key, retry_after_secs)),
         };

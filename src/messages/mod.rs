@@ -129,7 +129,7 @@ impl Gateway {
             client: &req.client,
             is_otp: false,
         };
-        self.limits.admit(&*self.store, &ctx, None, self.clock.now()).await?;
+        self.limits.admit(&*self.store, &ctx, self.clock.now()).await?;
         let message_id = Uuid::new_v4();
         let sms = OutboundSms {
             id: message_id,

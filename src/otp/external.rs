@@ -69,7 +69,7 @@ impl Gateway {
             client: &sender.client,
             is_otp: true,
         };
-        self.limits.admit(&*self.store, &ctx, None, self.clock.now()).await?;
+        self.limits.admit(&*self.store, &ctx, self.clock.now()).await?;
         let message_id = Uuid::new_v4();
         let sms = OutboundSms { id: message_id, to, body };
         let deadline = match sender.within {

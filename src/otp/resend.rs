@@ -99,7 +99,7 @@ impl Gateway {
             is_otp: true,
         };
         // The same windows and cooldown as a new OTP to this phone, in one round trip.
-        let resend_after = self.limits.admit(&*self.store, &ctx, None, self.clock.now()).await?;
+        let resend_after = self.limits.admit(&*self.store, &ctx, self.clock.now()).await?;
         let policy = Policy::for_purpose(&self.settings.otp, &session.purpose);
         let message_id = Uuid::new_v4();
         let code = resend_code(&self.key, message_id, policy.length);
@@ -121,6 +121,7 @@ impl Gateway {
         update.local_code_sent = false;
         let log = SendLog {
             attempts: attempt_rows(&sms, session.user_id.as_deref(), Some(session.id), &dispatch),
+            opened: None,
             session: Some(update),
             events: vec![OtpEvent {
                 session_id: session.id,

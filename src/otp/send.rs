@@ -1,6 +1,6 @@
 //! Opening a session and sending its code: the spine of `POST /v1/otp/send`.
-//! limits admit (and store the session) → the router dispatches → every attempt is committed
-//! with the session's provider references → the answer.
+//! limits admit → the router dispatches → the session, with its provider references, is
+//! committed with every attempt → the answer.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -65,8 +65,8 @@ impl Gateway {
             client: &req.client,
             is_otp: true,
         };
-        // Admitted or not in one round trip; an admitted session is stored with its counters.
-        let resend_after_secs = self.limits.admit(&*self.store, &ctx, Some(&session), session.created_at).await?;
+        // Admitted or not in one round trip; the session is stored with the attempts.
+        let resend_after_secs = self.limits.admit(&*self.store, &ctx, session.created_at).await?;
         let sms = OutboundSms {
             id: session.id,
             to: phone,
@@ -82,6 +82,7 @@ impl Gateway {
         let judged = Judged::of(&dispatch, self.carried_local_code(&dispatch));
         let log = SendLog {
             attempts: attempt_rows(&sms, req.user_id.as_deref(), Some(session.id), &dispatch),
+            opened: Some(session.clone()),
             session: Some(judged.session_update(session.id)),
             events: vec![OtpEvent {
                 session_id: session.id,

@@ -278,6 +278,7 @@ mod tests {
         // Rows sharing a timestamp must still page cleanly.
         let log = SendLog {
             attempts: (0..5).map(|i| attempt("+919876543210", "twilio", "accepted", at(i / 2))).collect(),
+            opened: None,
             session: None,
             events: (0..4).map(|i| event("+919876543211", "sent", at(i / 2))).collect(),
         };

@@ -9,7 +9,8 @@
 //! while that statement runs. Otherwise (a limit is near, or a cooldown runs) the batch is
 //! decided exactly, one admission after another, in one transaction of two round trips: lock and
 //! read the keys' live buckets and cooldowns; decide in order with the same `Ledger` the memory
-//! store uses; write the summed increments, cooldowns and sessions, and commit.
+//! store uses; write the summed increments and cooldowns, and commit. The sessions
+//! the admitted sends open are written once, by the group commit after the send (`writer.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::sliding::{bucket_ms, bucket_start, window_ms, Bucket, Cooldown, Ledger};
-use super::{Admission, CooldownSpec, Quota, Session, StoreError};
+use super::{Admission, CooldownSpec, Quota, StoreError};
 
 /// Largest number of admissions in one batch.
 const MAX_BATCH: usize = 256;
@@ -33,7 +34,6 @@ const IN_FLIGHT: usize = 1;
 pub(super) struct Request {
     pub quotas: Vec<Quota>,
     pub cooldown: Option<CooldownSpec>,
-    pub opening: Option<Session>,
     pub now: DateTime<Utc>,
 }
 
@@ -87,8 +87,8 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<(Request, Reply)>, limit: Durati
 }
 
 /// Decides `reqs` in one transaction and answers each. When PostgreSQL refuses the batch for
-/// what one request holds (a data exception or a constraint, say a session id used twice),
-/// each request is decided alone so that only the one at fault fails.
+/// what one request holds (a data exception or a constraint), each request is decided alone so
+/// that only the one at fault fails.
 async fn decide_isolating(pool: &Pool, reqs: &[Request], replies: Vec<Reply>, limit: Duration) {
     let all: Vec<&Request> = reqs.iter().collect();
     match bounded(pool, limit, decide(pool, &all)).await {
@@ -171,7 +171,7 @@ async fn decide(pool: &Pool, reqs: &[&Request]) -> Result<Vec<Admission>, StoreE
 /// wholesale; nothing was written then.
 async fn admit_all(client: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<Option<Vec<Admission>>, StoreError> {
     let stmt = client
-        .prepare_cached("SELECT smsgate_admit_all($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)")
+        .prepare_cached("SELECT smsgate_admit_all($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
         .await?;
     let quotas: Vec<(&Quota, DateTime<Utc>)> = reqs.iter().flat_map(|r| r.quotas.iter().map(|q| (q, r.now))).collect();
     let q_key: Vec<&str> = quotas.iter().map(|(q, _)| q.key.as_str()).collect();
@@ -188,31 +188,11 @@ async fn admit_all(client: &deadpool_postgres::Object, reqs: &[&Request]) -> Res
     let cd_max: Vec<i32> = cooldowns.iter().map(|(c, _)| c.max_secs.min(i32::MAX as u32) as i32).collect();
     let cd_reset: Vec<i32> = cooldowns.iter().map(|(c, _)| c.reset_secs.min(i32::MAX as u32) as i32).collect();
     let cd_at: Vec<DateTime<Utc>> = cooldowns.iter().map(|(_, now)| *now).collect();
-    let opened: Vec<&Session> = reqs.iter().filter_map(|r| r.opening.as_ref()).collect();
-    let sessions = SessionColumns::of(&opened);
     let row = client
         .query_one(
             &stmt,
             &[
-                &q_key,
-                &q_window,
-                &q_limit,
-                &q_bucket,
-                &q_at,
-                &cd_key,
-                &cd_base,
-                &cd_max,
-                &cd_reset,
-                &cd_at,
-                &sessions.ids,
-                &sessions.phones,
-                &sessions.users,
-                &sessions.purposes,
-                &sessions.hmacs,
-                &sessions.max_attempts,
-                &sessions.created,
-                &sessions.expires,
-                &sessions.clients,
+                &q_key, &q_window, &q_limit, &q_bucket, &q_at, &cd_key, &cd_base, &cd_max, &cd_reset, &cd_at,
             ],
         )
         .await?;
@@ -307,23 +287,10 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
                 SET last_sent_at = EXCLUDED.last_sent_at, resends = EXCLUDED.resends, until = EXCLUDED.until",
         )
         .await?;
-    let insert_sessions = tx
-        .prepare_cached(
-            "INSERT INTO sms_otp_sessions (id, phone, user_id, purpose, code_hmac, max_attempts, created_at, expires_at, client)
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::int4[],
-                                  $7::timestamptz[], $8::timestamptz[], $9::text[])",
-        )
-        .await?;
     let mut added: Vec<_> = ledger.added.iter().collect();
     added.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut cooled: Vec<(&String, &Cooldown)> = ledger.cooled.iter().collect();
     cooled.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let opened: Vec<&Session> = reqs
-        .iter()
-        .zip(&answers)
-        .filter(|(_, a)| matches!(a, Admission::Admitted { .. }))
-        .filter_map(|(r, _)| r.opening.as_ref())
-        .collect();
     let c_keys: Vec<&str> = added.iter().map(|(k, _)| k.0.as_str()).collect();
     let c_starts: Vec<DateTime<Utc>> = added.iter().map(|(k, _)| at_ms(k.1)).collect();
     let c_counts: Vec<i32> = added.iter().map(|(_, v)| v.0.min(i32::MAX as u32) as i32).collect();
@@ -333,7 +300,6 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
     let d_last: Vec<DateTime<Utc>> = cooled.iter().map(|(_, c)| c.last_sent).collect();
     let d_resends: Vec<i32> = cooled.iter().map(|(_, c)| c.resends).collect();
     let d_until: Vec<DateTime<Utc>> = cooled.iter().map(|(_, c)| c.until).collect();
-    let sessions = SessionColumns::of(&opened);
     // The writes and the commit, sent together: one round trip.
     futures::try_join!(
         async {
@@ -348,26 +314,6 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
                 return Ok(0);
             }
             tx.execute(&write_cooldowns, &[&d_keys, &d_last, &d_resends, &d_until]).await
-        },
-        async {
-            if sessions.ids.is_empty() {
-                return Ok(0);
-            }
-            tx.execute(
-                &insert_sessions,
-                &[
-                    &sessions.ids,
-                    &sessions.phones,
-                    &sessions.users,
-                    &sessions.purposes,
-                    &sessions.hmacs,
-                    &sessions.max_attempts,
-                    &sessions.created,
-                    &sessions.expires,
-                    &sessions.clients,
-                ],
-            )
-            .await
         },
         async { tx.batch_execute("COMMIT").await.map(|_| 0) },
     )?;
@@ -390,33 +336,4 @@ pub(super) async fn snapshot(pool: &Pool, quotas: &[Quota], now: DateTime<Utc>) 
         ledger.load_bucket(key, window, row.get(1), bucket_of(&row));
     }
     Ok(ledger)
-}
-
-/// The sessions a batch opens, as the column arrays its statements take.
-struct SessionColumns<'a> {
-    ids: Vec<uuid::Uuid>,
-    phones: Vec<&'a str>,
-    users: Vec<Option<&'a str>>,
-    purposes: Vec<&'a str>,
-    hmacs: Vec<&'a [u8]>,
-    max_attempts: Vec<i32>,
-    created: Vec<DateTime<Utc>>,
-    expires: Vec<DateTime<Utc>>,
-    clients: Vec<&'a str>,
-}
-
-impl<'a> SessionColumns<'a> {
-    fn of(opened: &[&'a Session]) -> Self {
-        Self {
-            ids: opened.iter().map(|s| s.id).collect(),
-            phones: opened.iter().map(|s| s.phone.as_str()).collect(),
-            users: opened.iter().map(|s| s.user_id.as_deref()).collect(),
-            purposes: opened.iter().map(|s| s.purpose.as_str()).collect(),
-            hmacs: opened.iter().map(|s| s.code_hmac.as_slice()).collect(),
-            max_attempts: opened.iter().map(|s| s.max_attempts.min(i32::MAX as u32) as i32).collect(),
-            created: opened.iter().map(|s| s.created_at).collect(),
-            expires: opened.iter().map(|s| s.expires_at).collect(),
-            clients: opened.iter().map(|s| s.client.as_str()).collect(),
-        }
-    }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::memory_limits::MemoryLimits;
 
-use super::{AttemptRow, OtpEvent, SendLog, Session, SessionEdit, SessionStatus, Store, StoreError};
+use super::{AttemptRow, OtpEvent, SendLog, Session, SessionEdit, Store, StoreError};
 
 /// Rows kept of each log before the oldest are dropped.
 const LOG_CAP: usize = 100_000;
@@ -85,14 +85,13 @@ impl Store for MemoryStore {
     }
 
     async fn write_log(&self, log: SendLog) -> Result<(), StoreError> {
+        if let Some(opened) = &log.opened {
+            self.insert_session(opened).await?;
+        }
         let mut inner = self.lock();
         if let Some(update) = log.session {
             if let Some(s) = inner.sessions.get_mut(&update.id) {
-                s.provider_refs.extend(update.add_refs);
-                s.local_code_sent |= update.local_code_sent;
-                if update.failed && s.status == SessionStatus::Pending {
-                    s.status = SessionStatus::Failed;
-                }
+                update.apply(s);
             }
         }
         for mut a in log.attempts {

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
 use super::sliding::Ledger;
-use super::{Admission, Contact, CooldownSpec, IdempotencyClaim, LimitStore, Quota, Session, Store, StoreError};
+use super::{Admission, Contact, CooldownSpec, IdempotencyClaim, LimitStore, Quota, StoreError};
 
 /// The limits half of `MemoryStore`, behind its own lock.
 #[derive(Default)]
@@ -39,18 +39,8 @@ impl MemoryLimits {
 
 #[async_trait]
 impl LimitStore for super::MemoryStore {
-    async fn admit_opening(
-        &self,
-        quotas: &[Quota],
-        cooldown: Option<&CooldownSpec>,
-        opening: Option<&Session>,
-        now: DateTime<Utc>,
-    ) -> Result<Admission, StoreError> {
-        let admission = self.limits.lock().ledger.take(quotas, cooldown, now);
-        if let (Admission::Admitted { .. }, Some(session)) = (&admission, opening) {
-            Store::insert_session(self, session).await?;
-        }
-        Ok(admission)
+    async fn admit(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Result<Admission, StoreError> {
+        Ok(self.limits.lock().ledger.take(quotas, cooldown, now))
     }
 
     async fn claim_idempotency(

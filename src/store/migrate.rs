@@ -21,6 +21,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (8, "0008_health", include_str!("../../migrations/0008_health.sql")),
     (9, "0009_admin_logs", include_str!("../../migrations/0009_admin_logs.sql")),
     (10, "0010_campaigns", include_str!("../../migrations/0010_campaigns.sql")),
+    (
+        11,
+        "0011_sessions_written_once",
+        include_str!("../../migrations/0011_sessions_written_once.sql"),
+    ),
 ];
 
 /// Lock id for `pg_advisory_lock`: "smsgate" in ASCII.

@@ -148,10 +148,24 @@ pub struct SessionUpdate {
     pub local_code_sent: bool,
 }
 
+impl SessionUpdate {
+    /// The update made to `session` in place.
+    pub fn apply(&self, session: &mut Session) {
+        session.provider_refs.extend(self.add_refs.iter().cloned());
+        session.local_code_sent |= self.local_code_sent;
+        if self.failed && session.status == SessionStatus::Pending {
+            session.status = SessionStatus::Failed;
+        }
+    }
+}
+
 /// Everything written after a send, committed together (group commit in PostgreSQL).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SendLog {
     pub attempts: Vec<AttemptRow>,
+    /// The session this send opened: stored here, once, with `session` applied, so that a send
+    /// writes its session row once (never an insert at admission and an update after it).
+    pub opened: Option<Session>,
     pub session: Option<SessionUpdate>,
     pub events: Vec<OtpEvent>,
 }
@@ -297,22 +311,11 @@ pub struct Contact {
 /// Shared state for limits, idempotency and step-up contacts; part of every `Store`.
 #[async_trait]
 pub trait LimitStore: Send + Sync {
-    /// Takes one from every quota and the cooldown, atomically and across instances, or nothing;
-    /// when admitted, also stores `opening` (a new OTP session) in the same round trip.
-    async fn admit_opening(
-        &self,
-        quotas: &[Quota],
-        cooldown: Option<&CooldownSpec>,
-        opening: Option<&Session>,
-        now: DateTime<Utc>,
-    ) -> Result<Admission, StoreError>;
+    /// Takes one from every quota and the cooldown, atomically and across instances, or nothing.
+    async fn admit(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Result<Admission, StoreError>;
     /// The first quota already spent in its sliding window, without taking anything: `Refused`
     /// naming it, else `Admitted`.
     async fn peek(&self, quotas: &[Quota], now: DateTime<Utc>) -> Result<Admission, StoreError>;
-    /// `admit_opening` without a session.
-    async fn admit(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Result<Admission, StoreError> {
-        self.admit_opening(quotas, cooldown, None, now).await
-    }
     /// Claims `key` within `scope` (the calling client) for a request whose body hashes to `hash`.
     /// A claim older than `lease_secs` that never completed is taken over; keys live `ttl_secs`.
     async fn claim_idempotency(

@@ -5,21 +5,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::admission;
-use super::{Admission, Contact, CooldownSpec, IdempotencyClaim, LimitStore, PostgresStore, Quota, Session, StoreError};
+use super::{Admission, Contact, CooldownSpec, IdempotencyClaim, LimitStore, PostgresStore, Quota, StoreError};
 
 #[async_trait]
 impl LimitStore for PostgresStore {
-    async fn admit_opening(
-        &self,
-        quotas: &[Quota],
-        cooldown: Option<&CooldownSpec>,
-        opening: Option<&Session>,
-        now: DateTime<Utc>,
-    ) -> Result<Admission, StoreError> {
+    async fn admit(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Result<Admission, StoreError> {
         let request = admission::Request {
             quotas: quotas.to_vec(),
             cooldown: cooldown.cloned(),
-            opening: opening.cloned(),
             now,
         };
         self.bounded(self.admission().admit(request)).await

@@ -1,4 +1,4 @@
-//! Group commit: attempt rows, session updates and OTP events of all concurrent sends are
+//! Group commit: attempt rows, new sessions, session updates and OTP events of all concurrent sends are
 //! written by one statement (`INSERT … SELECT FROM UNNEST`), then each waiting send is answered.
 //! While one batch commits the next one gathers, so durability does not cost throughput.
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{SendLog, StoreError};
+use super::{ProviderRef, SendLog, Session, SessionUpdate, StoreError};
 use crate::metrics::Metrics;
 
 /// Largest number of sends in one statement.
@@ -118,19 +118,32 @@ fn blames_the_rows(e: &StoreError) -> bool {
     }
 }
 
-/// One statement for the whole batch: three data-modifying CTEs commit together.
+/// One statement for the whole batch: four data-modifying CTEs commit together.
 ///
-/// Sent with its parameter types as an unnamed statement, so PostgreSQL plans it for each batch
-/// with the tables as they are then. A cached generic plan, made while `sms_otp_sessions` was
-/// small (a new database, a fresh partition), kept joining the sessions by a sequential scan
-/// once the table had grown: every batch read the whole table, and throughput fell as it grew.
+/// A batch of new sends only inserts, and runs the prepared statement. A batch that updates
+/// sessions stored earlier (a resend) goes as an unnamed typed statement, planned with the
+/// tables as they are: a generic plan cached while `sms_otp_sessions` was small (a new database)
+/// joins the updates by a sequential scan, and kept doing so as the table grew.
 async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
     use tokio_postgres::types::{ToSql, Type};
     let client = pool.get().await?;
     let a: Vec<_> = logs.iter().flat_map(|l| l.attempts.iter()).collect();
-    let s: Vec<_> = logs.iter().filter_map(|l| l.session.as_ref()).collect();
+    let mut opened: Vec<(Session, Option<&ProviderRef>)> = Vec::new();
+    let mut updates: Vec<&SessionUpdate> = Vec::new();
+    for log in logs {
+        match (&log.opened, &log.session) {
+            (Some(session), Some(update)) if update.id == session.id => {
+                let mut session = session.clone();
+                update.apply(&mut session);
+                opened.push((session, update.delivered_by.as_ref()));
+            }
+            (opened_session, update) => {
+                opened.extend(opened_session.iter().map(|s| (s.clone(), None)));
+                updates.extend(update);
+            }
+        }
+    }
     let e: Vec<_> = logs.iter().flat_map(|l| l.events.iter()).collect();
-    let refs: Vec<serde_json::Value> = s.iter().map(|u| serde_json::to_value(&u.add_refs).unwrap_or_default()).collect();
     let a_id: Vec<_> = a.iter().map(|r| r.id).collect();
     let a_message: Vec<_> = a.iter().map(|r| r.message_id).collect();
     let a_session: Vec<_> = a.iter().map(|r| r.session_id).collect();
@@ -146,11 +159,21 @@ async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
     let a_ambiguous: Vec<_> = a.iter().map(|r| r.ambiguous).collect();
     let a_created: Vec<_> = a.iter().map(|r| r.created_at).collect();
     let a_parts: Vec<_> = a.iter().map(|r| r.parts).collect();
-    let s_id: Vec<_> = s.iter().map(|u| u.id).collect();
-    let s_provider: Vec<_> = s.iter().map(|u| u.delivered_by.as_ref().map(|d| d.provider.as_str())).collect();
-    let s_reference: Vec<_> = s.iter().map(|u| u.delivered_by.as_ref().map(|d| d.reference.as_str())).collect();
-    let s_failed: Vec<_> = s.iter().map(|u| u.failed).collect();
-    let s_local: Vec<_> = s.iter().map(|u| u.local_code_sent).collect();
+    let u_id: Vec<_> = updates.iter().map(|u| u.id).collect();
+    let u_refs: Vec<serde_json::Value> = updates
+        .iter()
+        .map(|u| serde_json::to_value(&u.add_refs).unwrap_or_default())
+        .collect();
+    let u_provider: Vec<_> = updates
+        .iter()
+        .map(|u| u.delivered_by.as_ref().map(|d| d.provider.as_str()))
+        .collect();
+    let u_reference: Vec<_> = updates
+        .iter()
+        .map(|u| u.delivered_by.as_ref().map(|d| d.reference.as_str()))
+        .collect();
+    let u_failed: Vec<_> = updates.iter().map(|u| u.failed).collect();
+    let u_local: Vec<_> = updates.iter().map(|u| u.local_code_sent).collect();
     let e_user: Vec<_> = e.iter().map(|r| r.user_id.as_deref()).collect();
     let e_phone: Vec<_> = e.iter().map(|r| r.phone.as_str()).collect();
     let e_session: Vec<_> = e.iter().map(|r| r.session_id).collect();
@@ -159,7 +182,24 @@ async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
     let e_provider: Vec<_> = e.iter().map(|r| r.provider.as_deref()).collect();
     let e_time: Vec<_> = e.iter().map(|r| r.response_time_ms).collect();
     let e_created: Vec<_> = e.iter().map(|r| r.created_at).collect();
-    let params: [(&(dyn ToSql + Sync), Type); 29] = [
+    let o_id: Vec<_> = opened.iter().map(|(s, _)| s.id).collect();
+    let o_phone: Vec<_> = opened.iter().map(|(s, _)| s.phone.as_str()).collect();
+    let o_user: Vec<_> = opened.iter().map(|(s, _)| s.user_id.as_deref()).collect();
+    let o_purpose: Vec<_> = opened.iter().map(|(s, _)| s.purpose.as_str()).collect();
+    let o_hmac: Vec<_> = opened.iter().map(|(s, _)| s.code_hmac.as_slice()).collect();
+    let o_refs: Vec<serde_json::Value> = opened
+        .iter()
+        .map(|(s, _)| serde_json::to_value(&s.provider_refs).unwrap_or_default())
+        .collect();
+    let o_provider: Vec<_> = opened.iter().map(|(_, d)| d.map(|d| d.provider.as_str())).collect();
+    let o_reference: Vec<_> = opened.iter().map(|(_, d)| d.map(|d| d.reference.as_str())).collect();
+    let o_status: Vec<_> = opened.iter().map(|(s, _)| s.status.as_str()).collect();
+    let o_max: Vec<_> = opened.iter().map(|(s, _)| s.max_attempts.min(i32::MAX as u32) as i32).collect();
+    let o_created: Vec<_> = opened.iter().map(|(s, _)| s.created_at).collect();
+    let o_expires: Vec<_> = opened.iter().map(|(s, _)| s.expires_at).collect();
+    let o_client: Vec<_> = opened.iter().map(|(s, _)| s.client.as_str()).collect();
+    let o_local: Vec<_> = opened.iter().map(|(s, _)| s.local_code_sent).collect();
+    let params: [(&(dyn ToSql + Sync), Type); 43] = [
         (&a_id, Type::UUID_ARRAY),
         (&a_message, Type::UUID_ARRAY),
         (&a_session, Type::UUID_ARRAY),
@@ -174,12 +214,12 @@ async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
         (&a_time, Type::INT4_ARRAY),
         (&a_ambiguous, Type::BOOL_ARRAY),
         (&a_created, Type::TIMESTAMPTZ_ARRAY),
-        (&s_id, Type::UUID_ARRAY),
-        (&refs, Type::JSONB_ARRAY),
-        (&s_provider, Type::TEXT_ARRAY),
-        (&s_reference, Type::TEXT_ARRAY),
-        (&s_failed, Type::BOOL_ARRAY),
-        (&s_local, Type::BOOL_ARRAY),
+        (&u_id, Type::UUID_ARRAY),
+        (&u_refs, Type::JSONB_ARRAY),
+        (&u_provider, Type::TEXT_ARRAY),
+        (&u_reference, Type::TEXT_ARRAY),
+        (&u_failed, Type::BOOL_ARRAY),
+        (&u_local, Type::BOOL_ARRAY),
         (&e_user, Type::TEXT_ARRAY),
         (&e_phone, Type::TEXT_ARRAY),
         (&e_session, Type::UUID_ARRAY),
@@ -189,8 +229,28 @@ async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
         (&e_time, Type::INT4_ARRAY),
         (&e_created, Type::TIMESTAMPTZ_ARRAY),
         (&a_parts, Type::INT4_ARRAY),
+        (&o_id, Type::UUID_ARRAY),
+        (&o_phone, Type::TEXT_ARRAY),
+        (&o_user, Type::TEXT_ARRAY),
+        (&o_purpose, Type::TEXT_ARRAY),
+        (&o_hmac, Type::BYTEA_ARRAY),
+        (&o_refs, Type::JSONB_ARRAY),
+        (&o_provider, Type::TEXT_ARRAY),
+        (&o_reference, Type::TEXT_ARRAY),
+        (&o_status, Type::TEXT_ARRAY),
+        (&o_max, Type::INT4_ARRAY),
+        (&o_created, Type::TIMESTAMPTZ_ARRAY),
+        (&o_expires, Type::TIMESTAMPTZ_ARRAY),
+        (&o_client, Type::TEXT_ARRAY),
+        (&o_local, Type::BOOL_ARRAY),
     ];
-    client.execute_typed(BATCH_SQL, &params).await?;
+    if updates.is_empty() {
+        let stmt = client.prepare_cached(BATCH_SQL).await?;
+        let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+        client.execute(&stmt, &values).await?;
+    } else {
+        client.execute_typed(BATCH_SQL, &params).await?;
+    }
     Ok(())
 }
 
@@ -217,6 +277,13 @@ WITH attempts AS (
       FROM UNNEST($15::uuid[], $16::jsonb[], $17::text[], $18::text[], $19::bool[], $20::bool[])
            AS u(id, refs, provider, reference, failed, local_code_sent)
      WHERE s.id = u.id
+), opened AS (
+    INSERT INTO sms_otp_sessions (id, phone, user_id, purpose, code_hmac, provider_refs, provider_name,
+                                  provider_session_id, status, max_attempts, created_at, expires_at,
+                                  client, local_code_sent)
+    SELECT * FROM UNNEST($30::uuid[], $31::text[], $32::text[], $33::text[], $34::bytea[], $35::jsonb[],
+                         $36::text[], $37::text[], $38::text[], $39::int4[], $40::timestamptz[],
+                         $41::timestamptz[], $42::text[], $43::bool[])
 ), events AS (
     INSERT INTO otp_logs (user_id, phone, session_id, type, status, provider, response_time_ms, created_at)
     SELECT * FROM UNNEST($21::text[], $22::text[], $23::uuid[], $24::text[], $25::text[], $26::text[],

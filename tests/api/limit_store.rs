@@ -280,8 +280,8 @@ async fn postgres_store(db: &TestDb) -> Arc<dyn Store> {
     Arc::new(store)
 }
 
-async fn an_admission_opens_its_session_only_when_admitted(s: Arc<dyn Store>, _: Arc<dyn Store>) {
-    use smsgate::store::{Session, SessionStatus};
+async fn a_send_log_stores_the_session_it_opened_with_the_send_applied(s: Arc<dyn Store>, _: Arc<dyn Store>) {
+    use smsgate::store::{ProviderRef, SendLog, Session, SessionStatus, SessionUpdate};
     let session = |id| Session {
         id,
         client: "app".into(),
@@ -300,65 +300,80 @@ async fn an_admission_opens_its_session_only_when_admitted(s: Arc<dyn Store>, _:
         verify_lease_until: None,
     };
     let q = [quota("phone:m:y", 60, 1)];
-    let (first, second) = (session(uuid::Uuid::new_v4()), session(uuid::Uuid::new_v4()));
-    assert_eq!(s.admit_opening(&q, None, Some(&first), t0()).await.unwrap(), admitted(None));
-    assert_eq!(s.get_session(first.id).await.unwrap(), Some(first));
-    assert_eq!(
-        s.admit_opening(&q, None, Some(&second), t0()).await.unwrap(),
-        refused("phone:m:y", 60)
-    );
-    assert_eq!(s.get_session(second.id).await.unwrap(), None, "a refused send opens nothing");
+    assert_eq!(s.admit(&q, None, t0()).await.unwrap(), admitted(None));
+    let (sent, failed) = (session(uuid::Uuid::new_v4()), session(uuid::Uuid::new_v4()));
+    assert_eq!(s.get_session(sent.id).await.unwrap(), None, "admission stores no session");
+    let held = ProviderRef {
+        provider: "2factor".into(),
+        reference: "ref-1".into(),
+    };
+    let log = |opened: &Session, update: SessionUpdate| SendLog {
+        opened: Some(opened.clone()),
+        session: Some(update),
+        ..SendLog::default()
+    };
+    s.write_log(log(
+        &sent,
+        SessionUpdate {
+            id: sent.id,
+            add_refs: vec![held.clone()],
+            delivered_by: Some(held.clone()),
+            failed: false,
+            local_code_sent: false,
+        },
+    ))
+    .await
+    .unwrap();
+    s.write_log(log(
+        &failed,
+        SessionUpdate {
+            id: failed.id,
+            add_refs: Vec::new(),
+            delivered_by: None,
+            failed: true,
+            local_code_sent: true,
+        },
+    ))
+    .await
+    .unwrap();
+    let stored = s.get_session(sent.id).await.unwrap().expect("the sent session is stored");
+    assert_eq!(stored.provider_refs, vec![held]);
+    assert_eq!((stored.status, stored.local_code_sent), (SessionStatus::Pending, false));
+    let stored = s.get_session(failed.id).await.unwrap().expect("the failed session is stored");
+    assert_eq!((stored.status, stored.local_code_sent), (SessionStatus::Failed, true));
+    assert!(stored.provider_refs.is_empty());
 }
 
 /// Admissions decided in one batch (PostgreSQL) share a transaction: one that PostgreSQL refuses
-/// (its session id is taken) fails alone and takes nothing; the others are admitted and opened.
+/// (a key holding a NUL, which `text` cannot store) fails alone and takes nothing; the others
+/// are admitted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_fails_only_the_admission_postgres_refuses() {
-    use smsgate::store::{Session, SessionStatus};
     let db = TestDb::new().await;
     let s = postgres_store(&db).await;
-    let session = |id| Session {
-        id,
-        client: "app".into(),
-        phone: "+919876543210".into(),
-        user_id: None,
-        purpose: "login".into(),
-        code_hmac: vec![1; 32],
-        provider_refs: Vec::new(),
-        status: SessionStatus::Pending,
-        attempts: 0,
-        max_attempts: 5,
-        created_at: t0(),
-        expires_at: t0() + secs(300),
-        verified_at: None,
-        local_code_sent: false,
-        verify_lease_until: None,
-    };
-    let q = [quota("client:batch", 60, 22)];
-    let taken = session(uuid::Uuid::new_v4());
-    assert_eq!(s.admit_opening(&q, None, Some(&taken), t0()).await.unwrap(), admitted(None));
+    let q = [quota("client:batch", 60, 21)];
     let tasks: Vec<_> = (0..21)
         .map(|i| {
-            let (s, q) = (Arc::clone(&s), q.clone());
-            let opening = if i == 10 { taken.clone() } else { session(uuid::Uuid::new_v4()) };
-            tokio::spawn(async move { (s.admit_opening(&q, None, Some(&opening), t0()).await, opening.id) })
+            let s = Arc::clone(&s);
+            let mut quotas = q.to_vec();
+            if i == 10 {
+                quotas.push(quota("phone:m:\0", 60, 5));
+            }
+            tokio::spawn(async move { (s.admit(&quotas, None, t0()).await, i) })
         })
         .collect();
     let mut failed = 0;
     for t in tasks {
         match t.await.unwrap() {
-            (Ok(a), id) => {
-                assert_eq!(a, admitted(None));
-                assert!(s.get_session(id).await.unwrap().is_some(), "an admitted session is stored");
-            }
-            (Err(_), id) => {
-                assert_eq!(id, taken.id, "only the admission at fault fails");
+            (Ok(a), _) => assert_eq!(a, admitted(None)),
+            (Err(_), i) => {
+                assert_eq!(i, 10, "only the admission at fault fails");
                 failed += 1;
             }
         }
     }
     assert_eq!(failed, 1);
-    // 1 + 20 admitted of 22: the failed admission took nothing, so one more goes, then none.
+    // 20 admitted of 21: the failed admission took nothing, so one more goes, then none.
     assert_eq!(s.admit(&q, None, t0()).await.unwrap(), admitted(None));
     assert_eq!(s.admit(&q, None, t0()).await.unwrap(), refused("client:batch", 60));
 }
@@ -379,7 +394,7 @@ async fn on_postgres<F: Future<Output = ()>>(test: impl FnOnce(Arc<dyn Store>, A
 on_both_stores!(
     memory: super::on_memory,
     postgres: super::on_postgres;
-    an_admission_opens_its_session_only_when_admitted,
+    a_send_log_stores_the_session_it_opened_with_the_send_applied,
     an_admission_takes_every_quota_or_none,
     a_window_admits_its_limit_then_slides,
     no_span_of_a_window_admits_more_than_its_limit_across_the_minute_edge,

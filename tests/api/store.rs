@@ -80,6 +80,7 @@ async fn sessions_round_trip_with_provider_refs(store: Arc<dyn Store>) {
     store
         .write_log(SendLog {
             attempts: vec![attempt(s.id, "twilio", "unavailable", 12)],
+            opened: None,
             session: Some(update),
             events: vec![],
         })
