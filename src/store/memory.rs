@@ -14,6 +14,11 @@ use super::{AttemptRow, OtpEvent, SendLog, Session, SessionEdit, Store, StoreErr
 /// Rows kept of each log before the oldest are dropped.
 const LOG_CAP: usize = 100_000;
 
+/// How long an expired session is kept (a late verify still finds it and hears `expired`).
+fn kept_after_expiry() -> chrono::Duration {
+    chrono::Duration::hours(1)
+}
+
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
@@ -24,6 +29,8 @@ pub struct MemoryStore {
 #[derive(Default)]
 pub(super) struct Inner {
     pub(super) sessions: HashMap<Uuid, Session>,
+    /// Session ids in the order they were stored, each with when it may be forgotten.
+    forget: VecDeque<(chrono::DateTime<Utc>, Uuid)>,
     pub(super) attempts: VecDeque<AttemptRow>,
     pub(super) events: VecDeque<OtpEvent>,
     /// Events ever written: the id of an event is its position in that sequence.
@@ -72,10 +79,18 @@ impl Store for MemoryStore {
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
         let mut inner = self.lock();
         let now = Utc::now();
-        // Expired sessions are of no use to anyone; drop them as new ones arrive.
-        if inner.sessions.len().is_multiple_of(1024) {
-            inner.sessions.retain(|_, s| s.expires_at + chrono::Duration::hours(1) > now);
+        // Sessions expired an hour ago are of no use to anyone: drop them, oldest stored first,
+        // as new ones arrive (a few at a time, never a sweep of the whole map).
+        while let Some(&(until, id)) = inner.forget.front() {
+            if until > now {
+                break;
+            }
+            inner.forget.pop_front();
+            if inner.sessions.get(&id).is_some_and(|s| s.expires_at + kept_after_expiry() <= now) {
+                inner.sessions.remove(&id);
+            }
         }
+        inner.forget.push_back((session.expires_at + kept_after_expiry(), session.id));
         inner.sessions.insert(session.id, session.clone());
         Ok(())
     }
@@ -133,5 +148,50 @@ impl Store for MemoryStore {
 
     async fn recent_attempts(&self, limit: usize) -> Result<Vec<AttemptRow>, StoreError> {
         Ok(self.lock().attempts.iter().rev().take(limit).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SessionStatus;
+
+    fn session(expires_at: chrono::DateTime<Utc>) -> Session {
+        Session {
+            id: Uuid::new_v4(),
+            client: "app".into(),
+            phone: "+919876543210".into(),
+            user_id: None,
+            purpose: "login".into(),
+            code_hmac: vec![1; 32],
+            provider_refs: Vec::new(),
+            status: SessionStatus::Pending,
+            attempts: 0,
+            max_attempts: 5,
+            created_at: expires_at - chrono::Duration::minutes(5),
+            expires_at,
+            verified_at: None,
+            local_code_sent: false,
+            verify_lease_until: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_an_hour_past_expiry_are_dropped_as_new_ones_arrive() {
+        let store = MemoryStore::new();
+        let now = Utc::now();
+        let long_gone = session(now - chrono::Duration::minutes(61));
+        let just_expired = session(now - chrono::Duration::minutes(59));
+        let live = session(now + chrono::Duration::minutes(5));
+        for s in [&long_gone, &just_expired, &live] {
+            store.insert_session(s).await.unwrap();
+        }
+        assert_eq!(store.get_session(long_gone.id).await.unwrap(), None);
+        assert!(
+            store.get_session(just_expired.id).await.unwrap().is_some(),
+            "kept an hour past expiry"
+        );
+        assert!(store.get_session(live.id).await.unwrap().is_some());
+        assert_eq!(store.lock().forget.len(), 2);
     }
 }
