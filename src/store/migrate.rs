@@ -26,6 +26,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0011_sessions_written_once",
         include_str!("../../migrations/0011_sessions_written_once.sql"),
     ),
+    (
+        12,
+        "0012_counters_hot_updates",
+        include_str!("../../migrations/0012_counters_hot_updates.sql"),
+    ),
 ];
 
 /// Lock id for `pg_advisory_lock`: "smsgate" in ASCII.
