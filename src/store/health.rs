@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::postgres::{attempt_from_row, ATTEMPT_COLUMNS};
-use super::{AttemptRow, MemoryStore, PostgresStore, SessionStatus, StoreError};
+use super::{AttemptRow, MemoryStore, PostgresStore, Session, SessionStatus, StoreError};
 
 /// Which sessions a tally reads: created since `baseline_from`; those created since
 /// `window_from` are the current window; a pending session counts only when created before
@@ -135,12 +135,17 @@ impl HealthStore for MemoryStore {
         for e in inner.events.iter().filter(|e| e.event == "verify" && e.status == "verified") {
             verified_by.entry(e.session_id).or_insert(e.provider.as_deref());
         }
+        // Sessions are judged by when they were opened; an attempt's own time is the router's
+        // wall clock, not the gateway's. Only sessions the window counts are gathered: the store
+        // lock is held throughout, and most of a busy log is sessions still settling.
+        let counted = |s: &Session| {
+            let verified = s.status == SessionStatus::Verified;
+            s.created_at >= w.baseline_from && (verified || s.created_at < w.settled_before)
+        };
         // (session, provider) → whether it carried the session's first SMS.
         let mut carried: BTreeMap<(Uuid, &str), bool> = BTreeMap::new();
-        // Sessions are judged by when they were opened (below); an attempt's own time is the
-        // router's wall clock, not the gateway's.
         for a in inner.attempts.iter().filter(|a| a.outcome == "accepted") {
-            if let Some(sid) = a.session_id {
+            if let Some(sid) = a.session_id.filter(|sid| inner.sessions.get(sid).is_some_and(counted)) {
                 *carried.entry((sid, a.provider.as_str())).or_default() |= a.message_id == sid;
             }
         }
@@ -148,9 +153,6 @@ impl HealthStore for MemoryStore {
         for ((sid, provider), original) in carried {
             let Some(s) = inner.sessions.get(&sid) else { continue };
             let verified = s.status == SessionStatus::Verified;
-            if s.created_at < w.baseline_from || !(verified || s.created_at < w.settled_before) {
-                continue;
-            }
             let credited = verified
                 && match verified_by.get(&sid).copied().flatten() {
                     Some(by) => by == provider,
