@@ -145,7 +145,7 @@ impl HealthStore for MemoryStore {
         // (session, provider) → whether it carried the session's first SMS.
         let mut carried: BTreeMap<(Uuid, &str), bool> = BTreeMap::new();
         for a in inner.attempts.iter().filter(|a| a.outcome == "accepted") {
-            if let Some(sid) = a.session_id.filter(|sid| inner.sessions.get(sid).is_some_and(counted)) {
+            if let Some(sid) = a.session_id.filter(|sid| inner.sessions.get(sid).is_some_and(|s| counted(s))) {
                 *carried.entry((sid, a.provider.as_str())).or_default() |= a.message_id == sid;
             }
         }

@@ -28,7 +28,8 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 pub(super) struct Inner {
-    pub(super) sessions: HashMap<Uuid, Session>,
+    /// Boxed: a growing map moves only pointers when it rehashes, under the store's lock.
+    pub(super) sessions: HashMap<Uuid, Box<Session>>,
     /// Session ids in the order they were stored, each with when it may be forgotten.
     forget: VecDeque<(chrono::DateTime<Utc>, Uuid)>,
     pub(super) attempts: VecDeque<AttemptRow>,
@@ -91,12 +92,12 @@ impl Store for MemoryStore {
             }
         }
         inner.forget.push_back((session.expires_at + kept_after_expiry(), session.id));
-        inner.sessions.insert(session.id, session.clone());
+        inner.sessions.insert(session.id, Box::new(session.clone()));
         Ok(())
     }
 
     async fn get_session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
-        Ok(self.lock().sessions.get(&id).cloned())
+        Ok(self.lock().sessions.get(&id).map(|s| Session::clone(s)))
     }
 
     async fn write_log(&self, log: SendLog) -> Result<(), StoreError> {
@@ -139,9 +140,9 @@ impl Store for MemoryStore {
         let Some(stored) = inner.sessions.get_mut(&id) else {
             return Ok(None);
         };
-        let mut session = stored.clone();
+        let mut session = Session::clone(stored);
         if edit(&mut session) {
-            *stored = session.clone();
+            **stored = session.clone();
         }
         Ok(Some(session))
     }

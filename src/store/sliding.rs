@@ -50,11 +50,58 @@ pub(super) struct Cooldown {
     pub until: DateTime<Utc>,
 }
 
+/// Keys spread over 64 maps. The memory store's ledger holds two counters per phone for a day
+/// (millions of keys under load), and a map that outgrows its capacity rehashes every key while
+/// the store's lock is held: spread out, each growth moves a sixty-fourth of them.
+struct Shards<V> {
+    maps: Vec<HashMap<String, V>>,
+    spread: std::hash::RandomState,
+}
+
+impl<V> Default for Shards<V> {
+    fn default() -> Self {
+        Self {
+            maps: (0..64).map(|_| HashMap::new()).collect(),
+            spread: std::hash::RandomState::new(),
+        }
+    }
+}
+
+impl<V> Shards<V> {
+    fn of(&self, key: &str) -> usize {
+        use std::hash::BuildHasher;
+        (self.spread.hash_one(key) % self.maps.len() as u64) as usize
+    }
+
+    fn get(&self, key: &str) -> Option<&V> {
+        self.maps[self.of(key)].get(key)
+    }
+
+    fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> V) -> &mut V {
+        let i = self.of(key);
+        let map = &mut self.maps[i];
+        if !map.contains_key(key) {
+            map.insert(key.to_string(), make());
+        }
+        map.get_mut(key).expect("inserted above")
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.maps.iter_mut().flat_map(HashMap::values_mut)
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
+        for map in &mut self.maps {
+            map.retain(|_, v| keep(v));
+        }
+    }
+}
+
 /// Counters (key → bucket start in ms → count) and cooldowns; with `track`, what changed.
 #[derive(Default)]
 pub(super) struct Ledger {
     /// key → (its window, bucket start in ms → bucket).
-    counters: HashMap<String, (u32, BTreeMap<i64, Bucket>)>,
+    counters: Shards<(u32, BTreeMap<i64, Bucket>)>,
     cooldowns: HashMap<String, Cooldown>,
     track: bool,
     /// (key, bucket start) → (admissions added, the latest one's time in ms, the key's window).
@@ -88,10 +135,7 @@ impl Ledger {
     }
 
     fn buckets(&mut self, key: &str, window_secs: u32) -> &mut BTreeMap<i64, Bucket> {
-        if !self.counters.contains_key(key) {
-            self.counters.insert(key.to_string(), (window_secs, BTreeMap::new()));
-        }
-        let entry = self.counters.get_mut(key).expect("inserted above");
+        let entry = self.counters.get_or_insert_with(key, || (window_secs, BTreeMap::new()));
         entry.0 = entry.0.max(window_secs);
         &mut entry.1
     }
@@ -203,7 +247,7 @@ impl Ledger {
             buckets.retain(|_, b| b.last_ms + window > now_ms);
             gone += (before - buckets.len()) as u64;
         }
-        self.counters.retain(|_, (_, b)| !b.is_empty());
+        self.counters.retain(|(_, b)| !b.is_empty());
         let before = self.cooldowns.len();
         self.cooldowns.retain(|_, cd| cd.until + Duration::days(1) > now);
         gone + (before - self.cooldowns.len()) as u64
