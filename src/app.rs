@@ -86,7 +86,7 @@ impl Application {
         crate::health::spawn_refresher(health, Arc::clone(&store), clock.clone());
         crate::routing::probes::spawn_probes(Arc::clone(&router), settings.probes.clone());
         let gateway = Arc::new(Gateway {
-            idempotency: Idempotency::new(Arc::clone(&store), clock.clone()),
+            idempotency: Idempotency::new(Arc::clone(&store)),
             clock,
             store,
             limits,

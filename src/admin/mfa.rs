@@ -96,6 +96,7 @@ impl Gateway {
             preferred_provider: None,
             client: client.into(),
             client_ip: None,
+            claim: None,
         })
         .await
     }

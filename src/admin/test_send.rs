@@ -179,7 +179,8 @@ impl Gateway {
             limit: TESTS_PER_MINUTE,
         };
         match self.store.admit(&[quota], None, self.clock.now()).await? {
-            Admission::Admitted { .. } => Ok(()),
+            // No key is claimed: `KeyHeld` cannot come back.
+            Admission::Admitted { .. } | Admission::KeyHeld(_) => Ok(()),
             Admission::Refused { retry_after_secs, .. } => Err(GatewayError::Limit(LimitError::Refused {
                 reason: "admin_test_rate",
                 retry_after_secs,

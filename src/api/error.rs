@@ -177,6 +177,8 @@ impl ApiError {
                 reason,
             },
             GatewayError::Limit(LimitError::Blocked { message, .. }) => Self::DestinationBlocked(message),
+            // `Idempotency::once` answers from what the claim found; this is never shown.
+            GatewayError::Limit(LimitError::KeyHeld) => Self::IdempotencyInFlight,
             GatewayError::TooManySegments { parts, max, encoding } => Self::TooManySegments { parts, max, encoding },
             GatewayError::OptedOut => Self::OptedOut,
         }

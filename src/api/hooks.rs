@@ -115,17 +115,21 @@ fn invalid(state: &AppState, hook: Hook, message: String) -> HttpResponse {
     }
 }
 
-/// Runs `deliver` at most once per `key` (24 h) in the hook's scope and answers.
-async fn once<F, Fut>(state: &AppState, hook: Hook, key: &str, body: &[u8], deliver: F) -> HttpResponse
+/// Runs `deliver` at most once per `key` (24 h) in the hook's scope past its admission, which
+/// claims the key, and answers.
+async fn once<F, Fut>(state: &AppState, hook: Hook, key: &str, body: &[u8], sender: ExternalSender, deliver: F) -> HttpResponse
 where
-    F: FnOnce() -> Fut,
+    F: Fn(ExternalSender) -> Fut,
     Fut: std::future::Future<Output = Result<ExternalSent, GatewayError>>,
 {
     let hash = Sha256::digest(body);
     let ran = state
         .gateway
         .idempotency()
-        .once(hook.client(), Some(key), &hash, || async { Answer::new(hook, deliver().await) })
+        .once(hook.client(), Some(key), &hash, |claim| {
+            let delivered = deliver(ExternalSender { claim, ..sender.clone() });
+            async move { Answer::new(hook, delivered.await) }
+        })
         .await;
     let (status, json) = match ran {
         Ok(Once::Ran(answer)) => {
@@ -192,9 +196,10 @@ pub async fn supabase(state: web::Data<AppState>, req: HttpRequest, body: web::B
         user_id: sms.user_id.clone(),
         client_ip: sms.client_ip,
         within: Some(state.hooks.supabase_deadline),
+        claim: None,
     };
     let ttl = state.hooks.supabase_code_ttl_secs;
-    once(&state, hook, &sms.dedupe_key, &body, || {
+    once(&state, hook, &sms.dedupe_key, &body, sender, |sender| {
         state.gateway.deliver_code(sms.to.clone(), sms.otp.clone(), ttl, sender)
     })
     .await
@@ -272,6 +277,10 @@ async fn deliver_text(state: &AppState, hook: Hook, parsed: Result<(Phone, Strin
         user_id: None,
         client_ip: None,
         within: None,
+        claim: None,
     };
-    once(state, hook, &key, body, || state.gateway.deliver_text(to, text, sender)).await
+    once(state, hook, &key, body, sender, |sender| {
+        state.gateway.deliver_text(to.clone(), text.clone(), sender)
+    })
+    .await
 }

@@ -3,6 +3,7 @@
 //! `Idempotent-Replayed: true`.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
@@ -10,7 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{fields, ApiError, AppState, Caller};
-use crate::limits::{IdempotencyError, Once, Replayable};
+use crate::limits::{Claim, IdempotencyError, Once, Replayable};
 
 /// A handler's answer before it becomes a response: status and JSON body.
 pub type Answer = Result<(StatusCode, Value), ApiError>;
@@ -36,7 +37,8 @@ pub(super) fn worth_retrying(status: u16, body: &Value) -> bool {
     (status >= 500 || status == 429) && body["delivery"] != "unknown"
 }
 
-/// Runs `handler` at most once per (client, key); `body` is the parsed request, hashed with the route.
+/// Runs `handler` at most once per (client, key) past its admission, which claims the key (see
+/// `limits::Idempotency`); `body` is the parsed request, hashed with the route.
 pub async fn once<F, Fut>(
     state: &AppState,
     caller: &Caller,
@@ -45,7 +47,7 @@ pub async fn once<F, Fut>(
     handler: F,
 ) -> Result<HttpResponse, ApiError>
 where
-    F: FnOnce() -> Fut,
+    F: Fn(Option<Arc<Claim>>) -> Fut,
     Fut: Future<Output = Answer>,
 {
     let key = key_of(req)?;

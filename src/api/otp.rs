@@ -3,6 +3,8 @@
 //! seed aliases (`/api/sms/sendOtp`, `/api/sms/verifyOtp`, `/otp/send`, `/otp/verify`) with the
 //! seed shapes.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -13,6 +15,7 @@ use super::fields;
 use super::idempotency::{self, Answer};
 use super::{ApiError, AppState, Caller, Shape, Speaks};
 use crate::config::Role;
+use crate::limits::Claim;
 use crate::otp::{self, OtpRequest, OtpSent, Recipient, Resent, Verified};
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
@@ -70,7 +73,13 @@ pub struct VerifyOtpBody {
     otp: String,
 }
 
-async fn send(state: &AppState, caller: &Caller, req: &HttpRequest, body: &SendOtpBody) -> Result<OtpSent, ApiError> {
+async fn send(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    body: &SendOtpBody,
+    claim: Option<Arc<Claim>>,
+) -> Result<OtpSent, ApiError> {
     caller.require(Role::Send)?;
     let user_id = body
         .user_id
@@ -106,6 +115,7 @@ async fn send(state: &AppState, caller: &Caller, req: &HttpRequest, body: &SendO
         preferred_provider,
         client: caller.name.clone(),
         client_ip,
+        claim,
     };
     state
         .gateway
@@ -185,8 +195,9 @@ pub async fn send_route<S: Speaks>(
     req: HttpRequest,
     body: web::Json<SendOtpBody>,
 ) -> Result<HttpResponse, ApiError> {
-    idempotency::once(&state, &caller, &req, &*body, || async {
-        let sent = send(&state, &caller, &req, &body).await?;
+    let (state, caller, req, body) = (&state, &caller, &req, &*body);
+    idempotency::once(state, caller, req, body, move |claim| async move {
+        let sent = send(state, caller, req, body, claim).await?;
         Ok((StatusCode::OK, sent_json(&sent, S::SHAPE)))
     })
     .await

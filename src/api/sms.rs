@@ -1,6 +1,8 @@
 //! Message routes: `POST /v1/sms/send` (transactional text), `POST /v1/sms/template`, and the
 //! seed aliases `/sms/send-transactional` and `/api/sms/sendTemplate`.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -9,6 +11,7 @@ use serde_json::{json, Value};
 use super::{fields, idempotency};
 use super::{ApiError, AppState, Caller, Shape, Speaks};
 use crate::config::Role;
+use crate::limits::Claim;
 use crate::messages::{MessageRequest, MessageSent, MessageType};
 use crate::providers::MessageBody;
 
@@ -97,6 +100,7 @@ async fn send(
     recipient: Recipient<'_>,
     body: MessageBody,
     shape: Shape,
+    claim: Option<Arc<Claim>>,
 ) -> idempotency::Answer {
     caller.require(Role::Send)?;
     let to = state.parse_phone(recipient.to)?;
@@ -113,6 +117,7 @@ async fn send(
         user_id,
         client: caller.name.clone(),
         client_ip,
+        claim,
     };
     let sent = state
         .gateway
@@ -159,7 +164,8 @@ pub async fn text_route<S: Speaks>(
     req: HttpRequest,
     body: web::Json<TextBody>,
 ) -> Result<HttpResponse, ApiError> {
-    idempotency::once(&state, &caller, &req, &*body, || async {
+    let (state, caller, req, body) = (&state, &caller, &req, &*body);
+    idempotency::once(state, caller, req, body, move |claim| async move {
         let text = fields::text("text", &body.text, MAX_TEXT)?.to_string();
         let recipient = Recipient {
             to: &body.to,
@@ -167,7 +173,7 @@ pub async fn text_route<S: Speaks>(
             client_ip: body.client_ip.as_deref(),
             kind: body.kind,
         };
-        send(&state, &caller, &req, recipient, MessageBody::Text { text }, S::SHAPE).await
+        send(state, caller, req, recipient, MessageBody::Text { text }, S::SHAPE, claim).await
     })
     .await
 }
@@ -192,7 +198,8 @@ pub async fn template_route<S: Speaks>(
     req: HttpRequest,
     body: web::Json<TemplateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    idempotency::once(&state, &caller, &req, &*body, || async {
+    let (state, caller, req, body) = (&state, &caller, &req, &*body);
+    idempotency::once(state, caller, req, body, move |claim| async move {
         let name = fields::identifier("template", &body.template, 100)?.to_string();
         if body.vars.len() > MAX_VARS {
             return Err(ApiError::InvalidRequest(format!("`vars` may hold at most {MAX_VARS} values")));
@@ -210,7 +217,7 @@ pub async fn template_route<S: Speaks>(
             client_ip: body.client_ip.as_deref(),
             kind: body.kind,
         };
-        send(&state, &caller, &req, recipient, message, S::SHAPE).await
+        send(state, caller, req, recipient, message, S::SHAPE, claim).await
     })
     .await
 }

@@ -36,6 +36,7 @@ pub async fn send_one(gateway: &Gateway, campaign: &Campaign, claimed: &Claimed,
         user_id: None,
         client: campaign.client.clone(),
         client_ip: None,
+        claim: None,
     };
     match gateway.deliver_message(request).await {
         Ok(sent) if sent.confirmed => Settle::Sent {

@@ -2,15 +2,19 @@
 //! first answer and sends nothing; the same key with another request is a conflict. A duplicate
 //! that arrives while the first still runs waits for its answer. Answers worth retrying are not
 //! kept: the key is released for the retry (the caller says which answers those are).
+//!
+//! The key is claimed with the send's admission (`Limits::admit`), in the same round trip: the
+//! request runs with a `Claim`, and what the claim found decides what `once` answers. A request
+//! refused before its admission (a malformed field, a blocked country) claims nothing: a retry
+//! runs again and is refused again, and nothing is sent either time.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::clock::Clock;
-use crate::store::{IdempotencyClaim, Store, StoreError};
+use crate::store::{IdempotencyClaim, KeyClaim, Store, StoreError};
 
 const KEY_TTL_SECS: u32 = 24 * 3600;
 /// A claim whose request never finished (its instance died) is taken over after this.
@@ -48,45 +52,84 @@ pub enum IdempotencyError {
     Store(#[from] StoreError),
 }
 
+/// A request's `Idempotency-Key`, to be claimed with its admission; keeps what the claim found.
+#[derive(Debug)]
+pub struct Claim {
+    spec: KeyClaim,
+    found: OnceLock<IdempotencyClaim>,
+}
+
+impl Claim {
+    pub(crate) fn spec(&self) -> &KeyClaim {
+        &self.spec
+    }
+
+    /// Records what the admission's claim found (once: a request is admitted at most once).
+    pub(crate) fn settle(&self, found: IdempotencyClaim) {
+        let _ = self.found.set(found);
+    }
+}
+
 pub struct Idempotency {
     store: Arc<dyn Store>,
-    clock: Clock,
 }
 
 impl Idempotency {
-    pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
-        Self { store, clock }
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
     }
 
-    /// Runs `run` at most once per (`scope`, `key`); `request_hash` identifies the request.
+    /// Runs `run` at most once per (`scope`, `key`) past its admission; `request_hash`
+    /// identifies the request. `run` gets the `Claim` to admit with, and may run again while
+    /// the first request with the key is still running (each time with a fresh claim).
     pub async fn once<A, F, Fut>(&self, scope: &str, key: Option<&str>, request_hash: &[u8], run: F) -> Result<Once<A>, IdempotencyError>
     where
         A: Replayable,
-        F: FnOnce() -> Fut,
+        F: Fn(Option<Arc<Claim>>) -> Fut,
         Fut: Future<Output = A>,
     {
         let Some(key) = key else {
-            return Ok(Once::Ran(run().await));
+            return Ok(Once::Ran(run(None).await));
         };
         let deadline = tokio::time::Instant::now() + WAIT;
         let mut poll = POLL_FIRST;
         loop {
-            let claim = self
-                .store
-                .claim_idempotency(scope, key, request_hash, self.clock.now(), KEY_TTL_SECS, LEASE_SECS)
-                .await?;
-            match claim {
-                IdempotencyClaim::Claimed => break,
-                IdempotencyClaim::Replay { status, body } => return Ok(Once::Replayed { status, body }),
-                IdempotencyClaim::Conflict => return Err(IdempotencyError::Conflict),
-                IdempotencyClaim::InFlight if tokio::time::Instant::now() + poll < deadline => {
+            let claim = Arc::new(Claim {
+                spec: KeyClaim {
+                    scope: scope.to_string(),
+                    key: key.to_string(),
+                    hash: request_hash.to_vec(),
+                    ttl_secs: KEY_TTL_SECS,
+                    lease_secs: LEASE_SECS,
+                },
+                found: OnceLock::new(),
+            });
+            let answer = run(Some(Arc::clone(&claim))).await;
+            match claim.found.get() {
+                // Refused before or at its admission: nothing was sent, nothing claimed.
+                None => return Ok(Once::Ran(answer)),
+                Some(IdempotencyClaim::Claimed) => {
+                    self.keep(scope, key, &answer).await;
+                    return Ok(Once::Ran(answer));
+                }
+                Some(IdempotencyClaim::Replay { status, body }) => {
+                    return Ok(Once::Replayed {
+                        status: *status,
+                        body: body.clone(),
+                    })
+                }
+                Some(IdempotencyClaim::Conflict) => return Err(IdempotencyError::Conflict),
+                Some(IdempotencyClaim::InFlight) if tokio::time::Instant::now() + poll < deadline => {
                     tokio::time::sleep(poll).await;
                     poll = (poll * 2).min(POLL_MAX);
                 }
-                IdempotencyClaim::InFlight => return Err(IdempotencyError::InFlight),
+                Some(IdempotencyClaim::InFlight) => return Err(IdempotencyError::InFlight),
             }
         }
-        let answer = run().await;
+    }
+
+    /// Stores the answer of a claimed key, or releases the key when the answer is worth retrying.
+    async fn keep(&self, scope: &str, key: &str, answer: &impl Replayable) {
         let stored = if answer.releases_key() {
             self.store.release_idempotency(scope, key).await
         } else {
@@ -96,6 +139,5 @@ impl Idempotency {
         if let Err(e) = stored {
             tracing::error!(error = ?e, "storing the idempotent answer failed");
         }
-        Ok(Once::Ran(answer))
     }
 }

@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::phone::Phone;
 use crate::store::{Admission, CooldownSpec, Quota, Session, Store, StoreError};
 
-pub use idempotency::{Idempotency, IdempotencyError, Once, Replayable};
+pub use idempotency::{Claim, Idempotency, IdempotencyError, Once, Replayable};
 pub use kind::LimitKind;
 
 const MINUTE: u32 = 60;
@@ -34,6 +34,8 @@ pub struct SendContext<'a> {
     pub client: &'a str,
     /// OTPs take the per-phone windows and the resend cooldown; other messages do not.
     pub is_otp: bool,
+    /// The request's `Idempotency-Key`, claimed with the admission.
+    pub claim: Option<&'a Claim>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,10 @@ pub enum LimitError {
     /// The destination is not allowed (pumping guard).
     #[error("{message}")]
     Blocked { reason: &'static str, message: String },
+    /// The request's `Idempotency-Key` is held by an earlier request (its `Claim` says how);
+    /// nothing was counted.
+    #[error("this Idempotency-Key belongs to another request")]
+    KeyHeld,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -137,10 +143,23 @@ impl Limits {
             max_secs: l.resend_cooldown_max_seconds as u32,
             reset_secs: DAY,
         });
-        let resend_after = match store.admit(&quotas, cooldown.as_ref(), now).await? {
+        let admission = match ctx.claim {
+            Some(claim) => store.admit_claiming(claim.spec(), &quotas, cooldown.as_ref(), now).await?,
+            None => store.admit(&quotas, cooldown.as_ref(), now).await?,
+        };
+        let resend_after = match admission {
             Admission::Admitted { resend_after_secs } => resend_after_secs,
             Admission::Refused { key, retry_after_secs } => return Err(self.refused(&key, retry_after_secs)),
+            Admission::KeyHeld(found) => {
+                if let Some(claim) = ctx.claim {
+                    claim.settle(found);
+                }
+                return Err(LimitError::KeyHeld);
+            }
         };
+        if let Some(claim) = ctx.claim {
+            claim.settle(crate::store::IdempotencyClaim::Claimed);
+        }
         if l.record_only {
             // Counted on its own so that it never refuses; only what it would have done is kept.
             if let Admission::Refused { .. } = store.admit(std::slice::from_ref(&prefix), None, now).await? {
@@ -172,7 +191,7 @@ impl Limits {
     /// Refuses a verification when the phone or the user has failed too often today.
     pub async fn check_verify_failures(&self, store: &dyn Store, quotas: &[Quota], now: DateTime<Utc>) -> Result<(), LimitError> {
         match store.peek(quotas, now).await? {
-            Admission::Admitted { .. } => Ok(()),
+            Admission::Admitted { .. } | Admission::KeyHeld(_) => Ok(()),
             Admission::Refused { key, retry_after_secs } => Err(self.refused(&key, retry_after_secs)),
         }
     }

@@ -49,6 +49,8 @@ pub struct MessageRequest {
     pub user_id: Option<String>,
     pub client: String,
     pub client_ip: Option<IpAddr>,
+    /// The request's `Idempotency-Key`, claimed with the admission.
+    pub claim: Option<std::sync::Arc<crate::limits::Claim>>,
 }
 
 /// A message that went out.
@@ -128,6 +130,7 @@ impl Gateway {
             user_id: req.user_id.as_deref(),
             client: &req.client,
             is_otp: false,
+            claim: req.claim.as_deref(),
         };
         self.limits.admit(&*self.store, &ctx, self.clock.now()).await?;
         let message_id = Uuid::new_v4();

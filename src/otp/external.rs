@@ -29,6 +29,8 @@ pub struct ExternalSender {
     pub client_ip: Option<IpAddr>,
     /// Time the providers get; the request deadline when longer.
     pub within: Option<Duration>,
+    /// The hook's dedupe key, claimed with the admission.
+    pub claim: Option<std::sync::Arc<crate::limits::Claim>>,
 }
 
 /// A message that went out, or may have (`confirmed` false after an unanswered timeout).
@@ -68,6 +70,7 @@ impl Gateway {
             user_id: sender.user_id.as_deref(),
             client: &sender.client,
             is_otp: true,
+            claim: sender.claim.as_deref(),
         };
         self.limits.admit(&*self.store, &ctx, self.clock.now()).await?;
         let message_id = Uuid::new_v4();

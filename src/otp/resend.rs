@@ -97,6 +97,7 @@ impl Gateway {
             user_id: session.user_id.as_deref(),
             client: &session.client,
             is_otp: true,
+            claim: None,
         };
         // The same windows and cooldown as a new OTP to this phone, in one round trip.
         let resend_after = self.limits.admit(&*self.store, &ctx, self.clock.now()).await?;

@@ -3,13 +3,14 @@
 //! committed with every attempt → the answer.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Duration as ChronoDuration;
 use uuid::Uuid;
 
 use super::code::{self, Policy};
-use crate::limits::SendContext;
+use crate::limits::{Claim, SendContext};
 use crate::phone::Phone;
 use crate::providers::{MessageBody, OtpSupport, OutboundSms};
 use crate::routing::{Dispatch, DispatchError};
@@ -36,6 +37,8 @@ pub struct OtpRequest {
     pub client: String,
     /// The end user's IP, for the per-IP limit.
     pub client_ip: Option<IpAddr>,
+    /// The request's `Idempotency-Key`, claimed with the admission.
+    pub claim: Option<Arc<Claim>>,
 }
 
 /// A session whose code went out (or may have: `confirmed` false after an unanswered timeout).
@@ -64,6 +67,7 @@ impl Gateway {
             user_id: req.user_id.as_deref(),
             client: &req.client,
             is_otp: true,
+            claim: req.claim.as_deref(),
         };
         // Admitted or not in one round trip; the session is stored with the attempts.
         let resend_after_secs = self.limits.admit(&*self.store, &ctx, session.created_at).await?;

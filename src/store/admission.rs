@@ -20,7 +20,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::sliding::{bucket_ms, bucket_start, window_ms, Bucket, Cooldown, Ledger};
-use super::{Admission, CooldownSpec, Quota, StoreError};
+use super::{Admission, CooldownSpec, IdempotencyClaim, KeyClaim, Quota, StoreError};
 
 /// Largest number of admissions in one batch.
 const MAX_BATCH: usize = 256;
@@ -34,6 +34,8 @@ const IN_FLIGHT: usize = 1;
 pub(super) struct Request {
     pub quotas: Vec<Quota>,
     pub cooldown: Option<CooldownSpec>,
+    /// An `Idempotency-Key` to claim in the same transaction.
+    pub claim: Option<KeyClaim>,
     pub now: DateTime<Utc>,
 }
 
@@ -152,8 +154,26 @@ fn at_ms(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-/// One batch: lock and read, decide, write and commit.
+/// One batch: lock and read, decide, write and commit. A key claimed by two requests of the
+/// batch is claimed by the first; the others take nothing and wait for its answer.
 async fn decide(pool: &Pool, reqs: &[&Request]) -> Result<Vec<Admission>, StoreError> {
+    let mut seen = std::collections::HashSet::new();
+    let first: Vec<bool> = reqs
+        .iter()
+        .map(|r| r.claim.as_ref().is_none_or(|c| seen.insert((&c.scope, &c.key))))
+        .collect();
+    let firsts: Vec<&Request> = reqs.iter().zip(&first).filter(|(_, f)| **f).map(|(r, _)| *r).collect();
+    let mut decided = decide_firsts(pool, &firsts).await?.into_iter();
+    Ok(first
+        .iter()
+        .map(|f| match f {
+            true => decided.next().unwrap_or(Admission::KeyHeld(IdempotencyClaim::InFlight)),
+            false => Admission::KeyHeld(IdempotencyClaim::InFlight),
+        })
+        .collect())
+}
+
+async fn decide_firsts(pool: &Pool, reqs: &[&Request]) -> Result<Vec<Admission>, StoreError> {
     let client = pool.get().await?;
     if let Some(answers) = admit_all(&client, reqs).await? {
         return Ok(answers);
@@ -166,44 +186,159 @@ async fn decide(pool: &Pool, reqs: &[&Request]) -> Result<Vec<Admission>, StoreE
     result
 }
 
+/// The keys the requests claim, in (scope, key) order so that concurrent batches claim in the
+/// same order: the request's index, and the parameters of `smsgate_claim_keys`.
+struct Claims<'a> {
+    req: Vec<i32>,
+    scope: Vec<&'a str>,
+    key: Vec<&'a str>,
+    hash: Vec<&'a [u8]>,
+    at: Vec<DateTime<Utc>>,
+    ttl: Vec<i32>,
+    lease: Vec<i32>,
+}
+
+impl<'a> Claims<'a> {
+    fn of(reqs: &[&'a Request]) -> Self {
+        let mut claims: Vec<(usize, &KeyClaim, DateTime<Utc>)> = reqs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((i, r.claim.as_ref()?, r.now)))
+            .collect();
+        claims.sort_unstable_by(|a, b| (&a.1.scope, &a.1.key).cmp(&(&b.1.scope, &b.1.key)));
+        Self {
+            req: claims.iter().map(|c| c.0 as i32).collect(),
+            scope: claims.iter().map(|c| c.1.scope.as_str()).collect(),
+            key: claims.iter().map(|c| c.1.key.as_str()).collect(),
+            hash: claims.iter().map(|c| c.1.hash.as_slice()).collect(),
+            at: claims.iter().map(|c| c.2).collect(),
+            ttl: claims.iter().map(|c| c.1.ttl_secs.min(i32::MAX as u32) as i32).collect(),
+            lease: claims.iter().map(|c| c.1.lease_secs.min(i32::MAX as u32) as i32).collect(),
+        }
+    }
+
+    /// What each request found, by request index: `None` for a request without a key or whose
+    /// key it claimed, else what holds the key. `found` follows the claims' order.
+    fn held(&self, reqs: usize, found: impl IntoIterator<Item = ClaimFound>) -> Vec<Option<IdempotencyClaim>> {
+        let mut held = vec![None; reqs];
+        for (n, f) in found.into_iter().enumerate() {
+            held[self.req[n] as usize] = f.held(self.hash[n]);
+        }
+        held
+    }
+}
+
+/// One key's row from `smsgate_claim_keys` (`CLAIM_KEYS`).
+struct ClaimFound {
+    claimed: bool,
+    hash: Option<Vec<u8>>,
+    status: Option<i32>,
+    response: Option<serde_json::Value>,
+}
+
+impl ClaimFound {
+    fn of(row: &tokio_postgres::Row) -> Self {
+        Self {
+            claimed: row.get(0),
+            hash: row.get(1),
+            status: row.get(2),
+            response: row.get(3),
+        }
+    }
+
+    /// `None` when the claim succeeded, else what holds the key for a request hashed `own`.
+    fn held(self, own: &[u8]) -> Option<IdempotencyClaim> {
+        if self.claimed {
+            return None;
+        }
+        Some(match (self.hash, self.status, self.response) {
+            (Some(hash), _, _) if hash != own => IdempotencyClaim::Conflict,
+            (Some(_), Some(status), Some(body)) => IdempotencyClaim::Replay {
+                status: status as u16,
+                body,
+            },
+            // Still running; or released between the insert and the read: try again.
+            _ => IdempotencyClaim::InFlight,
+        })
+    }
+}
+
+/// Claims keys; one row per key, in order (see migration 0013).
+const CLAIM_KEYS: &str = "SELECT claimed, request_hash, status, response FROM smsgate_claim_keys($1, $2, $3, $4, $5, $6)";
+
 /// The common case in one statement (`smsgate_admit_all`): every admission of the batch fits,
-/// and all are admitted. `None` when some counter or cooldown is too close to decide that
-/// wholesale; nothing was written then.
+/// and all are admitted, except those whose key is held. `None` when some counter or cooldown
+/// is too close to decide that wholesale; nothing was written then.
 async fn admit_all(client: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<Option<Vec<Admission>>, StoreError> {
     let stmt = client
-        .prepare_cached("SELECT smsgate_admit_all($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+        .prepare_cached(
+            "SELECT * FROM smsgate_admit_all($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+        )
         .await?;
-    let quotas: Vec<(&Quota, DateTime<Utc>)> = reqs.iter().flat_map(|r| r.quotas.iter().map(|q| (q, r.now))).collect();
-    let q_key: Vec<&str> = quotas.iter().map(|(q, _)| q.key.as_str()).collect();
-    let q_window: Vec<i32> = quotas.iter().map(|(q, _)| q.window_secs.min(i32::MAX as u32) as i32).collect();
-    let q_limit: Vec<i32> = quotas.iter().map(|(q, _)| q.limit.min(i32::MAX as u32) as i32).collect();
+    let quotas: Vec<(i32, &Quota, DateTime<Utc>)> = reqs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.quotas.iter().map(move |q| (i as i32, q, r.now)))
+        .collect();
+    let q_req: Vec<i32> = quotas.iter().map(|(i, _, _)| *i).collect();
+    let q_key: Vec<&str> = quotas.iter().map(|(_, q, _)| q.key.as_str()).collect();
+    let q_window: Vec<i32> = quotas.iter().map(|(_, q, _)| q.window_secs.min(i32::MAX as u32) as i32).collect();
+    let q_limit: Vec<i32> = quotas.iter().map(|(_, q, _)| q.limit.min(i32::MAX as u32) as i32).collect();
     let q_bucket: Vec<DateTime<Utc>> = quotas
         .iter()
-        .map(|(q, now)| at_ms(bucket_start(now.timestamp_millis(), q.window_secs)))
+        .map(|(_, q, now)| at_ms(bucket_start(now.timestamp_millis(), q.window_secs)))
         .collect();
-    let q_at: Vec<DateTime<Utc>> = quotas.iter().map(|(_, now)| *now).collect();
-    let cooldowns: Vec<(&CooldownSpec, DateTime<Utc>)> = reqs.iter().filter_map(|r| Some((r.cooldown.as_ref()?, r.now))).collect();
-    let cd_key: Vec<&str> = cooldowns.iter().map(|(c, _)| c.key.as_str()).collect();
-    let cd_base: Vec<i32> = cooldowns.iter().map(|(c, _)| c.base_secs.min(i32::MAX as u32) as i32).collect();
-    let cd_max: Vec<i32> = cooldowns.iter().map(|(c, _)| c.max_secs.min(i32::MAX as u32) as i32).collect();
-    let cd_reset: Vec<i32> = cooldowns.iter().map(|(c, _)| c.reset_secs.min(i32::MAX as u32) as i32).collect();
-    let cd_at: Vec<DateTime<Utc>> = cooldowns.iter().map(|(_, now)| *now).collect();
+    let q_at: Vec<DateTime<Utc>> = quotas.iter().map(|(_, _, now)| *now).collect();
+    let cooldowns: Vec<(i32, &CooldownSpec, DateTime<Utc>)> = reqs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((i as i32, r.cooldown.as_ref()?, r.now)))
+        .collect();
+    let cd_req: Vec<i32> = cooldowns.iter().map(|(i, _, _)| *i).collect();
+    let cd_key: Vec<&str> = cooldowns.iter().map(|(_, c, _)| c.key.as_str()).collect();
+    let cd_base: Vec<i32> = cooldowns.iter().map(|(_, c, _)| c.base_secs.min(i32::MAX as u32) as i32).collect();
+    let cd_max: Vec<i32> = cooldowns.iter().map(|(_, c, _)| c.max_secs.min(i32::MAX as u32) as i32).collect();
+    let cd_reset: Vec<i32> = cooldowns.iter().map(|(_, c, _)| c.reset_secs.min(i32::MAX as u32) as i32).collect();
+    let cd_at: Vec<DateTime<Utc>> = cooldowns.iter().map(|(_, _, now)| *now).collect();
+    let k = Claims::of(reqs);
     let row = client
         .query_one(
             &stmt,
             &[
-                &q_key, &q_window, &q_limit, &q_bucket, &q_at, &cd_key, &cd_base, &cd_max, &cd_reset, &cd_at,
+                &q_req, &q_key, &q_window, &q_limit, &q_bucket, &q_at, &cd_req, &cd_key, &cd_base, &cd_max, &cd_reset, &cd_at, &k.req,
+                &k.scope, &k.key, &k.hash, &k.at, &k.ttl, &k.lease,
             ],
         )
         .await?;
-    let Some(waits) = row.get::<_, Option<Vec<i32>>>(0) else {
+    let Some(waits) = row.get::<_, Option<Vec<Option<i32>>>>(0) else {
         return Ok(None);
     };
+    let claimed: Vec<bool> = row.get(1);
+    let hashes: Vec<Option<Vec<u8>>> = row.get(2);
+    let statuses: Vec<Option<i32>> = row.get(3);
+    let responses: Vec<Option<serde_json::Value>> = row.get(4);
+    let found = claimed
+        .into_iter()
+        .zip(hashes)
+        .zip(statuses.into_iter().zip(responses))
+        .map(|((claimed, hash), (status, response))| ClaimFound {
+            claimed,
+            hash,
+            status,
+            response,
+        });
+    let mut held = k.held(reqs.len(), found).into_iter();
     let mut waits = waits.into_iter();
     Ok(Some(
         reqs.iter()
-            .map(|r| Admission::Admitted {
-                resend_after_secs: r.cooldown.as_ref().and(waits.next()).map(|w| w.max(0) as u64),
+            .map(|r| {
+                let wait = r.cooldown.as_ref().and_then(|_| waits.next()).flatten();
+                match held.next().flatten() {
+                    Some(found) => Admission::KeyHeld(found),
+                    None => Admission::Admitted {
+                        resend_after_secs: wait.map(|w| w.max(0) as u64),
+                    },
+                }
             })
             .collect(),
     ))
@@ -245,12 +380,22 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
     let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&lock_keys];
     let counter_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&names, &since];
     let cooldown_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&cooldown_keys];
-    let (_, _, counters, cooldowns) = futures::try_join!(
+    // The keys are claimed after the locks are taken, as `smsgate_admit_all` does.
+    let claim_keys = tx.prepare_cached(CLAIM_KEYS).await?;
+    let k = Claims::of(reqs);
+    let (_, _, counters, cooldowns, found) = futures::try_join!(
         tx.batch_execute("BEGIN; SET LOCAL synchronous_commit TO off"),
         tx.execute(&lock, &lock_params),
         tx.query(&read_counters, &counter_params),
         tx.query(&read_cooldowns, &cooldown_params),
+        async {
+            if k.req.is_empty() {
+                return Ok(Vec::new());
+            }
+            tx.query(&claim_keys, &[&k.scope, &k.key, &k.hash, &k.at, &k.ttl, &k.lease]).await
+        },
     )?;
+    let held = k.held(reqs.len(), found.iter().map(ClaimFound::of));
 
     let mut ledger = Ledger::tracking();
     let window_of: std::collections::HashMap<&str, u32> = counter_keys.iter().map(|k| (k.0, k.1)).collect();
@@ -267,7 +412,21 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
         };
         ledger.load_cooldown(key, cooldown);
     }
-    let answers: Vec<Admission> = reqs.iter().map(|r| ledger.take(&r.quotas, r.cooldown.as_ref(), r.now)).collect();
+    let answers: Vec<Admission> = reqs
+        .iter()
+        .zip(held)
+        .map(|(r, held)| match held {
+            Some(found) => Admission::KeyHeld(found),
+            None => ledger.take(&r.quotas, r.cooldown.as_ref(), r.now),
+        })
+        .collect();
+    // A refused request leaves its key unclaimed.
+    let unclaim: Vec<(&str, &str)> = reqs
+        .iter()
+        .zip(&answers)
+        .filter(|(_, a)| matches!(a, Admission::Refused { .. }))
+        .filter_map(|(r, _)| r.claim.as_ref().map(|c| (c.scope.as_str(), c.key.as_str())))
+        .collect();
 
     let write_counters = tx
         .prepare_cached(
@@ -300,8 +459,22 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
     let d_last: Vec<DateTime<Utc>> = cooled.iter().map(|(_, c)| c.last_sent).collect();
     let d_resends: Vec<i32> = cooled.iter().map(|(_, c)| c.resends).collect();
     let d_until: Vec<DateTime<Utc>> = cooled.iter().map(|(_, c)| c.until).collect();
+    let unclaim_keys = tx
+        .prepare_cached(
+            "DELETE FROM idempotency_keys AS k USING UNNEST($1::text[], $2::text[]) AS u(scope, key)
+              WHERE k.scope = u.scope AND k.key = u.key",
+        )
+        .await?;
+    let u_scope: Vec<&str> = unclaim.iter().map(|u| u.0).collect();
+    let u_key: Vec<&str> = unclaim.iter().map(|u| u.1).collect();
     // The writes and the commit, sent together: one round trip.
     futures::try_join!(
+        async {
+            if u_key.is_empty() {
+                return Ok(0);
+            }
+            tx.execute(&unclaim_keys, &[&u_scope, &u_key]).await
+        },
         async {
             if c_keys.is_empty() {
                 return Ok(0);

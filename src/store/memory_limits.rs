@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
 use super::sliding::Ledger;
-use super::{Admission, Contact, CooldownSpec, IdempotencyClaim, LimitStore, Quota, StoreError};
+use super::{Admission, Contact, CooldownSpec, IdempotencyClaim, KeyClaim, LimitStore, Quota, StoreError};
 
 /// The limits half of `MemoryStore`, behind its own lock.
 #[derive(Default)]
@@ -37,27 +37,13 @@ impl MemoryLimits {
     }
 }
 
-#[async_trait]
-impl LimitStore for super::MemoryStore {
-    async fn admit(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Result<Admission, StoreError> {
-        Ok(self.limits.lock().ledger.take(quotas, cooldown, now))
-    }
-
-    async fn claim_idempotency(
-        &self,
-        scope: &str,
-        key: &str,
-        hash: &[u8],
-        now: DateTime<Utc>,
-        ttl_secs: u32,
-        lease_secs: u32,
-    ) -> Result<IdempotencyClaim, StoreError> {
-        let mut inner = self.limits.lock();
+impl Inner {
+    fn claim(&mut self, scope: &str, key: &str, hash: &[u8], now: DateTime<Utc>, ttl_secs: u32, lease_secs: u32) -> IdempotencyClaim {
         let id = (scope.to_string(), key.to_string());
-        if let Some(row) = inner.idempotency.get(&id) {
+        if let Some(row) = self.idempotency.get(&id) {
             let lease_over = row.answer.is_none() && row.claimed_at + Duration::seconds(lease_secs as i64) <= now;
             if row.expires_at > now && !lease_over {
-                return Ok(if row.hash != hash {
+                return if row.hash != hash {
                     IdempotencyClaim::Conflict
                 } else if let Some((status, body)) = &row.answer {
                     IdempotencyClaim::Replay {
@@ -66,7 +52,7 @@ impl LimitStore for super::MemoryStore {
                     }
                 } else {
                     IdempotencyClaim::InFlight
-                });
+                };
             }
         }
         let row = Idem {
@@ -75,8 +61,34 @@ impl LimitStore for super::MemoryStore {
             claimed_at: now,
             expires_at: now + Duration::seconds(ttl_secs as i64),
         };
-        inner.idempotency.insert(id, row);
-        Ok(IdempotencyClaim::Claimed)
+        self.idempotency.insert(id, row);
+        IdempotencyClaim::Claimed
+    }
+}
+
+#[async_trait]
+impl LimitStore for super::MemoryStore {
+    async fn admit(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Result<Admission, StoreError> {
+        Ok(self.limits.lock().ledger.take(quotas, cooldown, now))
+    }
+
+    async fn admit_claiming(
+        &self,
+        claim: &KeyClaim,
+        quotas: &[Quota],
+        cooldown: Option<&CooldownSpec>,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, StoreError> {
+        let mut inner = self.limits.lock();
+        let found = inner.claim(&claim.scope, &claim.key, &claim.hash, now, claim.ttl_secs, claim.lease_secs);
+        if found != IdempotencyClaim::Claimed {
+            return Ok(Admission::KeyHeld(found));
+        }
+        let admission = inner.ledger.take(quotas, cooldown, now);
+        if let Admission::Refused { .. } = admission {
+            inner.idempotency.remove(&(claim.scope.clone(), claim.key.clone()));
+        }
+        Ok(admission)
     }
 
     async fn complete_idempotency(&self, scope: &str, key: &str, status: u16, body: &serde_json::Value) -> Result<(), StoreError> {

@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0012_counters_hot_updates",
         include_str!("../../migrations/0012_counters_hot_updates.sql"),
     ),
+    (
+        13,
+        "0013_keys_claimed_in_admission",
+        include_str!("../../migrations/0013_keys_claimed_in_admission.sql"),
+    ),
 ];
 
 /// Lock id for `pg_advisory_lock`: "smsgate" in ASCII.

@@ -281,10 +281,25 @@ pub enum Admission {
     Admitted { resend_after_secs: Option<u64> },
     /// `key` is spent; nothing was taken.
     Refused { key: String, retry_after_secs: u64 },
+    /// The `Idempotency-Key` claimed with the admission is held by an earlier request (never
+    /// `IdempotencyClaim::Claimed`); nothing was taken.
+    KeyHeld(IdempotencyClaim),
+}
+
+/// An `Idempotency-Key` to claim for a request whose body hashes to `hash`, within `scope` (the
+/// calling client). A claim older than `lease_secs` that never completed is taken over; keys
+/// live `ttl_secs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyClaim {
+    pub scope: String,
+    pub key: String,
+    pub hash: Vec<u8>,
+    pub ttl_secs: u32,
+    pub lease_secs: u32,
 }
 
 /// What an `Idempotency-Key` claim found.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyClaim {
     /// First use: go ahead, then complete or release.
     Claimed,
@@ -313,20 +328,18 @@ pub struct Contact {
 pub trait LimitStore: Send + Sync {
     /// Takes one from every quota and the cooldown, atomically and across instances, or nothing.
     async fn admit(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Result<Admission, StoreError>;
+    /// `admit`, claiming `claim` in the same step (PostgreSQL: the same round trip): when the key
+    /// is held, `KeyHeld` and nothing taken; when a quota refuses, the key stays unclaimed.
+    async fn admit_claiming(
+        &self,
+        claim: &KeyClaim,
+        quotas: &[Quota],
+        cooldown: Option<&CooldownSpec>,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, StoreError>;
     /// The first quota already spent in its sliding window, without taking anything: `Refused`
     /// naming it, else `Admitted`.
     async fn peek(&self, quotas: &[Quota], now: DateTime<Utc>) -> Result<Admission, StoreError>;
-    /// Claims `key` within `scope` (the calling client) for a request whose body hashes to `hash`.
-    /// A claim older than `lease_secs` that never completed is taken over; keys live `ttl_secs`.
-    async fn claim_idempotency(
-        &self,
-        scope: &str,
-        key: &str,
-        hash: &[u8],
-        now: DateTime<Utc>,
-        ttl_secs: u32,
-        lease_secs: u32,
-    ) -> Result<IdempotencyClaim, StoreError>;
     /// Stores the answer of a claimed key.
     async fn complete_idempotency(&self, scope: &str, key: &str, status: u16, body: &serde_json::Value) -> Result<(), StoreError>;
     /// Forgets a claimed key whose request failed in a way worth retrying.

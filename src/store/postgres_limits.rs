@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::admission;
-use super::{Admission, Contact, CooldownSpec, IdempotencyClaim, LimitStore, PostgresStore, Quota, StoreError};
+use super::{Admission, Contact, CooldownSpec, KeyClaim, LimitStore, PostgresStore, Quota, StoreError};
 
 #[async_trait]
 impl LimitStore for PostgresStore {
@@ -13,69 +13,26 @@ impl LimitStore for PostgresStore {
         let request = admission::Request {
             quotas: quotas.to_vec(),
             cooldown: cooldown.cloned(),
+            claim: None,
             now,
         };
         self.bounded(self.admission().admit(request)).await
     }
 
-    async fn claim_idempotency(
+    async fn admit_claiming(
         &self,
-        scope: &str,
-        key: &str,
-        hash: &[u8],
+        claim: &KeyClaim,
+        quotas: &[Quota],
+        cooldown: Option<&CooldownSpec>,
         now: DateTime<Utc>,
-        ttl_secs: u32,
-        lease_secs: u32,
-    ) -> Result<IdempotencyClaim, StoreError> {
-        self.bounded(async move {
-            let client = self.pool().get().await?;
-            // Insert, or take over a row that expired or whose first request died mid-way; either
-            // way `claimed` is true only for the one request that wrote the row. `$4` is cast at each
-            // use: left to inference it is deduced both as timestamptz and as timestamp, and
-            // PostgreSQL refuses to prepare the statement.
-            let stmt = client
-                .prepare_cached(
-                    "INSERT INTO idempotency_keys AS k (scope, key, request_hash, claimed_at, expires_at)
-                     VALUES ($1, $2, $3, $4::timestamptz, $4::timestamptz + make_interval(secs => $5::float8))
-                     ON CONFLICT (scope, key) DO UPDATE
-                        SET request_hash = EXCLUDED.request_hash, status = NULL, response = NULL,
-                            claimed_at = EXCLUDED.claimed_at, expires_at = EXCLUDED.expires_at
-                      WHERE k.expires_at <= $4::timestamptz
-                         OR (k.status IS NULL AND k.claimed_at <= $4::timestamptz - make_interval(secs => $6::float8))
-                     RETURNING true",
-                )
-                .await?;
-            let ttl = ttl_secs as f64;
-            let lease = lease_secs as f64;
-            if client.query_opt(&stmt, &[&scope, &key, &hash, &now, &ttl, &lease]).await?.is_some() {
-                return Ok(IdempotencyClaim::Claimed);
-            }
-            let row = client
-                .query_opt(
-                    "SELECT request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2",
-                    &[&scope, &key],
-                )
-                .await?;
-            let Some(row) = row else {
-                // Released between the two statements: the caller may try again.
-                return Ok(IdempotencyClaim::InFlight);
-            };
-            let stored: Vec<u8> = row.get(0);
-            let status: Option<i32> = row.get(1);
-            let response: Option<serde_json::Value> = row.get(2);
-            Ok(if stored != hash {
-                IdempotencyClaim::Conflict
-            } else {
-                match (status, response) {
-                    (Some(status), Some(body)) => IdempotencyClaim::Replay {
-                        status: status as u16,
-                        body,
-                    },
-                    _ => IdempotencyClaim::InFlight,
-                }
-            })
-        })
-        .await
+    ) -> Result<Admission, StoreError> {
+        let request = admission::Request {
+            quotas: quotas.to_vec(),
+            cooldown: cooldown.cloned(),
+            claim: Some(claim.clone()),
+            now,
+        };
+        self.bounded(self.admission().admit(request)).await
     }
 
     async fn complete_idempotency(&self, scope: &str, key: &str, status: u16, body: &serde_json::Value) -> Result<(), StoreError> {

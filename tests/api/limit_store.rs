@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use smsgate::metrics::Metrics;
-use smsgate::store::{Admission, CooldownSpec, IdempotencyClaim, MemoryStore, PostgresStore, Quota, Store};
+use smsgate::store::{Admission, CooldownSpec, IdempotencyClaim, KeyClaim, MemoryStore, PostgresStore, Quota, Store};
 
 use crate::db::TestDb;
 use crate::on_both_stores;
@@ -48,6 +48,29 @@ fn refused(key: &str, retry: u64) -> Admission {
     Admission::Refused {
         key: key.into(),
         retry_after_secs: retry,
+    }
+}
+
+fn key(scope: &str, key: &str, hash: &[u8], ttl_secs: u32, lease_secs: u32) -> KeyClaim {
+    KeyClaim {
+        scope: scope.into(),
+        key: key.into(),
+        hash: hash.to_vec(),
+        ttl_secs,
+        lease_secs,
+    }
+}
+
+/// Claims a key with an admission that counts nothing: what the claim found.
+async fn claim(s: &dyn Store, scope: &str, k: &str, hash: &[u8], now: DateTime<Utc>, ttl_secs: u32, lease_secs: u32) -> IdempotencyClaim {
+    match s
+        .admit_claiming(&key(scope, k, hash, ttl_secs, lease_secs), &[], None, now)
+        .await
+        .unwrap()
+    {
+        Admission::Admitted { .. } => IdempotencyClaim::Claimed,
+        Admission::KeyHeld(found) => found,
+        refused => panic!("nothing to refuse, yet {refused:?}"),
     }
 }
 
@@ -169,13 +192,13 @@ async fn concurrent_admissions_never_exceed_the_limit(s: Arc<dyn Store>, other: 
 async fn an_idempotency_key_is_claimed_once_then_replayed(s: Arc<dyn Store>, _: Arc<dyn Store>) {
     let claim = |hash: &'static [u8], t: i64| {
         let s = Arc::clone(&s);
-        async move { s.claim_idempotency("app", "k", hash, t0() + secs(t), 3600, 60).await.unwrap() }
+        async move { claim(&*s, "app", "k", hash, t0() + secs(t), 3600, 60).await }
     };
     assert_eq!(claim(b"h1", 0).await, IdempotencyClaim::Claimed);
     assert_eq!(claim(b"h1", 1).await, IdempotencyClaim::InFlight);
     assert_eq!(claim(b"h2", 1).await, IdempotencyClaim::Conflict);
     assert_eq!(
-        s.claim_idempotency("other-app", "k", b"h2", t0(), 3600, 60).await.unwrap(),
+        self::claim(&*s, "other-app", "k", b"h2", t0(), 3600, 60).await,
         IdempotencyClaim::Claimed,
         "keys are per calling app"
     );
@@ -191,10 +214,82 @@ async fn an_idempotency_key_is_claimed_once_then_replayed(s: Arc<dyn Store>, _: 
     assert_eq!(claim(b"h2", 3600).await, IdempotencyClaim::Claimed, "an expired key is new again");
 }
 
+/// A key is claimed with its admission: a request whose key is held takes nothing from any
+/// quota or cooldown, and a refused admission leaves its key unclaimed.
+async fn a_key_is_claimed_with_its_admission_or_not_at_all(s: Arc<dyn Store>, _: Arc<dyn Store>) {
+    let q = [quota("client:keyed", 60, 2)];
+    let k1 = key("app", "k1", b"h", 3600, 60);
+    assert_eq!(s.admit_claiming(&k1, &q, None, t0()).await.unwrap(), admitted(None));
+    assert_eq!(
+        s.admit_claiming(&k1, &q, None, t0()).await.unwrap(),
+        Admission::KeyHeld(IdempotencyClaim::InFlight),
+        "held while the first request runs"
+    );
+    assert_eq!(
+        s.admit_claiming(&key("app", "k1", b"other", 3600, 60), &q, None, t0())
+            .await
+            .unwrap(),
+        Admission::KeyHeld(IdempotencyClaim::Conflict)
+    );
+    assert_eq!(
+        s.admit(&q, None, t0()).await.unwrap(),
+        admitted(None),
+        "the held requests took nothing"
+    );
+    let k2 = key("app", "k2", b"h", 3600, 60);
+    assert_eq!(s.admit_claiming(&k2, &q, None, t0()).await.unwrap(), refused("client:keyed", 60));
+    assert_eq!(
+        claim(&*s, "app", "k2", b"h", t0(), 3600, 60).await,
+        IdempotencyClaim::Claimed,
+        "a refused admission claimed nothing"
+    );
+
+    let cd = cooldown(10, 40);
+    let k3 = key("app", "k3", b"h", 3600, 60);
+    assert_eq!(s.admit_claiming(&k3, &[], Some(&cd), t0()).await.unwrap(), admitted(Some(10)));
+    assert_eq!(
+        s.admit_claiming(&k3, &[], Some(&cd), t0() + secs(20)).await.unwrap(),
+        Admission::KeyHeld(IdempotencyClaim::InFlight)
+    );
+    assert_eq!(
+        s.admit(&[], Some(&cd), t0() + secs(20)).await.unwrap(),
+        admitted(Some(20)),
+        "the held request counted no resend"
+    );
+}
+
+/// Forty admissions with one key, at once through two instances (PostgreSQL decides those of
+/// one instance in one batch): one is admitted and counted, the others take nothing.
+async fn concurrent_admissions_with_one_key_count_once(s: Arc<dyn Store>, other: Arc<dyn Store>) {
+    let q = [quota("client:dup", 60, 2)];
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let store = if i % 2 == 0 { Arc::clone(&s) } else { Arc::clone(&other) };
+            let q = q.clone();
+            tokio::spawn(async move {
+                store
+                    .admit_claiming(&key("app", "dup", b"h", 3600, 60), &q, None, t0())
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    assert_eq!(answers.iter().filter(|a| **a == admitted(None)).count(), 1, "{answers:?}");
+    assert!(answers
+        .iter()
+        .all(|a| *a == admitted(None) || *a == Admission::KeyHeld(IdempotencyClaim::InFlight)));
+    assert_eq!(s.admit(&q, None, t0()).await.unwrap(), admitted(None));
+    assert_eq!(s.admit(&q, None, t0()).await.unwrap(), refused("client:dup", 60));
+}
+
 async fn a_stuck_claim_is_taken_over_after_its_lease_and_a_released_one_at_once(s: Arc<dyn Store>, _: Arc<dyn Store>) {
     let claim = |key: &'static str, t: i64| {
         let s = Arc::clone(&s);
-        async move { s.claim_idempotency("app", key, b"h", t0() + secs(t), 3600, 60).await.unwrap() }
+        async move { claim(&*s, "app", key, b"h", t0() + secs(t), 3600, 60).await }
     };
     assert_eq!(claim("stuck", 0).await, IdempotencyClaim::Claimed);
     assert_eq!(claim("stuck", 59).await, IdempotencyClaim::InFlight);
@@ -209,7 +304,7 @@ async fn concurrent_claims_yield_exactly_one_claimed(s: Arc<dyn Store>, other: A
     let tasks: Vec<_> = (0..40)
         .map(|i| {
             let store = if i % 2 == 0 { Arc::clone(&s) } else { Arc::clone(&other) };
-            tokio::spawn(async move { store.claim_idempotency("app", "race", b"h", t0(), 3600, 60).await.unwrap() })
+            tokio::spawn(async move { claim(&*store, "app", "race", b"h", t0(), 3600, 60).await })
         })
         .collect();
     let mut claims = Vec::new();
@@ -235,19 +330,13 @@ async fn a_sweep_deletes_expired_state_and_keeps_fresh_state(s: Arc<dyn Store>, 
         s.admit(&[quota("old", 60, 5)], Some(&cd("resend:old")), t0()).await.unwrap(),
         admitted(Some(10))
     );
-    assert_eq!(
-        s.claim_idempotency("app", "old", b"h", t0(), 60, 60).await.unwrap(),
-        IdempotencyClaim::Claimed
-    );
+    assert_eq!(claim(&*s, "app", "old", b"h", t0(), 60, 60).await, IdempotencyClaim::Claimed);
     let later = t0() + secs(2 * day);
     assert_eq!(
         s.admit(&[quota("new", 60, 1)], Some(&cd("resend:new")), later).await.unwrap(),
         admitted(Some(10))
     );
-    assert_eq!(
-        s.claim_idempotency("app", "new", b"h", later, 3600, 60).await.unwrap(),
-        IdempotencyClaim::Claimed
-    );
+    assert_eq!(claim(&*s, "app", "new", b"h", later, 3600, 60).await, IdempotencyClaim::Claimed);
 
     assert_eq!(s.sweep(later + secs(1)).await.unwrap(), 3, "the old counter, cooldown and key");
     assert_eq!(s.sweep(later + secs(1)).await.unwrap(), 0, "they are gone");
@@ -264,9 +353,7 @@ async fn a_sweep_deletes_expired_state_and_keeps_fresh_state(s: Arc<dyn Store>, 
         "the fresh cooldown stays"
     );
     assert_eq!(
-        s.claim_idempotency("app", "new", b"other", later + secs(1), 3600, 60)
-            .await
-            .unwrap(),
+        claim(&*s, "app", "new", b"other", later + secs(1), 3600, 60).await,
         IdempotencyClaim::Conflict,
         "the fresh key stays"
     );
@@ -402,6 +489,8 @@ on_both_stores!(
     a_refused_quota_leaves_the_cooldown_alone,
     concurrent_admissions_never_exceed_the_limit,
     an_idempotency_key_is_claimed_once_then_replayed,
+    a_key_is_claimed_with_its_admission_or_not_at_all,
+    concurrent_admissions_with_one_key_count_once,
     a_stuck_claim_is_taken_over_after_its_lease_and_a_released_one_at_once,
     concurrent_claims_yield_exactly_one_claimed,
     a_sweep_deletes_expired_state_and_keeps_fresh_state,
