@@ -130,7 +130,7 @@ impl Provider for Twilio {
         &self.capabilities
     }
 
-    #[tracing::instrument(skip_all, fields(provider = %self.name, kind = sms.body.kind()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(provider = %self.name, kind = sms.body.kind()))]
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
         match (&sms.body, &self.mode) {
             (MessageBody::Otp { .. }, OtpMode::Verify { service_sid }) => self.start_verification(sms, service_sid).await,
@@ -139,7 +139,7 @@ impl Provider for Twilio {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(provider = %self.name))]
+    #[tracing::instrument(level = "debug", skip_all, fields(provider = %self.name))]
     async fn verify(&self, reference: &str, code: &str) -> Result<bool, ProviderError> {
         let OtpMode::Verify { service_sid } = &self.mode else {
             return Err(ProviderError::misconfigured(

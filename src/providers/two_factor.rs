@@ -101,7 +101,7 @@ impl Provider for TwoFactor {
         &self.capabilities
     }
 
-    #[tracing::instrument(skip_all, fields(provider = %self.name, kind = sms.body.kind()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(provider = %self.name, kind = sms.body.kind()))]
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
         let (request, provider_verifies) = match &sms.body {
             MessageBody::Otp { code, .. } => (self.http.get(self.otp_url(sms, code)), self.mode == OtpMode::Autogen),
@@ -134,7 +134,7 @@ impl Provider for TwoFactor {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(provider = %self.name))]
+    #[tracing::instrument(level = "debug", skip_all, fields(provider = %self.name))]
     async fn verify(&self, reference: &str, code: &str) -> Result<bool, ProviderError> {
         // A reference in E.164 (after a timed-out send) is checked by number with VERIFY3.
         let url = match reference.strip_prefix('+') {

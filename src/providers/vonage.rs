@@ -59,7 +59,7 @@ impl Provider for Vonage {
         &self.capabilities
     }
 
-    #[tracing::instrument(skip_all, fields(provider = %self.name, kind = sms.body.kind()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(provider = %self.name, kind = sms.body.kind()))]
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
         let text = sms
             .body
