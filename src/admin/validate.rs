@@ -75,20 +75,18 @@ pub fn check_list(settings: &Settings, providers: &[ProviderConfig]) -> Result<(
     candidate.providers = providers.to_vec();
     match candidate.validate("admin change") {
         Ok(()) => Ok(()),
-        Err(ConfigError::Invalid { key, reason, .. }) => Err(AdminError::invalid(field_of(&key, providers), format!("{key} {reason}"))),
+        Err(ConfigError::Invalid { key, reason, .. }) => Err(AdminError::invalid(field_of(&key), reason)),
         Err(other) => Err(AdminError::invalid("config", other.to_string())),
     }
 }
 
-/// `providers[2].base_url` → `config.base_url`; `providers[0].name` → `name`.
-fn field_of(key: &str, providers: &[ProviderConfig]) -> String {
-    let Some(rest) = key.strip_prefix("providers[") else {
+/// The form field of a key the list check names: `providers[2].base_url` → `config.base_url`;
+/// `providers[0].name` → `name`. The list index means nothing on the page, which shows one
+/// provider at a time.
+fn field_of(key: &str) -> String {
+    let Some((_, field)) = key.strip_prefix("providers[").and_then(|rest| rest.split_once("].")) else {
         return key.to_string();
     };
-    let Some((_, field)) = rest.split_once("].") else {
-        return key.to_string();
-    };
-    let _ = providers;
     if TOP_KEYS.contains(&field) {
         field.to_string()
     } else {
@@ -134,10 +132,17 @@ mod tests {
     #[test]
     fn a_list_is_validated_like_the_file() {
         let settings = Settings::from_toml("").unwrap();
-        let bad_url = parse_entry("t", "twilio", 1, true, &obj(json!({"base_url": "not a url"}))).unwrap();
-        let err = check_list(&settings, &[bad_url]).unwrap_err();
+        let good = parse_entry("a", "twilio", 1, true, &obj(json!({}))).unwrap();
+        let bad_url = parse_entry("t", "twilio", 2, true, &obj(json!({"base_url": "not a url"}))).unwrap();
+        let err = check_list(&settings, &[good.clone(), bad_url]).unwrap_err();
         assert!(
-            matches!(&err, AdminError::InvalidField { field, .. } if field == "config.base_url"),
+            matches!(&err, AdminError::InvalidField { field, message } if field == "config.base_url"
+                && message == "config.base_url: `not a url` is not an http(s) URL"),
+            "the field and a message without the list index: {err:?}"
+        );
+        let err = check_list(&settings, &[good.clone(), good]).unwrap_err();
+        assert!(
+            matches!(&err, AdminError::InvalidField { field, message } if field == "name" && message == "name: `a` is used twice"),
             "{err:?}"
         );
     }
