@@ -36,6 +36,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0013_keys_claimed_in_admission",
         include_str!("../../migrations/0013_keys_claimed_in_admission.sql"),
     ),
+    (14, "0014_unread_indexes", include_str!("../../migrations/0014_unread_indexes.sql")),
 ];
 
 /// Lock id for `pg_advisory_lock`: "smsgate" in ASCII.
