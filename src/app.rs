@@ -29,6 +29,8 @@ pub struct Application {
     server: actix_web::dev::Server,
     /// Campaign queue workers, stopped after the server.
     campaign_workers: crate::campaigns::Workers,
+    /// Written to after the server stops: the answers of the last keyed requests.
+    store: Arc<dyn Store>,
     /// The token made because no `[[clients]]` were configured, to be shown once.
     pub generated_token: Option<String>,
 }
@@ -139,6 +141,7 @@ impl Application {
             port,
             server,
             campaign_workers,
+            store: Arc::clone(&gateway.store),
             generated_token,
         })
     }
@@ -147,10 +150,12 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM; requests in flight finish (and their attempts commit) first.
+    /// Serves until SIGINT/SIGTERM; requests in flight finish (and their attempts commit) first,
+    /// and the answers of keyed requests are stored before it returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         self.campaign_workers.stop().await;
+        self.store.flush_answers().await;
         served
     }
 }

@@ -313,7 +313,9 @@ async fn an_admin_reorders_providers_tests_one_and_sees_the_log_in_a_real_browse
         url.clear().await.unwrap();
         url.send_keys("not a url").await.unwrap();
         find(&c, "#editor-save").await.click().await.unwrap();
-        text_with(&c, "#cfg-base_url-err", "base_url").await;
+        // Under its field, without the list index the check names it by.
+        let shown = text_with(&c, "#cfg-base_url-err", "`not a url` is not an http(s) URL").await;
+        assert!(!shown.contains("providers["), "{shown}");
         assert_eq!(url.attr("aria-invalid").await.unwrap().as_deref(), Some("true"));
         text_with(&c, "#editor-msg", "Save failed").await;
         screenshot(&c, "02b-field-error", 1280).await;

@@ -6,7 +6,8 @@
 //! The key is claimed with the send's admission (`Limits::admit`), in the same round trip: the
 //! request runs with a `Claim`, and what the claim found decides what `once` answers. A request
 //! refused before its admission (a malformed field, a blocked country) claims nothing: a retry
-//! runs again and is refused again, and nothing is sent either time.
+//! runs again and is refused again, and nothing is sent either time. The answer is stored after
+//! the request has answered (`LimitStore::keep_answer`); a retry that comes first waits for it.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -109,7 +110,8 @@ impl Idempotency {
                 // Refused before or at its admission: nothing was sent, nothing claimed.
                 None => return Ok(Once::Ran(answer)),
                 Some(IdempotencyClaim::Claimed) => {
-                    self.keep(scope, key, &answer).await;
+                    let kept = (!answer.releases_key()).then(|| answer.stored());
+                    self.store.keep_answer(scope, key, kept);
                     return Ok(Once::Ran(answer));
                 }
                 Some(IdempotencyClaim::Replay { status, body }) => {
@@ -125,19 +127,6 @@ impl Idempotency {
                 }
                 Some(IdempotencyClaim::InFlight) => return Err(IdempotencyError::InFlight),
             }
-        }
-    }
-
-    /// Stores the answer of a claimed key, or releases the key when the answer is worth retrying.
-    async fn keep(&self, scope: &str, key: &str, answer: &impl Replayable) {
-        let stored = if answer.releases_key() {
-            self.store.release_idempotency(scope, key).await
-        } else {
-            let (status, body) = answer.stored();
-            self.store.complete_idempotency(scope, key, status, &body).await
-        };
-        if let Err(e) = stored {
-            tracing::error!(error = ?e, "storing the idempotent answer failed");
         }
     }
 }

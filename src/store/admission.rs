@@ -99,7 +99,7 @@ async fn decide_isolating(pool: &Pool, reqs: &[Request], replies: Vec<Reply>, li
                 let _ = reply.send(Ok(answer));
             }
         }
-        Err(e) if reqs.len() > 1 && blames_the_rows(&e) => {
+        Err(e) if reqs.len() > 1 && e.blames_the_rows() => {
             tracing::warn!(error = ?e, admissions = reqs.len(), "an admission batch was refused; deciding each alone");
             for (req, reply) in reqs.iter().zip(replies) {
                 let answer = bounded(pool, limit, decide(pool, &[req])).await;
@@ -116,7 +116,11 @@ async fn decide_isolating(pool: &Pool, reqs: &[Request], replies: Vec<Reply>, li
     }
 }
 
-async fn bounded<T>(pool: &Pool, limit: Duration, call: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+pub(super) async fn bounded<T>(
+    pool: &Pool,
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
     match tokio::time::timeout(limit, call).await {
         Ok(result) => result,
         Err(_) => {
@@ -124,14 +128,6 @@ async fn bounded<T>(pool: &Pool, limit: Duration, call: impl std::future::Future
             pool.retain(|_, _| false);
             Err(StoreError::Timeout(limit))
         }
-    }
-}
-
-/// SQLSTATE class 22 (data exception) or 23 (integrity constraint violation).
-fn blames_the_rows(e: &StoreError) -> bool {
-    match e {
-        StoreError::Database(db) => db.code().is_some_and(|c| matches!(c.code().get(..2), Some("22" | "23"))),
-        _ => false,
     }
 }
 

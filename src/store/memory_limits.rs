@@ -91,23 +91,26 @@ impl LimitStore for super::MemoryStore {
         Ok(admission)
     }
 
-    async fn complete_idempotency(&self, scope: &str, key: &str, status: u16, body: &serde_json::Value) -> Result<(), StoreError> {
-        if let Some(row) = self.limits.lock().idempotency.get_mut(&(scope.to_string(), key.to_string())) {
-            row.answer = Some((status, body.clone()));
-        }
-        Ok(())
-    }
-
-    async fn release_idempotency(&self, scope: &str, key: &str) -> Result<(), StoreError> {
-        // Only an unanswered claim: a request whose lease ran out must not erase the answer of
-        // the request that took its key over (PostgreSQL deletes `WHERE status IS NULL` too).
+    fn keep_answer(&self, scope: &str, key: &str, answer: Option<(u16, serde_json::Value)>) {
         let id = (scope.to_string(), key.to_string());
         let mut inner = self.limits.lock();
-        if inner.idempotency.get(&id).is_some_and(|row| row.answer.is_none()) {
-            inner.idempotency.remove(&id);
+        match answer {
+            Some(answer) => {
+                if let Some(row) = inner.idempotency.get_mut(&id) {
+                    row.answer = Some(answer);
+                }
+            }
+            // Only an unanswered claim: a request whose lease ran out must not erase the answer
+            // of the request that took its key over (PostgreSQL deletes `WHERE status IS NULL` too).
+            None => {
+                if inner.idempotency.get(&id).is_some_and(|row| row.answer.is_none()) {
+                    inner.idempotency.remove(&id);
+                }
+            }
         }
-        Ok(())
     }
+
+    async fn flush_answers(&self) {}
 
     async fn get_contact(&self, client: &str, user_id: &str) -> Result<Option<Contact>, StoreError> {
         Ok(self.limits.lock().contacts.get(&(client.to_string(), user_id.to_string())).cloned())

@@ -5,6 +5,7 @@
 
 pub mod admin_logs;
 mod admission;
+mod answers;
 pub mod campaigns;
 mod campaigns_memory;
 mod campaigns_postgres;
@@ -218,6 +219,16 @@ impl StoreError {
             Self::Corrupt(_) => false,
         }
     }
+
+    /// Whether PostgreSQL refused a batch statement for what its rows hold (SQLSTATE class 22,
+    /// data exception, such as a NUL byte in `text`; or 23, integrity constraint violation), so
+    /// that the same statement without the offending row would commit.
+    pub(crate) fn blames_the_rows(&self) -> bool {
+        match self {
+            Self::Database(db) => db.code().is_some_and(|c| matches!(c.code().get(..2), Some("22" | "23"))),
+            _ => false,
+        }
+    }
 }
 
 #[async_trait]
@@ -340,10 +351,13 @@ pub trait LimitStore: Send + Sync {
     /// The first quota already spent in its sliding window, without taking anything: `Refused`
     /// naming it, else `Admitted`.
     async fn peek(&self, quotas: &[Quota], now: DateTime<Utc>) -> Result<Admission, StoreError>;
-    /// Stores the answer of a claimed key.
-    async fn complete_idempotency(&self, scope: &str, key: &str, status: u16, body: &serde_json::Value) -> Result<(), StoreError>;
-    /// Forgets a claimed key whose request failed in a way worth retrying.
-    async fn release_idempotency(&self, scope: &str, key: &str) -> Result<(), StoreError>;
+    /// Stores the answer of a claimed key (`Some((status, body))`), or forgets the key of a
+    /// request that failed in a way worth retrying (`None`), in the background: PostgreSQL
+    /// writes the answers of concurrent requests together. Until then a retry with the key finds
+    /// it in flight and waits. `flush_answers` waits for what was queued.
+    fn keep_answer(&self, scope: &str, key: &str, answer: Option<(u16, serde_json::Value)>);
+    /// Waits until every answer queued by `keep_answer` is stored.
+    async fn flush_answers(&self);
     /// `client`'s user's contact.
     async fn get_contact(&self, client: &str, user_id: &str) -> Result<Option<Contact>, StoreError>;
     async fn put_contact(&self, contact: &Contact) -> Result<(), StoreError>;

@@ -19,6 +19,7 @@ pub struct PostgresStore {
     pool: Pool,
     writer: LogWriter,
     admission: super::admission::Batcher,
+    answers: super::answers::Answers,
     /// The longest a call may take end to end, whatever the database does.
     call_limit: Duration,
 }
@@ -46,10 +47,12 @@ impl PostgresStore {
         let call_limit = ms(settings.pool_wait_ms + settings.connect_timeout_ms + settings.statement_timeout_ms);
         let writer = LogWriter::spawn(pool.clone(), metrics, call_limit);
         let admission = super::admission::Batcher::spawn(pool.clone(), call_limit);
+        let answers = super::answers::Answers::spawn(pool.clone(), call_limit);
         Ok(Self {
             pool,
             writer,
             admission,
+            answers,
             call_limit,
         })
     }
@@ -71,6 +74,10 @@ impl PostgresStore {
 
     pub(super) fn admission(&self) -> &super::admission::Batcher {
         &self.admission
+    }
+
+    pub(super) fn answers(&self) -> &super::answers::Answers {
+        &self.answers
     }
 
     /// Runs one store call within `call_limit`. PostgreSQL's `statement_timeout` cannot help when

@@ -35,32 +35,16 @@ impl LimitStore for PostgresStore {
         self.bounded(self.admission().admit(request)).await
     }
 
-    async fn complete_idempotency(&self, scope: &str, key: &str, status: u16, body: &serde_json::Value) -> Result<(), StoreError> {
-        self.bounded(async move {
-            let client = self.pool().get().await?;
-            client
-                .execute(
-                    "UPDATE idempotency_keys SET status = $3, response = $4 WHERE scope = $1 AND key = $2",
-                    &[&scope, &key, &(status as i32), body],
-                )
-                .await?;
-            Ok(())
-        })
-        .await
+    fn keep_answer(&self, scope: &str, key: &str, answer: Option<(u16, serde_json::Value)>) {
+        self.answers().queue(super::answers::Answer {
+            scope: scope.to_string(),
+            key: key.to_string(),
+            answer,
+        });
     }
 
-    async fn release_idempotency(&self, scope: &str, key: &str) -> Result<(), StoreError> {
-        self.bounded(async move {
-            let client = self.pool().get().await?;
-            client
-                .execute(
-                    "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL",
-                    &[&scope, &key],
-                )
-                .await?;
-            Ok(())
-        })
-        .await
+    async fn flush_answers(&self) {
+        self.answers().flush().await;
     }
 
     async fn get_contact(&self, owner: &str, user_id: &str) -> Result<Option<Contact>, StoreError> {

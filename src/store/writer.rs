@@ -91,7 +91,7 @@ async fn commit_isolating(pool: &Pool, logs: &[SendLog], replies: Vec<Reply>, li
             }
         };
         match &result {
-            Err(e) if range.len() > 1 && blames_the_rows(e) => {
+            Err(e) if range.len() > 1 && e.blames_the_rows() => {
                 tracing::warn!(error = ?e, sends = range.len(), "group commit refused a row; committing the batch in halves");
                 let mid = range.start + range.len() / 2;
                 pending.push(mid..range.end);
@@ -105,16 +105,6 @@ async fn commit_isolating(pool: &Pool, logs: &[SendLog], replies: Vec<Reply>, li
         for reply in replies[range].iter_mut().filter_map(Option::take) {
             let _ = reply.send(shared.clone());
         }
-    }
-}
-
-/// Whether PostgreSQL refused the statement for what the rows hold (SQLSTATE class 22, data
-/// exception, such as a NUL byte in `text`; or 23, integrity constraint violation), so that
-/// the same statement without the offending send would commit.
-fn blames_the_rows(e: &StoreError) -> bool {
-    match e {
-        StoreError::Database(db) => db.code().is_some_and(|c| matches!(c.code().get(..2), Some("22" | "23"))),
-        _ => false,
     }
 }
 

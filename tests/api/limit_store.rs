@@ -202,14 +202,16 @@ async fn an_idempotency_key_is_claimed_once_then_replayed(s: Arc<dyn Store>, _: 
         IdempotencyClaim::Claimed,
         "keys are per calling app"
     );
-    s.complete_idempotency("app", "k", 200, &json!({"session_id": "s1"})).await.unwrap();
+    s.keep_answer("app", "k", Some((200, json!({"session_id": "s1"}))));
+    s.flush_answers().await;
     let replay = IdempotencyClaim::Replay {
         status: 200,
         body: json!({"session_id": "s1"}),
     };
     assert_eq!(claim(b"h1", 2).await, replay);
     assert_eq!(claim(b"h2", 2).await, IdempotencyClaim::Conflict);
-    s.release_idempotency("app", "k").await.unwrap();
+    s.keep_answer("app", "k", None);
+    s.flush_answers().await;
     assert_eq!(claim(b"h1", 3).await, replay, "a completed key is not released");
     assert_eq!(claim(b"h2", 3600).await, IdempotencyClaim::Claimed, "an expired key is new again");
 }
@@ -296,7 +298,8 @@ async fn a_stuck_claim_is_taken_over_after_its_lease_and_a_released_one_at_once(
     assert_eq!(claim("stuck", 60).await, IdempotencyClaim::Claimed, "its instance died: take over");
     assert_eq!(claim("stuck", 61).await, IdempotencyClaim::InFlight);
     assert_eq!(claim("failed", 0).await, IdempotencyClaim::Claimed);
-    s.release_idempotency("app", "failed").await.unwrap();
+    s.keep_answer("app", "failed", None);
+    s.flush_answers().await;
     assert_eq!(claim("failed", 1).await, IdempotencyClaim::Claimed);
 }
 
@@ -463,6 +466,36 @@ async fn a_batch_fails_only_the_admission_postgres_refuses() {
     // 20 admitted of 21: the failed admission took nothing, so one more goes, then none.
     assert_eq!(s.admit(&q, None, t0()).await.unwrap(), admitted(None));
     assert_eq!(s.admit(&q, None, t0()).await.unwrap(), refused("client:batch", 60));
+}
+
+/// Answers written together (PostgreSQL): one that PostgreSQL refuses (a NUL in its body, which
+/// `jsonb` cannot hold) is lost alone, its key staying claimed; the others are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_postgres_refuses_is_lost_alone() {
+    let db = TestDb::new().await;
+    let s = postgres_store(&db).await;
+    for i in 0..5 {
+        assert_eq!(
+            claim(&*s, "app", &format!("k{i}"), b"h", t0(), 3600, 60).await,
+            IdempotencyClaim::Claimed
+        );
+    }
+    for i in 0..5 {
+        let body = if i == 2 { json!({"message": "\u{0}"}) } else { json!({"i": i}) };
+        s.keep_answer("app", &format!("k{i}"), Some((200, body)));
+    }
+    s.flush_answers().await;
+    for i in 0..5 {
+        let found = claim(&*s, "app", &format!("k{i}"), b"h", t0() + secs(1), 3600, 60).await;
+        let expected = match i {
+            2 => IdempotencyClaim::InFlight,
+            _ => IdempotencyClaim::Replay {
+                status: 200,
+                body: json!({"i": i}),
+            },
+        };
+        assert_eq!(found, expected, "key {i}");
+    }
 }
 
 /// Runs a test on one memory store, handed over twice (one process shares one store).
