@@ -126,6 +126,11 @@ fn log_directives(spec: &str) -> String {
     }
 }
 
+/// Measured through HTTP (wrk -t2 -c64, interleaved rounds): +18% sends/s on PostgreSQL with a
+/// lower p99, +7% on the memory store (whose p99 under sustained growth is higher with it).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let spec = std::env::var("SMSGATE_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
