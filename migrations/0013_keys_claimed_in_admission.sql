@@ -8,8 +8,10 @@
 CREATE OR REPLACE FUNCTION smsgate_claim_keys(
     k_scope text[], k_key text[], k_hash bytea[], k_at timestamptz[], k_ttl integer[], k_lease integer[])
 RETURNS TABLE (n bigint, claimed boolean, request_hash bytea, status integer, response jsonb)
--- plpgsql, not sql: its plan is kept for the session instead of made at every call.
-LANGUAGE plpgsql AS $$
+-- plpgsql, not sql: its plan is kept for the session instead of made at every call. A plan
+-- made while the table was small would read it whole at every call as it grows: keys are found
+-- by their index, always.
+LANGUAGE plpgsql SET enable_seqscan = off AS $$
 BEGIN
     RETURN QUERY
     WITH u AS (
@@ -31,6 +33,21 @@ BEGIN
       LEFT JOIN c ON c.scope = u.scope AND c.key = u.key
       LEFT JOIN idempotency_keys AS k ON k.scope = u.scope AND k.key = u.key
      ORDER BY u.n;
+END $$;
+
+-- Stores the answers of claimed keys (`s_*`) and forgets released ones (`r_*`, only while
+-- unanswered: a request whose lease ran out must not erase the answer of the request that took
+-- its key over). Each key at most once per call.
+CREATE OR REPLACE FUNCTION smsgate_keep_answers(
+    s_scope text[], s_key text[], s_status integer[], s_response jsonb[], r_scope text[], r_key text[])
+RETURNS void
+LANGUAGE plpgsql SET enable_seqscan = off AS $$
+BEGIN
+    UPDATE idempotency_keys AS k SET status = u.status, response = u.response
+      FROM unnest(s_scope, s_key, s_status, s_response) AS u(scope, key, status, response)
+     WHERE k.scope = u.scope AND k.key = u.key;
+    DELETE FROM idempotency_keys AS k USING unnest(r_scope, r_key) AS u(scope, key)
+     WHERE k.scope = u.scope AND k.key = u.key AND k.status IS NULL;
 END $$;
 
 -- The batch's advisory locks in one statement, in hash order, where 0006 took them one

@@ -455,11 +455,9 @@ async fn decide_on(tx: &deadpool_postgres::Object, reqs: &[&Request]) -> Result<
     let d_last: Vec<DateTime<Utc>> = cooled.iter().map(|(_, c)| c.last_sent).collect();
     let d_resends: Vec<i32> = cooled.iter().map(|(_, c)| c.resends).collect();
     let d_until: Vec<DateTime<Utc>> = cooled.iter().map(|(_, c)| c.until).collect();
+    // Still unanswered: claimed by this transaction.
     let unclaim_keys = tx
-        .prepare_cached(
-            "DELETE FROM idempotency_keys AS k USING UNNEST($1::text[], $2::text[]) AS u(scope, key)
-              WHERE k.scope = u.scope AND k.key = u.key",
-        )
+        .prepare_cached("SELECT smsgate_keep_answers('{}', '{}', '{}', '{}', $1, $2)")
         .await?;
     let u_scope: Vec<&str> = unclaim.iter().map(|u| u.0).collect();
     let u_key: Vec<&str> = unclaim.iter().map(|u| u.1).collect();

@@ -109,23 +109,10 @@ async fn write_isolating(pool: &Pool, answers: Vec<Answer>, limit: Duration) {
 
 type Keyed = ((String, String), Option<(u16, serde_json::Value)>);
 
-/// Stores the answers and deletes the released keys (only while unanswered: a request whose
-/// lease ran out must not erase the answer of the request that took its key over).
+/// Stores the answers and deletes the released keys (`smsgate_keep_answers`, migration 0013).
 async fn write(pool: &Pool, batch: &[Keyed]) -> Result<(), StoreError> {
     let client = pool.get().await?;
-    let stmt = client
-        .prepare_cached(
-            "WITH kept AS (
-                UPDATE idempotency_keys AS k SET status = u.status, response = u.response
-                  FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::jsonb[]) AS u(scope, key, status, response)
-                 WHERE k.scope = u.scope AND k.key = u.key
-             ), released AS (
-                DELETE FROM idempotency_keys AS k USING UNNEST($5::text[], $6::text[]) AS u(scope, key)
-                 WHERE k.scope = u.scope AND k.key = u.key AND k.status IS NULL
-             )
-             SELECT 1",
-        )
-        .await?;
+    let stmt = client.prepare_cached("SELECT smsgate_keep_answers($1, $2, $3, $4, $5, $6)").await?;
     let kept: Vec<_> = batch
         .iter()
         .filter_map(|((s, k), a)| Some((s.as_str(), k.as_str(), a.as_ref()?)))
