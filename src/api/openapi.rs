@@ -110,8 +110,12 @@ pub fn document() -> serde_json::Value {
 /// valid is one the handlers accept.
 fn refine(doc: &mut serde_json::Value) {
     let schemas = &mut doc["components"]["schemas"];
-    // A send names its destination, or a user whose stored phone is used.
-    schemas["SendOtpBody"]["anyOf"] = json!([{"required": ["phone"]}, {"required": ["user_id"]}]);
+    // A send names its destination, or a user whose stored phone is used; the other may be
+    // null, as if left out.
+    schemas["SendOtpBody"]["anyOf"] = json!([
+        {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
+        {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
+    ]);
     // Step-up by SMS needs a phone to send to.
     // Kratos names the recipient in `to`, or in `recipient` with `to: null`.
     schemas["KratosMessage"]["anyOf"] = json!([

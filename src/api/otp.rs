@@ -24,14 +24,13 @@ pub struct SendOtpBody {
     /// Destination, E.164 (a national number of the default country is accepted too); may be
     /// left out when `user_id` has a stored phone.
     #[serde(default, alias = "phone_number", alias = "mobile")]
-    #[schema(pattern = "^\\+[1-9][0-9]{7,14}$", nullable = false)]
+    #[schema(pattern = "^\\+[1-9][0-9]{7,14}$")]
     phone: Option<String>,
     /// The calling app's own id of the user (step-up: their stored phone is used).
     #[serde(default)]
     #[schema(
         pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
-        max_length = 128,
-        nullable = false
+        max_length = 128
     )]
     user_id: Option<String>,
     /// The user's name, for the caller's own records; not sent to providers.

@@ -220,12 +220,27 @@ fn the_documents_request_patterns_match_what_the_handlers_accept() {
     }
     let otp = pattern("VerifyOtpBody", "otp");
     assert!(otp.is_match("123456") && !otp.is_match("123") && !otp.is_match("12345678901") && !otp.is_match("12a4"));
-    // A send names a phone or a user; step-up by SMS needs a phone.
+    // A send names a phone or a user (the other may be null); step-up by SMS needs a phone.
     assert_eq!(
         schemas["SendOtpBody"]["anyOf"],
-        json!([{"required": ["phone"]}, {"required": ["user_id"]}])
+        json!([
+            {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
+            {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
+        ])
     );
     assert_eq!(schemas["ContactBody"]["anyOf"][1]["required"], json!(["phone"]));
+}
+
+/// A null `phone` or `user_id` is as if left out, as the document says: a phone with a null
+/// user sends; two nulls name no destination and are 400.
+#[tokio::test]
+async fn a_null_phone_or_user_is_as_if_left_out() {
+    let app = spawn_app(Backend::Memory).await;
+    let r = app.post("/v1/otp/send", json!({"phone": PHONE, "user_id": null})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = app.post("/v1/otp/send", json!({"phone": null, "user_id": null})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body["message"].as_str().is_some_and(|m| m.contains("phone")), "{}", r.body);
 }
 
 /// JSON Schema's `integer` includes whole floats (`5.0`), which schemathesis sends: the
