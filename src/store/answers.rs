@@ -29,7 +29,6 @@ enum Job {
     Flush(oneshot::Sender<()>),
 }
 
-#[derive(Clone)]
 pub(super) struct Answers {
     tx: mpsc::UnboundedSender<Job>,
 }

@@ -10,13 +10,7 @@ use super::{Admission, Contact, CooldownSpec, KeyClaim, LimitStore, PostgresStor
 #[async_trait]
 impl LimitStore for PostgresStore {
     async fn admit(&self, quotas: &[Quota], cooldown: Option<&CooldownSpec>, now: DateTime<Utc>) -> Result<Admission, StoreError> {
-        let request = admission::Request {
-            quotas: quotas.to_vec(),
-            cooldown: cooldown.cloned(),
-            claim: None,
-            now,
-        };
-        self.bounded(self.admission().admit(request)).await
+        self.admit_in_batch(None, quotas, cooldown, now).await
     }
 
     async fn admit_claiming(
@@ -26,13 +20,7 @@ impl LimitStore for PostgresStore {
         cooldown: Option<&CooldownSpec>,
         now: DateTime<Utc>,
     ) -> Result<Admission, StoreError> {
-        let request = admission::Request {
-            quotas: quotas.to_vec(),
-            cooldown: cooldown.cloned(),
-            claim: Some(claim.clone()),
-            now,
-        };
-        self.bounded(self.admission().admit(request)).await
+        self.admit_in_batch(Some(claim), quotas, cooldown, now).await
     }
 
     fn keep_answer(&self, scope: &str, key: &str, answer: Option<(u16, serde_json::Value)>) {
@@ -112,5 +100,24 @@ impl LimitStore for PostgresStore {
             Ok(counters + keys + cooldowns)
         })
         .await
+    }
+}
+
+impl PostgresStore {
+    /// Queues one admission for the next batch (`admission.rs`) and waits for its decision.
+    async fn admit_in_batch(
+        &self,
+        claim: Option<&KeyClaim>,
+        quotas: &[Quota],
+        cooldown: Option<&CooldownSpec>,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, StoreError> {
+        let request = admission::Request {
+            quotas: quotas.to_vec(),
+            cooldown: cooldown.cloned(),
+            claim: claim.cloned(),
+            now,
+        };
+        self.bounded(self.admission().admit(request)).await
     }
 }
