@@ -146,6 +146,7 @@ impl Health {
             baseline_from: window_from,
             window_from,
             settled_before: now - secs(s.settle_seconds),
+            created_before: None,
         };
         let mut rows = store.conversion_tally(window).await?;
         rows.extend(self.baseline_rows(store, window, now).await);
@@ -196,8 +197,10 @@ impl Health {
                 return rows.clone();
             }
         }
+        // Only what is older than the window: every refresh reads the window itself.
         let asked = TallyWindow {
             baseline_from: now - secs(s.baseline_seconds),
+            created_before: Some(window.window_from),
             ..window
         };
         match store.conversion_tally(asked).await {
@@ -345,12 +348,21 @@ mod tests {
             assert_eq!(standing.baseline_conversion, Some(0.9));
         }
         let asked = lock(&store.asked);
-        let baseline_reads = asked.iter().filter(|w| w.baseline_from < w.window_from).count();
+        let baseline_reads: Vec<&TallyWindow> = asked.iter().filter(|w| w.baseline_from < w.window_from).collect();
         assert_eq!(
-            (asked.len(), baseline_reads),
+            (asked.len(), baseline_reads.len()),
             (4, 1),
             "every refresh reads the window, the first also the baseline"
         );
+        assert_eq!(
+            baseline_reads[0].created_before,
+            Some(baseline_reads[0].window_from),
+            "the baseline read leaves the window out"
+        );
+        assert!(asked
+            .iter()
+            .filter(|w| w.baseline_from == w.window_from)
+            .all(|w| w.created_before.is_none()));
     }
 
     #[test]

@@ -12,14 +12,16 @@ use uuid::Uuid;
 use super::postgres::{attempt_from_row, ATTEMPT_COLUMNS};
 use super::{AttemptRow, MemoryStore, PostgresStore, Session, SessionStatus, StoreError};
 
-/// Which sessions a tally reads: created since `baseline_from`; those created since
-/// `window_from` are the current window; a pending session counts only when created before
-/// `settled_before` (old enough that its user would have typed the code).
+/// Which sessions a tally reads: created since `baseline_from` (and before `created_before`,
+/// when given); those created since `window_from` are the current window; a pending session
+/// counts only when created before `settled_before` (old enough that its user would have typed
+/// the code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TallyWindow {
     pub baseline_from: DateTime<Utc>,
     pub window_from: DateTime<Utc>,
     pub settled_before: DateTime<Utc>,
+    pub created_before: Option<DateTime<Utc>>,
 }
 
 /// Settled sessions one provider carried to one destination prefix (`+` and up to four
@@ -54,18 +56,23 @@ WITH s AS (
     SELECT id, left(phone, 5) AS prefix, created_at >= $2 AS recent, status = 'verified' AS verified,
            coalesce(extract(epoch FROM verified_at - created_at)::float8, 0) AS delay
       FROM sms_otp_sessions
-     WHERE created_at >= $1 AND (status = 'verified' OR created_at < $3)
+     WHERE created_at >= $1 AND ($4::timestamptz IS NULL OR created_at < $4)
+       AND (status = 'verified' OR created_at < $3)
 ), c AS (
     SELECT a.session_id, a.provider_name, bool_or(a.message_id = a.session_id) AS original
       FROM sms_messages_log a JOIN s ON s.id = a.session_id
      -- An attempt's time is its instance's wall clock, a session's the gateway clock that opened
-     -- it: the hour of slack keeps partition pruning without losing attempts to clock skew.
+     -- it: the hour of slack keeps partition pruning without losing attempts to clock skew. A
+     -- bounded read (the baseline) leaves out what came over an hour after its last session:
+     -- resends and verifications that late are counted as if they had not happened.
      WHERE a.created_at >= $1 - interval '1 hour' AND a.outcome = 'accepted'
+       AND ($4::timestamptz IS NULL OR a.created_at < $4 + interval '1 hour')
      GROUP BY 1, 2
 ), v AS (
     SELECT DISTINCT ON (session_id) session_id, provider
       FROM otp_logs
      WHERE type = 'verify' AND status = 'verified' AND created_at >= $1
+       AND ($4::timestamptz IS NULL OR created_at < $4 + interval '1 hour')
      ORDER BY session_id, created_at
 )
 SELECT c.provider_name, s.prefix, s.recent, count(*)::int8,
@@ -90,7 +97,9 @@ impl HealthStore for PostgresStore {
                 tx.batch_execute(&format!("SET LOCAL statement_timeout = {}", BASELINE_TIMEOUT.as_millis()))
                     .await?;
             }
-            let rows = tx.query(TALLY_SQL, &[&w.baseline_from, &w.window_from, &w.settled_before]).await?;
+            let rows = tx
+                .query(TALLY_SQL, &[&w.baseline_from, &w.window_from, &w.settled_before, &w.created_before])
+                .await?;
             tx.commit().await?;
             Ok(rows
                 .iter()
@@ -140,7 +149,9 @@ impl HealthStore for MemoryStore {
         // lock is held throughout, and most of a busy log is sessions still settling.
         let counted = |s: &Session| {
             let verified = s.status == SessionStatus::Verified;
-            s.created_at >= w.baseline_from && (verified || s.created_at < w.settled_before)
+            s.created_at >= w.baseline_from
+                && w.created_before.is_none_or(|before| s.created_at < before)
+                && (verified || s.created_at < w.settled_before)
         };
         // (session, provider) → whether it carried the session's first SMS.
         let mut carried: BTreeMap<(Uuid, &str), bool> = BTreeMap::new();

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use chrono::{Duration, SubsecRound, Utc};
 use smsgate::metrics::Metrics;
-use smsgate::store::{AttemptRow, MemoryStore, PostgresStore, ProviderRef, SendLog, Session, SessionStatus, SessionUpdate, Store};
+use smsgate::store::{
+    AttemptRow, MemoryStore, PostgresStore, ProviderRef, SendLog, Session, SessionStatus, SessionUpdate, Store, TallyWindow,
+};
 use uuid::Uuid;
 
 use crate::db::TestDb;
@@ -175,6 +177,51 @@ async fn a_failed_send_fails_the_session(store: Arc<dyn Store>) {
     assert_eq!(store.get_session(s.id).await.unwrap().unwrap().status, SessionStatus::Failed);
 }
 
+/// The health tally counts a session by when it was opened: the window read takes every session
+/// since `baseline_from`, each marked recent or not; the baseline read (`created_before`) takes
+/// only those older than the window.
+async fn the_baseline_tally_leaves_the_window_out(store: Arc<dyn Store>) {
+    let now = Utc::now().trunc_subsecs(6);
+    for age in [Duration::minutes(30), Duration::minutes(1)] {
+        let mut s = session(3, 300);
+        s.id = Uuid::new_v4();
+        s.created_at = now - age;
+        s.expires_at = s.created_at + Duration::minutes(5);
+        s.status = SessionStatus::Verified;
+        let mut sent = attempt(s.id, "2factor", "accepted", 40);
+        sent.created_at = s.created_at;
+        store
+            .write_log(SendLog {
+                attempts: vec![sent],
+                opened: Some(s),
+                ..SendLog::default()
+            })
+            .await
+            .unwrap();
+    }
+    let window = TallyWindow {
+        baseline_from: now - Duration::hours(6),
+        window_from: now - Duration::minutes(10),
+        settled_before: now - Duration::minutes(2),
+        created_before: None,
+    };
+    let counts = |rows: Vec<smsgate::store::TallyRow>| {
+        let mut c: Vec<(bool, u64, u64)> = rows.iter().map(|r| (r.recent, r.sent, r.verified)).collect();
+        c.sort();
+        c
+    };
+    let all = store.conversion_tally(window).await.unwrap();
+    assert_eq!(counts(all), vec![(false, 1, 1), (true, 1, 1)]);
+    let baseline = store
+        .conversion_tally(TallyWindow {
+            created_before: Some(window.window_from),
+            ..window
+        })
+        .await
+        .unwrap();
+    assert_eq!(counts(baseline), vec![(false, 1, 1)], "the window is not read again");
+}
+
 /// Runs a conformance test on a fresh memory store.
 async fn on_memory<F: Future<Output = ()>>(test: impl FnOnce(Arc<dyn Store>) -> F) {
     test(Arc::new(MemoryStore::new())).await
@@ -193,6 +240,7 @@ on_both_stores!(
     an_edit_is_written_back_only_when_asked,
     concurrent_edits_of_one_session_are_serialised,
     a_failed_send_fails_the_session,
+    the_baseline_tally_leaves_the_window_out,
 );
 
 /// A send whose row PostgreSQL refuses (a NUL byte that got past the edge) fails on its own:
