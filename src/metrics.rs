@@ -68,6 +68,10 @@ pub struct Metrics {
     /// 1 while a provider is degraded for a country, with why (`below_peers`, `below_baseline`,
     /// `receipts_failed`, `probes_failed`); 0 under `reason="none"` when it is not.
     pub provider_degraded: IntGaugeVec,
+    /// Seconds the last provider-health refresh took (reading the counts and judging).
+    pub health_refresh_seconds: prometheus::Gauge,
+    /// Provider-health refreshes that failed: the verdict stays as it was.
+    pub health_refresh_failures: prometheus::IntCounter,
     /// Synthetic probes by provider and result (`accepted`, `failed`).
     pub probes: IntCounterVec,
     /// `POST /v1/otp/resend` by result (`sent`, `refused`, `failed`).
@@ -225,6 +229,22 @@ impl Metrics {
         registry
             .register(Box::new(provider_degraded.clone()))
             .expect("metric registered once");
+        let health_refresh_seconds = prometheus::Gauge::new(
+            "smsgate_health_refresh_seconds",
+            "Seconds the last provider-health refresh took (reading the conversion counts and judging).",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(health_refresh_seconds.clone()))
+            .expect("metric registered once");
+        let health_refresh_failures = prometheus::IntCounter::new(
+            "smsgate_health_refresh_failures_total",
+            "Provider-health refreshes that failed; the last verdict stays.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(health_refresh_failures.clone()))
+            .expect("metric registered once");
         let probes = counter(
             "smsgate_probes_total",
             "Synthetic probes by provider and result.",
@@ -257,6 +277,8 @@ impl Metrics {
             inbound_messages,
             provider_conversion,
             provider_degraded,
+            health_refresh_seconds,
+            health_refresh_failures,
             probes,
             otp_resends,
         }

@@ -34,6 +34,9 @@ pub struct Health {
     /// OTPs per country routed while a provider there was degraded, for the probe share.
     shares: Mutex<HashMap<String, u64>>,
     last_refresh: Mutex<Option<DateTime<Utc>>>,
+    /// How long after the last refresh the next may start: `refresh_seconds`, or longer when
+    /// reading the counts took long (`REFRESH_SHARE`).
+    refresh_gap: Mutex<ChronoDuration>,
     refreshing: AtomicBool,
     /// The baseline rows and when they were read: they change slowly and take long to read, so
     /// they are read again only every `BASELINE_EVERY` refreshes, apart from the window.
@@ -43,8 +46,15 @@ pub struct Health {
 /// Refreshes between two reads of the baseline (with `refresh_seconds = 10`, five minutes).
 const BASELINE_EVERY: u64 = 30;
 
+/// The largest share of time an instance spends refreshing: a refresh that took `d` is followed
+/// by the next no sooner than `d / REFRESH_SHARE` after it began. The window's read grows with
+/// traffic (every session of the window); on a busy gateway refreshes come less often instead
+/// of keeping a database core busy.
+const REFRESH_SHARE: f64 = 0.1;
+
 impl Health {
     pub fn new(settings: HealthSettings, metrics: Metrics) -> Self {
+        let refresh_gap = Mutex::new(secs(settings.refresh_seconds));
         Self {
             settings,
             metrics,
@@ -53,6 +63,7 @@ impl Health {
             probes: Mutex::default(),
             shares: Mutex::default(),
             last_refresh: Mutex::new(None),
+            refresh_gap,
             refreshing: AtomicBool::new(false),
             baseline: Mutex::new(None),
         }
@@ -126,14 +137,22 @@ impl Health {
 
     /// Whether a refresh is due at `now` and none is running; if so the caller runs it.
     pub fn claim_refresh(&self, now: DateTime<Utc>) -> bool {
-        let due = lock(&self.last_refresh).is_none_or(|last| now - last >= secs(self.settings.refresh_seconds));
+        let gap = *lock(&self.refresh_gap);
+        let due = lock(&self.last_refresh).is_none_or(|last| now - last >= gap);
         due && !self.refreshing.swap(true, Ordering::AcqRel)
     }
 
     /// Takes the counts again from `store` and judges every provider. Runs after
     /// `claim_refresh` said so (it releases the claim) or on its own (tests, a ticker).
     pub async fn refresh(&self, store: &dyn HealthStore, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let began = std::time::Instant::now();
         let result = self.refresh_inner(store, now).await;
+        let took = began.elapsed();
+        self.metrics.health_refresh_seconds.set(took.as_secs_f64());
+        if result.is_err() {
+            self.metrics.health_refresh_failures.inc();
+        }
+        *lock(&self.refresh_gap) = refresh_gap(self.settings.refresh_seconds, took);
         *lock(&self.last_refresh) = Some(now);
         self.refreshing.store(false, Ordering::Release);
         result
@@ -230,6 +249,13 @@ impl Health {
                 .set(i64::from(s.degraded()));
         }
     }
+}
+
+/// The wait after a refresh that took `took`: `refresh_seconds`, or long enough that refreshing
+/// takes at most `REFRESH_SHARE` of the time.
+fn refresh_gap(refresh_seconds: u64, took: std::time::Duration) -> ChronoDuration {
+    let share = ChronoDuration::milliseconds((took.as_secs_f64() / REFRESH_SHARE * 1000.0).min(86_400_000.0) as i64);
+    secs(refresh_seconds).max(share)
 }
 
 fn secs(s: u64) -> ChronoDuration {
@@ -363,6 +389,54 @@ mod tests {
             .iter()
             .filter(|w| w.baseline_from == w.window_from)
             .all(|w| w.created_before.is_none()));
+    }
+
+    #[test]
+    fn a_slow_refresh_spaces_out_the_next_ones() {
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(
+            refresh_gap(10, ms(80)),
+            ChronoDuration::seconds(10),
+            "a quick read keeps the period"
+        );
+        assert_eq!(
+            refresh_gap(10, ms(2_500)),
+            ChronoDuration::seconds(25),
+            "a read of 2.5 s: at most a tenth of the time"
+        );
+        let health = Health::new(HealthSettings::default(), Metrics::new());
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        assert!(health.claim_refresh(t0));
+        *lock(&health.refresh_gap) = refresh_gap(10, ms(3_000));
+        *lock(&health.last_refresh) = Some(t0);
+        health.refreshing.store(false, Ordering::Release);
+        assert!(!health.claim_refresh(t0 + ChronoDuration::seconds(10)));
+        assert!(!health.claim_refresh(t0 + ChronoDuration::seconds(29)));
+        assert!(health.claim_refresh(t0 + ChronoDuration::seconds(30)));
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_is_counted_and_its_time_is_shown() {
+        struct Failing;
+        #[async_trait::async_trait]
+        impl HealthStore for Failing {
+            async fn conversion_tally(&self, _: TallyWindow) -> Result<Vec<TallyRow>, StoreError> {
+                Err(StoreError::Timeout(std::time::Duration::from_secs(60)))
+            }
+            async fn session_attempts(&self, _: uuid::Uuid) -> Result<Vec<crate::store::AttemptRow>, StoreError> {
+                Ok(Vec::new())
+            }
+        }
+        let metrics = Metrics::new();
+        let health = Health::new(HealthSettings::default(), metrics.clone());
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        assert!(health.refresh(&Failing, t0).await.is_err());
+        assert_eq!(metrics.health_refresh_failures.get(), 1);
+        assert!(metrics.render().contains("smsgate_health_refresh_seconds "));
+        assert!(
+            health.claim_refresh(t0 + ChronoDuration::seconds(10)),
+            "a failure does not stop the next refresh"
+        );
     }
 
     #[test]
