@@ -46,11 +46,14 @@ pub struct Health {
 /// Refreshes between two reads of the baseline (with `refresh_seconds = 10`, five minutes).
 const BASELINE_EVERY: u64 = 30;
 
-/// The largest share of time an instance spends refreshing: a refresh that took `d` is followed
-/// by the next no sooner than `d / REFRESH_SHARE` after it began. The window's read grows with
-/// traffic (every session of the window); on a busy gateway refreshes come less often instead
-/// of keeping a database core busy.
+/// The largest share of time an instance spends refreshing: a refresh that took `d` (from
+/// `SLOW_REFRESH` on) is followed by the next no sooner than `d / REFRESH_SHARE` after it began.
+/// The window's read grows with traffic (every session of the window); on a busy gateway
+/// refreshes come less often instead of keeping a database core busy.
 const REFRESH_SHARE: f64 = 0.1;
+
+/// Refreshes quicker than this keep `refresh_seconds`, whatever the share.
+const SLOW_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Health {
     pub fn new(settings: HealthSettings, metrics: Metrics) -> Self {
@@ -251,9 +254,12 @@ impl Health {
     }
 }
 
-/// The wait after a refresh that took `took`: `refresh_seconds`, or long enough that refreshing
-/// takes at most `REFRESH_SHARE` of the time.
+/// The wait after a refresh that took `took`: `refresh_seconds`, or for a slow one long enough
+/// that refreshing takes at most `REFRESH_SHARE` of the time.
 fn refresh_gap(refresh_seconds: u64, took: std::time::Duration) -> ChronoDuration {
+    if took < SLOW_REFRESH {
+        return secs(refresh_seconds);
+    }
     let share = ChronoDuration::milliseconds((took.as_secs_f64() / REFRESH_SHARE * 1000.0).min(86_400_000.0) as i64);
     secs(refresh_seconds).max(share)
 }
@@ -398,6 +404,11 @@ mod tests {
             refresh_gap(10, ms(80)),
             ChronoDuration::seconds(10),
             "a quick read keeps the period"
+        );
+        assert_eq!(
+            refresh_gap(10, ms(1_900)),
+            ChronoDuration::seconds(10),
+            "so does one under SLOW_REFRESH"
         );
         assert_eq!(
             refresh_gap(10, ms(2_500)),
