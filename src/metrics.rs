@@ -229,22 +229,20 @@ impl Metrics {
         registry
             .register(Box::new(provider_degraded.clone()))
             .expect("metric registered once");
-        let health_refresh_seconds = prometheus::Gauge::new(
-            "smsgate_health_refresh_seconds",
-            "Seconds the last provider-health refresh took (reading the conversion counts and judging).",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(health_refresh_seconds.clone()))
-            .expect("metric registered once");
-        let health_refresh_failures = prometheus::IntCounter::new(
-            "smsgate_health_refresh_failures_total",
-            "Provider-health refreshes that failed; the last verdict stays.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(health_refresh_failures.clone()))
-            .expect("metric registered once");
+        let health_refresh_seconds = registered(
+            &registry,
+            prometheus::Gauge::new(
+                "smsgate_health_refresh_seconds",
+                "Seconds the last provider-health refresh took (reading the conversion counts and judging).",
+            ),
+        );
+        let health_refresh_failures = registered(
+            &registry,
+            prometheus::IntCounter::new(
+                "smsgate_health_refresh_failures_total",
+                "Provider-health refreshes that failed; the last verdict stays.",
+            ),
+        );
         let probes = counter(
             "smsgate_probes_total",
             "Synthetic probes by provider and result.",
@@ -299,4 +297,11 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// `metric`, registered with `registry`.
+fn registered<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: prometheus::Result<M>) -> M {
+    let metric = metric.expect("valid metric");
+    registry.register(Box::new(metric.clone())).expect("metric registered once");
+    metric
 }
