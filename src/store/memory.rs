@@ -50,6 +50,26 @@ impl MemoryStore {
     }
 }
 
+impl Inner {
+    /// Stores `session`, forgetting sessions expired an hour ago, oldest stored first.
+    fn keep_session(&mut self, session: Box<Session>) {
+        let now = Utc::now();
+        // Sessions expired an hour ago are of no use to anyone: drop them, oldest stored first,
+        // as new ones arrive (a few at a time, never a sweep of the whole map).
+        while let Some(&(until, id)) = self.forget.front() {
+            if until > now {
+                break;
+            }
+            self.forget.pop_front();
+            if self.sessions.get(&id).is_some_and(|s| s.expires_at + kept_after_expiry() <= now) {
+                self.sessions.remove(&id);
+            }
+        }
+        self.forget.push_back((session.expires_at + kept_after_expiry(), session.id));
+        self.sessions.insert(session.id, session);
+    }
+}
+
 impl MemoryStore {
     /// Reads the attempt and event logs, oldest first; events come with their ids.
     pub(super) fn with_logs<R>(&self, read: impl FnOnce(&VecDeque<AttemptRow>, &mut dyn Iterator<Item = (u64, &OtpEvent)>) -> R) -> R {
@@ -78,21 +98,7 @@ impl Store for MemoryStore {
     }
 
     async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        let now = Utc::now();
-        // Sessions expired an hour ago are of no use to anyone: drop them, oldest stored first,
-        // as new ones arrive (a few at a time, never a sweep of the whole map).
-        while let Some(&(until, id)) = inner.forget.front() {
-            if until > now {
-                break;
-            }
-            inner.forget.pop_front();
-            if inner.sessions.get(&id).is_some_and(|s| s.expires_at + kept_after_expiry() <= now) {
-                inner.sessions.remove(&id);
-            }
-        }
-        inner.forget.push_back((session.expires_at + kept_after_expiry(), session.id));
-        inner.sessions.insert(session.id, Box::new(session.clone()));
+        self.lock().keep_session(Box::new(session.clone()));
         Ok(())
     }
 
@@ -101,10 +107,10 @@ impl Store for MemoryStore {
     }
 
     async fn write_log(&self, log: SendLog) -> Result<(), StoreError> {
-        if let Some(opened) = &log.opened {
-            self.insert_session(opened).await?;
-        }
         let mut inner = self.lock();
+        if let Some(opened) = log.opened {
+            inner.keep_session(Box::new(opened));
+        }
         if let Some(update) = log.session {
             if let Some(s) = inner.sessions.get_mut(&update.id) {
                 update.apply(s);
