@@ -116,9 +116,81 @@ fn call_stats(c: &mut Criterion) {
     g.finish();
 }
 
+/// A provider-health refresh on the memory store with its logs full (100,000 sessions, each with
+/// one accepted attempt): the store's lock is held for all of it, so every send waits this long.
+fn memory_health_tally(c: &mut Criterion) {
+    use chrono::{Duration as Span, Utc};
+    use smsgate::store::{AttemptRow, HealthStore, MemoryStore, SendLog, Session, SessionStatus, Store, TallyWindow};
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let store = MemoryStore::new();
+    let now = Utc::now();
+    for i in 0..100_000u32 {
+        let id = Uuid::new_v4();
+        let created_at = now - Span::milliseconds(i64::from(i) * 5);
+        let session = Session {
+            id,
+            client: "app".into(),
+            phone: format!("+9198{:08}", i),
+            user_id: None,
+            purpose: "login".into(),
+            code_hmac: vec![7; 32],
+            provider_refs: Vec::new(),
+            status: if i % 4 == 0 {
+                SessionStatus::Pending
+            } else {
+                SessionStatus::Verified
+            },
+            attempts: 0,
+            max_attempts: 5,
+            created_at,
+            expires_at: created_at + Span::minutes(5),
+            verified_at: None,
+            local_code_sent: false,
+            verify_lease_until: None,
+        };
+        let attempt = AttemptRow {
+            id: Uuid::new_v4(),
+            message_id: id,
+            session_id: Some(id),
+            user_id: None,
+            to: session.phone.clone(),
+            kind: "otp".into(),
+            provider: if i % 2 == 0 { "2factor" } else { "twilio" }.into(),
+            outcome: "accepted".into(),
+            http_status: Some(200),
+            error: None,
+            provider_ref: None,
+            response_time_ms: 40,
+            ambiguous: false,
+            created_at,
+            parts: Some(1),
+            delivery: None,
+        };
+        let log = SendLog {
+            attempts: vec![attempt],
+            opened: Some(session),
+            ..SendLog::default()
+        };
+        rt.block_on(store.write_log(log)).expect("written");
+    }
+    let window = TallyWindow {
+        baseline_from: now - Span::minutes(10),
+        window_from: now - Span::minutes(10),
+        settled_before: now - Span::minutes(2),
+        created_before: None,
+    };
+    let rows = rt.block_on(store.conversion_tally(window)).expect("tally");
+    // Verified sessions count at once, pending ones once two minutes old.
+    let settled = (0..100_000u64).filter(|i| i % 4 != 0 || i * 5 > 120_000).count() as u64;
+    assert_eq!(rows.iter().map(|r| r.sent).sum::<u64>(), settled);
+    c.bench_function("memory_health_tally_100k", |b| {
+        b.iter(|| rt.block_on(store.conversion_tally(black_box(window))).expect("tally"))
+    });
+}
+
 criterion_group! {
     name = benches;
     config = fake::quick();
-    targets = phone_parse, otp_code, breaker, candidates, call_stats
+    targets = phone_parse, otp_code, breaker, candidates, call_stats, memory_health_tally
 }
 criterion_main!(benches);

@@ -3,13 +3,12 @@
 //! derivation on both stores: SQL on PostgreSQL (one aggregate, shared by every instance), a scan
 //! of the kept rows in memory.
 
-use std::collections::{BTreeMap, HashMap};
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::postgres::{attempt_from_row, ATTEMPT_COLUMNS};
+use super::sliding::KeyMap;
 use super::{AttemptRow, MemoryStore, PostgresStore, Session, SessionStatus, StoreError};
 
 /// Which sessions a tally reads: created since `baseline_from` (and before `created_before`,
@@ -138,7 +137,7 @@ impl HealthStore for MemoryStore {
     async fn conversion_tally(&self, w: TallyWindow) -> Result<Vec<TallyRow>, StoreError> {
         let inner = self.lock();
         // The first verification of each session, and whose code it was.
-        let mut verified_by: HashMap<Uuid, Option<&str>> = HashMap::new();
+        let mut verified_by: KeyMap<Uuid, Option<&str>> = KeyMap::default();
         for e in inner.events.iter().filter(|e| e.event == "verify" && e.status == "verified") {
             verified_by.entry(e.session_id).or_insert(e.provider.as_deref());
         }
@@ -152,13 +151,15 @@ impl HealthStore for MemoryStore {
                 && (verified || s.created_at < w.settled_before)
         };
         // (session, provider) → whether it carried the session's first SMS.
-        let mut carried: BTreeMap<(Uuid, &str), bool> = BTreeMap::new();
+        let mut carried: KeyMap<(Uuid, &str), bool> = KeyMap::with_capacity_and_hasher(inner.attempts.len(), Default::default());
         for a in inner.attempts.iter().filter(|a| a.outcome == "accepted") {
             if let Some(sid) = a.session_id.filter(|sid| inner.sessions.get(sid).is_some_and(|s| counted(s))) {
                 *carried.entry((sid, a.provider.as_str())).or_default() |= a.message_id == sid;
             }
         }
-        let mut out: BTreeMap<(String, String, bool), TallyRow> = BTreeMap::new();
+        // (provider, prefix, recent) → (sent, verified, delay), borrowed from the store's rows
+        // while its lock is held; owned rows are made once per group at the end.
+        let mut out: KeyMap<(&str, &str, bool), (u64, u64, f64)> = KeyMap::default();
         for ((sid, provider), original) in carried {
             let Some(s) = inner.sessions.get(&sid) else { continue };
             let verified = s.status == SessionStatus::Verified;
@@ -167,28 +168,27 @@ impl HealthStore for MemoryStore {
                     Some(by) => by == provider,
                     None => original,
                 };
-            let prefix: String = s.phone.chars().take(5).collect();
-            let recent = s.created_at >= w.window_from;
-            let row = out
-                .entry((provider.to_string(), prefix.clone(), recent))
-                .or_insert_with(|| TallyRow {
-                    provider: provider.to_string(),
-                    prefix,
-                    recent,
-                    sent: 0,
-                    verified: 0,
-                    delay_secs: 0.0,
-                });
-            row.sent += 1;
+            let prefix = s.phone.char_indices().nth(5).map_or(s.phone.as_str(), |(end, _)| &s.phone[..end]);
+            let counts = out.entry((provider, prefix, s.created_at >= w.window_from)).or_default();
+            counts.0 += 1;
             if credited {
-                row.verified += 1;
-                let delay = s
+                counts.1 += 1;
+                counts.2 += s
                     .verified_at
                     .map_or(0.0, |at| (at - s.created_at).num_milliseconds() as f64 / 1000.0);
-                row.delay_secs += delay;
             }
         }
-        Ok(out.into_values().collect())
+        Ok(out
+            .into_iter()
+            .map(|((provider, prefix, recent), (sent, verified, delay_secs))| TallyRow {
+                provider: provider.to_string(),
+                prefix: prefix.to_string(),
+                recent,
+                sent,
+                verified,
+                delay_secs,
+            })
+            .collect())
     }
 
     async fn session_attempts(&self, session: Uuid) -> Result<Vec<AttemptRow>, StoreError> {
