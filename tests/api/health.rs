@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use smsgate::config::{ProbeConfig, Settings};
+use smsgate::sim::Fault;
 
-use crate::helpers::{eventually, phone, spawn_pair, spawn_tuned, Backend, TestApp, ADMIN_TOKEN};
+use crate::helpers::{config_with, eventually, phone, spawn_pair, spawn_tuned, spawn_with, Backend, TestApp, ADMIN_TOKEN};
 use crate::on_both_stores;
 
 /// A window of two minutes judged every ten seconds, so a drill takes seconds on the held clock.
@@ -307,17 +308,20 @@ async fn two_instances_on_one_database_agree_on_a_degraded_provider() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_probes_degrade_a_provider_and_are_never_counted_as_user_traffic() {
-    let app = spawn_tuned(Backend::Memory, |c| {
-        tuned(c);
-        c.limits.per_phone_per_minute = 1;
-        c.probes = vec![ProbeConfig {
-            country: "91".into(),
-            number: "+919999900001".into(),
-            interval_seconds: 1,
-        }];
+    // 2factor fails from before the first probe, which goes out as the app starts.
+    let app = spawn_with(Backend::Memory, |sim| {
+        sim.state().set_fault("2factor", Some(Fault::parse("500").expect("valid fault")));
+        config_with(sim, |c| {
+            tuned(c);
+            c.limits.per_phone_per_minute = 1;
+            c.probes = vec![ProbeConfig {
+                country: "91".into(),
+                number: "+919999900001".into(),
+                interval_seconds: 1,
+            }];
+        })
     })
     .await;
-    app.fault("2factor", "500");
     let failed = r#"smsgate_probes_total{provider="2factor",result="failed"}"#;
     assert!(
         eventually(Duration::from_secs(10), || async {
