@@ -81,15 +81,12 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("metric registered once");
-            c
-        };
+        let counter = |name: &str, help: &str, labels: &[&str]| registered(&registry, IntCounterVec::new(Opts::new(name, help), labels));
         let histogram = |name: &str, help: &str, labels: &[&str], buckets: &[f64]| {
-            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels).expect("valid metric");
-            registry.register(Box::new(h.clone())).expect("metric registered once");
-            h
+            registered(
+                &registry,
+                HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels),
+            )
         };
         let provider_requests = counter(
             "smsgate_provider_requests_total",
@@ -112,12 +109,13 @@ impl Metrics {
             "429 cool-downs whose Retry-After exceeded throttle_backoff_max_ms and was cut to it.",
             &["provider"],
         );
-        let breaker_state = IntGaugeVec::new(
-            Opts::new("smsgate_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open."),
-            &["provider"],
-        )
-        .expect("valid metric");
-        registry.register(Box::new(breaker_state.clone())).expect("metric registered once");
+        let breaker_state = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new("smsgate_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open."),
+                &["provider"],
+            ),
+        );
         let otp_sends = counter("smsgate_otp_sends_total", "OTP sends by result.", &["result"]);
         let otp_verifications = counter("smsgate_otp_verifications_total", "OTP verifications by result.", &["result"]);
         let http_requests = counter(
@@ -152,24 +150,22 @@ impl Metrics {
             "Provider registry loads by cause (notify, periodic, local, start).",
             &["cause"],
         );
-        let registry_version =
-            IntGauge::new("smsgate_registry_version", "Version of the provider registry in force.").expect("valid metric");
-        registry
-            .register(Box::new(registry_version.clone()))
-            .expect("metric registered once");
+        let registry_version = registered(
+            &registry,
+            IntGauge::new("smsgate_registry_version", "Version of the provider registry in force."),
+        );
         let admin_changes = counter(
             "smsgate_admin_changes_total",
             "Committed admin changes to the provider registry by action.",
             &["action"],
         );
-        let attempt_log_write_errors = IntCounter::new(
-            "smsgate_attempt_log_write_errors_total",
-            "Failed writes of a send's attempt log, background retries included.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(attempt_log_write_errors.clone()))
-            .expect("metric registered once");
+        let attempt_log_write_errors = registered(
+            &registry,
+            IntCounter::new(
+                "smsgate_attempt_log_write_errors_total",
+                "Failed writes of a send's attempt log, background retries included.",
+            ),
+        );
         let sms_parts = counter(
             "smsgate_sms_parts_total",
             "SMS parts of accepted messages by provider and kind.",
@@ -180,17 +176,16 @@ impl Metrics {
             "Delivery receipts by provider and status.",
             &["provider", "status"],
         );
-        let delivered_ratio = prometheus::GaugeVec::new(
-            Opts::new(
-                "smsgate_delivered_ratio",
-                "Delivered share of final delivery receipts per provider.",
+        let delivered_ratio = registered(
+            &registry,
+            prometheus::GaugeVec::new(
+                Opts::new(
+                    "smsgate_delivered_ratio",
+                    "Delivered share of final delivery receipts per provider.",
+                ),
+                &["provider"],
             ),
-            &["provider"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(delivered_ratio.clone()))
-            .expect("metric registered once");
+        );
         let receipt_latency = histogram(
             "smsgate_receipt_latency_seconds",
             "Time from a provider attempt to its delivery receipt.",
@@ -207,28 +202,26 @@ impl Metrics {
             "Inbound provider webhooks (replies such as STOP) by provider and result.",
             &["provider", "result"],
         );
-        let provider_conversion = GaugeVec::new(
-            Opts::new(
-                "smsgate_provider_conversion_ratio",
-                "Settled OTP sessions verified / sent per provider and country over the health window.",
+        let provider_conversion = registered(
+            &registry,
+            GaugeVec::new(
+                Opts::new(
+                    "smsgate_provider_conversion_ratio",
+                    "Settled OTP sessions verified / sent per provider and country over the health window.",
+                ),
+                &["provider", "country"],
             ),
-            &["provider", "country"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(provider_conversion.clone()))
-            .expect("metric registered once");
-        let provider_degraded = IntGaugeVec::new(
-            Opts::new(
-                "smsgate_provider_degraded",
-                "1 while a provider is degraded for a country (routed after healthy ones), by reason.",
+        );
+        let provider_degraded = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "smsgate_provider_degraded",
+                    "1 while a provider is degraded for a country (routed after healthy ones), by reason.",
+                ),
+                &["provider", "country", "reason"],
             ),
-            &["provider", "country", "reason"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(provider_degraded.clone()))
-            .expect("metric registered once");
+        );
         let health_refresh_seconds = registered(
             &registry,
             prometheus::Gauge::new(

@@ -8,8 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::postgres::{attempt_from_row, ATTEMPT_COLUMNS};
-use super::sliding::KeyMap;
-use super::{AttemptRow, MemoryStore, PostgresStore, Session, SessionStatus, StoreError};
+use super::{AttemptRow, KeyMap, MemoryStore, PostgresStore, Session, SessionStatus, StoreError};
 
 /// Which sessions a tally reads: created since `baseline_from` (and before `created_before`,
 /// when given); those created since `window_from` are the current window; a pending session

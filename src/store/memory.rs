@@ -29,7 +29,7 @@ pub struct MemoryStore {
 #[derive(Default)]
 pub(super) struct Inner {
     /// Boxed: a growing map moves only pointers when it rehashes, under the store's lock.
-    pub(super) sessions: super::sliding::KeyMap<Uuid, Box<Session>>,
+    pub(super) sessions: super::KeyMap<Uuid, Box<Session>>,
     /// Session ids in the order they were stored, each with when it may be forgotten.
     forget: VecDeque<(chrono::DateTime<Utc>, Uuid)>,
     pub(super) attempts: VecDeque<AttemptRow>,

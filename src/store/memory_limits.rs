@@ -19,7 +19,7 @@ pub struct MemoryLimits {
 struct Inner {
     /// Sliding-window counters and resend cooldowns.
     ledger: Ledger,
-    idempotency: super::sliding::KeyMap<(String, String), Idem>,
+    idempotency: super::KeyMap<(String, String), Idem>,
     /// (client, user id) → contact.
     contacts: HashMap<(String, String), Contact>,
 }

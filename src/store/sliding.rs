@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{cooldown_wait, Admission, CooldownSpec, Quota};
+use super::{cooldown_wait, Admission, CooldownSpec, KeyMap, Quota};
 
 /// Buckets per window.
 const BUCKETS: u32 = 60;
@@ -49,10 +49,6 @@ pub(super) struct Cooldown {
     pub resends: i32,
     pub until: DateTime<Utc>,
 }
-
-/// A map keyed by what callers send (phones, addresses): foldhash, seeded per map, in place of
-/// SipHash, which was 3 % of the memory store's CPU per send.
-pub(super) type KeyMap<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 
 /// Keys spread over 64 maps. The memory store's ledger holds two counters per phone for a day
 /// (millions of keys under load), and a map that outgrows its capacity rehashes every key while
