@@ -27,7 +27,7 @@ pub type SecretLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// What every adapter needs besides its own config: the shared keys, an HTTP client, secrets.
 pub struct BuildContext<'a> {
     pub common: ProviderCommon<'a>,
-    pub http: reqwest::Client,
+    pub http: super::Clients,
     pub secrets: SecretLookup<'a>,
 }
 
@@ -83,7 +83,7 @@ impl BuildContext<'_> {
 }
 
 /// Builds the adapter of `config`'s kind.
-pub fn build(config: &ProviderConfig, http: reqwest::Client, secrets: SecretLookup<'_>) -> Result<Arc<dyn Provider>, BuildError> {
+pub fn build(config: &ProviderConfig, http: super::Clients, secrets: SecretLookup<'_>) -> Result<Arc<dyn Provider>, BuildError> {
     let ctx = BuildContext {
         common: config.common(),
         http,

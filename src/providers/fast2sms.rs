@@ -29,7 +29,7 @@ enum OtpRoute {
 pub struct Fast2Sms {
     name: String,
     capabilities: Capabilities,
-    http: reqwest::Client,
+    http: super::Clients,
     base: String,
     api_key: SecretString,
     sender_id: Option<String>,

@@ -24,7 +24,7 @@ enum BodyTemplate {
 pub struct HttpProvider {
     name: String,
     capabilities: Capabilities,
-    http: reqwest::Client,
+    http: super::Clients,
     spec: HttpSpec,
     method: reqwest::Method,
     url: Template,

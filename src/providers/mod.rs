@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use crate::phone::Phone;
 
 mod build;
+mod clients;
 pub mod console;
 mod error;
 pub mod fast2sms;
@@ -26,6 +27,7 @@ pub mod vonage;
 mod wire;
 
 pub use build::{build, BuildContext, BuildError, SecretLookup};
+pub use clients::{ClientSettings, Clients};
 pub use error::ProviderError;
 pub use receipt::{ProviderReceipt, ReceiptError, ReceiptRequest, ReceiptSecrets};
 pub use wire::{exchange, read_body, retry_after, scalar_text, Body};

@@ -20,7 +20,7 @@ const DEFAULT_BASE: &str = "https://control.msg91.com";
 pub struct Msg91 {
     name: String,
     capabilities: Capabilities,
-    http: reqwest::Client,
+    http: super::Clients,
     base: String,
     auth_key: SecretString,
     /// The OTP template (`template_id` in the config).

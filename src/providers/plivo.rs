@@ -17,7 +17,7 @@ const DEFAULT_BASE: &str = "https://api.plivo.com";
 pub struct Plivo {
     name: String,
     capabilities: Capabilities,
-    http: reqwest::Client,
+    http: super::Clients,
     base: String,
     auth_id: SecretString,
     auth_token: SecretString,

@@ -223,7 +223,7 @@ pub fn build_with<C: CommonKeys, P>(
     let lookup = move |k: &str| env.get(k).cloned();
     let ctx = BuildContext {
         common: config.common(),
-        http: reqwest::Client::new(),
+        http: super::Clients::default_client(),
         secrets: &lookup,
     };
     build(config, &ctx)

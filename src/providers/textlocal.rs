@@ -15,7 +15,7 @@ const DEFAULT_BASE: &str = "https://api.textlocal.in";
 pub struct Textlocal {
     name: String,
     capabilities: Capabilities,
-    http: reqwest::Client,
+    http: super::Clients,
     base: String,
     api_key: SecretString,
     sender: String,

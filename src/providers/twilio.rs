@@ -27,7 +27,7 @@ enum OtpMode {
 pub struct Twilio {
     name: String,
     capabilities: Capabilities,
-    http: reqwest::Client,
+    http: super::Clients,
     base: String,
     verify_base: String,
     account_sid: SecretString,

@@ -30,7 +30,7 @@ enum OtpMode {
 pub struct TwoFactor {
     name: String,
     capabilities: Capabilities,
-    http: reqwest::Client,
+    http: super::Clients,
     base: Url,
     api_key: SecretString,
     mode: OtpMode,

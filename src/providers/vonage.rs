@@ -23,7 +23,7 @@ const GSM7_EXTENSION: &str = "^{}\\[~]|€\u{c}";
 pub struct Vonage {
     name: String,
     capabilities: Capabilities,
-    http: reqwest::Client,
+    http: super::Clients,
     base: String,
     api_key: SecretString,
     api_secret: SecretString,

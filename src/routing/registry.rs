@@ -87,16 +87,15 @@ impl Registry {
     /// `previous` whose entry is the same apart from its priority keeps its whole `Slot`
     /// (breaker, cool-down, throughput bucket, HTTP client): only changed providers start fresh.
     pub fn build_from(settings: &Settings, entries: &[Entry<'_>], previous: Option<&Registry>) -> Result<(Self, Vec<Skipped>), BuildError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(settings.routing.connect_timeout_ms))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("smsgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| BuildError::Invalid {
-                provider: "*".into(),
-                key: "http client".into(),
-                reason: e.to_string(),
-            })?;
+        let http = providers::Clients::new(providers::ClientSettings {
+            connect_timeout: Duration::from_millis(settings.routing.connect_timeout_ms),
+            pool_idle_timeout: Duration::from_secs(90),
+        })
+        .map_err(|e| BuildError::Invalid {
+            provider: "*".into(),
+            key: "http client".into(),
+            reason: e.to_string(),
+        })?;
         let mut slots = Vec::new();
         let mut skipped = Vec::new();
         let mut priorities = HashMap::new();
