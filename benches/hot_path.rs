@@ -147,6 +147,7 @@ fn memory_health_tally(c: &mut Criterion) {
             verified_at: None,
             local_code_sent: false,
             verify_lease_until: None,
+            verified_by: None,
         };
         let attempt = AttemptRow {
             id: Uuid::new_v4(),

@@ -208,6 +208,7 @@ impl Gateway {
             verified_at: None,
             local_code_sent: false,
             verify_lease_until: None,
+            verified_by: None,
         }
     }
 }

@@ -52,8 +52,9 @@ enum Step {
 }
 
 /// The first look at a pending session, under its lock. `local_matches`: the code is
-/// smsgate's own code for this session; `resent_matches`: it is the code of a resent SMS.
-fn begin(s: &mut Session, local_matches: bool, resent_matches: bool, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> (Step, bool) {
+/// smsgate's own code for this session; `resent_by`: it is the code of an SMS this provider
+/// resent.
+fn begin(s: &mut Session, local_matches: bool, resent_by: Option<&str>, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> (Step, bool) {
     match s.status {
         SessionStatus::Verified => return (Step::AlreadyVerified, false),
         SessionStatus::Expired => return (Step::Expired, false),
@@ -71,22 +72,23 @@ fn begin(s: &mut Session, local_matches: bool, resent_matches: bool, now: DateTi
     if s.verify_lease_until.is_some_and(|until| until > now) {
         return (Step::Busy, false);
     }
-    if (s.local_code_sent && local_matches) || resent_matches {
-        settle(s, Some(true), now);
+    if (s.local_code_sent && local_matches) || resent_by.is_some() {
+        settle(s, Some(true), now, resent_by);
         return (Step::Decided { verified: true }, true);
     }
     if !s.provider_refs.is_empty() {
         s.verify_lease_until = Some(lease_until);
         return (Step::AskProviders, true);
     }
-    settle(s, Some(false), now);
+    settle(s, Some(false), now, None);
     (Step::Decided { verified: false }, true)
 }
 
 /// Records a check's result: `Some(true)` verified, `Some(false)` a wrong code (one attempt
 /// spent; the last one fails the session), `None` nobody could tell (nothing spent).
-/// Returns false when the session was no longer pending (another check ended it).
-fn settle(s: &mut Session, result: Option<bool>, now: DateTime<Utc>) -> bool {
+/// Returns false when the session was no longer pending (another check ended it). `via`: the
+/// provider whose SMS carried the code, when it was not the session's first code.
+fn settle(s: &mut Session, result: Option<bool>, now: DateTime<Utc>, via: Option<&str>) -> bool {
     s.verify_lease_until = None;
     if s.status != SessionStatus::Pending {
         return false;
@@ -96,6 +98,7 @@ fn settle(s: &mut Session, result: Option<bool>, now: DateTime<Utc>) -> bool {
             s.attempts += 1;
             s.status = SessionStatus::Verified;
             s.verified_at = Some(now);
+            s.verified_by = via.map(str::to_string);
         }
         Some(false) => {
             s.attempts += 1;
@@ -197,7 +200,7 @@ impl Gateway {
             let after = self
                 .store
                 .update_session(session.id, &|s| {
-                    let (next, write) = begin(s, local_matches, resent_by.is_some(), now, now + lease);
+                    let (next, write) = begin(s, local_matches, resent_by.as_deref(), now, now + lease);
                     *step.lock().unwrap_or_else(|e| e.into_inner()) = next;
                     write
                 })
@@ -242,7 +245,7 @@ impl Gateway {
         let after = self
             .store
             .update_session(session.id, &|s| {
-                *won.lock().unwrap_or_else(|e| e.into_inner()) = settle(s, result, now);
+                *won.lock().unwrap_or_else(|e| e.into_inner()) = settle(s, result, now, via.as_deref());
                 true
             })
             .await?
@@ -330,6 +333,7 @@ mod tests {
             verified_at: None,
             local_code_sent: local,
             verify_lease_until: None,
+            verified_by: None,
         }
     }
 
@@ -415,6 +419,7 @@ mod tests {
                 "another check is asking a provider",
                 Session {
                     verify_lease_until: Some(lease),
+                    verified_by: None,
                     ..session(true, 1)
                 },
                 true,
@@ -426,6 +431,7 @@ mod tests {
                 "a lease that ran out is taken over",
                 Session {
                     verify_lease_until: Some(now),
+                    verified_by: None,
                     ..session(true, 1)
                 },
                 false,
@@ -446,7 +452,7 @@ mod tests {
             ),
         ];
         for (name, mut s, local_matches, step, status, attempts) in cases {
-            let (got, _) = begin(&mut s, local_matches, false, now, lease);
+            let (got, _) = begin(&mut s, local_matches, None, now, lease);
             assert_eq!((got, s.status, s.attempts), (step, status, attempts), "{name}");
         }
     }
@@ -455,14 +461,15 @@ mod tests {
     fn a_resent_sms_code_verifies_even_when_the_first_code_was_never_sent() {
         let now = DateTime::from_timestamp(1_800_000_010, 0).unwrap();
         let mut s = session(false, 1);
-        let (step, _) = begin(&mut s, false, true, now, now + ChronoDuration::seconds(10));
+        let (step, _) = begin(&mut s, false, Some("twilio"), now, now + ChronoDuration::seconds(10));
         assert_eq!((step, s.status), (Step::Decided { verified: true }, SessionStatus::Verified));
+        assert_eq!(s.verified_by.as_deref(), Some("twilio"), "health credits the resending provider");
         let mut expired = Session {
             expires_at: now,
             ..session(true, 0)
         };
         assert_eq!(
-            begin(&mut expired, false, true, now, now).0,
+            begin(&mut expired, false, Some("twilio"), now, now).0,
             Step::Expired,
             "not once the session expired"
         );
@@ -472,14 +479,17 @@ mod tests {
     fn an_unreachable_provider_spends_no_attempt_and_frees_the_session() {
         let now = DateTime::from_timestamp(1_800_000_010, 0).unwrap();
         let mut s = session(false, 1);
-        let (step, _) = begin(&mut s, false, false, now, now + ChronoDuration::seconds(10));
+        let (step, _) = begin(&mut s, false, None, now, now + ChronoDuration::seconds(10));
         assert_eq!(step, Step::AskProviders);
-        assert!(settle(&mut s, None, now));
+        assert!(settle(&mut s, None, now, None));
         assert_eq!((s.attempts, s.status, s.verify_lease_until), (0, SessionStatus::Pending, None));
         let mut verified = Session {
             status: SessionStatus::Verified,
             ..s.clone()
         };
-        assert!(!settle(&mut verified, Some(true), now), "a check that lost its lease does not win");
+        assert!(
+            !settle(&mut verified, Some(true), now, None),
+            "a check that lost its lease does not win"
+        );
     }
 }

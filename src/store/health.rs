@@ -45,39 +45,23 @@ pub trait HealthStore: Send + Sync {
     async fn session_attempts(&self, session: Uuid) -> Result<Vec<AttemptRow>, StoreError>;
 }
 
-/// How long a read of the counts may take. Each reads every session of its span: a window of
-/// 780,000 sessions (ten minutes at 1,300 OTP/s) took 2.2 s, past the statement limit meant for
-/// sends; the baseline (hours) takes longer. Measured in the README.
+/// How long a read of the counts may take. Each reads every session of its span, and only the
+/// sessions: each row carries the providers that took its SMS and whose code verified it
+/// (migration 0015). Joined to the attempts and verify events, a window of 780,000 sessions (ten
+/// minutes at 1,300 OTP/s) took 2.2 s, past the statement limit meant for sends, and 207,000
+/// took 0.68-0.74 s; the sessions alone 0.15-0.17 s. The baseline (hours) reads more.
 const TALLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 const TALLY_SQL: &str = r#"
-WITH s AS (
-    SELECT id, left(phone, 5) AS prefix, created_at >= $2 AS recent, status = 'verified' AS verified,
-           coalesce(extract(epoch FROM verified_at - created_at)::float8, 0) AS delay
-      FROM sms_otp_sessions
-     WHERE created_at >= $1 AND ($4::timestamptz IS NULL OR created_at < $4)
-       AND (status = 'verified' OR created_at < $3)
-), c AS (
-    SELECT a.session_id, a.provider_name, bool_or(a.message_id = a.session_id) AS original
-      FROM sms_messages_log a JOIN s ON s.id = a.session_id
-     -- An attempt's time is its instance's wall clock, a session's the gateway clock that opened
-     -- it: the hour of slack keeps partition pruning without losing attempts to clock skew. A
-     -- bounded read (the baseline) leaves out what came over an hour after its last session:
-     -- resends and verifications that late are counted as if they had not happened.
-     WHERE a.created_at >= $1 - interval '1 hour' AND a.outcome = 'accepted'
-       AND ($4::timestamptz IS NULL OR a.created_at < $4 + interval '1 hour')
-     GROUP BY 1, 2
-), v AS (
-    SELECT DISTINCT ON (session_id) session_id, provider
-      FROM otp_logs
-     WHERE type = 'verify' AND status = 'verified' AND created_at >= $1
-       AND ($4::timestamptz IS NULL OR created_at < $4 + interval '1 hour')
-     ORDER BY session_id, created_at
-)
-SELECT c.provider_name, s.prefix, s.recent, count(*)::int8,
-       (count(*) FILTER (WHERE s.verified AND coalesce(v.provider = c.provider_name, c.original)))::int8,
-       coalesce(sum(s.delay) FILTER (WHERE s.verified AND coalesce(v.provider = c.provider_name, c.original)), 0)::float8
-  FROM s JOIN c ON c.session_id = s.id LEFT JOIN v ON v.session_id = s.id
+SELECT p.provider, left(s.phone, 5), s.created_at >= $2, count(*)::int8,
+       (count(*) FILTER (WHERE s.status = 'verified'
+                           AND coalesce(s.verified_by = p.provider, p.provider = s.first_carrier)))::int8,
+       coalesce(sum(coalesce(extract(epoch FROM s.verified_at - s.created_at)::float8, 0))
+                    FILTER (WHERE s.status = 'verified'
+                              AND coalesce(s.verified_by = p.provider, p.provider = s.first_carrier)), 0)::float8
+  FROM sms_otp_sessions AS s, unnest(s.carriers) AS p(provider)
+ WHERE s.created_at >= $1 AND ($4::timestamptz IS NULL OR s.created_at < $4)
+   AND (s.status = 'verified' OR s.created_at < $3)
  GROUP BY 1, 2, 3"#;
 
 #[async_trait]
@@ -88,9 +72,9 @@ impl HealthStore for PostgresStore {
         let call = async move {
             let mut client = self.pool().get().await?;
             let tx = client.transaction().await?;
-            // The planner overestimates the joins of this aggregate, and JIT-compiling it then
-            // costs seconds. Parallel workers would take every core for a background count and
-            // finish no sooner (2.17-2.34 s against 2.16-2.30 s serial for the sessions above).
+            // JIT-compiling this aggregate costs more than it saves (seconds, when it joined the
+            // attempts). Parallel workers would take every core for a background count and
+            // finish no sooner (2.17-2.34 s against 2.16-2.30 s serial for the joined read).
             tx.batch_execute(&format!(
                 "SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL statement_timeout = {}",
                 TALLY_TIMEOUT.as_millis()
@@ -135,11 +119,6 @@ impl HealthStore for PostgresStore {
 impl HealthStore for MemoryStore {
     async fn conversion_tally(&self, w: TallyWindow) -> Result<Vec<TallyRow>, StoreError> {
         let inner = self.lock();
-        // The first verification of each session, and whose code it was.
-        let mut verified_by: KeyMap<Uuid, Option<&str>> = KeyMap::default();
-        for e in inner.events.iter().filter(|e| e.event == "verify" && e.status == "verified") {
-            verified_by.entry(e.session_id).or_insert(e.provider.as_deref());
-        }
         // Sessions are judged by when they were opened; an attempt's own time is the router's
         // wall clock, not the gateway's. Only sessions the window counts are gathered: the store
         // lock is held throughout, and most of a busy log is sessions still settling.
@@ -163,7 +142,7 @@ impl HealthStore for MemoryStore {
             let Some(s) = inner.sessions.get(&sid) else { continue };
             let verified = s.status == SessionStatus::Verified;
             let credited = verified
-                && match verified_by.get(&sid).copied().flatten() {
+                && match s.verified_by.as_deref() {
                     Some(by) => by == provider,
                     None => original,
                 };

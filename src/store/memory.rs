@@ -180,6 +180,7 @@ mod tests {
             verified_at: None,
             local_code_sent: false,
             verify_lease_until: None,
+            verified_by: None,
         }
     }
 

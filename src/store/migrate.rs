@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../migrations/0013_keys_claimed_in_admission.sql"),
     ),
     (14, "0014_unread_indexes", include_str!("../../migrations/0014_unread_indexes.sql")),
+    (
+        15,
+        "0015_health_reads_sessions",
+        include_str!("../../migrations/0015_health_reads_sessions.sql"),
+    ),
 ];
 
 /// Lock id for `pg_advisory_lock`: "smsgate" in ASCII.

@@ -100,6 +100,10 @@ pub struct Session {
     pub local_code_sent: bool,
     /// A verification asking a provider holds the session until then.
     pub verify_lease_until: Option<DateTime<Utc>>,
+    /// The provider whose SMS carried the code that verified the session, when it was not the
+    /// session's first code (a resent SMS's, a provider-held one). Provider health credits the
+    /// verification to it, else to the provider of the first SMS.
+    pub verified_by: Option<String>,
 }
 
 /// One provider attempt: a row of `sms_messages_log`.

@@ -25,7 +25,7 @@ pub struct PostgresStore {
 }
 
 const SESSION_COLUMNS: &str = "id, client, phone, user_id, purpose, code_hmac, provider_refs, status, attempts, max_attempts, \
-     created_at, expires_at, verified_at, local_code_sent, verify_lease_until";
+     created_at, expires_at, verified_at, local_code_sent, verify_lease_until, verified_by";
 
 impl PostgresStore {
     /// Connects a pool of `max_connections` to `url` with the default timeouts.
@@ -145,6 +145,7 @@ fn session_from_row(row: &Row) -> Result<Session, StoreError> {
         verified_at: row.get("verified_at"),
         local_code_sent: row.get("local_code_sent"),
         verify_lease_until: row.get("verify_lease_until"),
+        verified_by: row.get("verified_by"),
     })
 }
 
@@ -169,8 +170,9 @@ impl Store for PostgresStore {
             let stmt = client
                 .prepare_cached(
                     "INSERT INTO sms_otp_sessions (id, phone, user_id, purpose, code_hmac, provider_refs, status, attempts,
-                                                   max_attempts, created_at, expires_at, client, local_code_sent, verify_lease_until)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                                                   max_attempts, created_at, expires_at, client, local_code_sent, verify_lease_until,
+                                                   verified_by)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
                 )
                 .await?;
             let refs = serde_json::to_value(&s.provider_refs).unwrap_or_default();
@@ -192,6 +194,7 @@ impl Store for PostgresStore {
                         &s.client,
                         &s.local_code_sent,
                         &s.verify_lease_until,
+                        &s.verified_by,
                     ],
                 )
                 .await?;
@@ -258,7 +261,9 @@ impl Store for PostgresStore {
             if edit(&mut session) {
                 let update = tx
                     .prepare_cached(
-                        "UPDATE sms_otp_sessions SET status = $2, attempts = $3, verified_at = $4, verify_lease_until = $5 WHERE id = $1",
+                        "UPDATE sms_otp_sessions
+                            SET status = $2, attempts = $3, verified_at = $4, verify_lease_until = $5, verified_by = $6
+                          WHERE id = $1",
                     )
                     .await?;
                 tx.execute(
@@ -269,6 +274,7 @@ impl Store for PostgresStore {
                         &(session.attempts.min(i32::MAX as u32) as i32),
                         &session.verified_at,
                         &session.verify_lease_until,
+                        &session.verified_by,
                     ],
                 )
                 .await?;

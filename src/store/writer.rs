@@ -108,7 +108,9 @@ async fn commit_isolating(pool: &Pool, logs: &[SendLog], replies: Vec<Reply>, li
     }
 }
 
-/// One statement for the whole batch: four data-modifying CTEs commit together.
+/// One statement for the whole batch: four data-modifying CTEs commit together. Each session
+/// written also learns which providers took an SMS of it (`carriers`, `first_carrier`), which
+/// is all provider health reads of the attempts.
 ///
 /// A batch of new sends only inserts, and runs the prepared statement. A batch that updates
 /// sessions stored earlier (a resend) goes as an unnamed typed statement, planned with the
@@ -245,7 +247,13 @@ async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
 }
 
 const BATCH_SQL: &str = r#"
-WITH attempts AS (
+WITH carried AS (
+    SELECT c.session_id, array_agg(DISTINCT c.provider) AS providers,
+           min(c.provider) FILTER (WHERE c.message_id = c.session_id) AS first
+      FROM UNNEST($3::uuid[], $7::text[], $8::text[], $2::uuid[]) AS c(session_id, provider, outcome, message_id)
+     WHERE c.outcome = 'accepted' AND c.session_id IS NOT NULL
+     GROUP BY c.session_id
+), attempts AS (
     INSERT INTO sms_messages_log (id, message_id, session_id, user_id, "to", type, provider_name,
                                   outcome, status_code, error, provider_ref, response_time_ms,
                                   ambiguous, created_at, parts, delivery_status, delivery_error, delivered_at)
@@ -263,17 +271,25 @@ WITH attempts AS (
            provider_name = COALESCE(u.provider, s.provider_name),
            provider_session_id = COALESCE(u.reference, s.provider_session_id),
            status = CASE WHEN u.failed AND s.status = 'pending' THEN 'failed' ELSE s.status END,
-           local_code_sent = s.local_code_sent OR u.local_code_sent
+           local_code_sent = s.local_code_sent OR u.local_code_sent,
+           carriers = CASE WHEN c.providers IS NULL THEN s.carriers
+                           ELSE ARRAY(SELECT DISTINCT p FROM unnest(s.carriers || c.providers) AS p ORDER BY 1) END,
+           first_carrier = COALESCE(s.first_carrier, c.first)
       FROM UNNEST($15::uuid[], $16::jsonb[], $17::text[], $18::text[], $19::bool[], $20::bool[])
            AS u(id, refs, provider, reference, failed, local_code_sent)
+      LEFT JOIN carried AS c ON c.session_id = u.id
      WHERE s.id = u.id
 ), opened AS (
     INSERT INTO sms_otp_sessions (id, phone, user_id, purpose, code_hmac, provider_refs, provider_name,
                                   provider_session_id, status, max_attempts, created_at, expires_at,
-                                  client, local_code_sent)
-    SELECT * FROM UNNEST($30::uuid[], $31::text[], $32::text[], $33::text[], $34::bytea[], $35::jsonb[],
-                         $36::text[], $37::text[], $38::text[], $39::int4[], $40::timestamptz[],
-                         $41::timestamptz[], $42::text[], $43::bool[])
+                                  client, local_code_sent, carriers, first_carrier)
+    SELECT o.*, coalesce(c.providers, '{}'), c.first
+      FROM UNNEST($30::uuid[], $31::text[], $32::text[], $33::text[], $34::bytea[], $35::jsonb[],
+                  $36::text[], $37::text[], $38::text[], $39::int4[], $40::timestamptz[],
+                  $41::timestamptz[], $42::text[], $43::bool[])
+           AS o(id, phone, user_id, purpose, code_hmac, provider_refs, provider_name, provider_session_id,
+                status, max_attempts, created_at, expires_at, client, local_code_sent)
+      LEFT JOIN carried AS c ON c.session_id = o.id
 ), events AS (
     INSERT INTO otp_logs (user_id, phone, session_id, type, status, provider, response_time_ms, created_at)
     SELECT * FROM UNNEST($21::text[], $22::text[], $23::uuid[], $24::text[], $25::text[], $26::text[],

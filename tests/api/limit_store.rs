@@ -388,6 +388,7 @@ async fn a_send_log_stores_the_session_it_opened_with_the_send_applied(s: Arc<dy
         verified_at: None,
         local_code_sent: false,
         verify_lease_until: None,
+        verified_by: None,
     };
     let q = [quota("phone:m:y", 60, 1)];
     assert_eq!(s.admit(&q, None, t0()).await.unwrap(), admitted(None));

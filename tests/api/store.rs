@@ -40,6 +40,7 @@ fn session(max_attempts: u32, ttl_secs: i64) -> Session {
         verified_at: None,
         local_code_sent: false,
         verify_lease_until: None,
+        verified_by: None,
     }
 }
 
@@ -222,6 +223,82 @@ async fn the_baseline_tally_leaves_the_window_out(store: Arc<dyn Store>) {
     assert_eq!(counts(baseline), vec![(false, 1, 1)], "the window is not read again");
 }
 
+/// A session counts once for each provider that took an SMS of it, however often; its
+/// verification is credited to the provider whose code verified it, else to the provider of its
+/// first SMS.
+async fn a_resent_session_counts_for_each_carrier_and_credits_the_verifying_one(store: Arc<dyn Store>) {
+    let now = Utc::now().trunc_subsecs(6);
+    let opened_at = now - Duration::minutes(5);
+    let open = |verified_by: Option<&str>| {
+        let mut s = session(3, 300);
+        s.created_at = opened_at;
+        s.expires_at = opened_at + Duration::minutes(5);
+        (s, verified_by.map(str::to_string))
+    };
+    // One verified with a resent Twilio code, one with its first (2Factor) code.
+    let cases = [open(Some("twilio")), open(None)];
+    for (s, verified_by) in &cases {
+        let first = attempt(s.id, "2factor", "accepted", 40);
+        store
+            .write_log(SendLog {
+                attempts: vec![first],
+                opened: Some(s.clone()),
+                ..SendLog::default()
+            })
+            .await
+            .unwrap();
+        // Two resends, each a message of its own: Twilio, then 2Factor again.
+        for provider in ["twilio", "2factor"] {
+            let mut resent = attempt(Uuid::new_v4(), provider, "accepted", 40);
+            resent.session_id = Some(s.id);
+            store
+                .write_log(SendLog {
+                    attempts: vec![resent],
+                    session: Some(SessionUpdate {
+                        id: s.id,
+                        add_refs: Vec::new(),
+                        delivered_by: None,
+                        failed: false,
+                        local_code_sent: true,
+                    }),
+                    ..SendLog::default()
+                })
+                .await
+                .unwrap();
+        }
+        let by = verified_by.clone();
+        store
+            .update_session(s.id, &move |s| {
+                s.status = SessionStatus::Verified;
+                s.verified_at = Some(s.created_at + Duration::seconds(30));
+                s.verified_by = by.clone();
+                true
+            })
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let rows = store
+        .conversion_tally(TallyWindow {
+            baseline_from: now - Duration::hours(6),
+            window_from: now - Duration::minutes(10),
+            settled_before: now - Duration::minutes(2),
+            created_before: None,
+        })
+        .await
+        .unwrap();
+    let mut got: Vec<(String, u64, u64, f64)> = rows
+        .iter()
+        .map(|r| (r.provider.clone(), r.sent, r.verified, r.delay_secs))
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        vec![("2factor".to_string(), 2, 1, 30.0), ("twilio".to_string(), 2, 1, 30.0)],
+        "each session once per carrier; one verification each"
+    );
+}
+
 /// Runs a conformance test on a fresh memory store.
 async fn on_memory<F: Future<Output = ()>>(test: impl FnOnce(Arc<dyn Store>) -> F) {
     test(Arc::new(MemoryStore::new())).await
@@ -241,6 +318,7 @@ on_both_stores!(
     concurrent_edits_of_one_session_are_serialised,
     a_failed_send_fails_the_session,
     the_baseline_tally_leaves_the_window_out,
+    a_resent_session_counts_for_each_carrier_and_credits_the_verifying_one,
 );
 
 /// A send whose row PostgreSQL refuses (a NUL byte that got past the edge) fails on its own:
