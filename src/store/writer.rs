@@ -109,8 +109,8 @@ async fn commit_isolating(pool: &Pool, logs: &[SendLog], replies: Vec<Reply>, li
 }
 
 /// One statement for the whole batch: four data-modifying CTEs commit together. Each session
-/// written also learns which providers took an SMS of it (`carriers`, `first_carrier`), which
-/// is all provider health reads of the attempts.
+/// written also learns which provider took the SMS (`carriers`; `first_carrier` for its first
+/// SMS), which is all provider health reads of the attempts.
 ///
 /// A batch of new sends only inserts, and runs the prepared statement. A batch that updates
 /// sessions stored earlier (a resend) goes as an unnamed typed statement, planned with the
@@ -120,18 +120,19 @@ async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
     use tokio_postgres::types::{ToSql, Type};
     let client = pool.get().await?;
     let a: Vec<_> = logs.iter().flat_map(|l| l.attempts.iter()).collect();
-    let mut opened: Vec<(Session, Option<&ProviderRef>)> = Vec::new();
-    let mut updates: Vec<&SessionUpdate> = Vec::new();
+    let mut opened: Vec<(Session, Option<&ProviderRef>, Carried<'_>)> = Vec::new();
+    let mut updates: Vec<(&SessionUpdate, Carried<'_>)> = Vec::new();
     for log in logs {
         match (&log.opened, &log.session) {
             (Some(session), Some(update)) if update.id == session.id => {
                 let mut session = session.clone();
                 update.apply(&mut session);
-                opened.push((session, update.delivered_by.as_ref()));
+                let carried = Carried::of(log, session.id);
+                opened.push((session, update.delivered_by.as_ref(), carried));
             }
             (opened_session, update) => {
-                opened.extend(opened_session.iter().map(|s| (s.clone(), None)));
-                updates.extend(update);
+                opened.extend(opened_session.iter().map(|s| (s.clone(), None, Carried::of(log, s.id))));
+                updates.extend(update.iter().map(|u| (u, Carried::of(log, u.id))));
             }
         }
     }
@@ -151,21 +152,23 @@ async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
     let a_ambiguous: Vec<_> = a.iter().map(|r| r.ambiguous).collect();
     let a_created: Vec<_> = a.iter().map(|r| r.created_at).collect();
     let a_parts: Vec<_> = a.iter().map(|r| r.parts).collect();
-    let u_id: Vec<_> = updates.iter().map(|u| u.id).collect();
+    let u_id: Vec<_> = updates.iter().map(|(u, _)| u.id).collect();
     let u_refs: Vec<serde_json::Value> = updates
         .iter()
-        .map(|u| serde_json::to_value(&u.add_refs).unwrap_or_default())
+        .map(|(u, _)| serde_json::to_value(&u.add_refs).unwrap_or_default())
         .collect();
     let u_provider: Vec<_> = updates
         .iter()
-        .map(|u| u.delivered_by.as_ref().map(|d| d.provider.as_str()))
+        .map(|(u, _)| u.delivered_by.as_ref().map(|d| d.provider.as_str()))
         .collect();
     let u_reference: Vec<_> = updates
         .iter()
-        .map(|u| u.delivered_by.as_ref().map(|d| d.reference.as_str()))
+        .map(|(u, _)| u.delivered_by.as_ref().map(|d| d.reference.as_str()))
         .collect();
-    let u_failed: Vec<_> = updates.iter().map(|u| u.failed).collect();
-    let u_local: Vec<_> = updates.iter().map(|u| u.local_code_sent).collect();
+    let u_failed: Vec<_> = updates.iter().map(|(u, _)| u.failed).collect();
+    let u_local: Vec<_> = updates.iter().map(|(u, _)| u.local_code_sent).collect();
+    let u_carrier: Vec<_> = updates.iter().map(|(_, c)| c.carrier).collect();
+    let u_first: Vec<_> = updates.iter().map(|(_, c)| c.first).collect();
     let e_user: Vec<_> = e.iter().map(|r| r.user_id.as_deref()).collect();
     let e_phone: Vec<_> = e.iter().map(|r| r.phone.as_str()).collect();
     let e_session: Vec<_> = e.iter().map(|r| r.session_id).collect();
@@ -174,24 +177,26 @@ async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
     let e_provider: Vec<_> = e.iter().map(|r| r.provider.as_deref()).collect();
     let e_time: Vec<_> = e.iter().map(|r| r.response_time_ms).collect();
     let e_created: Vec<_> = e.iter().map(|r| r.created_at).collect();
-    let o_id: Vec<_> = opened.iter().map(|(s, _)| s.id).collect();
-    let o_phone: Vec<_> = opened.iter().map(|(s, _)| s.phone.as_str()).collect();
-    let o_user: Vec<_> = opened.iter().map(|(s, _)| s.user_id.as_deref()).collect();
-    let o_purpose: Vec<_> = opened.iter().map(|(s, _)| s.purpose.as_str()).collect();
-    let o_hmac: Vec<_> = opened.iter().map(|(s, _)| s.code_hmac.as_slice()).collect();
+    let o_id: Vec<_> = opened.iter().map(|(s, _, _)| s.id).collect();
+    let o_phone: Vec<_> = opened.iter().map(|(s, _, _)| s.phone.as_str()).collect();
+    let o_user: Vec<_> = opened.iter().map(|(s, _, _)| s.user_id.as_deref()).collect();
+    let o_purpose: Vec<_> = opened.iter().map(|(s, _, _)| s.purpose.as_str()).collect();
+    let o_hmac: Vec<_> = opened.iter().map(|(s, _, _)| s.code_hmac.as_slice()).collect();
     let o_refs: Vec<serde_json::Value> = opened
         .iter()
-        .map(|(s, _)| serde_json::to_value(&s.provider_refs).unwrap_or_default())
+        .map(|(s, _, _)| serde_json::to_value(&s.provider_refs).unwrap_or_default())
         .collect();
-    let o_provider: Vec<_> = opened.iter().map(|(_, d)| d.map(|d| d.provider.as_str())).collect();
-    let o_reference: Vec<_> = opened.iter().map(|(_, d)| d.map(|d| d.reference.as_str())).collect();
-    let o_status: Vec<_> = opened.iter().map(|(s, _)| s.status.as_str()).collect();
-    let o_max: Vec<_> = opened.iter().map(|(s, _)| s.max_attempts.min(i32::MAX as u32) as i32).collect();
-    let o_created: Vec<_> = opened.iter().map(|(s, _)| s.created_at).collect();
-    let o_expires: Vec<_> = opened.iter().map(|(s, _)| s.expires_at).collect();
-    let o_client: Vec<_> = opened.iter().map(|(s, _)| s.client.as_str()).collect();
-    let o_local: Vec<_> = opened.iter().map(|(s, _)| s.local_code_sent).collect();
-    let params: [(&(dyn ToSql + Sync), Type); 43] = [
+    let o_provider: Vec<_> = opened.iter().map(|(_, d, _)| d.map(|d| d.provider.as_str())).collect();
+    let o_reference: Vec<_> = opened.iter().map(|(_, d, _)| d.map(|d| d.reference.as_str())).collect();
+    let o_status: Vec<_> = opened.iter().map(|(s, _, _)| s.status.as_str()).collect();
+    let o_max: Vec<_> = opened.iter().map(|(s, _, _)| s.max_attempts.min(i32::MAX as u32) as i32).collect();
+    let o_created: Vec<_> = opened.iter().map(|(s, _, _)| s.created_at).collect();
+    let o_expires: Vec<_> = opened.iter().map(|(s, _, _)| s.expires_at).collect();
+    let o_client: Vec<_> = opened.iter().map(|(s, _, _)| s.client.as_str()).collect();
+    let o_local: Vec<_> = opened.iter().map(|(s, _, _)| s.local_code_sent).collect();
+    let o_carrier: Vec<_> = opened.iter().map(|(_, _, c)| c.carrier).collect();
+    let o_first: Vec<_> = opened.iter().map(|(_, _, c)| c.first).collect();
+    let params: [(&(dyn ToSql + Sync), Type); 47] = [
         (&a_id, Type::UUID_ARRAY),
         (&a_message, Type::UUID_ARRAY),
         (&a_session, Type::UUID_ARRAY),
@@ -235,6 +240,10 @@ async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
         (&o_expires, Type::TIMESTAMPTZ_ARRAY),
         (&o_client, Type::TEXT_ARRAY),
         (&o_local, Type::BOOL_ARRAY),
+        (&u_carrier, Type::TEXT_ARRAY),
+        (&u_first, Type::TEXT_ARRAY),
+        (&o_carrier, Type::TEXT_ARRAY),
+        (&o_first, Type::TEXT_ARRAY),
     ];
     if updates.is_empty() {
         let stmt = client.prepare_cached(BATCH_SQL).await?;
@@ -247,13 +256,7 @@ async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
 }
 
 const BATCH_SQL: &str = r#"
-WITH carried AS (
-    SELECT c.session_id, array_agg(DISTINCT c.provider) AS providers,
-           min(c.provider) FILTER (WHERE c.message_id = c.session_id) AS first
-      FROM UNNEST($3::uuid[], $7::text[], $8::text[], $2::uuid[]) AS c(session_id, provider, outcome, message_id)
-     WHERE c.outcome = 'accepted' AND c.session_id IS NOT NULL
-     GROUP BY c.session_id
-), attempts AS (
+WITH attempts AS (
     INSERT INTO sms_messages_log (id, message_id, session_id, user_id, "to", type, provider_name,
                                   outcome, status_code, error, provider_ref, response_time_ms,
                                   ambiguous, created_at, parts, delivery_status, delivery_error, delivered_at)
@@ -272,24 +275,24 @@ WITH carried AS (
            provider_session_id = COALESCE(u.reference, s.provider_session_id),
            status = CASE WHEN u.failed AND s.status = 'pending' THEN 'failed' ELSE s.status END,
            local_code_sent = s.local_code_sent OR u.local_code_sent,
-           carriers = CASE WHEN c.providers IS NULL THEN s.carriers
-                           ELSE ARRAY(SELECT DISTINCT p FROM unnest(s.carriers || c.providers) AS p ORDER BY 1) END,
-           first_carrier = COALESCE(s.first_carrier, c.first)
-      FROM UNNEST($15::uuid[], $16::jsonb[], $17::text[], $18::text[], $19::bool[], $20::bool[])
-           AS u(id, refs, provider, reference, failed, local_code_sent)
-      LEFT JOIN carried AS c ON c.session_id = u.id
+           carriers = CASE WHEN u.carrier IS NULL OR u.carrier = ANY (s.carriers) THEN s.carriers
+                           ELSE s.carriers || u.carrier END,
+           first_carrier = COALESCE(s.first_carrier, u.first)
+      FROM UNNEST($15::uuid[], $16::jsonb[], $17::text[], $18::text[], $19::bool[], $20::bool[], $44::text[], $45::text[])
+           AS u(id, refs, provider, reference, failed, local_code_sent, carrier, first)
      WHERE s.id = u.id
 ), opened AS (
     INSERT INTO sms_otp_sessions (id, phone, user_id, purpose, code_hmac, provider_refs, provider_name,
                                   provider_session_id, status, max_attempts, created_at, expires_at,
                                   client, local_code_sent, carriers, first_carrier)
-    SELECT o.*, coalesce(c.providers, '{}'), c.first
+    SELECT id, phone, user_id, purpose, code_hmac, provider_refs, provider_name, provider_session_id, status,
+           max_attempts, created_at, expires_at, client, local_code_sent,
+           CASE WHEN carrier IS NULL THEN '{}' ELSE ARRAY[carrier] END, first
       FROM UNNEST($30::uuid[], $31::text[], $32::text[], $33::text[], $34::bytea[], $35::jsonb[],
                   $36::text[], $37::text[], $38::text[], $39::int4[], $40::timestamptz[],
-                  $41::timestamptz[], $42::text[], $43::bool[])
+                  $41::timestamptz[], $42::text[], $43::bool[], $46::text[], $47::text[])
            AS o(id, phone, user_id, purpose, code_hmac, provider_refs, provider_name, provider_session_id,
-                status, max_attempts, created_at, expires_at, client, local_code_sent)
-      LEFT JOIN carried AS c ON c.session_id = o.id
+                status, max_attempts, created_at, expires_at, client, local_code_sent, carrier, first)
 ), events AS (
     INSERT INTO otp_logs (user_id, phone, session_id, type, status, provider, response_time_ms, created_at)
     SELECT * FROM UNNEST($21::text[], $22::text[], $23::uuid[], $24::text[], $25::text[], $26::text[],
@@ -297,3 +300,25 @@ WITH carried AS (
 )
 SELECT 1
 "#;
+
+/// Which provider took the SMS a send log carries for a session: the router stops at the first
+/// provider that accepts, so a message has at most one. `first` when that message was the
+/// session's first SMS (its id is the session's).
+#[derive(Clone, Copy)]
+struct Carried<'a> {
+    carrier: Option<&'a str>,
+    first: Option<&'a str>,
+}
+
+impl<'a> Carried<'a> {
+    fn of(log: &'a SendLog, session: uuid::Uuid) -> Self {
+        let accepted = log
+            .attempts
+            .iter()
+            .find(|a| a.outcome == "accepted" && a.session_id == Some(session));
+        Self {
+            carrier: accepted.map(|a| a.provider.as_str()),
+            first: accepted.filter(|a| a.message_id == session).map(|a| a.provider.as_str()),
+        }
+    }
+}
