@@ -17,6 +17,8 @@ use crate::metrics::Metrics;
 
 pub struct PostgresStore {
     pool: Pool,
+    /// The send path's connections (`batch_pool`).
+    batches: Pool,
     writer: LogWriter,
     admission: super::admission::Batcher,
     answers: super::answers::Answers,
@@ -41,15 +43,22 @@ impl PostgresStore {
     /// Every wait is bounded: for a pooled connection (`pool_wait_ms`), for a new one
     /// (`connect_timeout_ms`), and for each statement (`statement_timeout_ms`, set on the
     /// connection so PostgreSQL cancels it, and enforced here too for a server that is gone).
+    ///
+    /// The send path's batches (admissions, attempt logs, keyed sends' answers) run on
+    /// `BATCH_CONNECTIONS` connections of their own, besides the pool: a slow admin or health
+    /// query never holds a connection a send waits for, and their statements always run the
+    /// generic plan (see `batch_pool`).
     pub fn connect_with(url: &str, settings: &DatabaseSettings, metrics: Metrics) -> anyhow::Result<Self> {
-        let pool = pool(url, settings, Some(settings.statement_timeout_ms))?;
+        let pool = pool(url, settings, Some(settings.statement_timeout_ms), "")?;
+        let batches = batch_pool(url, settings)?;
         let ms = Duration::from_millis;
         let call_limit = ms(settings.pool_wait_ms + settings.connect_timeout_ms + settings.statement_timeout_ms);
-        let writer = LogWriter::spawn(pool.clone(), metrics, call_limit);
-        let admission = super::admission::Batcher::spawn(pool.clone(), call_limit);
-        let answers = super::answers::Answers::spawn(pool.clone(), call_limit);
+        let writer = LogWriter::spawn(batches.clone(), metrics, call_limit);
+        let admission = super::admission::Batcher::spawn(batches.clone(), call_limit);
+        let answers = super::answers::Answers::spawn(batches.clone(), call_limit);
         Ok(Self {
             pool,
+            batches,
             writer,
             admission,
             answers,
@@ -64,12 +73,17 @@ impl PostgresStore {
             pool_size: 1,
             ..settings.clone()
         };
-        let pool = pool(url, &settings, None)?;
+        let pool = pool(url, &settings, None, "")?;
         Ok(super::migrate::run(&pool).await?)
     }
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The connections the send path's batches run on.
+    pub fn batch_pool(&self) -> &Pool {
+        &self.batches
     }
 
     pub(super) fn admission(&self) -> &super::admission::Batcher {
@@ -95,18 +109,47 @@ impl PostgresStore {
     }
 }
 
-/// A pool whose waits for a free or a new connection are bounded, and whose connections cancel
-/// any statement running longer than `statement_timeout_ms`.
-fn pool(url: &str, settings: &DatabaseSettings, statement_timeout_ms: Option<u64>) -> anyhow::Result<Pool> {
+/// Connections the send path's batchers hold at most at once: two group commits of the attempt
+/// log, one group admission, one write of keyed sends' answers.
+pub const BATCH_CONNECTIONS: usize = 4;
+
+/// The send path's connections. Their statements take one array per column, and a batch's
+/// length is all PostgreSQL's plan cache weighs when it picks a plan for them: after five
+/// custom plans it keeps the generic one only if it does not look dearer than they did. A
+/// connection whose first batches were single sends so planned every later batch afresh (the
+/// group commit: 280 µs a plan, more than the statement itself, at 2,000 sends/s), and the
+/// admission's check of its counters, inside `smsgate_admit_all`, did on every connection. The
+/// generic plan is the one these statements need: they read and write by key, whatever the
+/// batch's length.
+fn batch_pool(url: &str, settings: &DatabaseSettings) -> anyhow::Result<Pool> {
+    let settings = DatabaseSettings {
+        pool_size: BATCH_CONNECTIONS,
+        ..settings.clone()
+    };
+    pool(
+        url,
+        &settings,
+        Some(settings.statement_timeout_ms),
+        "-c plan_cache_mode=force_generic_plan",
+    )
+}
+
+/// A pool whose waits for a free or a new connection are bounded, whose connections cancel any
+/// statement running longer than `statement_timeout_ms`, and start with the server `options`.
+fn pool(url: &str, settings: &DatabaseSettings, statement_timeout_ms: Option<u64>, options: &str) -> anyhow::Result<Pool> {
     let (mut config, tls) = tls::configure(url, settings.ca_file.as_deref())?;
     let ms = Duration::from_millis;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(ms(settings.connect_timeout_ms));
     }
+    // Appended to the URL's own options (tests set `search_path` there).
+    let mut all = format!("{} {options}", config.get_options().unwrap_or_default());
     if let Some(timeout) = statement_timeout_ms {
-        // Appended to the URL's own options (tests set `search_path` there).
-        let options = format!("{} -c statement_timeout={timeout}", config.get_options().unwrap_or_default());
-        config.options(options.trim_start());
+        all.push_str(&format!(" -c statement_timeout={timeout}"));
+    }
+    let all = all.split_whitespace().collect::<Vec<_>>().join(" ");
+    if !all.is_empty() {
+        config.options(&all);
     }
     let manager = Manager::from_config(
         config,

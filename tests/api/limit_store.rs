@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use smsgate::metrics::Metrics;
-use smsgate::store::{Admission, CooldownSpec, IdempotencyClaim, KeyClaim, MemoryStore, PostgresStore, Quota, Store};
+use smsgate::store::{Admission, CooldownSpec, IdempotencyClaim, KeyClaim, LimitStore, MemoryStore, PostgresStore, Quota, Store};
 
 use crate::db::TestDb;
 use crate::on_both_stores;
@@ -497,6 +497,75 @@ async fn an_answer_postgres_refuses_is_lost_alone() {
         };
         assert_eq!(found, expected, "key {i}");
     }
+}
+
+/// The send path's batches run on connections of their own (PostgreSQL): with every pooled
+/// connection held (as slow admin or health queries would hold them), sends are still admitted
+/// and their attempts logged; and those connections keep the generic plan, whatever a batch's
+/// length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_are_admitted_and_logged_while_the_pool_is_held() {
+    use smsgate::config::DatabaseSettings;
+    use smsgate::store::{SendLog, Session, SessionStatus};
+    let db = TestDb::new().await;
+    let settings = DatabaseSettings {
+        pool_size: 2,
+        pool_wait_ms: 200,
+        ..Default::default()
+    };
+    let store = PostgresStore::connect_with(&db.url(), &settings, Metrics::new()).unwrap();
+    PostgresStore::migrate(&db.url(), &Default::default()).await.unwrap();
+    let held = [store.pool().get().await.unwrap(), store.pool().get().await.unwrap()];
+    assert!(store.pool().get().await.is_err(), "the pool is held");
+
+    let q = [quota("phone:m:held", 60, 1)];
+    assert_eq!(store.admit(&q, None, t0()).await.unwrap(), admitted(None));
+    assert_eq!(store.admit(&q, None, t0()).await.unwrap(), refused("phone:m:held", 60));
+    let id = uuid::Uuid::new_v4();
+    let opened = Session {
+        id,
+        client: "app".into(),
+        phone: "+919876543210".into(),
+        user_id: None,
+        purpose: "login".into(),
+        code_hmac: vec![1; 32],
+        provider_refs: Vec::new(),
+        status: SessionStatus::Pending,
+        attempts: 0,
+        max_attempts: 5,
+        created_at: t0(),
+        expires_at: t0() + secs(300),
+        verified_at: None,
+        local_code_sent: false,
+        verify_lease_until: None,
+        verified_by: None,
+    };
+    let log = SendLog {
+        opened: Some(opened),
+        ..SendLog::default()
+    };
+    store.write_log(log).await.unwrap();
+
+    let batch = store.batch_pool().get().await.unwrap();
+    let mode: String = batch.query_one("SHOW plan_cache_mode", &[]).await.unwrap().get(0);
+    assert_eq!(mode, "force_generic_plan");
+    let stored: i64 = batch
+        .query_one("SELECT count(*) FROM sms_otp_sessions WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 1, "the session was written");
+    drop(held);
+    let mode: String = store
+        .pool()
+        .get()
+        .await
+        .unwrap()
+        .query_one("SHOW plan_cache_mode", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(mode, "auto", "other queries plan as PostgreSQL chooses");
 }
 
 /// Runs a test on one memory store, handed over twice (one process shares one store).
