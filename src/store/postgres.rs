@@ -118,9 +118,14 @@ pub const BATCH_CONNECTIONS: usize = 4;
 /// custom plans it keeps the generic one only if it does not look dearer than they did. A
 /// connection whose first batches were single sends so planned every later batch afresh (the
 /// group commit: 280 µs a plan, more than the statement itself, at 2,000 sends/s), and the
-/// admission's check of its counters, inside `smsgate_admit_all`, did on every connection. The
-/// generic plan is the one these statements need: they read and write by key, whatever the
-/// batch's length.
+/// admission's check of its counters, inside `smsgate_admit_all`, did on every connection.
+///
+/// These statements read and write by key whatever a batch's length, so they run the generic
+/// plan, always (`plan_cache_mode`). A generic plan is kept for the connection's life and made
+/// once, maybe on a new database's empty tables, where a sequential scan looks cheapest: the
+/// group commit's plan would then read all of `sms_receipts` for every batch, and keep doing so
+/// as it grew. Without sequential scans (`enable_seqscan`) every table they touch is read by
+/// its index, whatever its size when the plan was made.
 fn batch_pool(url: &str, settings: &DatabaseSettings) -> anyhow::Result<Pool> {
     let settings = DatabaseSettings {
         pool_size: BATCH_CONNECTIONS,
@@ -130,7 +135,7 @@ fn batch_pool(url: &str, settings: &DatabaseSettings) -> anyhow::Result<Pool> {
         url,
         &settings,
         Some(settings.statement_timeout_ms),
-        "-c plan_cache_mode=force_generic_plan",
+        "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off",
     )
 }
 
