@@ -362,6 +362,28 @@ async fn a_sweep_deletes_expired_state_and_keeps_fresh_state(s: Arc<dyn Store>, 
     );
 }
 
+/// A session a send opens: pending, five attempts, five minutes.
+fn pending_session(id: uuid::Uuid) -> smsgate::store::Session {
+    smsgate::store::Session {
+        id,
+        client: "app".into(),
+        phone: "+919876543210".into(),
+        user_id: Some("u1".into()),
+        purpose: "login".into(),
+        code_hmac: vec![1; 32],
+        provider_refs: Vec::new(),
+        status: smsgate::store::SessionStatus::Pending,
+        attempts: 0,
+        max_attempts: 5,
+        created_at: t0(),
+        expires_at: t0() + secs(300),
+        verified_at: None,
+        local_code_sent: false,
+        verify_lease_until: None,
+        verified_by: None,
+    }
+}
+
 async fn postgres_store(db: &TestDb) -> Arc<dyn Store> {
     let store = PostgresStore::connect(&db.url(), 4, Metrics::new()).unwrap();
     // Its own connection, without a statement timeout: waiting for the other tests'
@@ -372,27 +394,9 @@ async fn postgres_store(db: &TestDb) -> Arc<dyn Store> {
 
 async fn a_send_log_stores_the_session_it_opened_with_the_send_applied(s: Arc<dyn Store>, _: Arc<dyn Store>) {
     use smsgate::store::{ProviderRef, SendLog, Session, SessionStatus, SessionUpdate};
-    let session = |id| Session {
-        id,
-        client: "app".into(),
-        phone: "+919876543210".into(),
-        user_id: Some("u1".into()),
-        purpose: "login".into(),
-        code_hmac: vec![1; 32],
-        provider_refs: Vec::new(),
-        status: SessionStatus::Pending,
-        attempts: 0,
-        max_attempts: 5,
-        created_at: t0(),
-        expires_at: t0() + secs(300),
-        verified_at: None,
-        local_code_sent: false,
-        verify_lease_until: None,
-        verified_by: None,
-    };
     let q = [quota("phone:m:y", 60, 1)];
     assert_eq!(s.admit(&q, None, t0()).await.unwrap(), admitted(None));
-    let (sent, failed) = (session(uuid::Uuid::new_v4()), session(uuid::Uuid::new_v4()));
+    let (sent, failed) = (pending_session(uuid::Uuid::new_v4()), pending_session(uuid::Uuid::new_v4()));
     assert_eq!(s.get_session(sent.id).await.unwrap(), None, "admission stores no session");
     let held = ProviderRef {
         provider: "2factor".into(),
@@ -506,7 +510,7 @@ async fn an_answer_postgres_refuses_is_lost_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_are_admitted_and_logged_while_the_pool_is_held() {
     use smsgate::config::DatabaseSettings;
-    use smsgate::store::{SendLog, Session, SessionStatus};
+    use smsgate::store::SendLog;
     let db = TestDb::new().await;
     let settings = DatabaseSettings {
         pool_size: 2,
@@ -522,26 +526,8 @@ async fn sends_are_admitted_and_logged_while_the_pool_is_held() {
     assert_eq!(store.admit(&q, None, t0()).await.unwrap(), admitted(None));
     assert_eq!(store.admit(&q, None, t0()).await.unwrap(), refused("phone:m:held", 60));
     let id = uuid::Uuid::new_v4();
-    let opened = Session {
-        id,
-        client: "app".into(),
-        phone: "+919876543210".into(),
-        user_id: None,
-        purpose: "login".into(),
-        code_hmac: vec![1; 32],
-        provider_refs: Vec::new(),
-        status: SessionStatus::Pending,
-        attempts: 0,
-        max_attempts: 5,
-        created_at: t0(),
-        expires_at: t0() + secs(300),
-        verified_at: None,
-        local_code_sent: false,
-        verify_lease_until: None,
-        verified_by: None,
-    };
     let log = SendLog {
-        opened: Some(opened),
+        opened: Some(pending_session(id)),
         ..SendLog::default()
     };
     store.write_log(log).await.unwrap();
