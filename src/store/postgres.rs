@@ -111,7 +111,7 @@ impl PostgresStore {
 
 /// Connections the send path's batchers hold at most at once: two group commits of the attempt
 /// log, one group admission, one write of keyed sends' answers.
-pub const BATCH_CONNECTIONS: usize = 4;
+const BATCH_CONNECTIONS: usize = 4;
 
 /// The send path's connections. Their statements take one array per column, and a batch's
 /// length is all PostgreSQL's plan cache weighs when it picks a plan for them: after five
