@@ -38,8 +38,8 @@ pub struct Health {
     /// reading the counts took long (`REFRESH_SHARE`).
     refresh_gap: Mutex<ChronoDuration>,
     refreshing: AtomicBool,
-    /// The baseline rows and when they were read: they change slowly and take long to read, so
-    /// they are read again only every `BASELINE_EVERY` refreshes, apart from the window.
+    /// The baseline rows and when they were read: they change slowly and span hours, so they are
+    /// read again only every `BASELINE_EVERY` refreshes, apart from the window.
     baseline: Mutex<Option<(DateTime<Utc>, Vec<TallyRow>)>>,
 }
 
@@ -48,8 +48,8 @@ const BASELINE_EVERY: u64 = 30;
 
 /// The largest share of time an instance spends refreshing: a refresh that took `d` (from
 /// `SLOW_REFRESH` on) is followed by the next no sooner than `d / REFRESH_SHARE` after it began.
-/// The window's read grows with traffic (every session of the window); on a busy gateway
-/// refreshes come less often instead of keeping a database core busy.
+/// A read takes the counts of its span, not its sessions, so it is quick however busy the
+/// gateway; when the database is slow anyway, refreshes come less often instead of adding to it.
 const REFRESH_SHARE: f64 = 0.1;
 
 /// Refreshes quicker than this keep `refresh_seconds`, whatever the share.

@@ -10,10 +10,11 @@ use uuid::Uuid;
 use super::postgres::{attempt_from_row, ATTEMPT_COLUMNS};
 use super::{AttemptRow, KeyMap, MemoryStore, PostgresStore, Session, SessionStatus, StoreError};
 
-/// Which sessions a tally reads: created since `baseline_from` (and before `created_before`,
-/// when given); those created since `window_from` are the current window; a pending session
-/// counts only when created before `settled_before` (old enough that its user would have typed
-/// the code).
+/// Which sessions a tally reads, by the ten seconds each was opened in (`period`; every bound is
+/// taken down to its ten seconds too): opened since `baseline_from` (and before `created_before`,
+/// when given); those opened since `window_from` are the current window; a session not verified
+/// counts only when opened in ten seconds wholly before `settled_before` (old enough that its
+/// user would have typed the code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TallyWindow {
     pub baseline_from: DateTime<Utc>,
@@ -37,6 +38,14 @@ pub struct TallyRow {
     pub delay_secs: f64,
 }
 
+/// The start of the ten seconds (since the Unix epoch) `at` falls in: sessions are counted by it,
+/// and a tally's bounds are taken down to it (`TallyWindow`). PostgreSQL's counts are kept per
+/// ten seconds (migration 0016), `date_bin('10 seconds', at, 'epoch')`.
+fn period(at: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::DurationRound;
+    at.duration_trunc(chrono::Duration::seconds(10)).unwrap_or(at)
+}
+
 #[async_trait]
 pub trait HealthStore: Send + Sync {
     /// Conversion counts of the sessions `window` selects.
@@ -45,45 +54,29 @@ pub trait HealthStore: Send + Sync {
     async fn session_attempts(&self, session: Uuid) -> Result<Vec<AttemptRow>, StoreError>;
 }
 
-/// How long a read of the counts may take. Each reads every session of its span, and only the
-/// sessions: each row carries the providers that took its SMS and whose code verified it
-/// (migration 0015). Joined to the attempts and verify events, a window of 780,000 sessions (ten
-/// minutes at 1,300 OTP/s) took 2.2 s, past the statement limit meant for sends, and 207,000
-/// took 0.68-0.74 s; the sessions alone 0.15-0.17 s. The baseline (hours) reads more.
-const TALLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
+/// The counts the send and verify paths write per ten seconds (migration 0016), summed over their
+/// writers: at most one row per ten seconds, provider, prefix and writing connection is read,
+/// however many sessions there were. Ten seconds not wholly settled count only their verified
+/// sessions as sent (`TallyWindow`).
 const TALLY_SQL: &str = r#"
-SELECT p.provider, left(s.phone, 5), s.created_at >= $2, count(*)::int8,
-       (count(*) FILTER (WHERE s.status = 'verified'
-                           AND coalesce(s.verified_by = p.provider, p.provider = s.first_carrier)))::int8,
-       coalesce(sum(coalesce(extract(epoch FROM s.verified_at - s.created_at)::float8, 0))
-                    FILTER (WHERE s.status = 'verified'
-                              AND coalesce(s.verified_by = p.provider, p.provider = s.first_carrier)), 0)::float8
-  FROM sms_otp_sessions AS s, unnest(s.carriers) AS p(provider)
- WHERE s.created_at >= $1 AND ($4::timestamptz IS NULL OR s.created_at < $4)
-   AND (s.status = 'verified' OR s.created_at < $3)
- GROUP BY 1, 2, 3"#;
+SELECT provider, prefix, opened >= date_bin('10 seconds', $2::timestamptz, 'epoch'),
+       sum(CASE WHEN opened < date_bin('10 seconds', $3::timestamptz, 'epoch') THEN sent ELSE sent_verified END)::int8,
+       sum(verified)::int8, sum(delay_secs)::float8
+  FROM provider_tallies
+ WHERE opened >= date_bin('10 seconds', $1::timestamptz, 'epoch')
+   AND ($4::timestamptz IS NULL OR opened < date_bin('10 seconds', $4::timestamptz, 'epoch'))
+ GROUP BY 1, 2, 3
+HAVING sum(CASE WHEN opened < date_bin('10 seconds', $3::timestamptz, 'epoch') THEN sent ELSE sent_verified END) > 0"#;
 
 #[async_trait]
 impl HealthStore for PostgresStore {
     async fn conversion_tally(&self, w: TallyWindow) -> Result<Vec<TallyRow>, StoreError> {
-        // Background reads, off the send path, under a limit of their own rather than the
-        // statement limit meant for sends.
-        let call = async move {
-            let mut client = self.pool().get().await?;
-            let tx = client.transaction().await?;
-            // JIT-compiling this aggregate costs more than it saves (seconds, when it joined the
-            // attempts). Parallel workers would take every core for a background count and
-            // finish no sooner (2.17-2.34 s against 2.16-2.30 s serial for the joined read).
-            tx.batch_execute(&format!(
-                "SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL statement_timeout = {}",
-                TALLY_TIMEOUT.as_millis()
-            ))
-            .await?;
-            let rows = tx
-                .query(TALLY_SQL, &[&w.baseline_from, &w.window_from, &w.settled_before, &w.created_before])
+        self.bounded(async move {
+            let client = self.pool().get().await?;
+            let stmt = client.prepare_cached(TALLY_SQL).await?;
+            let rows = client
+                .query(&stmt, &[&w.baseline_from, &w.window_from, &w.settled_before, &w.created_before])
                 .await?;
-            tx.commit().await?;
             Ok(rows
                 .iter()
                 .map(|r| TallyRow {
@@ -95,9 +88,8 @@ impl HealthStore for PostgresStore {
                     delay_secs: r.get(5),
                 })
                 .collect())
-        };
-        let limit = TALLY_TIMEOUT + std::time::Duration::from_secs(5);
-        tokio::time::timeout(limit, call).await.map_err(|_| StoreError::Timeout(limit))?
+        })
+        .await
     }
 
     async fn session_attempts(&self, session: Uuid) -> Result<Vec<AttemptRow>, StoreError> {
@@ -122,11 +114,13 @@ impl HealthStore for MemoryStore {
         // Sessions are judged by when they were opened; an attempt's own time is the router's
         // wall clock, not the gateway's. Only sessions the window counts are gathered: the store
         // lock is held throughout, and most of a busy log is sessions still settling.
+        let (from, window_from, settled_before) = (period(w.baseline_from), period(w.window_from), period(w.settled_before));
+        let before = w.created_before.map(period);
         let counted = |s: &Session| {
-            let verified = s.status == SessionStatus::Verified;
-            s.created_at >= w.baseline_from
-                && w.created_before.is_none_or(|before| s.created_at < before)
-                && (verified || s.created_at < w.settled_before)
+            let opened = period(s.created_at);
+            opened >= from
+                && before.is_none_or(|before| opened < before)
+                && (s.status == SessionStatus::Verified || opened < settled_before)
         };
         // (session, provider) → whether it carried the session's first SMS.
         let mut carried: KeyMap<(Uuid, &str), bool> = KeyMap::with_capacity_and_hasher(inner.attempts.len(), Default::default());
@@ -147,7 +141,7 @@ impl HealthStore for MemoryStore {
                     None => original,
                 };
             let prefix = s.phone.char_indices().nth(5).map_or(s.phone.as_str(), |(end, _)| &s.phone[..end]);
-            let counts = out.entry((provider, prefix, s.created_at >= w.window_from)).or_default();
+            let counts = out.entry((provider, prefix, period(s.created_at) >= window_from)).or_default();
             counts.0 += 1;
             if credited {
                 counts.1 += 1;

@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0015_health_reads_sessions",
         include_str!("../../migrations/0015_health_reads_sessions.sql"),
     ),
+    (
+        16,
+        "0016_health_counted_at_write",
+        include_str!("../../migrations/0016_health_counted_at_write.sql"),
+    ),
 ];
 
 /// Lock id for `pg_advisory_lock`: "smsgate" in ASCII.

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -197,6 +198,52 @@ fn session_from_row(row: &Row) -> Result<Session, StoreError> {
     })
 }
 
+/// A session edit that leaves its verification as it was.
+const UPDATE_SESSION: &str = "UPDATE sms_otp_sessions
+    SET status = $2, attempts = $3, verified_at = $4, verify_lease_until = $5, verified_by = $6
+  WHERE id = $1";
+
+/// The same edit when it changes whether, by whose code or when the session was verified: health's
+/// counts for each provider that carried it (migration 0016) move by the difference, in the same
+/// statement. `$7`..`$10`: verified now; verified, by whom and when before.
+const VERIFY_SESSION: &str = r#"
+WITH s AS (
+    UPDATE sms_otp_sessions
+       SET status = $2, attempts = $3, verified_at = $4, verify_lease_until = $5, verified_by = $6
+     WHERE id = $1
+ RETURNING created_at, phone, carriers, first_carrier
+)
+INSERT INTO provider_tallies AS t (opened, provider, prefix, writer, sent_verified, verified, delay_secs)
+SELECT date_bin('10 seconds', s.created_at, 'epoch'), p.provider, left(s.phone, 5), pg_backend_pid(),
+       n.verified::int - o.verified::int, n.credited::int - o.credited::int,
+       CASE WHEN n.credited THEN n.delay ELSE 0 END - CASE WHEN o.credited THEN o.delay ELSE 0 END
+  FROM s, unnest(s.carriers) AS p(provider),
+       LATERAL (SELECT $7::bool, $7::bool AND coalesce($6 = p.provider, p.provider = s.first_carrier, false),
+                       coalesce(extract(epoch FROM $4 - s.created_at)::float8, 0)) AS n(verified, credited, delay),
+       LATERAL (SELECT $8::bool, $8::bool AND coalesce($9::text = p.provider, p.provider = s.first_carrier, false),
+                       coalesce(extract(epoch FROM $10::timestamptz - s.created_at)::float8, 0)) AS o(verified, credited, delay)
+ON CONFLICT (opened, provider, prefix, writer) DO UPDATE
+   SET sent_verified = t.sent_verified + EXCLUDED.sent_verified, verified = t.verified + EXCLUDED.verified,
+       delay_secs = t.delay_secs + EXCLUDED.delay_secs"#;
+
+/// What a session's verification adds to health's counts.
+#[derive(PartialEq)]
+struct Verification {
+    verified: bool,
+    by: Option<String>,
+    at: Option<DateTime<Utc>>,
+}
+
+impl Verification {
+    fn of(s: &Session) -> Self {
+        Self {
+            verified: s.status == SessionStatus::Verified,
+            by: s.verified_by.clone(),
+            at: s.verified_at,
+        }
+    }
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     fn kind(&self) -> &'static str {
@@ -306,26 +353,24 @@ impl Store for PostgresStore {
                 return Ok(None);
             };
             let mut session = session_from_row(&row)?;
+            let before = Verification::of(&session);
             if edit(&mut session) {
-                let update = tx
-                    .prepare_cached(
-                        "UPDATE sms_otp_sessions
-                            SET status = $2, attempts = $3, verified_at = $4, verify_lease_until = $5, verified_by = $6
-                          WHERE id = $1",
-                    )
-                    .await?;
-                tx.execute(
-                    &update,
-                    &[
-                        &id,
-                        &session.status.as_str(),
-                        &(session.attempts.min(i32::MAX as u32) as i32),
-                        &session.verified_at,
-                        &session.verify_lease_until,
-                        &session.verified_by,
-                    ],
-                )
-                .await?;
+                let after = Verification::of(&session);
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+                    &id,
+                    &session.status.as_str(),
+                    &(session.attempts.min(i32::MAX as u32) as i32),
+                    &session.verified_at,
+                    &session.verify_lease_until,
+                    &session.verified_by,
+                ];
+                if before == after {
+                    tx.execute(&tx.prepare_cached(UPDATE_SESSION).await?, &params).await?;
+                } else {
+                    let was: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&after.verified, &before.verified, &before.by, &before.at];
+                    let params: Vec<_> = params.iter().chain(&was).copied().collect();
+                    tx.execute(&tx.prepare_cached(VERIFY_SESSION).await?, &params).await?;
+                }
             }
             tx.commit().await?;
             Ok(Some(session))

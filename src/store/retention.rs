@@ -86,7 +86,11 @@ impl std::fmt::Display for Plan {
         if let Some(before) = self.otp_logs_before {
             writeln!(f, "{into}: otp_logs rows created before {}", before.to_rfc3339())?;
         }
-        writeln!(f, "delete sessions that expired before {}", self.sessions_before.to_rfc3339())?;
+        writeln!(
+            f,
+            "delete sessions that expired before {0}, and health's counts of sessions opened before {0}",
+            self.sessions_before.to_rfc3339()
+        )?;
         writeln!(f, "delete expired rate counters, idempotency keys and cooldowns")
     }
 }
@@ -235,7 +239,11 @@ async fn run_locked(client: &deadpool_postgres::Object, settings: &RetentionSett
             &[&plan.sessions_before],
         )
         .await?;
-    done.counters_deleted = client.execute("DELETE FROM rate_counters WHERE expires_at <= $1", &[&now]).await?
+    // Health's counts of sessions are kept as long as the sessions.
+    done.counters_deleted = client
+        .execute("DELETE FROM provider_tallies WHERE opened < $1", &[&plan.sessions_before])
+        .await?
+        + client.execute("DELETE FROM rate_counters WHERE expires_at <= $1", &[&now]).await?
         + client
             .execute("DELETE FROM idempotency_keys WHERE expires_at <= $1", &[&now])
             .await?

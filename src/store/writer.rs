@@ -108,9 +108,9 @@ async fn commit_isolating(pool: &Pool, logs: &[SendLog], replies: Vec<Reply>, li
     }
 }
 
-/// One statement for the whole batch: four data-modifying CTEs commit together. Each session
+/// One statement for the whole batch: five data-modifying CTEs commit together. Each session
 /// written also learns which provider took the SMS (`carriers`; `first_carrier` for its first
-/// SMS), which is all provider health reads of the attempts.
+/// SMS), and health's counts learn the same (`provider_tallies`).
 ///
 /// A batch of new sends only inserts, and runs the prepared statement. A batch that updates
 /// sessions stored earlier (a resend) goes as an unnamed typed statement, planned with the
@@ -297,6 +297,27 @@ WITH attempts AS (
     INSERT INTO otp_logs (user_id, phone, session_id, type, status, provider, response_time_ms, created_at)
     SELECT * FROM UNNEST($21::text[], $22::text[], $23::uuid[], $24::text[], $25::text[], $26::text[],
                          $27::int4[], $28::timestamptz[])
+), tallies AS (
+    -- Health's counts (migration 0016): each session once for each provider that took an SMS of
+    -- it, in this connection's own rows. A session stored earlier counts for a provider it had
+    -- not had (the `sessions` update above adds it to `carriers`; every CTE reads the rows as
+    -- they were before the statement).
+    INSERT INTO provider_tallies AS t (opened, provider, prefix, writer, sent, sent_verified, verified)
+    SELECT date_bin('10 seconds', c.created_at, 'epoch'), c.provider, left(c.phone, 5), pg_backend_pid(), count(*),
+           count(*) FILTER (WHERE c.verified), count(*) FILTER (WHERE c.verified AND c.provider = c.first)
+      FROM (SELECT o.created_at, o.carrier, o.phone, o.status = 'verified', o.first
+              FROM UNNEST($31::text[], $38::text[], $40::timestamptz[], $46::text[], $47::text[])
+                   AS o(phone, status, created_at, carrier, first)
+             WHERE o.carrier IS NOT NULL
+             UNION ALL
+            SELECT s.created_at, u.carrier, s.phone, s.status = 'verified', NULL
+              FROM (SELECT DISTINCT * FROM UNNEST($15::uuid[], $44::text[])) AS u(id, carrier)
+              JOIN sms_otp_sessions AS s ON s.id = u.id
+             WHERE u.carrier IS NOT NULL AND u.carrier <> ALL (s.carriers)) AS c(created_at, provider, phone, verified, first)
+     GROUP BY 1, 2, 3
+    ON CONFLICT (opened, provider, prefix, writer) DO UPDATE
+       SET sent = t.sent + EXCLUDED.sent, sent_verified = t.sent_verified + EXCLUDED.sent_verified,
+           verified = t.verified + EXCLUDED.verified
 )
 SELECT 1
 "#;

@@ -223,31 +223,23 @@ async fn the_baseline_tally_leaves_the_window_out(store: Arc<dyn Store>) {
     assert_eq!(counts(baseline), vec![(false, 1, 1)], "the window is not read again");
 }
 
-/// A session counts once for each provider that took an SMS of it, however often; its
-/// verification is credited to the provider whose code verified it, else to the provider of its
-/// first SMS.
-async fn a_resent_session_counts_for_each_carrier_and_credits_the_verifying_one(store: Arc<dyn Store>) {
-    let now = Utc::now().trunc_subsecs(6);
-    let opened_at = now - Duration::minutes(5);
-    let open = |verified_by: Option<&str>| {
+/// Two sessions opened at `opened_at` through 2factor, each resent through Twilio and then
+/// 2factor again, and verified 30 s after: one with the resent Twilio code, one with its first
+/// (2Factor) code.
+async fn open_resend_and_verify(store: &dyn Store, opened_at: chrono::DateTime<Utc>) {
+    for verified_by in [Some("twilio"), None] {
         let mut s = session(3, 300);
         s.created_at = opened_at;
         s.expires_at = opened_at + Duration::minutes(5);
-        (s, verified_by.map(str::to_string))
-    };
-    // One verified with a resent Twilio code, one with its first (2Factor) code.
-    let cases = [open(Some("twilio")), open(None)];
-    for (s, verified_by) in &cases {
-        let first = attempt(s.id, "2factor", "accepted", 40);
         store
             .write_log(SendLog {
-                attempts: vec![first],
+                attempts: vec![attempt(s.id, "2factor", "accepted", 40)],
                 opened: Some(s.clone()),
                 ..SendLog::default()
             })
             .await
             .unwrap();
-        // Two resends, each a message of its own: Twilio, then 2Factor again.
+        // Two resends, each a message of its own.
         for provider in ["twilio", "2factor"] {
             let mut resent = attempt(Uuid::new_v4(), provider, "accepted", 40);
             resent.session_id = Some(s.id);
@@ -266,37 +258,94 @@ async fn a_resent_session_counts_for_each_carrier_and_credits_the_verifying_one(
                 .await
                 .unwrap();
         }
-        let by = verified_by.clone();
         store
             .update_session(s.id, &move |s| {
                 s.status = SessionStatus::Verified;
                 s.verified_at = Some(s.created_at + Duration::seconds(30));
-                s.verified_by = by.clone();
+                s.verified_by = verified_by.map(str::to_string);
                 true
             })
             .await
             .unwrap()
             .unwrap();
     }
-    let rows = store
-        .conversion_tally(TallyWindow {
-            baseline_from: now - Duration::hours(6),
-            window_from: now - Duration::minutes(10),
-            settled_before: now - Duration::minutes(2),
-            created_before: None,
-        })
+}
+
+/// (provider, sent, verified, delay) of a tally, by provider.
+async fn tally(store: &dyn Store, window: TallyWindow) -> Vec<(String, u64, u64, f64)> {
+    let mut got: Vec<_> = store
+        .conversion_tally(window)
         .await
-        .unwrap();
-    let mut got: Vec<(String, u64, u64, f64)> = rows
+        .unwrap()
         .iter()
         .map(|r| (r.provider.clone(), r.sent, r.verified, r.delay_secs))
         .collect();
     got.sort_by(|a, b| a.0.cmp(&b.0));
+    got
+}
+
+/// The window of the last ten minutes before `now`, settled two minutes before it.
+fn last_ten_minutes(now: chrono::DateTime<Utc>) -> TallyWindow {
+    TallyWindow {
+        baseline_from: now - Duration::hours(6),
+        window_from: now - Duration::minutes(10),
+        settled_before: now - Duration::minutes(2),
+        created_before: None,
+    }
+}
+
+/// A session counts once for each provider that took an SMS of it, however often; its
+/// verification is credited to the provider whose code verified it, else to the provider of its
+/// first SMS.
+async fn a_resent_session_counts_for_each_carrier_and_credits_the_verifying_one(store: Arc<dyn Store>) {
+    let now = Utc::now().trunc_subsecs(6);
+    open_resend_and_verify(&*store, now - Duration::minutes(5)).await;
     assert_eq!(
-        got,
+        tally(&*store, last_ten_minutes(now)).await,
         vec![("2factor".to_string(), 2, 1, 30.0), ("twilio".to_string(), 2, 1, 30.0)],
         "each session once per carrier; one verification each"
     );
+}
+
+/// Sessions are counted by the ten seconds they were opened in: one not verified counts as sent
+/// only once the whole of its ten seconds is older than `settled_before`; a verified one counts
+/// at once.
+async fn a_pending_session_counts_once_its_ten_seconds_are_settled(store: Arc<dyn Store>) {
+    let now = Utc::now();
+    // A multiple of ten seconds since the epoch, five minutes ago.
+    let edge = chrono::DateTime::from_timestamp((now.timestamp() - 300).div_euclid(10) * 10, 0).unwrap();
+    for (offset_ms, status) in [
+        (-1_000, SessionStatus::Pending),
+        (1_000, SessionStatus::Pending),
+        (2_000, SessionStatus::Verified),
+    ] {
+        let mut s = session(3, 300);
+        s.created_at = edge + Duration::milliseconds(offset_ms);
+        s.status = status;
+        store
+            .write_log(SendLog {
+                attempts: vec![attempt(s.id, "2factor", "accepted", 40)],
+                opened: Some(s),
+                ..SendLog::default()
+            })
+            .await
+            .unwrap();
+    }
+    let window = TallyWindow {
+        settled_before: edge + Duration::seconds(5),
+        ..last_ten_minutes(now)
+    };
+    assert_eq!(
+        tally(&*store, window).await,
+        vec![("2factor".to_string(), 2, 1, 0.0)],
+        "the session opened a second before the edge and the verified one; not the pending one \
+         opened in the ten seconds `settled_before` falls in"
+    );
+    let later = TallyWindow {
+        settled_before: edge + Duration::seconds(10),
+        ..window
+    };
+    assert_eq!(tally(&*store, later).await, vec![("2factor".to_string(), 3, 1, 0.0)]);
 }
 
 /// Runs a conformance test on a fresh memory store.
@@ -319,7 +368,37 @@ on_both_stores!(
     a_failed_send_fails_the_session,
     the_baseline_tally_leaves_the_window_out,
     a_resent_session_counts_for_each_carrier_and_credits_the_verifying_one,
+    a_pending_session_counts_once_its_ten_seconds_are_settled,
 );
+
+/// Health's counts are written with the sessions and read without them (migration 0016): with
+/// every session row deleted the tally is the same, and the migration's count of the sessions
+/// already stored is the count the writes made.
+#[tokio::test]
+async fn health_counts_are_written_with_the_sessions_and_read_without_them() {
+    let (store, db) = postgres().await;
+    let now = Utc::now().trunc_subsecs(6);
+    open_resend_and_verify(&*store, now - Duration::minutes(5)).await;
+    let written = tally(&*store, last_ten_minutes(now)).await;
+    assert_eq!(
+        written,
+        vec![("2factor".to_string(), 2, 1, 30.0), ("twilio".to_string(), 2, 1, 30.0)]
+    );
+    let client = db.client().await;
+    client.batch_execute("DELETE FROM provider_tallies").await.unwrap();
+    assert_eq!(tally(&*store, last_ten_minutes(now)).await, Vec::new(), "read from the counts");
+    client
+        .batch_execute(include_str!("../../migrations/0016_health_counted_at_write.sql"))
+        .await
+        .unwrap();
+    assert_eq!(
+        tally(&*store, last_ten_minutes(now)).await,
+        written,
+        "counted from the stored sessions"
+    );
+    client.batch_execute("DELETE FROM sms_otp_sessions").await.unwrap();
+    assert_eq!(tally(&*store, last_ten_minutes(now)).await, written, "not from the sessions");
+}
 
 /// A send whose row PostgreSQL refuses (a NUL byte that got past the edge) fails on its own:
 /// the sends that shared its group-commit statement commit, and their rows are kept.
