@@ -41,9 +41,15 @@ pub struct TallyRow {
 /// The start of the ten seconds (since the Unix epoch) `at` falls in: sessions are counted by it,
 /// and a tally's bounds are taken down to it (`TallyWindow`). PostgreSQL's counts are kept per
 /// ten seconds (migration 0016), `date_bin('10 seconds', at, 'epoch')`.
-fn period(at: DateTime<Utc>) -> DateTime<Utc> {
+pub(super) fn period(at: DateTime<Utc>) -> DateTime<Utc> {
     use chrono::DurationRound;
     at.duration_trunc(chrono::Duration::seconds(10)).unwrap_or(at)
+}
+
+/// The destination prefix sessions are counted by: `+` and four digits, enough to know the
+/// country (PostgreSQL's `left(phone, 5)`).
+pub(super) fn prefix(phone: &str) -> &str {
+    phone.char_indices().nth(5).map_or(phone, |(end, _)| &phone[..end])
 }
 
 #[async_trait]
@@ -140,8 +146,9 @@ impl HealthStore for MemoryStore {
                     Some(by) => by == provider,
                     None => original,
                 };
-            let prefix = s.phone.char_indices().nth(5).map_or(s.phone.as_str(), |(end, _)| &s.phone[..end]);
-            let counts = out.entry((provider, prefix, period(s.created_at) >= window_from)).or_default();
+            let counts = out
+                .entry((provider, prefix(&s.phone), period(s.created_at) >= window_from))
+                .or_default();
             counts.0 += 1;
             if credited {
                 counts.1 += 1;

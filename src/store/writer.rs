@@ -2,13 +2,16 @@
 //! written by one statement (`INSERT … SELECT FROM UNNEST`), then each waiting send is answered.
 //! While one batch commits the next one gathers, so durability does not cost throughput.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{ProviderRef, SendLog, Session, SessionUpdate, StoreError};
+use super::health::{period, prefix};
+use super::{ProviderRef, SendLog, Session, SessionStatus, SessionUpdate, StoreError};
 use crate::metrics::Metrics;
 
 /// Largest number of sends in one statement.
@@ -196,7 +199,8 @@ async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
     let o_local: Vec<_> = opened.iter().map(|(s, _, _)| s.local_code_sent).collect();
     let o_carrier: Vec<_> = opened.iter().map(|(_, _, c)| c.carrier).collect();
     let o_first: Vec<_> = opened.iter().map(|(_, _, c)| c.first).collect();
-    let params: [(&(dyn ToSql + Sync), Type); 47] = [
+    let t = OpenedTallies::of(&opened);
+    let params: [(&(dyn ToSql + Sync), Type); 53] = [
         (&a_id, Type::UUID_ARRAY),
         (&a_message, Type::UUID_ARRAY),
         (&a_session, Type::UUID_ARRAY),
@@ -244,18 +248,68 @@ async fn commit(pool: &Pool, logs: &[&SendLog]) -> Result<(), StoreError> {
         (&u_first, Type::TEXT_ARRAY),
         (&o_carrier, Type::TEXT_ARRAY),
         (&o_first, Type::TEXT_ARRAY),
+        (&t.opened, Type::TIMESTAMPTZ_ARRAY),
+        (&t.provider, Type::TEXT_ARRAY),
+        (&t.prefix, Type::TEXT_ARRAY),
+        (&t.sent, Type::INT8_ARRAY),
+        (&t.sent_verified, Type::INT8_ARRAY),
+        (&t.verified, Type::INT8_ARRAY),
     ];
     if updates.is_empty() {
-        let stmt = client.prepare_cached(BATCH_SQL).await?;
+        let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+        let stmt = client.prepare_typed_cached(&NEW_SESSIONS_SQL, &types).await?;
         let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
         client.execute(&stmt, &values).await?;
     } else {
-        client.execute_typed(BATCH_SQL, &params).await?;
+        client.execute_typed(&UPDATES_SQL, &params).await?;
     }
     Ok(())
 }
 
-const BATCH_SQL: &str = r#"
+/// Health's counts of the sessions a batch opens (migration 0016), summed here per ten seconds,
+/// provider and prefix, so that the statement writes each of its rows once without grouping.
+#[derive(Default)]
+struct OpenedTallies<'a> {
+    opened: Vec<DateTime<Utc>>,
+    provider: Vec<&'a str>,
+    prefix: Vec<&'a str>,
+    sent: Vec<i64>,
+    sent_verified: Vec<i64>,
+    verified: Vec<i64>,
+}
+
+impl<'a> OpenedTallies<'a> {
+    fn of(opened: &'a [(Session, Option<&ProviderRef>, Carried<'a>)]) -> Self {
+        let mut counts: BTreeMap<(DateTime<Utc>, &str, &str), [i64; 3]> = BTreeMap::new();
+        for (s, _, c) in opened {
+            let Some(provider) = c.carrier else { continue };
+            let verified = s.status == SessionStatus::Verified;
+            let n = counts.entry((period(s.created_at), provider, prefix(&s.phone))).or_default();
+            n[0] += 1;
+            n[1] += i64::from(verified);
+            n[2] += i64::from(verified && c.first == Some(provider));
+        }
+        let mut t = Self::default();
+        for ((opened, provider, prefix), [sent, sent_verified, verified]) in counts {
+            t.opened.push(opened);
+            t.provider.push(provider);
+            t.prefix.push(prefix);
+            t.sent.push(sent);
+            t.sent_verified.push(sent_verified);
+            t.verified.push(verified);
+        }
+        t
+    }
+}
+
+/// The statement for a batch that only opens sessions: its attempts, sessions, OTP events and
+/// their counts. `UPDATES_SQL` adds the session updates.
+static NEW_SESSIONS_SQL: LazyLock<String> = LazyLock::new(|| format!("{ATTEMPTS}{REST}{OPENED_TALLIES}SELECT 1"));
+
+/// The statement for a batch that also updates sessions stored earlier (resends).
+static UPDATES_SQL: LazyLock<String> = LazyLock::new(|| format!("{ATTEMPTS}{UPDATES}{REST}{UPDATED_TALLIES}SELECT 1"));
+
+const ATTEMPTS: &str = r#"
 WITH attempts AS (
     INSERT INTO sms_messages_log (id, message_id, session_id, user_id, "to", type, provider_name,
                                   outcome, status_code, error, provider_ref, response_time_ms,
@@ -268,6 +322,9 @@ WITH attempts AS (
            AS a(id, message_id, session_id, user_id, "to", type, provider_name, outcome, status_code, error,
                 provider_ref, response_time_ms, ambiguous, created_at, parts)
       LEFT JOIN sms_receipts r ON r.provider = a.provider_name AND r.reference = a.provider_ref
+"#;
+
+const UPDATES: &str = r#"
 ), sessions AS (
     UPDATE sms_otp_sessions AS s
        SET provider_refs = s.provider_refs || u.refs,
@@ -281,6 +338,9 @@ WITH attempts AS (
       FROM UNNEST($15::uuid[], $16::jsonb[], $17::text[], $18::text[], $19::bool[], $20::bool[], $44::text[], $45::text[])
            AS u(id, refs, provider, reference, failed, local_code_sent, carrier, first)
      WHERE s.id = u.id
+"#;
+
+const REST: &str = r#"
 ), opened AS (
     INSERT INTO sms_otp_sessions (id, phone, user_id, purpose, code_hmac, provider_refs, provider_name,
                                   provider_session_id, status, max_attempts, created_at, expires_at,
@@ -297,29 +357,41 @@ WITH attempts AS (
     INSERT INTO otp_logs (user_id, phone, session_id, type, status, provider, response_time_ms, created_at)
     SELECT * FROM UNNEST($21::text[], $22::text[], $23::uuid[], $24::text[], $25::text[], $26::text[],
                          $27::int4[], $28::timestamptz[])
+"#;
+
+/// Health's counts (migration 0016), in this connection's own rows: the opened sessions', summed
+/// by `OpenedTallies`.
+const OPENED_TALLIES: &str = r#"
 ), tallies AS (
-    -- Health's counts (migration 0016): each session once for each provider that took an SMS of
-    -- it, in this connection's own rows. A session stored earlier counts for a provider it had
-    -- not had (the `sessions` update above adds it to `carriers`; every CTE reads the rows as
-    -- they were before the statement).
     INSERT INTO provider_tallies AS t (opened, provider, prefix, writer, sent, sent_verified, verified)
-    SELECT date_bin('10 seconds', c.created_at, 'epoch'), c.provider, left(c.phone, 5), pg_backend_pid(), count(*),
-           count(*) FILTER (WHERE c.verified), count(*) FILTER (WHERE c.verified AND c.provider = c.first)
-      FROM (SELECT o.created_at, o.carrier, o.phone, o.status = 'verified', o.first
-              FROM UNNEST($31::text[], $38::text[], $40::timestamptz[], $46::text[], $47::text[])
-                   AS o(phone, status, created_at, carrier, first)
-             WHERE o.carrier IS NOT NULL
+    SELECT c.opened, c.provider, c.prefix, pg_backend_pid(), c.sent, c.sent_verified, c.verified
+      FROM UNNEST($48::timestamptz[], $49::text[], $50::text[], $51::int8[], $52::int8[], $53::int8[])
+           AS c(opened, provider, prefix, sent, sent_verified, verified)
+    ON CONFLICT (opened, provider, prefix, writer) DO UPDATE
+       SET sent = t.sent + EXCLUDED.sent, sent_verified = t.sent_verified + EXCLUDED.sent_verified,
+           verified = t.verified + EXCLUDED.verified
+)
+"#;
+
+/// The same with the updated sessions': one counts for a provider it had not had (the update
+/// above adds it to `carriers`; every CTE reads the rows as they were before the statement).
+const UPDATED_TALLIES: &str = r#"
+), tallies AS (
+    INSERT INTO provider_tallies AS t (opened, provider, prefix, writer, sent, sent_verified, verified)
+    SELECT c.opened, c.provider, c.prefix, pg_backend_pid(), sum(c.sent), sum(c.sent_verified), sum(c.verified)
+      FROM (SELECT * FROM UNNEST($48::timestamptz[], $49::text[], $50::text[], $51::int8[], $52::int8[], $53::int8[])
              UNION ALL
-            SELECT s.created_at, u.carrier, s.phone, s.status = 'verified', NULL
+            SELECT date_bin('10 seconds', s.created_at, 'epoch'), u.carrier, left(s.phone, 5), 1::int8,
+                   (s.status = 'verified')::int::int8, 0::int8
               FROM (SELECT DISTINCT * FROM UNNEST($15::uuid[], $44::text[])) AS u(id, carrier)
               JOIN sms_otp_sessions AS s ON s.id = u.id
-             WHERE u.carrier IS NOT NULL AND u.carrier <> ALL (s.carriers)) AS c(created_at, provider, phone, verified, first)
+             WHERE u.carrier IS NOT NULL AND u.carrier <> ALL (s.carriers))
+           AS c(opened, provider, prefix, sent, sent_verified, verified)
      GROUP BY 1, 2, 3
     ON CONFLICT (opened, provider, prefix, writer) DO UPDATE
        SET sent = t.sent + EXCLUDED.sent, sent_verified = t.sent_verified + EXCLUDED.sent_verified,
            verified = t.verified + EXCLUDED.verified
 )
-SELECT 1
 "#;
 
 /// Which provider took the SMS a send log carries for a session: the router stops at the first
