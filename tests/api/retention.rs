@@ -60,11 +60,19 @@ async fn a_month_past_retention_is_archived_complete_without_codes_then_dropped(
     assert!(plan.create.contains(&Month::of(now).plus(3).partition()), "{plan}");
     assert!(!dir.exists(), "a dry run writes nothing");
 
+    let tallies = || async {
+        let client = store.pool().get().await.unwrap();
+        let n: i64 = client.query_one("SELECT count(*) FROM provider_tallies", &[]).await.unwrap().get(0);
+        n
+    };
+    assert_eq!(tallies().await, 1, "health counted the OTP's session");
+
     let done = retention::run(store.pool(), &settings(&dir), now)
         .await
         .unwrap()
         .expect("the lock was free");
     assert_eq!(done.dropped, past);
+    assert_eq!(tallies().await, 0, "health's counts go with the sessions");
     for ahead in 0..=retention::MONTHS_AHEAD as i32 {
         let name = Month::of(now).plus(ahead).partition();
         let exists: Option<String> = store_of(&app)
