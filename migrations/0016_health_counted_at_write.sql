@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS provider_tallies (
     delay_secs    float8 NOT NULL DEFAULT 0,
     PRIMARY KEY (opened, provider, prefix, writer)
 );
+-- The gateway's own state, readable by no one but the owner (as 0003 does for the counters).
+ALTER TABLE provider_tallies ENABLE ROW LEVEL SECURITY;
 
 -- The sessions of the last day (the default baseline is six hours) are counted from their rows
 -- (`writer` 0). Sessions an instance still running the previous version writes after this are

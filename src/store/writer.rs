@@ -111,7 +111,7 @@ async fn commit_isolating(pool: &Pool, logs: &[SendLog], replies: Vec<Reply>, li
     }
 }
 
-/// One statement for the whole batch: five data-modifying CTEs commit together. Each session
+/// One statement for the whole batch: its data-modifying CTEs commit together. Each session
 /// written also learns which provider took the SMS (`carriers`; `first_carrier` for its first
 /// SMS), and health's counts learn the same (`provider_tallies`).
 ///
