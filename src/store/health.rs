@@ -1,7 +1,9 @@
-//! What provider health and resends read from rows the send and verify paths already wrote:
-//! conversion counts per provider and destination prefix, and the SMS of one session. The same
-//! derivation on both stores: SQL on PostgreSQL (one aggregate, shared by every instance), a scan
-//! of the kept rows in memory.
+//! What provider health and resends read from what the send and verify paths wrote: conversion
+//! counts per provider and destination prefix, and the SMS of one session. The same counts on
+//! both stores, kept as sessions are written and verified: in `provider_tallies` on PostgreSQL
+//! (shared by every instance), in `Tallies` in memory.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -113,58 +115,115 @@ impl HealthStore for PostgresStore {
     }
 }
 
+/// Health's counts on the memory store, kept as PostgreSQL keeps `provider_tallies` (migration
+/// 0016): per ten seconds of opening, provider and prefix, added to as sessions are written and
+/// verified, so a refresh reads them and not the sessions.
+#[derive(Default)]
+pub(super) struct Tallies {
+    counts: BTreeMap<(DateTime<Utc>, String, String), Counts>,
+    /// The providers that took an SMS of each kept session, each with whether it took the first.
+    carriers: KeyMap<Uuid, Vec<(String, bool)>>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    sent: u64,
+    sent_verified: u64,
+    verified: i64,
+    delay_secs: f64,
+}
+
+/// Counts this long after their ten seconds are dropped: a day holds the default six-hour baseline.
+const TALLIES_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+impl Tallies {
+    /// `provider` took an SMS of `s` (its first when `first`); `opened` when `s` was stored with
+    /// it. A session counts once per provider; as on PostgreSQL, a verified session is credited
+    /// when stored with its first SMS, else by its verification.
+    pub(super) fn carried(&mut self, s: &Session, provider: &str, first: bool, opened: bool) {
+        let carriers = self.carriers.entry(s.id).or_default();
+        if carriers.iter().any(|(p, _)| p == provider) {
+            return;
+        }
+        carriers.push((provider.to_string(), first));
+        let verified = s.status == SessionStatus::Verified;
+        let n = self.at(s, provider);
+        n.sent += 1;
+        n.sent_verified += u64::from(verified);
+        n.verified += i64::from(verified && first && opened);
+        let oldest = period(s.created_at) - TALLIES_KEPT;
+        while self.counts.first_key_value().is_some_and(|(k, _)| k.0 < oldest) {
+            self.counts.pop_first();
+        }
+    }
+
+    /// `s` was edited from `was`: what its verification adds moves by the difference.
+    pub(super) fn edited(&mut self, was: &Session, s: &Session) {
+        let credit = |s: &Session, provider: &str, first: bool| {
+            let verified = s.status == SessionStatus::Verified;
+            let credited = verified && s.verified_by.as_deref().map_or(first, |by| by == provider);
+            let delay = s
+                .verified_at
+                .filter(|_| credited)
+                .map_or(0.0, |at| (at - s.created_at).num_milliseconds() as f64 / 1000.0);
+            (u64::from(verified), i64::from(credited), delay)
+        };
+        let Some(carriers) = self.carriers.get(&s.id).cloned() else {
+            return;
+        };
+        for (provider, first) in carriers {
+            let (v0, c0, d0) = credit(was, &provider, first);
+            let (v1, c1, d1) = credit(s, &provider, first);
+            let n = self.at(s, &provider);
+            n.sent_verified = (n.sent_verified + v1).saturating_sub(v0);
+            n.verified += c1 - c0;
+            n.delay_secs += d1 - d0;
+        }
+    }
+
+    /// A session forgotten by the store: its counts stay.
+    pub(super) fn forget(&mut self, id: &Uuid) {
+        self.carriers.remove(id);
+    }
+
+    fn at(&mut self, s: &Session, provider: &str) -> &mut Counts {
+        self.counts
+            .entry((period(s.created_at), provider.to_string(), prefix(&s.phone).to_string()))
+            .or_default()
+    }
+}
+
 #[async_trait]
 impl HealthStore for MemoryStore {
     async fn conversion_tally(&self, w: TallyWindow) -> Result<Vec<TallyRow>, StoreError> {
         let inner = self.lock();
-        // Sessions are judged by when they were opened; an attempt's own time is the router's
-        // wall clock, not the gateway's. Only sessions the window counts are gathered: the store
-        // lock is held throughout, and most of a busy log is sessions still settling.
-        let (from, window_from, settled_before) = (period(w.baseline_from), period(w.window_from), period(w.settled_before));
-        let before = w.created_before.map(period);
-        let counted = |s: &Session| {
-            let opened = period(s.created_at);
-            opened >= from
-                && before.is_none_or(|before| opened < before)
-                && (s.status == SessionStatus::Verified || opened < settled_before)
+        let (window_from, settled_before) = (period(w.window_from), period(w.settled_before));
+        let from = period(w.baseline_from);
+        let range = match w.created_before.map(period) {
+            Some(before) if before <= from => return Ok(Vec::new()),
+            Some(before) => inner
+                .tallies
+                .counts
+                .range((from, String::new(), String::new())..(before, String::new(), String::new())),
+            None => inner.tallies.counts.range((from, String::new(), String::new())..),
         };
-        // (session, provider) → whether it carried the session's first SMS.
-        let mut carried: KeyMap<(Uuid, &str), bool> = KeyMap::with_capacity_and_hasher(inner.attempts.len(), Default::default());
-        for a in inner.attempts.iter().filter(|a| a.outcome == "accepted") {
-            if let Some(sid) = a.session_id.filter(|sid| inner.sessions.get(sid).is_some_and(|s| counted(s))) {
-                *carried.entry((sid, a.provider.as_str())).or_default() |= a.message_id == sid;
-            }
-        }
-        // (provider, prefix, recent) → (sent, verified, delay), borrowed from the store's rows
-        // while its lock is held; owned rows are made once per group at the end.
-        let mut out: KeyMap<(&str, &str, bool), (u64, u64, f64)> = KeyMap::default();
-        for ((sid, provider), original) in carried {
-            let Some(s) = inner.sessions.get(&sid) else { continue };
-            let verified = s.status == SessionStatus::Verified;
-            let credited = verified
-                && match s.verified_by.as_deref() {
-                    Some(by) => by == provider,
-                    None => original,
-                };
-            let counts = out
-                .entry((provider, prefix(&s.phone), period(s.created_at) >= window_from))
-                .or_default();
-            counts.0 += 1;
-            if credited {
-                counts.1 += 1;
-                counts.2 += s
-                    .verified_at
-                    .map_or(0.0, |at| (at - s.created_at).num_milliseconds() as f64 / 1000.0);
-            }
+        // (provider, prefix, recent) → (sent, verified, delay).
+        let mut out: BTreeMap<(&str, &str, bool), (u64, i64, f64)> = BTreeMap::new();
+        for ((opened, provider, prefix), n) in range {
+            let sum = out.entry((provider, prefix, *opened >= window_from)).or_default();
+            sum.0 += if *opened < settled_before { n.sent } else { n.sent_verified };
+            sum.1 += n.verified;
+            sum.2 += n.delay_secs;
         }
         Ok(out
             .into_iter()
+            .filter(|(_, (sent, _, _))| *sent > 0)
             .map(|((provider, prefix, recent), (sent, verified, delay_secs))| TallyRow {
                 provider: provider.to_string(),
                 prefix: prefix.to_string(),
                 recent,
                 sent,
-                verified,
+                verified: verified.max(0) as u64,
                 delay_secs,
             })
             .collect())

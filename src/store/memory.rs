@@ -38,6 +38,8 @@ pub(super) struct Inner {
     events_written: u64,
     /// Delivery receipts by (provider, reference) (`store::receipts`).
     pub(super) receipts: HashMap<(String, String), super::receipts::Receipt>,
+    /// Provider health's counts (`store::health`).
+    pub(super) tallies: super::health::Tallies,
 }
 
 impl MemoryStore {
@@ -63,6 +65,7 @@ impl Inner {
             self.forget.pop_front();
             if self.sessions.get(&id).is_some_and(|s| s.expires_at + kept_after_expiry() <= now) {
                 self.sessions.remove(&id);
+                self.tallies.forget(&id);
             }
         }
         self.forget.push_back((session.expires_at + kept_after_expiry(), session.id));
@@ -108,12 +111,19 @@ impl Store for MemoryStore {
 
     async fn write_log(&self, log: SendLog) -> Result<(), StoreError> {
         let mut inner = self.lock();
+        let opened = log.opened.as_ref().map(|s| s.id);
         if let Some(opened) = log.opened {
             inner.keep_session(Box::new(opened));
         }
         if let Some(update) = log.session {
             if let Some(s) = inner.sessions.get_mut(&update.id) {
                 update.apply(s);
+            }
+        }
+        let inner = &mut *inner;
+        for a in log.attempts.iter().filter(|a| a.outcome == "accepted") {
+            if let Some(s) = a.session_id.and_then(|id| inner.sessions.get(&id)) {
+                inner.tallies.carried(s, &a.provider, a.message_id == s.id, opened == Some(s.id));
             }
         }
         for mut a in log.attempts {
@@ -148,7 +158,8 @@ impl Store for MemoryStore {
         };
         let mut session = Session::clone(stored);
         if edit(&mut session) {
-            **stored = session.clone();
+            let was = std::mem::replace(&mut **stored, session.clone());
+            inner.tallies.edited(&was, &session);
         }
         Ok(Some(session))
     }
