@@ -309,6 +309,7 @@ static NEW_SESSIONS_SQL: LazyLock<String> = LazyLock::new(|| format!("{ATTEMPTS}
 /// The statement for a batch that also updates sessions stored earlier (resends).
 static UPDATES_SQL: LazyLock<String> = LazyLock::new(|| format!("{ATTEMPTS}{UPDATES}{REST}{UPDATED_TALLIES}SELECT 1"));
 
+// The pieces of those statements, in order: each closes the CTE before it (`), `).
 const ATTEMPTS: &str = r#"
 WITH attempts AS (
     INSERT INTO sms_messages_log (id, message_id, session_id, user_id, "to", type, provider_name,
