@@ -115,6 +115,25 @@ impl HealthStore for PostgresStore {
     }
 }
 
+/// What a session's verification adds to health's counts: whether, by whose code and when. An
+/// edit that leaves it alone leaves the counts alone.
+#[derive(PartialEq)]
+pub(super) struct Verification {
+    pub(super) verified: bool,
+    pub(super) by: Option<String>,
+    pub(super) at: Option<DateTime<Utc>>,
+}
+
+impl Verification {
+    pub(super) fn of(s: &Session) -> Self {
+        Self {
+            verified: s.status == SessionStatus::Verified,
+            by: s.verified_by.clone(),
+            at: s.verified_at,
+        }
+    }
+}
+
 /// Health's counts on the memory store, kept as PostgreSQL keeps `provider_tallies` (migration
 /// 0016): per ten seconds of opening, provider and prefix, added to as sessions are written and
 /// verified, so a refresh reads them and not the sessions.
@@ -159,6 +178,9 @@ impl Tallies {
 
     /// `s` was edited from `was`: what its verification adds moves by the difference.
     pub(super) fn edited(&mut self, was: &Session, s: &Session) {
+        if Verification::of(was) == Verification::of(s) {
+            return;
+        }
         let credit = |s: &Session, provider: &str, first: bool| {
             let verified = s.status == SessionStatus::Verified;
             let credited = verified && s.verified_by.as_deref().map_or(first, |by| by == provider);

@@ -5,11 +5,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use super::health::Verification;
 use super::postgres_tls as tls;
 use super::writer::LogWriter;
 use super::{AttemptRow, ProviderRef, SendLog, Session, SessionEdit, SessionStatus, Store, StoreError};
@@ -225,24 +225,6 @@ SELECT date_bin('10 seconds', s.created_at, 'epoch'), p.provider, left(s.phone, 
 ON CONFLICT (opened, provider, prefix, writer) DO UPDATE
    SET sent_verified = t.sent_verified + EXCLUDED.sent_verified, verified = t.verified + EXCLUDED.verified,
        delay_secs = t.delay_secs + EXCLUDED.delay_secs"#;
-
-/// What a session's verification adds to health's counts.
-#[derive(PartialEq)]
-struct Verification {
-    verified: bool,
-    by: Option<String>,
-    at: Option<DateTime<Utc>>,
-}
-
-impl Verification {
-    fn of(s: &Session) -> Self {
-        Self {
-            verified: s.status == SessionStatus::Verified,
-            by: s.verified_by.clone(),
-            at: s.verified_at,
-        }
-    }
-}
 
 #[async_trait]
 impl Store for PostgresStore {
