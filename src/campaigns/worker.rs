@@ -171,8 +171,8 @@ async fn work_campaign(
             continue;
         };
         if campaign.kind == CampaignKind::Promotional {
-            let rule = gw.settings().campaigns.quiet_hours.get(phone.country_code());
-            if let Some(until) = rule.and_then(|r| quiet_hours::held_until(now, r)) {
+            let rule = quiet_hours::rule_for(&gw.settings().campaigns.quiet_hours, &phone);
+            if let Some(until) = rule.and_then(|(_, r)| quiet_hours::held_until(now, r)) {
                 settled.push((
                     m.id,
                     Settle::Requeue {

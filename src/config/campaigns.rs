@@ -28,12 +28,14 @@ pub struct CampaignSettings {
     /// The public URL prefix Twilio calls (e.g. `https://sms.example.com`), when a proxy
     /// changes scheme or host; the signature covers the full URL. Unset: the request's own.
     pub public_base_url: Option<String>,
-    /// Quiet hours per calling code, in the recipient's local time: promotional messages wait
-    /// until the window ends.
+    /// Quiet hours by number prefix (a calling code such as "1", or longer such as "1808" for
+    /// one area code; the longest that matches a number is its rule), in the recipient's local
+    /// time: promotional messages wait until the window ends.
     pub quiet_hours: BTreeMap<String, QuietHours>,
 }
 
-/// A daily window in which promotional messages are held, in a fixed UTC offset.
+/// A daily window in which promotional messages are held, on the recipient's wall clock: an
+/// IANA zone (`time_zone`, daylight saving time followed) or a fixed offset from UTC, not both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuietHours {
@@ -41,8 +43,31 @@ pub struct QuietHours {
     pub start: String,
     /// Local end, "HH:MM" (exclusive); before `start` means the window spans midnight.
     pub end: String,
-    /// The country's offset from UTC in minutes (IST: 330).
-    pub utc_offset_minutes: i32,
+    /// The recipients' zone in the tz database, e.g. "America/New_York".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// The offset from UTC in minutes (IST: 330), for a zone without daylight saving time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utc_offset_minutes: Option<i32>,
+}
+
+impl QuietHours {
+    /// Why this rule cannot be used, with the key at fault (relative to the rule's table).
+    pub fn invalid(&self) -> Option<(&'static str, String)> {
+        if crate::config::parse_hhmm(&self.start).is_none() || crate::config::parse_hhmm(&self.end).is_none() {
+            return Some(("start", "start and end must be \"HH:MM\"".into()));
+        }
+        match (&self.time_zone, self.utc_offset_minutes) {
+            (Some(_), Some(_)) => Some(("time_zone", "set time_zone or utc_offset_minutes, not both".into())),
+            (None, None) => Some(("time_zone", "set time_zone (e.g. \"Asia/Kolkata\") or utc_offset_minutes".into())),
+            (Some(zone), None) if zone.parse::<chrono_tz::Tz>().is_err() => Some((
+                "time_zone",
+                format!("{zone:?} is not a zone of the tz database (e.g. \"America/New_York\")"),
+            )),
+            (None, Some(minutes)) if minutes.abs() > 14 * 60 => Some(("utc_offset_minutes", "must be within ±840".into())),
+            _ => None,
+        }
+    }
 }
 
 impl Default for CampaignSettings {
@@ -63,7 +88,8 @@ impl Default for CampaignSettings {
                 QuietHours {
                     start: "21:00".into(),
                     end: "09:00".into(),
-                    utc_offset_minutes: 330,
+                    time_zone: Some("Asia/Kolkata".into()),
+                    utc_offset_minutes: None,
                 },
             )]),
         }

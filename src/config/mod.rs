@@ -208,15 +208,15 @@ impl Settings {
         if self.messages.max_segments == 0 {
             return Err(bad("messages.max_segments", "must be at least 1"));
         }
-        for (cc, q) in &self.campaigns.quiet_hours {
-            if parse_hhmm(&q.start).is_none() || parse_hhmm(&q.end).is_none() {
-                return Err(bad(&format!("campaigns.quiet_hours.{cc}"), "start and end must be \"HH:MM\""));
-            }
-            if q.utc_offset_minutes.abs() > 14 * 60 {
+        for (prefix, q) in &self.campaigns.quiet_hours {
+            if prefix.is_empty() || prefix.len() > 7 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad(
-                    &format!("campaigns.quiet_hours.{cc}.utc_offset_minutes"),
-                    "must be within ±840",
+                    &format!("campaigns.quiet_hours.{prefix}"),
+                    "the key must be a number prefix of 1 to 7 digits, e.g. 91 or 1808",
                 ));
+            }
+            if let Some((key, reason)) = q.invalid() {
+                return Err(bad(&format!("campaigns.quiet_hours.{prefix}.{key}"), &reason));
             }
         }
         if self.campaigns.otp_reserve_percent >= 100 {

@@ -286,3 +286,34 @@ fn a_clients_phone_must_be_e164_and_is_kept() {
         assert!(err.contains("clients[0].phone"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn quiet_hours_take_a_zone_or_an_offset_and_name_what_is_wrong() {
+    let rule = |key: &str, body: &str| format!("[campaigns.quiet_hours.{key}]\nstart = \"21:00\"\nend = \"08:00\"\n{body}\n");
+    let ok = Settings::from_toml(&rule("1808", "time_zone = \"Pacific/Honolulu\"")).unwrap();
+    assert_eq!(ok.campaigns.quiet_hours["1808"].time_zone.as_deref(), Some("Pacific/Honolulu"));
+    assert!(Settings::from_toml(&rule("91", "utc_offset_minutes = 330")).is_ok());
+    let cases = [
+        (
+            rule("1", "time_zone = \"America/Gotham\""),
+            "campaigns.quiet_hours.1.time_zone",
+            "America/Gotham",
+        ),
+        (
+            rule("1", "time_zone = \"UTC\"\nutc_offset_minutes = 0"),
+            "campaigns.quiet_hours.1.time_zone",
+            "not both",
+        ),
+        (rule("1", ""), "campaigns.quiet_hours.1.time_zone", "utc_offset_minutes"),
+        (
+            rule("1", "utc_offset_minutes = 900"),
+            "campaigns.quiet_hours.1.utc_offset_minutes",
+            "±840",
+        ),
+        (rule("US", "time_zone = \"UTC\""), "campaigns.quiet_hours.US", "number prefix"),
+    ];
+    for (toml, key, reason) in cases {
+        let err = Settings::from_toml(&toml).unwrap_err().to_string();
+        assert!(err.contains(key) && err.contains(reason), "{toml}: {err}");
+    }
+}

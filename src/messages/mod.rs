@@ -91,13 +91,15 @@ impl Gateway {
     /// country's quiet hours (a single send cannot be held, so it is refused with the wait).
     async fn may_promote(&self, to: &Phone) -> Result<(), GatewayError> {
         let now = self.clock.now();
-        let rule = self.settings.campaigns.quiet_hours.get(to.country_code());
-        if let Some(until) = rule.and_then(|r| crate::campaigns::quiet_hours::held_until(now, r)) {
-            return Err(GatewayError::Limit(LimitError::Refused {
-                reason: "quiet_hours",
-                retry_after_secs: (until - now).num_seconds().max(1) as u64,
-                message: format!("promotional messages to +{} wait for the end of quiet hours", to.country_code()),
-            }));
+        use crate::campaigns::quiet_hours::{held_until, rule_for};
+        if let Some((prefix, rule)) = rule_for(&self.settings.campaigns.quiet_hours, to) {
+            if let Some(until) = held_until(now, rule) {
+                return Err(GatewayError::Limit(LimitError::Refused {
+                    reason: "quiet_hours",
+                    retry_after_secs: (until - now).num_seconds().max(1) as u64,
+                    message: format!("promotional messages to +{prefix} wait for the end of quiet hours"),
+                }));
+            }
         }
         let opted_out = self
             .store

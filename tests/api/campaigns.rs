@@ -396,6 +396,39 @@ async fn a_single_promotional_send_keeps_opt_outs_and_quiet_hours(backend: Backe
     assert_eq!(tx.status, 202, "transactional messages are not held: {}", tx.body);
 }
 
+/// Quiet hours by number prefix, each on its own zone's wall clock: the longest prefix wins.
+async fn quiet_hours_follow_the_recipients_zone_by_number_prefix(backend: Backend) {
+    let night = |zone: &str| smsgate::config::QuietHours {
+        start: "21:00".into(),
+        end: "08:00".into(),
+        time_zone: Some(zone.into()),
+        utc_offset_minutes: None,
+    };
+    let app = app(backend, |s| {
+        // Neither zone keeps daylight saving time, so the test holds on any date.
+        s.campaigns.quiet_hours = [("1", night("America/Phoenix")), ("1808", night("Pacific/Honolulu"))]
+            .into_iter()
+            .map(|(prefix, rule)| (prefix.to_string(), rule))
+            .collect();
+    })
+    .await;
+    // 05:00 UTC: 22:00 in Phoenix (UTC-7), 19:00 in Honolulu (UTC-10).
+    let now = i64::from(app.clock.now().num_seconds_from_midnight());
+    app.advance((5 * 3600 - now).rem_euclid(86_400));
+    let promo = |to: &str| json!({"to": to, "text": "Sale!", "type": "promotional"});
+    let phoenix = app.post("/v1/sms/send", promo("+16025550123")).await;
+    assert_eq!(
+        (phoenix.status, phoenix.body["reason"].as_str()),
+        (429, Some("quiet_hours")),
+        "{}",
+        phoenix.body
+    );
+    assert_eq!(phoenix.body["retry_after_seconds"], json!(10 * 3600), "until 08:00 in Phoenix");
+    let honolulu = app.post("/v1/sms/send", promo("+18085550123")).await;
+    assert_eq!(honolulu.status, 202, "19:00 in Honolulu is not quiet: {}", honolulu.body);
+    assert!(app.sim.state().messages(Some("+16025550123")).is_empty());
+}
+
 async fn delivery_receipts_count_a_campaigns_messages_delivered(backend: Backend) {
     let app = app(backend, |s| s.receipts.url_token = Some("t".to_string().into())).await;
     let callback = format!("{}/v1/webhooks/twilio/status", app.base);
@@ -418,6 +451,7 @@ async fn delivery_receipts_count_a_campaigns_messages_delivered(backend: Backend
 on_both_stores!(
     delivery_receipts_count_a_campaigns_messages_delivered,
     a_single_promotional_send_keeps_opt_outs_and_quiet_hours,
+    quiet_hours_follow_the_recipients_zone_by_number_prefix,
     a_campaign_reaches_every_unique_valid_number_once_and_ends_done,
     a_csv_upload_makes_a_campaign_with_per_recipient_template_values,
     oversized_and_malformed_campaigns_are_refused_whole,
