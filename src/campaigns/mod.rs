@@ -71,6 +71,15 @@ pub fn shown_status(c: &Campaign, now: DateTime<Utc>) -> &'static str {
 /// Which opt-out scopes exist: `promotional` blocks promotional campaigns, `all` every campaign.
 pub const OPT_OUT_SCOPES: [&str; 2] = ["promotional", "all"];
 
+/// The opt-out scopes that block a campaign message of `kind`: any for a promotional one, `all`
+/// for a transactional one. OTPs are never checked.
+pub fn blocking_scopes(kind: CampaignKind) -> &'static [&'static str] {
+    match kind {
+        CampaignKind::Promotional => &OPT_OUT_SCOPES,
+        CampaignKind::Transactional => &["all"],
+    }
+}
+
 impl Gateway {
     /// Stores a campaign and its recipients (all or nothing); workers send it from the queue.
     pub async fn create_campaign(&self, tenant: &Tenant, req: CampaignRequest) -> Result<Created, CampaignError> {
@@ -174,17 +183,6 @@ impl Gateway {
         }
         tracing::info!(campaign = %id, status = to.as_str(), "campaign {action}");
         self.campaign(tenant, id).await
-    }
-
-    /// Whether an opt-out of `phone` blocks a message of `kind` (promotional: any opt-out;
-    /// transactional: an `all` opt-out). OTPs are never checked.
-    pub async fn opted_out_of(&self, phone: &Phone, kind: CampaignKind) -> Result<bool, StoreError> {
-        let scopes: &[&str] = match kind {
-            CampaignKind::Promotional => &OPT_OUT_SCOPES,
-            CampaignKind::Transactional => &["all"],
-        };
-        let found = self.store.opted_out(&[phone.e164().to_string()], scopes).await?;
-        Ok(!found.is_empty())
     }
 
     /// Opts `phone` out of campaign messages of `scope`; returns whether it was new.

@@ -144,12 +144,8 @@ async fn work_campaign(
 ) -> Result<(), StoreError> {
     let gw = &shared.gateway;
     let now = gw.clock().now();
-    let scopes: &[&str] = match campaign.kind {
-        CampaignKind::Promotional => &["promotional", "all"],
-        CampaignKind::Transactional => &["all"],
-    };
     let phones: Vec<String> = messages.iter().map(|m| m.phone.clone()).collect();
-    let opted_out = gw.store.opted_out(&phones, scopes).await?;
+    let opted_out = gw.store.opted_out(&phones, super::blocking_scopes(campaign.kind)).await?;
     let mut settled: Vec<(Uuid, Settle)> = Vec::new();
     // Ready messages by the provider that would carry them (None: no provider can).
     let mut ready: HashMap<Option<String>, Vec<(Claimed, Phone)>> = HashMap::new();
