@@ -59,6 +59,7 @@ impl Application {
             Arc::clone(&secrets),
             metrics.clone(),
             Arc::clone(&health),
+            clock.clone(),
         )
         .await?;
         let key = match &settings.otp_secret {

@@ -49,12 +49,16 @@ impl RegistryAdmin {
         env: EnvLookup,
         metrics: Metrics,
         health: Arc<crate::health::Health>,
+        clock: crate::clock::Clock,
     ) -> anyhow::Result<(Arc<Self>, Arc<Router>)> {
         let mut admin = Self::offline(store, Arc::clone(&settings), env, metrics.clone())?;
         let snapshot = admin.initial().await?;
         let (registry, skipped) = admin.build(&snapshot, None).context("provider configuration")?;
         log_skipped(&skipped);
-        let router = Arc::new(Router::new(registry, settings.routing.clone(), metrics.clone()).with_health(health));
+        let router = Router::new(registry, settings.routing.clone(), metrics.clone())
+            .with_health(health)
+            .with_clock(clock);
+        let router = Arc::new(router);
         admin.router = Some(Arc::clone(&router));
         metrics.registry_reloads.with_label_values(&["start"]).inc();
         metrics.registry_version.set(snapshot.version);

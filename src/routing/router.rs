@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use crate::clock::Clock;
 
 use super::attempt::{Attempt, Delivered, Dispatch, DispatchError, Failure, Outcome};
 use super::breaker::{CallResult, Permit};
@@ -24,6 +24,8 @@ pub struct Router {
     metrics: Metrics,
     /// Conversion health: degraded providers are tried after healthy ones.
     health: Arc<Health>,
+    /// The gateway's "now", which stamps each attempt (its row sits beside the session's).
+    clock: Clock,
 }
 
 impl Router {
@@ -36,9 +38,16 @@ impl Router {
             settings,
             metrics,
             health,
+            clock: Clock::system(),
         };
         router.publish_breakers();
         router
+    }
+
+    /// The router stamping attempts with `clock` (the gateway's: tests hold it).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The router ordering by `health` (shared with the gateway, which refreshes it).
@@ -235,7 +244,7 @@ impl Router {
     async fn call(&self, slot: &Slot, permit: Option<Permit>, sms: &OutboundSms, deadline: Instant) -> (Attempt, Step) {
         let started = read_clock();
         let timeout = slot.timeout.min(deadline.saturating_duration_since(started));
-        let started_at = Utc::now();
+        let started_at = self.clock.now();
         let answer = match tokio::time::timeout(timeout, slot.provider.send(sms)).await {
             Ok(answer) => answer.map_err(Failure::from),
             Err(_elapsed) => Err(Failure::TimedOut { after: timeout }),

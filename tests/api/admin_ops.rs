@@ -317,6 +317,23 @@ async fn logs_mask_numbers_for_admins_and_show_them_to_super_admins(backend: Bac
     }
 }
 
+/// A send's attempts (stamped by the router) and its OTP event (by the gateway) read one clock:
+/// the logs of a gateway whose clock is days off the system's still sit together.
+async fn attempts_and_events_are_stamped_by_the_gateways_clock(backend: Backend) {
+    let app = spawn(backend).await;
+    app.advance(3 * 86_400);
+    app.fault("2factor", "500");
+    assert_eq!(app.send_otp_to(&phone(1)).await.status, 200);
+    let logs = app.get("/v1/admin/logs", Some(ROOT_TOKEN)).await;
+    let items = logs.body["items"].as_array().unwrap();
+    let sources: Vec<&str> = items.iter().map(|i| i["source"].as_str().unwrap()).collect();
+    assert_eq!(items.len(), 3, "two attempts (one failed over) and one event: {sources:?}");
+    for item in items {
+        let at = chrono::DateTime::parse_from_rfc3339(item["at"].as_str().unwrap()).unwrap();
+        assert_eq!(at, app.clock.now(), "{item}");
+    }
+}
+
 async fn logs_filter_and_page_without_repeats_or_gaps(backend: Backend) {
     let app = spawn(backend).await;
     fill_logs(&app).await;
@@ -345,14 +362,16 @@ async fn logs_filter_and_page_without_repeats_or_gaps(backend: Backend) {
     assert!(events.iter().all(|i| i["source"] == "otp_event"), "{events:?}");
     assert_eq!(events.len(), 5, "2factor held the code of five sends");
     assert_eq!(count("type=otp&outcome=accepted&provider=2factor").await.len(), 5);
-    // OTP events are stamped with the app's clock: an hour later, only the new ones are "since".
+    // Attempts and OTP events are stamped with the app's clock: an hour later, only the new
+    // send's attempt and event are "since".
     let later = app.clock.now() + chrono::Duration::hours(1);
     app.advance(3600);
     assert_eq!(app.send_otp_to(&phone(3)).await.status, 200);
     let since = format!("since={}", later.to_rfc3339().replace('+', "%2B"));
     let recent = all_pages(&app, ROOT_TOKEN, &since, 10).await;
-    assert_eq!(recent.len(), 1, "{recent:?}");
-    assert_eq!(recent[0]["phone"], phone(3));
+    let sources: Vec<&str> = recent.iter().map(|i| i["source"].as_str().unwrap()).collect();
+    assert_eq!(sources, ["otp_event", "attempt"], "{recent:?}");
+    assert!(recent.iter().all(|i| i["phone"] == phone(3)), "{recent:?}");
     let until = format!("until={}&type=autogen", later.to_rfc3339().replace('+', "%2B"));
     assert_eq!(all_pages(&app, ROOT_TOKEN, &until, 10).await.len(), 5);
 }
@@ -551,6 +570,7 @@ crate::on_both_stores!(
     test_sends_have_their_own_per_admin_limit_and_not_the_apps,
     logs_mask_numbers_for_admins_and_show_them_to_super_admins,
     logs_filter_and_page_without_repeats_or_gaps,
+    attempts_and_events_are_stamped_by_the_gateways_clock,
     logs_refuse_bad_filters_by_field,
     test_sends_are_logged_as_admin_tests,
     logs_need_a_passed_mfa_check_when_the_admin_has_a_phone,
